@@ -1,0 +1,28 @@
+"""kernel-lock: lock, sync and verify Hugging Face Hub kernels; load them only after they verify.
+
+The public API is imported lazily so that `import kernel_lock` (and the CLI) stay fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "lock_project": "kernel_lock.locking",
+    "check_lock": "kernel_lock.locking",
+    "load_project": "kernel_lock.config",
+    "read_lock": "kernel_lock.lockfile",
+    "KernelLockError": "kernel_lock.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kernel_lock' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,0 +1,107 @@
+"""Where synced kernels live: the standard Hugging Face cache, plus kernel-lock's own records.
+
+Files go where `huggingface_hub` puts them (`<cache>/kernels--org--name/snapshots/<commit>/...`,
+symlinks into `blobs/`), so other tools find them. Next to them, in
+`<cache>/kernels--org--name/.kernel-lock/<commit>/<variant>.json`, sync keeps a
+`VariantRecord`: the variant's manifest (each file's path, size, kind and
+expected hash, as the Hub listed it at the locked commit) and the stat
+fingerprint of each file when it last verified. The manifest needs no trust of
+its own: it is accepted only if it reproduces the lock's variant hash. The
+record lives in the cache, so changing it takes the same rights as changing
+the files it describes. This module imports nothing heavy: the no-op sync and
+every load go through it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kernel_lock.fsutil import atomic_write
+from kernel_lock.hashing import variant_hash
+
+RECORD_DIR = ".kernel-lock"
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, resolved from the environment as `huggingface_hub` does."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    hf_home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    return Path(hf_home).expanduser() / "hub"
+
+
+def repo_dir(repo_id: str, cache: Path | None = None) -> Path:
+    """The cache folder of a kernel repo: `kernels--{org}--{name}`."""
+    return (cache or hub_cache_dir()) / ("kernels--" + repo_id.replace("/", "--"))
+
+
+def variant_dir(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> Path:
+    """The snapshot folder of one variant at one commit."""
+    return repo_dir(repo_id, cache) / "snapshots" / commit / "build" / variant
+
+
+def record_path(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> Path:
+    """Where the `VariantRecord` of a synced variant lives."""
+    return repo_dir(repo_id, cache) / RECORD_DIR / commit / f"{variant}.json"
+
+
+class ManifestEntry(BaseModel):
+    """One file of a variant as the Hub listed it: path relative to the variant dir, size, kind, hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    size: int = Field(ge=0)
+    kind: Literal["git", "lfs"]
+    hash: str = Field(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$", description="git blob sha1, or LFS sha256")
+
+
+class Fingerprint(BaseModel):
+    """What an ordinary change to a file cannot preserve: its inode, size, mtime and ctime."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    link: str | None = Field(None, description="The symlink target in the snapshot, if the file is a link")
+
+
+class VariantRecord(BaseModel):
+    """A synced variant: its manifest and, once verified, each file's fingerprint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo_id: str
+    commit: str
+    variant: str
+    variant_hash: str
+    manifest: list[ManifestEntry]
+    verified: dict[str, Fingerprint] = Field(default_factory=dict)
+
+    def manifest_matches(self, expected_hash: str) -> bool:
+        """Whether the manifest reproduces the lock's variant hash (which authenticates it)."""
+        return self.variant_hash == expected_hash == variant_hash((e.path, e.hash) for e in self.manifest)
+
+
+def read_record(path: Path) -> VariantRecord | None:
+    """The record at `path`, or None if it is missing or unreadable (then the variant counts as not synced)."""
+    try:
+        return VariantRecord.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def write_record(path: Path, record: VariantRecord) -> None:
+    """Write a record atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, record.model_dump_json(indent=1).encode())

@@ -1,0 +1,312 @@
+"""`kernel-lock`: a thin command line over the Python API.
+
+Heavy modules (huggingface_hub, torch) are imported inside commands, so
+`kernel-lock --help` stays fast. Errors of our own become one paragraph on
+stderr and an exit code from `EXIT_CODES`; nothing else prints a traceback
+unless `--verbose` asks for one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from kernel_lock import errors
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The CLI uses no pydantic plugins; looking for them scans every installed
+# package's entry points, about 0.1 s of each start.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+EXIT_OK = 0
+EXIT_CODES: dict[type[errors.KernelLockError], int] = {
+    errors.LockOutOfDate: 1,
+    errors.ConfigError: 2,
+    errors.LockfileError: 2,
+    errors.ResolutionError: 2,
+    errors.VariantError: 2,
+    errors.HubError: 3,
+    errors.VerificationError: 4,
+}
+
+
+def exit_code_for(exc: errors.KernelLockError) -> int:
+    """The exit code of an error: that of its nearest class in `EXIT_CODES`."""
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 2
+
+
+class Output:
+    """Where a command writes: human text (quiet-able) or one JSON document; colour only on a terminal."""
+
+    def __init__(self, *, json_mode: bool, quiet: bool, verbose: bool) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+    def info(self, message: str) -> None:
+        """A line of normal output (silenced by --quiet and --json)."""
+        if not self.quiet and not self.json_mode:
+            click.echo(message)
+
+    def detail(self, message: str) -> None:
+        """A line of --verbose output, on stderr."""
+        if self.verbose:
+            click.echo(message, err=True)
+
+    def style(self, text: str, **kw: Any) -> str:
+        """Colour `text` where colour is wanted."""
+        return click.style(text, **kw) if self.color else text
+
+    def result(self, data: Any) -> None:
+        """The JSON document of a --json run."""
+        if self.json_mode:
+            click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def command(fn: F) -> F:
+    """Wrap a command: shared options, our warnings on stderr, our errors mapped to exit codes."""
+
+    @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document for scripts and CI.")
+    @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+    @click.option("-v", "--verbose", is_flag=True, help="Print more detail (and tracebacks of unexpected errors).")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, json_mode: bool, quiet: bool, verbose: bool, **kwargs: Any) -> None:
+        out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose)
+        warnings.showwarning = _show_warning
+        try:
+            code = fn(*args, out=out, **kwargs)
+        except errors.KernelLockError as exc:
+            if json_mode:
+                click.echo(json.dumps({"error": str(exc), "kind": type(exc).__name__}, indent=2))
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exit_code_for(exc))
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except OSError as exc:
+            if verbose:
+                raise
+            click.echo(f"error: {exc.strerror or exc} ({exc.filename or type(exc).__name__}). Check the path and its permissions.", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            if verbose:
+                raise
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {exc}. This is a bug in kernel-lock; "
+                f"run again with --verbose for the traceback and report it.",
+                err=True,
+            )
+            sys.exit(70)
+        sys.exit(code or EXIT_OK)
+
+    return wrapper  # type: ignore[return-value]
+
+
+project_option = click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project directory (default: nearest one upward holding pyproject.toml).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kernel-lock")
+def main() -> None:
+    """Lock, sync and verify Hugging Face Hub kernels for reproducible, tamper-evident loading.
+
+    Exit codes: 0 ok, 1 check failed (lock out of date), 2 bad input,
+    3 network or Hub error, 4 verification failed.
+    """
+
+
+@main.command()
+@project_option
+@click.option("--upgrade", "-U", is_flag=True, help="Re-resolve every kernel to its branch head.")
+@click.option("--upgrade-package", "-P", multiple=True, metavar="REPO", help="Re-resolve just this kernel (repeatable).")
+@click.option("--check", "--locked", "check", is_flag=True, help="Change nothing; exit 1 if the lock is out of date.")
+@command
+def lock(
+    *, out: Output, project: Path | None, upgrade: bool, upgrade_package: tuple[str, ...], check: bool
+) -> int:
+    """Resolve [tool.kernels] dependencies and write kernels.lock."""
+    from kernel_lock.config import load_project
+    from kernel_lock.lockfile import read_lock_if_exists
+    from kernel_lock.locking import lock_differences, lock_project
+
+    proj = load_project(project)
+    if check:
+        problems = lock_differences(proj, read_lock_if_exists(proj.lockfile))
+        out.result({"up_to_date": not problems, "differences": problems, "lockfile": str(proj.lockfile)})
+        if problems:
+            for line in problems:
+                click.echo(f"  {line}", err=True)
+            click.echo(f"error: {proj.lockfile} is out of date. Run `kernel-lock lock`.", err=True)
+            return 1
+        out.info(f"{proj.lockfile.name} is up to date ({len(proj.dependencies)} kernel(s)).")
+        return 0
+    result = lock_project(proj, upgrade=upgrade, upgrade_packages=upgrade_package)
+    for kind, names in (("added", result.added), ("updated", result.updated), ("removed", result.removed)):
+        for name in names:
+            out.detail(f"{kind} {name}")
+    for entry in result.lock.kernel:
+        via = f" (via {entry.redirected_from})" if entry.redirected_from else ""
+        out.info(f"{entry.repo_id}{via} {entry.ref} @ {entry.commit[:12]}: {len(entry.variants)} variant(s)")
+    verb = "Wrote" if result.written else "Unchanged:"
+    out.info(f"{verb} {result.path}")
+    out.result(
+        {
+            "lockfile": str(result.path),
+            "written": result.written,
+            "added": result.added,
+            "updated": result.updated,
+            "removed": result.removed,
+            "kernels": [k.model_dump(by_alias=True, exclude_none=True) for k in result.lock.kernel],
+        }
+    )
+    return 0
+
+
+def target_options(fn: F) -> F:
+    """Options that declare the environment to select variants for (default: this machine)."""
+    options = [
+        click.option("--target", "target_spec", metavar="SPEC", help="Environment as a variant-like name, e.g. torch210-cxx11-cu128-x86_64-linux."),
+        click.option("--torch", "torch_version", metavar="X.Y", help="Declared torch version (with --cuda/--rocm/--xpu/--cpu/--metal)."),
+        click.option("--cuda", metavar="X.Y", help="Declared CUDA version."),
+        click.option("--rocm", metavar="X.Y", help="Declared ROCm version."),
+        click.option("--xpu", metavar="X.Y", help="Declared XPU version."),
+        click.option("--cpu", "cpu_backend", is_flag=True, help="Declared CPU-only backend."),
+        click.option("--metal", is_flag=True, help="Declared Metal backend."),
+        click.option("--arch", metavar="ARCH", help="Declared CPU architecture (default: this machine's)."),
+        click.option("--os", "os_name", metavar="OS", help="Declared OS (default: this machine's)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def resolve_target(
+    *,
+    target_spec: str | None,
+    torch_version: str | None,
+    cuda: str | None,
+    rocm: str | None,
+    xpu: str | None,
+    cpu_backend: bool,
+    metal: bool,
+    arch: str | None,
+    os_name: str | None,
+) -> Any:
+    """The declared target from the options, or None to detect this machine."""
+    declared = any([torch_version, cuda, rocm, xpu, cpu_backend, metal, arch, os_name])
+    if target_spec and declared:
+        raise errors.VariantError("Give either --target SPEC or --torch/--cuda/... options, not both.")
+    if target_spec:
+        from kernel_lock.target import parse_target
+
+        return parse_target(target_spec)
+    if declared:
+        from kernel_lock.target import target_from_options
+
+        return target_from_options(
+            torch=torch_version, cuda=cuda, rocm=rocm, xpu=xpu, cpu=cpu_backend, metal=metal,
+            arch=arch, os=os_name, cxx11_abi=None,
+        )
+    return None
+
+
+TARGET_KEYS = ("target_spec", "torch_version", "cuda", "rocm", "xpu", "cpu_backend", "metal", "arch", "os_name")
+
+
+def pop_target(kwargs: dict[str, Any]) -> Any:
+    """Take the target options out of a command's kwargs and build the target."""
+    return resolve_target(**{k: kwargs.pop(k) for k in TARGET_KEYS})
+
+
+def _check_json(check: Any) -> dict[str, Any]:
+    return {
+        "repo_id": check.repo_id,
+        "commit": check.commit,
+        "variant": check.variant,
+        "status": check.status,
+        "path": str(check.path),
+        "problems": [str(p) for p in check.problems],
+    }
+
+
+@main.command()
+@project_option
+@target_options
+@click.option("--variant", "variant_names", multiple=True, metavar="NAME", help="Sync exactly this variant (repeatable).")
+@click.option("--all-variants", is_flag=True, help="Sync every locked variant.")
+@click.option("--frozen", is_flag=True, help="Use kernels.lock as is, without checking it against pyproject.toml.")
+@command
+def sync(*, out: Output, project: Path | None, variant_names: tuple[str, ...], all_variants: bool, frozen: bool, **kw: Any) -> int:
+    """Fetch the locked variant(s) into the Hugging Face cache and verify every file."""
+    from kernel_lock.sync import sync_project
+
+    target = pop_target(kw)
+    progress = (lambda msg: click.echo(msg, err=True)) if sys.stderr.isatty() and not out.quiet else None
+    result = sync_project(
+        project, target=target, variants=variant_names, all_variants=all_variants, frozen=frozen, progress=progress
+    )
+    for check in result.checks:
+        out.info(f"{out.style('ok', fg='green')} {check.repo_id} {check.variant} ({check.commit[:12]})")
+    size_mb = result.downloaded_bytes / 1e6
+    out.info(f"Synced {len(result.checks)} variant(s); downloaded {result.downloaded_files} file(s), {size_mb:.1f} MB.")
+    out.result(
+        {
+            "variants": [_check_json(c) for c in result.checks],
+            "downloaded_files": result.downloaded_files,
+            "downloaded_bytes": result.downloaded_bytes,
+        }
+    )
+    return 0
+
+
+@main.command()
+@project_option
+@target_options
+@click.option("--variant", "variant_names", multiple=True, metavar="NAME", help="Verify exactly this variant (repeatable).")
+@click.option("--all-variants", is_flag=True, help="Verify every locked variant (those not synced report missing).")
+@click.option("--full", is_flag=True, help="Hash every file, ignoring recorded fingerprints (as KERNEL_LOCK_VERIFY=full).")
+@command
+def verify(*, out: Output, project: Path | None, variant_names: tuple[str, ...], all_variants: bool, full: bool, **kw: Any) -> int:
+    """Re-verify synced kernels in the cache against kernels.lock, offline."""
+    from kernel_lock.config import find_project_root
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.sync import selected_variants
+    from kernel_lock.verify import check_variant
+
+    target = pop_target(kw)
+    lock = read_lock(find_project_root(project) / "kernels.lock")
+    pairs = selected_variants(lock, target=target, names=variant_names, all_variants=all_variants)
+    checks = [check_variant(entry, variant, mode="full" if full else None) for entry, variant in pairs]
+    for check in checks:
+        colour = {"ok": "green", "missing": "yellow", "corrupt": "red"}[check.status]
+        out.info(f"{out.style(check.status, fg=colour)} {check.repo_id} {check.variant} ({check.commit[:12]})")
+        for problem in check.problems:
+            out.info(f"    {problem}")
+    out.result({"ok": all(c.ok for c in checks), "variants": [_check_json(c) for c in checks]})
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        click.echo(f"error: {len(bad)} of {len(checks)} variant(s) failed verification.", err=True)
+        return 4
+    return 0

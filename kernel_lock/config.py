@@ -1,0 +1,204 @@
+"""The `[tool.kernels]` table of `pyproject.toml`: what a project asks for.
+
+Parsing is strict and explains itself: every mistake a user is likely to make
+(no version, an old range specifier, a bad repo id, an unknown key) gets an
+error that says what to write instead.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from kernel_lock.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+PYPROJECT = "pyproject.toml"
+LOCKFILE = "kernels.lock"
+
+_REPO_PART = r"[A-Za-z0-9](?:[\w.\-]{0,94}[A-Za-z0-9])?"
+REPO_ID_RE = re.compile(rf"^{_REPO_PART}/{_REPO_PART}$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+def is_repo_id(value: object) -> bool:
+    """Whether `value` is a Hub repo id `org/name` (as `huggingface_hub` validates them)."""
+    return isinstance(value, str) and bool(REPO_ID_RE.match(value)) and "--" not in value and ".." not in value
+
+
+def _repo_id(value: str) -> str:
+    if not is_repo_id(value):
+        raise ValueError("not a repo id 'org/name' (no '--' or '..')")
+    return value
+
+
+RepoId = Annotated[str, Field(pattern=REPO_ID_RE.pattern, description="Hub repo id, `org/name`"), AfterValidator(_repo_id)]
+
+
+class KernelLockWarning(UserWarning):
+    """Something the user should change, but that does not stop the command."""
+
+
+class Dependency(BaseModel):
+    """One kernel requirement: a major version (branch `vN`) or an explicit revision."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    version: Annotated[int, Field(ge=0, description="Major version N, i.e. branch `vN`")] | None = None
+    revision: Annotated[str, Field(min_length=1, description="Branch, tag or 40-hex commit")] | None = None
+    trust_remote_code: bool = Field(
+        False,
+        alias="trust-remote-code",
+        description="Allow a repo whose organization is not a trusted kernel publisher",
+    )
+
+    def describe(self) -> str:
+        """The requirement in words, e.g. `version 2` or `revision main`."""
+        return f"version {self.version}" if self.version is not None else f"revision {self.revision}"
+
+
+class KernelsConfig(BaseModel):
+    """The `[tool.kernels]` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dependencies: dict[RepoId, Union[Annotated[int, Field(ge=0)], Dependency]] = Field(
+        default_factory=dict,
+        description="Kernel repos and their major version (or `{ version = N }`, `{ revision = R }`)",
+    )
+
+
+class Project(BaseModel):
+    """A project directory: where its `pyproject.toml` and `kernels.lock` live, and what it asks for."""
+
+    root: Path
+    dependencies: dict[str, Dependency]
+
+    @property
+    def pyproject(self) -> Path:
+        return self.root / PYPROJECT
+
+    @property
+    def lockfile(self) -> Path:
+        return self.root / LOCKFILE
+
+
+def find_project_root(project: Path | None) -> Path:
+    """The directory given, or the nearest one upward from the working directory holding a `pyproject.toml`."""
+    if project is not None:
+        return project.resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / PYPROJECT).is_file():
+            return candidate
+    return here
+
+
+def load_project(project: Path | None = None) -> Project:
+    """Read and validate `[tool.kernels]` of the project's `pyproject.toml`."""
+    root = find_project_root(project)
+    path = root / PYPROJECT
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"No {PYPROJECT} found in {root}. Run kernel-lock in your project directory "
+            f"or pass --project DIR, and declare kernels under [tool.kernels.dependencies]."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}.") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the syntax and run again.") from None
+    table = data.get("tool", {}).get("kernels") if isinstance(data.get("tool"), dict) else None
+    if table is None:
+        raise ConfigError(
+            f"{path} has no [tool.kernels] table. Declare the kernels this project uses, e.g.\n"
+            f'[tool.kernels.dependencies]\n"kernels-community/activation" = 1'
+        )
+    return Project(root=root, dependencies=parse_kernels_table(table, where=str(path)))
+
+
+def parse_kernels_table(table: Any, *, where: str) -> dict[str, Dependency]:
+    """Validate a `[tool.kernels]` table and return its dependencies, sorted by repo id."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.kernels] in {where} must be a table, found {type(table).__name__}.")
+    unknown = sorted(set(table) - set(KernelsConfig.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {', '.join(map(repr, unknown))} in [tool.kernels] of {where}. "
+            f"The table accepts only 'dependencies'."
+        )
+    deps = table.get("dependencies", {})
+    if not isinstance(deps, dict):
+        raise ConfigError(f"[tool.kernels.dependencies] in {where} must be a table mapping repo ids to versions.")
+    parsed = {repo_id: parse_dependency(repo_id, value, where=where) for repo_id, value in deps.items()}
+    return dict(sorted(parsed.items()))
+
+
+def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
+    """Validate one `"org/name" = ...` entry, explaining how to fix each kind of mistake."""
+    entry = f"dependency {repo_id!r} in {where}"
+    if not is_repo_id(repo_id):
+        raise ConfigError(
+            f"Malformed repo id {repo_id!r} in {where}. A kernel repo id is 'org/name' "
+            f"(letters, digits, '-', '_', '.'; no '--' or '..'), e.g. \"kernels-community/activation\" = 1."
+        )
+    if isinstance(value, bool):
+        raise ConfigError(f"Invalid {entry}: {value!r} is not a version. Write \"{repo_id}\" = <major>, e.g. = 1.")
+    if isinstance(value, int):
+        value = {"version": value}
+    elif isinstance(value, str):
+        raise ConfigError(
+            f"The version specifier {value!r} of {entry} is no longer supported: kernels have only major "
+            f"versions (branch vN). Replace it with \"{repo_id}\" = <major> (e.g. = 1), or "
+            f"{{ revision = \"<branch, tag or commit>\" }} to pin a revision."
+        )
+    elif not isinstance(value, dict):
+        raise ConfigError(
+            f"Invalid {entry}: expected a major version or a table, found {type(value).__name__}. "
+            f"Write \"{repo_id}\" = 1 or {{ version = 1 }} or {{ revision = \"...\" }}."
+        )
+    unknown = sorted(set(value) - {"version", "revision", "trust-remote-code"})
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {', '.join(map(repr, unknown))} in {entry}. "
+            f"Allowed keys: version, revision, trust-remote-code."
+        )
+    version, revision = value.get("version"), value.get("revision")
+    if version is None and revision is None:
+        raise ConfigError(
+            f"{entry[0].upper()}{entry[1:]} has no version. Add the major version you need, "
+            f"e.g. {{ version = 1 }} (see `kernel-lock versions {repo_id}`), or {{ revision = \"...\" }}."
+        )
+    if version is not None and revision is not None:
+        raise ConfigError(f"{entry[0].upper()}{entry[1:]} sets both version and revision. Keep only one.")
+    if isinstance(version, str):
+        raise ConfigError(
+            f"The version {version!r} of {entry} is not a major version. Kernels have only major versions "
+            f"(branch vN): write version = <major>, e.g. version = 1."
+        )
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+        raise ConfigError(f"Invalid version {version!r} of {entry}: a version is a whole number >= 0, e.g. version = 1.")
+    if revision is not None and (not isinstance(revision, str) or not revision.strip()):
+        raise ConfigError(f"Invalid revision {revision!r} of {entry}: give a branch, tag or 40-hex commit as a string.")
+    trust = value.get("trust-remote-code", False)
+    if not isinstance(trust, bool):
+        raise ConfigError(f"Invalid trust-remote-code {trust!r} of {entry}: write true or false.")
+    if version == 0:
+        warnings.warn(
+            f"{repo_id} uses version 0, which is for alpha/beta kernels and has no API stability promise.",
+            KernelLockWarning,
+            stacklevel=2,
+        )
+    return Dependency.model_validate(value)

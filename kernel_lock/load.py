@@ -1,0 +1,233 @@
+"""Verified loading: the locked `get_kernel` and `LockedLayerRepository`.
+
+A kernel is imported only after its synced files verify against the lock
+(`kernel_lock.verify`), never over the network unless the caller passes
+`download=True`, and once per process per variant, under the unique module
+name its metadata gives (`id`). Its Python files are compiled from source as
+they are imported: a planted `__pycache__/*.pyc` (which verification ignores,
+like the hash does) is never read.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import threading
+from collections import defaultdict
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from kernel_lock.config import LOCKFILE, find_project_root
+from kernel_lock.errors import LockfileError, NotSyncedError, VerificationError
+from kernel_lock.lockfile import Lock, LockedKernel, parse_lock, read_lock
+
+if TYPE_CHECKING:
+    from kernel_lock.target import Target
+
+LOCK_ENV = "KERNEL_LOCK_FILE"
+
+_loaded: dict[tuple[str, str, str], ModuleType] = {}
+_key_locks: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
+_registry_lock = threading.Lock()
+
+
+def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleType | None = None) -> Lock:
+    """The lock to load from: the argument, `KERNEL_LOCK_FILE`, the caller's installed metadata, or the project here."""
+    if lockfile is not None:
+        return read_lock(Path(lockfile))
+    if os.environ.get(LOCK_ENV):
+        return read_lock(Path(os.environ[LOCK_ENV]))
+    looked = [f"the lockfile argument (not given)", f"${LOCK_ENV} (not set)"]
+    for dist in _caller_distributions(caller):
+        text = dist.read_text(LOCKFILE)
+        where = f"{LOCKFILE} in the metadata of the installed distribution {dist.metadata['Name']}"
+        if text is not None:
+            return parse_lock(text, where=where)
+        looked.append(f"{where} (absent)")
+    if caller is None or not _caller_distributions(caller):
+        looked.append("the metadata of the calling package (none found)")
+    here = find_project_root(None) / LOCKFILE
+    if here.is_file():
+        return read_lock(here)
+    looked.append(f"{here} (absent)")
+    raise LockfileError(
+        "No kernels.lock found. Looked at: " + "; ".join(looked) + ". Pass lockfile=..., set "
+        f"{LOCK_ENV}, or build your package with kernel-lock so it carries its kernels.lock."
+    )
+
+
+def _caller_distributions(caller: ModuleType | None) -> list[importlib.metadata.Distribution]:
+    """Installed distributions that provide the calling module's top-level package."""
+    if caller is None:
+        return []
+    package = caller.__name__.split(".")[0]
+    names = importlib.metadata.packages_distributions().get(package, [])
+    return [importlib.metadata.distribution(n) for n in names]
+
+
+def _calling_module() -> ModuleType | None:
+    """The first module up the stack that is not part of kernel-lock."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not name.startswith("kernel_lock"):
+            return sys.modules.get(name)
+        frame = frame.f_back
+    return None
+
+
+def get_kernel(
+    repo_id: str,
+    *,
+    lockfile: str | os.PathLike[str] | None = None,
+    target: Target | str | None = None,
+    download: bool = False,
+) -> ModuleType:
+    """Import the locked kernel `repo_id` after verifying its synced files against the lock.
+
+    The variant is the one the `kernels` library would pick for this environment
+    (or for `target`). With `download=True` a variant that is not synced yet is
+    synced first (and verified as `kernel-lock sync` does); otherwise nothing
+    touches the network.
+    """
+    lock = find_lock(lockfile, caller=_calling_module())
+    return load_locked(lock, repo_id, target=target, download=download)
+
+
+def load_locked(lock: Lock, repo_id: str, *, target: Target | str | None = None, download: bool = False) -> ModuleType:
+    """`get_kernel` for a lock already in hand."""
+    from kernel_lock.target import detect_target, parse_target
+    from kernel_lock.variants import select_variant
+
+    entry = lock.find(repo_id)
+    if entry is None:
+        locked = ", ".join(k.requested_repo for k in lock.kernel) or "none"
+        raise LockfileError(
+            f"{repo_id} is not in kernels.lock (locked: {locked}). Add it to [tool.kernels.dependencies] "
+            f"and run `kernel-lock lock` and `kernel-lock sync`."
+        )
+    chosen = parse_target(target) if isinstance(target, str) else target or detect_target()
+    variant = select_variant(entry.variants, chosen, repo_id=entry.repo_id)
+    key = (entry.repo_id, entry.commit, variant)
+    with _registry_lock:
+        key_lock = _key_locks[key]
+    with key_lock:
+        module = _loaded.get(key)
+        if module is None:
+            module = _verify_and_import(entry, variant, download=download)
+            _loaded[key] = module
+    return module
+
+
+def _verify_and_import(entry: LockedKernel, variant: str, *, download: bool) -> ModuleType:
+    from kernel_lock.verify import check_variant
+
+    check = check_variant(entry, variant)
+    if check.status == "missing" and download:
+        from kernel_lock.sync import sync_variants
+
+        sync_variants([(entry, variant)])
+        check = check_variant(entry, variant)
+    if check.status == "missing":
+        raise NotSyncedError(
+            f"{check.error()} Run `kernel-lock sync --variant {variant}` (or `kernel-lock sync` on a machine "
+            f"like this one) before loading, or call get_kernel(..., download=True)."
+        )
+    if not check.ok:
+        raise check.error()
+    return import_variant(check.path, where=f"{entry.repo_id} variant {variant}")
+
+
+def import_variant(vdir: Path, *, where: str) -> ModuleType:
+    """Import a verified variant folder as a package named by its metadata `id`."""
+    try:
+        metadata = json.loads((vdir / "metadata.json").read_bytes())
+        name = metadata["id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise VerificationError(f"{where} has no usable metadata.json with an 'id'; it cannot be imported.") from None
+    if not isinstance(name, str) or not name.isidentifier():
+        raise VerificationError(f"{where} declares module id {name!r} in metadata.json, which is not a module name.")
+    if name in sys.modules:
+        return sys.modules[name]
+    init = vdir / "__init__.py"
+    if not init.is_file():
+        raise VerificationError(f"{where} has no __init__.py; it cannot be imported.")
+    _install_finders(vdir)
+    loader = _SourceOnlyLoader(name, str(init))
+    spec = importlib.util.spec_from_file_location(name, init, loader=loader, submodule_search_locations=[str(vdir)])
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles from the (verified) source; never reads or writes bytecode caches."""
+
+    def get_code(self, fullname: str) -> Any:
+        path = self.get_filename(fullname)
+        return compile(self.get_data(path), path, "exec", dont_inherit=True)
+
+
+def _install_finders(vdir: Path) -> None:
+    """Make submodule imports under `vdir` use the source-only loader (no `.pyc`, no sourceless modules)."""
+    details = (
+        (_SourceOnlyLoader, importlib.machinery.SOURCE_SUFFIXES),
+        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+    )
+    for root, dirs, _ in os.walk(vdir):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        sys.path_importer_cache[root] = importlib.machinery.FileFinder(root, *details)
+
+
+class LockedLayerRepository:
+    """A layer from a locked kernel, for `kernels.kernelize` / `use_kernel_mapping`.
+
+    Satisfies the `kernels` library's layer repository protocol (`load()`,
+    `layer_name`, hashable, comparable); `load()` goes through the verified
+    `get_kernel`, so a tampered kernel fails before any of its code runs.
+    """
+
+    def __init__(self, repo_id: str, *, layer_name: str, lockfile: str | os.PathLike[str] | None = None) -> None:
+        self.repo_id = repo_id
+        self.layer_name = layer_name
+        self._lock = find_lock(lockfile, caller=_calling_module())
+        entry = self._lock.find(repo_id)
+        if entry is None:
+            raise LockfileError(f"{repo_id} is not in kernels.lock; add it to [tool.kernels.dependencies] and lock.")
+        self.commit = entry.commit
+
+    def load(self) -> type:
+        """The layer class, after verified loading of its kernel."""
+        kernel = load_locked(self._lock, self.repo_id)
+        layers = getattr(kernel, "layers", None)
+        layer = getattr(layers, self.layer_name, None) if layers is not None else None
+        if layer is None:
+            raise LockfileError(f"Kernel {self} has no layer {self.layer_name!r} in its `layers` module.")
+        return layer
+
+    def _key(self) -> tuple[str, str, str]:
+        return (self.repo_id, self.commit, self.layer_name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LockedLayerRepository) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __str__(self) -> str:
+        return f"`{self.repo_id}` (locked commit: {self.commit}), layer `{self.layer_name}`"
+
+    def __repr__(self) -> str:
+        return f"LockedLayerRepository({self.repo_id!r}, layer_name={self.layer_name!r}, commit={self.commit[:12]!r})"

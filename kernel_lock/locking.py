@@ -1,0 +1,82 @@
+"""Project-level locking: `kernel-lock lock` and `kernel-lock lock --check` as a Python API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kernel_lock.config import Project, load_project
+from kernel_lock.errors import LockOutOfDate
+from kernel_lock.lockfile import Lock, read_lock, read_lock_if_exists, write_lock
+
+
+@dataclass
+class LockResult:
+    """What `lock_project` did."""
+
+    lock: Lock
+    path: Path
+    written: bool
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def lock_differences(project: Project, lock: Lock | None) -> list[str]:
+    """Why the lock does not match `pyproject.toml`, one line per entry (empty when it matches)."""
+    locked = lock.by_requested_repo() if lock else {}
+    problems = []
+    for repo_id, dep in project.dependencies.items():
+        entry = locked.get(repo_id)
+        if entry is None:
+            problems.append(f"{repo_id}: required ({dep.describe()}) but not locked")
+        elif not entry.satisfies(dep):
+            problems.append(f"{repo_id}: pyproject.toml asks for {dep.describe()}, the lock has {entry.requirement().describe()}")
+    for repo_id in sorted(set(locked) - set(project.dependencies)):
+        problems.append(f"{repo_id}: locked but no longer in pyproject.toml")
+    return problems
+
+
+def check_lock(project: Project | Path | None = None) -> Lock:
+    """The project's lock, after checking it matches `pyproject.toml` (offline); `LockOutOfDate` if not."""
+    project = project if isinstance(project, Project) else load_project(project)
+    lock = read_lock(project.lockfile)
+    problems = lock_differences(project, lock)
+    if problems:
+        raise LockOutOfDate(
+            f"{project.lockfile} does not match {project.pyproject}: " + "; ".join(problems)
+            + ". Run `kernel-lock lock` and commit the updated kernels.lock."
+        )
+    return lock
+
+
+def lock_project(
+    project: Project | Path | None = None,
+    *,
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
+    endpoint: str | None = None,
+) -> LockResult:
+    """Resolve the project's requirements and write `kernels.lock` (untouched on any error)."""
+    from kernel_lock.hub import Hub
+    from kernel_lock.resolve import lock_dependencies
+
+    project = project if isinstance(project, Project) else load_project(project)
+    previous = read_lock_if_exists(project.lockfile)
+    lock = lock_dependencies(
+        project.dependencies,
+        hub=Hub(endpoint),
+        previous=previous,
+        upgrade=True if upgrade else upgrade_packages,
+    )
+    written = write_lock(project.lockfile, lock)
+    old = previous.by_requested_repo() if previous else {}
+    new = lock.by_requested_repo()
+    return LockResult(
+        lock=lock,
+        path=project.lockfile,
+        written=written,
+        added=sorted(set(new) - set(old)),
+        updated=sorted(r for r in set(new) & set(old) if new[r] != old[r]),
+        removed=sorted(set(old) - set(new)),
+    )

@@ -1,0 +1,295 @@
+"""The environment a build variant is selected for: torch version and C++ ABI, backend, CPU, OS.
+
+A target is either declared (`parse_target`, `target_from_options`) or detected from the
+running interpreter (`detect_target`) without importing torch, which would cost ~1.4 s.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernel_lock.errors import VariantError
+
+# Variant-name prefix of each versioned backend; the others are named by their backend name.
+_VERSIONED_PREFIX = {"cuda": "cu", "rocm": "rocm", "xpu": "xpu", "cann": "cann"}
+_LABELS = {
+    "cpu": "CPU",
+    "cuda": "CUDA",
+    "rocm": "ROCm",
+    "xpu": "XPU",
+    "metal": "Metal",
+    "cann": "CANN",
+    "neuron": "Neuron",
+    "tpu": "TPU",
+}
+# Same grouping as kernels: the last digit is the minor version (`cu128` is 12.8, `xpu20253` 2025.3).
+_VERSIONED_BACKEND = re.compile(r"(cu|rocm|xpu|cann)(\d+)(\d)")
+_TARGET = re.compile(r"torch(\d)(\d+)(?:-(cxx11|cxx98))?-([^-]+)-([^-]+)-([^-]+)")
+_ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
+_OSES = ("linux", "darwin", "windows")
+# Metal builds need macOS 26 (kernels' `_METAL_MIN_MACOS_VERSION`); assumed for declared darwin targets.
+METAL_MIN_MACOS = (26, 0)
+_TARGET_FORMAT = (
+    "A target is written like a build variant name, torch<MAJOR><MINOR>[-cxx11|-cxx98]-<backend>-<arch>-<os>, "
+    "e.g. torch210-cxx11-cu128-x86_64-linux, torch213-cxx11-cpu-aarch64-linux or torch210-metal-aarch64-darwin; "
+    "<backend> is cpu, metal, neuron, tpu, or cu, rocm, xpu or cann followed by <MAJOR><MINOR>."
+)
+
+
+def parse_backend(text: str) -> tuple[str, tuple[int, int] | None]:
+    """Parse a variant's backend part (`cu128`, `rocm71`, `cpu`, ...) into (name, version); ValueError if unknown."""
+    if text in ("cpu", "metal", "neuron", "tpu"):
+        return text, None
+    m = _VERSIONED_BACKEND.fullmatch(text)
+    if not m:
+        raise ValueError(f"unknown backend {text!r}")
+    name = "cuda" if m.group(1) == "cu" else m.group(1)
+    return name, (int(m.group(2)), int(m.group(3)))
+
+
+def backend_variant_str(backend: str, version: tuple[int, int] | None) -> str:
+    """The backend part of a variant name: `cu128` for CUDA 12.8, `cpu` for CPU."""
+    if version is None:
+        return backend
+    return f"{_VERSIONED_PREFIX[backend]}{version[0]}{version[1]}"
+
+
+def backend_label(backend: str, version: tuple[int, int] | None) -> str:
+    """Human name of a backend, e.g. `CUDA 12.8`, `CPU`."""
+    label = _LABELS.get(backend, backend)
+    return label if version is None else f"{label} {version[0]}.{version[1]}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """An environment to select build variants for (the running one, or one declared for a deployment)."""
+
+    torch: tuple[int, int] | None
+    cxx11_abi: bool | None
+    backend: str
+    backend_version: tuple[int, int] | None
+    arch: str
+    os: str
+    macos: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        """Human text, e.g. `torch 2.10 (cxx11), CUDA 12.8, x86_64-linux`."""
+        if self.torch is None:
+            torch = "no torch"
+        else:
+            torch = f"torch {self.torch[0]}.{self.torch[1]}"
+            if self.cxx11_abi is not None:
+                torch += " (cxx11)" if self.cxx11_abi else " (cxx98)"
+        text = f"{torch}, {backend_label(self.backend, self.backend_version)}, {self.arch}-{self.os}"
+        if self.macos is not None:
+            text += f" (macOS {self.macos[0]}.{self.macos[1]})"
+        return text
+
+    def spec(self) -> str | None:
+        """The `parse_target` string of this target, e.g. `torch210-cxx11-cu128-x86_64-linux`; None without torch."""
+        if self.torch is None:
+            return None
+        abi = "" if self.cxx11_abi is None else ("-cxx11" if self.cxx11_abi else "-cxx98")
+        backend = backend_variant_str(self.backend, self.backend_version)
+        return f"torch{self.torch[0]}{self.torch[1]}{abi}-{backend}-{self.arch}-{self.os}"
+
+
+def parse_target(spec: str) -> Target:
+    """Parse a variant-like target such as `torch210-cxx11-cu128-x86_64-linux`; VariantError if malformed."""
+    m = _TARGET.fullmatch(spec.strip())
+    if not m:
+        raise VariantError(f"Invalid target {spec!r}: it is not of the form of a build variant. {_TARGET_FORMAT}")
+    major, minor, abi, backend_text, arch, os = m.groups()
+    try:
+        backend, backend_version = parse_backend(backend_text)
+    except ValueError:
+        raise VariantError(
+            f"Invalid target {spec!r}: unknown backend {backend_text!r}. {_TARGET_FORMAT}"
+        ) from None
+    arch = _ARCH_ALIASES.get(arch.lower(), arch)
+    if os not in _OSES:
+        raise VariantError(
+            f"Invalid target {spec!r}: unknown OS {os!r}, expected one of {', '.join(_OSES)}. {_TARGET_FORMAT}"
+        )
+    if abi is not None and os != "linux":
+        raise VariantError(
+            f"Invalid target {spec!r}: the C++ ABI tag -{abi} only applies to Linux; drop it from the target."
+        )
+    cxx11_abi = (abi != "cxx98") if os == "linux" else None
+    return Target(
+        torch=(int(major), int(minor)),
+        cxx11_abi=cxx11_abi,
+        backend=backend,
+        backend_version=backend_version,
+        arch=arch,
+        os=os,
+        macos=METAL_MIN_MACOS if os == "darwin" else None,
+    )
+
+
+def _parse_version_option(value: str, option: str, example: str) -> tuple[int, int]:
+    """Parse `MAJOR.MINOR` (patch and local parts allowed) from a CLI option, else VariantError."""
+    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)*(?:\+[\w.]+)?", value.strip())
+    if not m:
+        raise VariantError(
+            f"Invalid version {value!r} for {option}: write it as MAJOR.MINOR, e.g. `{option} {example}`."
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
+def target_from_options(
+    *,
+    torch: str | None,
+    cuda: str | None,
+    rocm: str | None,
+    xpu: str | None,
+    cpu: bool,
+    metal: bool,
+    arch: str | None,
+    os: str | None,
+    cxx11_abi: bool | None,
+) -> Target:
+    """Build a target from CLI options (`--torch 2.10 --cuda 12.8 ...`); arch/os default to this machine."""
+    chosen = [
+        (name, value)
+        for name, value in (("cuda", cuda), ("rocm", rocm), ("xpu", xpu), ("cpu", cpu), ("metal", metal))
+        if value
+    ]
+    if len(chosen) != 1:
+        given = ", ".join(f"--{name}" for name, _ in chosen) or "none"
+        raise VariantError(
+            f"A target needs exactly one backend option, got {given}: pass one of --cpu, --metal, "
+            "--cuda MAJOR.MINOR, --rocm MAJOR.MINOR or --xpu YEAR.MINOR (e.g. `--torch 2.10 --cuda 12.8`)."
+        )
+    backend, value = chosen[0]
+    examples = {"cuda": "12.8", "rocm": "7.1", "xpu": "2025.3"}
+    backend_version = (
+        _parse_version_option(value, f"--{backend}", examples[backend]) if isinstance(value, str) else None
+    )
+    here = _machine()
+    os = (os or ("darwin" if metal else here[1])).lower()
+    if os not in _OSES:
+        raise VariantError(f"Invalid --os {os!r}: expected one of {', '.join(_OSES)}.")
+    arch = arch or ("aarch64" if metal and here[1] != "darwin" else here[0])
+    arch = _ARCH_ALIASES.get(arch.lower(), arch)
+    if os != "linux" and cxx11_abi is not None:
+        raise VariantError(f"The C++ ABI option only applies to Linux targets, not {os}: drop it, or pass --os linux.")
+    return Target(
+        torch=_parse_version_option(torch, "--torch", "2.10") if torch is not None else None,
+        cxx11_abi=(True if cxx11_abi is None else cxx11_abi) if os == "linux" else None,
+        backend=backend,
+        backend_version=backend_version,
+        arch=arch,
+        os=os,
+        macos=METAL_MIN_MACOS if os == "darwin" else None,
+    )
+
+
+def _machine() -> tuple[str, str]:
+    """(arch, os) of this machine, named as in variants (as kernels does)."""
+    cpu = platform.machine()
+    os = platform.system().lower()
+    if os == "darwin" and cpu == "arm64":
+        cpu = "aarch64"
+    elif os == "windows" and cpu == "AMD64":
+        cpu = "x86_64"
+    return cpu, os
+
+
+def _macos_version() -> tuple[int, int] | None:
+    """(major, minor) of the running macOS, None if unknown."""
+    release = platform.mac_ver()[0]
+    return _major_minor(release) if release else None
+
+
+def _major_minor(text: str) -> tuple[int, int] | None:
+    """(major, minor) from the start of a version string like `12.8` or `6.3.42131-fa1d`."""
+    m = re.match(r"(\d+)(?:\.(\d+))?", text)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
+
+
+def _torch_dir() -> Path | None:
+    """Directory of the installed torch package, found without importing it."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _version_py_value(source: str, name: str) -> str | None:
+    """A string assignment `name = '...'` (annotated or not) in torch/version.py; None if absent or None."""
+    m = re.search(rf"^{name}\s*(?::[^=\n]*)?=\s*(['\"])(.*?)\1", source, re.MULTILINE)
+    return m.group(2) if m else None
+
+
+def _cxx11_abi(torch_dir: Path) -> bool:
+    """The C++ ABI of a Linux torch, from the `_GLIBCXX_USE_CXX11_ABI` flag its CMake config records.
+
+    Torch >= 2.7 dropped the old ABI and with it the flag (torch 2.13 records none), so no flag means cxx11.
+    """
+    for config in ("Torch/TorchConfig.cmake", "Caffe2/Caffe2Config.cmake"):
+        try:
+            text = (torch_dir / "share" / "cmake" / config).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        m = re.search(r"_GLIBCXX_USE_CXX11_ABI=([01])", text)
+        if m:
+            return m.group(1) == "1"
+    return True
+
+
+def _libcudart_version() -> tuple[int, int] | None:
+    """CUDA runtime version from libcudart, as kernels' `_get_cuda()` does when torch is absent."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("cudart")
+    if name is None:
+        return None
+    try:
+        libcudart = ctypes.CDLL(name)
+    except OSError:
+        return None
+    version = ctypes.c_int(0)
+    if libcudart.cudaRuntimeGetVersion(ctypes.byref(version)) != 0:
+        return None
+    return version.value // 1000, (version.value % 1000) // 10
+
+
+@functools.cache
+def detect_target() -> Target:
+    """The running environment, as kernels would see it, computed without importing torch (cached)."""
+    arch, os = _machine()
+    macos = _macos_version() if os == "darwin" else None
+    torch_dir = _torch_dir()
+    source = None
+    if torch_dir is not None:
+        try:
+            source = (torch_dir / "version.py").read_text(encoding="utf-8")
+        except OSError:
+            source = None
+    if source is None:
+        cuda = _libcudart_version()
+        backend = ("cpu", None) if cuda is None else ("cuda", cuda)
+        return Target(None, None, backend[0], backend[1], arch, os, macos)
+    cuda = _version_py_value(source, "cuda")
+    hip = _version_py_value(source, "hip")
+    xpu = _version_py_value(source, "xpu")
+    if cuda is not None:
+        backend = ("cuda", _major_minor(cuda))
+    elif hip is not None:
+        backend = ("rocm", _major_minor(hip))
+    elif os == "darwin":
+        backend = ("metal", None)
+    elif xpu is not None:
+        backend = ("xpu", _major_minor(f"{xpu[0:4]}.{xpu[5:6]}"))
+    else:
+        backend = ("cpu", None)
+    torch_version = _major_minor(_version_py_value(source, "__version__") or "")
+    cxx11_abi = _cxx11_abi(torch_dir) if os == "linux" else None
+    return Target(torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos)

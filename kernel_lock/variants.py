@@ -1,0 +1,180 @@
+"""Build-variant selection with the same rules and preference order as `kernels.variants`.
+
+Mirrors kernels' `parse_variant`, `_check_variants` and `_sort_variants` (kernels 0.17.2), without
+importing kernels, torch or packaging. tvm-ffi variants parse but are never selected: kernel-lock
+only supports torch kernels.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kernel_lock.errors import VariantError
+from kernel_lock.target import METAL_MIN_MACOS, Target, backend_label, backend_variant_str, parse_backend
+
+_TORCH = re.compile(r"torch(\d)(\d+)")
+_STABLE_ABI = re.compile(r"torch-stable-abi(\d)(\d+)")
+_TVM_FFI = re.compile(r"tvm-ffi(\d)(\d+)")
+NOT_A_VARIANT = "not a build variant name"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A parsed build variant name; `framework` is `torch`, `torch-stable-abi`, `tvm-ffi` or `noarch`.
+
+    For noarch variants (`torch-cpu`, `torch-universal`) `backend` is the text after `torch-`.
+    """
+
+    name: str
+    framework: str
+    version: tuple[int, int] | None
+    cxx11_abi: bool | None
+    backend: str
+    backend_version: tuple[int, int] | None
+    arch: str | None
+    os: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a variant fits a target, and if not, why."""
+
+    variant: str
+    accepted: bool
+    reason: str | None
+
+
+def _not_a_variant(name: str) -> VariantError:
+    return VariantError(
+        f"{name!r} is not a build variant name: expected a name such as torch210-cxx11-cu128-x86_64-linux, "
+        "torch-stable-abi210-cu128-x86_64-linux, torch-cpu or torch-universal."
+    )
+
+
+def _arch_variant(
+    name: str, framework: str, pattern: re.Pattern[str], framework_text: str, abi: str | None, rest: list[str]
+) -> Variant:
+    m = pattern.fullmatch(framework_text)
+    if m is None or len(rest) != 3:
+        raise _not_a_variant(name)
+    try:
+        backend, backend_version = parse_backend(rest[0])
+    except ValueError:
+        raise _not_a_variant(name) from None
+    cxx11_abi = None if abi is None else abi == "cxx11"
+    version = (int(m.group(1)), int(m.group(2)))
+    return Variant(name, framework, version, cxx11_abi, backend, backend_version, rest[1], rest[2])
+
+
+@functools.cache
+def parse_variant(name: str) -> Variant:
+    """Parse a build variant name as kernels does (cached); VariantError if it is not one."""
+    parts = name.split("-")
+    if name.startswith("torch-stable-abi"):
+        return _arch_variant(name, "torch-stable-abi", _STABLE_ABI, "-".join(parts[:3]), None, parts[3:])
+    if parts[0] == "torch":
+        return Variant(name, "noarch", None, None, "-".join(parts[1:]), None, None, None)
+    if parts[0].startswith("torch"):
+        abi = parts[1] if len(parts) >= 2 and parts[1] in ("cxx11", "cxx98") else None
+        return _arch_variant(name, "torch", _TORCH, parts[0], abi, parts[2:] if abi else parts[1:])
+    if parts[0] == "tvm" and len(parts) >= 2 and parts[1].startswith("ffi"):
+        return _arch_variant(name, "tvm-ffi", _TVM_FFI, f"tvm-{parts[1]}", None, parts[2:])
+    raise _not_a_variant(name)
+
+
+def _dotted(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def _rejection(v: Variant, t: Target) -> str | None:
+    """Why `v` does not fit `t` (None if it does), checked in the order of kernels' `_check_variants`."""
+    if v.framework == "noarch":
+        wanted = "npu" if t.backend == "cann" else t.backend
+        if v.backend in (wanted, "universal"):
+            return None
+        return f"noarch build for {v.backend!r}; the target needs {wanted!r} or 'universal'"
+    if v.arch != t.arch:
+        return f"built for CPU {v.arch}, the target's is {t.arch}"
+    if v.os != t.os:
+        return f"built for OS {v.os}, the target's is {t.os}"
+    target_torch = "no torch" if t.torch is None else f"torch {_dotted(t.torch)}"
+    assert v.version is not None
+    if v.framework == "torch":
+        if v.version != t.torch:
+            return f"built for torch {_dotted(v.version)}, the target has {target_torch}"
+        if v.cxx11_abi is not None and v.cxx11_abi != t.cxx11_abi:
+            target_abi = "no C++ ABI tag" if t.cxx11_abi is None else ("cxx11" if t.cxx11_abi else "cxx98")
+            return f"built for the {'cxx11' if v.cxx11_abi else 'cxx98'} C++ ABI, the target's torch has {target_abi}"
+    elif v.framework == "torch-stable-abi":
+        if t.torch is None or v.version > t.torch:
+            stable = _dotted(v.version)
+            return f"torch stable ABI {stable} needs torch >= {stable}, the target has {target_torch}"
+    else:
+        return "tvm-ffi build: kernel-lock only supports torch kernels"
+    built_for = backend_label(v.backend, v.backend_version)
+    target_backend = backend_label(t.backend, t.backend_version)
+    if t.backend == "cuda" and v.backend == "cuda":
+        assert v.backend_version is not None and t.backend_version is not None
+        if v.backend_version[0] != t.backend_version[0] or v.backend_version[1] > t.backend_version[1]:
+            runs = f"{t.backend_version[0]}.0 to {_dotted(t.backend_version)}"
+            return f"built for {built_for}, which {target_backend} cannot run (it runs {runs})"
+    elif backend_variant_str(v.backend, v.backend_version) != backend_variant_str(t.backend, t.backend_version):
+        return f"built for {built_for}, the target's backend is {target_backend}"
+    elif v.backend == "metal" and (t.macos is None or t.macos < METAL_MIN_MACOS):
+        macos = "unknown" if t.macos is None else _dotted(t.macos)
+        return f"Metal builds need macOS {_dotted(METAL_MIN_MACOS)} or later, the target's macOS is {macos}"
+    return None
+
+
+def _sort_key(v: Variant, accepted: bool) -> tuple[int, ...]:
+    """kernels' `_sort_variants` key: stable ABI (newest first), torch (untagged first), tvm-ffi, noarch, universal."""
+    decision = 0 if accepted else 1
+    if v.framework == "noarch":
+        return (decision, 2, 0, 0, 1 if v.backend == "universal" else 0)
+    assert v.version is not None
+    if v.framework == "torch-stable-abi":
+        framework = (0, -v.version[0], -v.version[1])
+    elif v.framework == "torch":
+        framework = (1, 0, 0 if v.cxx11_abi is None else 1)
+    else:
+        framework = (2, 0, 0)
+    # Only CUDA, ROCm, XPU and CANN have versions; kernels orders them by minor version alone.
+    backend = -v.backend_version[1] if v.backend_version is not None else 0
+    return (decision, *framework, backend)
+
+
+def rank_variants(variants: Iterable[str], target: Target) -> list[Decision]:
+    """Every variant's decision: accepted ones in kernels' preference order, then rejected ones with reasons."""
+    ranked: list[tuple[Variant, Decision]] = []
+    unparsed: list[Decision] = []
+    for name in dict.fromkeys(variants):
+        try:
+            v = parse_variant(name)
+        except VariantError:
+            unparsed.append(Decision(name, False, NOT_A_VARIANT))
+            continue
+        reason = _rejection(v, target)
+        ranked.append((v, Decision(name, reason is None, reason)))
+    ranked.sort(key=lambda item: _sort_key(item[0], item[1].accepted))
+    return [decision for _, decision in ranked] + unparsed
+
+
+def select_variant(variants: Iterable[str], target: Target, *, repo_id: str = "") -> str:
+    """The preferred variant for `target`; VariantError listing every variant's rejection if none fits."""
+    decisions = rank_variants(variants, target)
+    if decisions and decisions[0].accepted:
+        return decisions[0].variant
+    of_repo = f" of {repo_id}" if repo_id else ""
+    if decisions:
+        listing = "".join(f"\n  - {d.variant}: {d.reason}" for d in decisions)
+        found = f"The available variants and why each was rejected:{listing}\n"
+    else:
+        found = "There are no build variants at all (no build/<variant>/ directory).\n"
+    raise VariantError(
+        f"No build variant{of_repo} fits {target.describe()}. {found}"
+        "Pick one explicitly with `--variant NAME`, or select for another environment with `--target` "
+        "(e.g. `--target torch210-cxx11-cu128-x86_64-linux`)."
+    )

@@ -1,0 +1,252 @@
+"""Offline verification of a synced variant against the lock.
+
+A variant verifies when (1) its record's manifest reproduces the lock's variant
+hash, (2) its snapshot folder holds exactly the manifest's files (bytecode caches
+aside), each a regular file or a symlink into the repo's own `blobs/`, and (3)
+every file's content hashes to the manifest's hash.
+
+Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
+
+- `fast` (default): a file whose (device, inode, size, mtime, ctime, link target)
+  equals the fingerprint recorded when it last hashed correctly is not re-hashed;
+  any other file is. An edit, truncation, replacement, rename over, copy, `touch`
+  or `chmod` changes the ctime or inode, so it is caught; what is not caught is
+  someone with write access to the cache who also rewrites the record (or a
+  filesystem that fakes ctime).
+- `full`: every file is hashed on every check; catches everything above without
+  trusting the record's fingerprints.
+
+Files are hashed in parallel and read once.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from kernel_lock.cache import (
+    Fingerprint,
+    ManifestEntry,
+    VariantRecord,
+    read_record,
+    record_path,
+    repo_dir,
+    variant_dir,
+    write_record,
+)
+from kernel_lock.errors import NotSyncedError, VerificationError
+from kernel_lock.hashing import hash_file, is_ignored
+from kernel_lock.lockfile import LockedKernel
+
+Mode = Literal["fast", "full"]
+MODES: tuple[Mode, ...] = ("fast", "full")
+HASH_WORKERS = max(2, min(8, os.cpu_count() or 2))
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """One file that is wrong, and how."""
+
+    path: str
+    problem: str
+    expected: str | None = None
+    actual: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.problem}" if self.path else self.problem
+        if self.expected or self.actual:
+            text += f" (expected {self.expected or '-'}, actual {self.actual or '-'})"
+        return text
+
+
+@dataclass
+class VariantCheck:
+    """The outcome of verifying one variant of one locked kernel."""
+
+    repo_id: str
+    commit: str
+    variant: str
+    status: Literal["ok", "missing", "corrupt"]
+    path: Path
+    problems: list[FileProblem] = field(default_factory=list)
+    hashed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def error(self) -> VerificationError:
+        """The error to raise for a failed check, naming kernel, variant and every bad file."""
+        where = f"{self.repo_id} variant {self.variant} (commit {self.commit[:12]})"
+        if self.status == "missing":
+            detail = "; ".join(map(str, self.problems)) or "not synced"
+            return NotSyncedError(f"{where} is not synced and verified in {self.path.parent.parent.parent.parent}: {detail}.")
+        files = "; ".join(map(str, self.problems))
+        return VerificationError(
+            f"{where} failed verification: {files}. The files in {self.path} do not match kernels.lock; "
+            f"nothing was imported. Run `kernel-lock sync` to restore the locked files."
+        )
+
+
+def verify_mode(mode: str | None = None) -> Mode:
+    """The verification mode: the argument, else `KERNEL_LOCK_VERIFY`, else `fast`."""
+    value = (mode or os.environ.get("KERNEL_LOCK_VERIFY") or "fast").strip().lower()
+    if value not in MODES:
+        raise VerificationError(
+            f"Unknown verification mode {value!r} (from KERNEL_LOCK_VERIFY or the caller). Use 'fast' or 'full'."
+        )
+    return value  # type: ignore[return-value]
+
+
+def check_variant(
+    entry: LockedKernel, variant: str, *, cache: Path | None = None, mode: str | None = None
+) -> VariantCheck:
+    """Verify one synced variant offline; on success refresh the record's fingerprints."""
+    chosen = verify_mode(mode)
+    vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
+    check = VariantCheck(entry.repo_id, entry.commit, variant, "ok", vdir)
+    expected = entry.variants.get(variant)
+    if expected is None:
+        check.status = "missing"
+        check.problems.append(FileProblem("", f"variant not in the lock (locked: {', '.join(sorted(entry.variants))})"))
+        return check
+    rpath = record_path(entry.repo_id, entry.commit, variant, cache)
+    record = read_record(rpath)
+    if record is None:
+        check.status = "missing"
+        check.problems.append(FileProblem("", "no sync record; run `kernel-lock sync`"))
+        return check
+    if not record.manifest_matches(expected):
+        check.status = "corrupt"
+        check.problems.append(
+            FileProblem(str(rpath), "sync record does not reproduce the lock's variant hash", expected, record.variant_hash)
+        )
+        return check
+    if not vdir.is_dir():
+        check.status = "missing"
+        check.problems.append(FileProblem("", f"no folder {vdir}"))
+        return check
+    problems, fingerprints, hashed = verify_files(vdir, record.manifest, repo_dir(entry.repo_id, cache) / "blobs",
+                                                 known={} if chosen == "full" else record.verified)
+    check.hashed = hashed
+    if problems:
+        check.status = "corrupt"
+        check.problems.extend(problems)
+        return check
+    if fingerprints != record.verified:
+        record.verified = fingerprints
+        try:
+            write_record(rpath, record)
+        except OSError:
+            pass  # a read-only cache (e.g. a production image) still verifies, by hashing
+    return check
+
+
+def verify_files(
+    vdir: Path, manifest: Iterable[ManifestEntry], blobs: Path, *, known: dict[str, Fingerprint]
+) -> tuple[list[FileProblem], dict[str, Fingerprint], int]:
+    """Check a folder against a manifest: (problems, fingerprints of good files, number of files hashed)."""
+    by_path = {e.path: e for e in manifest}
+    present, problems = _walk(vdir)
+    for rel in sorted(present - by_path.keys()):
+        problems.append(FileProblem(rel, "extra file, not in the locked variant"))
+    for rel in sorted(by_path.keys() - present):
+        problems.append(FileProblem(rel, "missing", by_path[rel].hash))
+    fingerprints: dict[str, Fingerprint] = {}
+    to_hash: list[tuple[ManifestEntry, Path, Fingerprint]] = []
+    blobs_real = os.path.realpath(blobs)
+    for rel in sorted(present & by_path.keys()):
+        entry = by_path[rel]
+        found = inspect_file(vdir, entry, blobs_real)
+        if isinstance(found, FileProblem):
+            problems.append(found)
+        elif known.get(rel) == found and found.size == entry.size:
+            fingerprints[rel] = found
+        else:
+            to_hash.append((entry, vdir / rel, found))
+    for entry, fp, actual in _hash_all(to_hash):
+        if actual != entry.hash:
+            problems.append(FileProblem(entry.path, "content changed", entry.hash, actual))
+        else:
+            fingerprints[entry.path] = fp
+    return problems, fingerprints, len(to_hash)
+
+
+def verify_file(vdir: Path, entry: ManifestEntry, blobs: Path) -> FileProblem | Fingerprint:
+    """Hash one file against its manifest entry: its fingerprint if it matches, else the problem."""
+    found = inspect_file(vdir, entry, os.path.realpath(blobs))
+    if isinstance(found, FileProblem):
+        return found
+    [(_, fp, actual)] = _hash_all([(entry, vdir / entry.path, found)])
+    return fp if actual == entry.hash else FileProblem(entry.path, "content changed", entry.hash, actual)
+
+
+def inspect_file(vdir: Path, entry: ManifestEntry, blobs_real: str) -> FileProblem | Fingerprint:
+    """Check what kind of file a manifest entry is on disk (without hashing) and take its fingerprint."""
+    path = vdir / entry.path
+    link = None
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            link = os.readlink(path)
+            real = os.path.realpath(path)
+            if os.path.dirname(real) != blobs_real:
+                return FileProblem(entry.path, f"symlink leads outside the cache's blobs folder, to {real}")
+        st = os.stat(path)
+    except OSError as exc:
+        return FileProblem(entry.path, f"cannot be read ({exc.strerror})", entry.hash)
+    if not stat.S_ISREG(st.st_mode):
+        return FileProblem(entry.path, "not a regular file")
+    return Fingerprint(
+        dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, link=link
+    )
+
+
+def _walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
+    """Relative paths of every non-directory under `vdir` (bytecode caches skipped); symlinked dirs are problems."""
+    found: set[str] = set()
+    problems: list[FileProblem] = []
+    for root, dirs, files in os.walk(vdir):
+        rel_root = os.path.relpath(root, vdir)
+        for d in list(dirs):
+            rel = d if rel_root == "." else f"{rel_root}/{d}"
+            if d == "__pycache__":
+                dirs.remove(d)
+            elif os.path.islink(os.path.join(root, d)):
+                problems.append(FileProblem(rel, "symlink to a directory"))
+                dirs.remove(d)
+        for name in files:
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            if not is_ignored(rel):
+                found.add(rel.replace(os.sep, "/"))
+    return found, problems
+
+
+def _hash_all(jobs: list[tuple[ManifestEntry, Path, Fingerprint]]) -> list[tuple[ManifestEntry, Fingerprint, str]]:
+    """Hash files in parallel (hashlib releases the GIL), each read once."""
+    def one(job: tuple[ManifestEntry, Path, Fingerprint]) -> tuple[ManifestEntry, Fingerprint, str]:
+        entry, path, fp = job
+        try:
+            return entry, fp, hash_file(path, lfs=entry.kind == "lfs")
+        except OSError as exc:
+            return entry, fp, f"unreadable: {exc.strerror}"
+
+    if len(jobs) <= 1:
+        return [one(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=min(HASH_WORKERS, len(jobs))) as pool:
+        return list(pool.map(one, jobs))
+
+
+def record_for(entry: LockedKernel, variant: str, manifest: list[ManifestEntry]) -> VariantRecord:
+    """A fresh record (nothing verified yet) for a variant about to be synced."""
+    return VariantRecord(
+        repo_id=entry.repo_id,
+        commit=entry.commit,
+        variant=variant,
+        variant_hash=entry.variants[variant],
+        manifest=sorted(manifest, key=lambda e: e.path),
+    )
