@@ -7,6 +7,7 @@ error that says what to write instead.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import warnings
@@ -92,10 +93,10 @@ class Project(BaseModel):
         return self.root / LOCKFILE
 
 
-def find_project_root(project: Path | None) -> Path:
+def find_project_root(project: str | os.PathLike[str] | None) -> Path:
     """The directory given, or the nearest one upward from the working directory holding a `pyproject.toml`."""
     if project is not None:
-        return project.resolve()
+        return Path(project).resolve()
     here = Path.cwd().resolve()
     for candidate in (here, *here.parents):
         if (candidate / PYPROJECT).is_file():
@@ -103,7 +104,7 @@ def find_project_root(project: Path | None) -> Path:
     return here
 
 
-def load_project(project: Path | None = None) -> Project:
+def load_project(project: str | os.PathLike[str] | None = None) -> Project:
     """Read and validate `[tool.kernels]` of the project's `pyproject.toml`."""
     root = find_project_root(project)
     path = root / PYPROJECT
@@ -161,8 +162,8 @@ def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
     elif isinstance(value, str):
         raise ConfigError(
             f"The version specifier {value!r} of {entry} is no longer supported: kernels have only major "
-            f"versions (branch vN). Replace it with \"{repo_id}\" = <major> (e.g. = 1), or "
-            f"{{ revision = \"<branch, tag or commit>\" }} to pin a revision."
+            f"versions (branch vN). Replace it with {{ version = <major> }} (e.g. \"{repo_id}\" = 1; "
+            f"`kernel-lock versions {repo_id}` lists them), or {{ revision = \"<branch, tag or commit>\" }}."
         )
     elif not isinstance(value, dict):
         raise ConfigError(

@@ -133,8 +133,8 @@ def parse_target(spec: str) -> Target:
 
 
 def _parse_version_option(value: str, option: str, example: str) -> tuple[int, int]:
-    """Parse `MAJOR.MINOR` (patch and local parts allowed) from a CLI option, else VariantError."""
-    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)*(?:\+[\w.]+)?", value.strip())
+    """Parse `MAJOR.MINOR` (more parts allowed: `2.11.0a0+git1234`) from a CLI option, else VariantError."""
+    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.\w+)*(?:\+[\w.]+)?", value.strip())
     if not m:
         raise VariantError(
             f"Invalid version {value!r} for {option}: write it as MAJOR.MINOR, e.g. `{option} {example}`."
@@ -178,7 +178,7 @@ def target_from_options(
     arch = arch or ("aarch64" if metal and here[1] != "darwin" else here[0])
     arch = _ARCH_ALIASES.get(arch.lower(), arch)
     if os != "linux" and cxx11_abi is not None:
-        raise VariantError(f"The C++ ABI option only applies to Linux targets, not {os}: drop it, or pass --os linux.")
+        raise VariantError(f"The C++ ABI option only applies to Linux targets, not {os}: drop it or pass --os linux.")
     return Target(
         torch=_parse_version_option(torch, "--torch", "2.10") if torch is not None else None,
         cxx11_abi=(True if cxx11_abi is None else cxx11_abi) if os == "linux" else None,

@@ -71,9 +71,8 @@ def test_tree_recursive_has_git_and_lfs_metadata(hub_env: LocalHub, hub_fixtures
     assert all(isinstance(e, RepoFolder) for e in build)
     assert sorted(e.path.split("/")[-1] for e in build) == sorted(RELU_V1_VARIANTS)
     sub = list(HfApi().list_repo_tree(RELU, path_in_repo=f"build/{CPU_VARIANT}", repo_type="kernel", revision="v1"))
-    assert {e.path for e in sub} == {p for p in files if p.startswith(f"build/{CPU_VARIANT}/") and p.count("/") == 2} | {
-        f"build/{CPU_VARIANT}/relu"
-    }
+    direct = {p for p in files if p.startswith(f"build/{CPU_VARIANT}/") and p.count("/") == 2}
+    assert {e.path for e in sub} == direct | {f"build/{CPU_VARIANT}/relu"}
     with pytest.raises(EntryNotFoundError):
         list(HfApi().list_repo_tree(RELU, path_in_repo="nope", repo_type="kernel", revision="v1"))
 
@@ -223,7 +222,8 @@ def test_kernels_cli_versions_lock_download(hub_env: LocalHub, hub_fixtures: Hub
     assert all(r.headers.get("user-agent", "").endswith("kernel-lock-tests") for r in hub_env.requests)
 
     _kernels("download", str(project), cwd=tmp_path)
-    snapshot = Path(os.environ["HF_HUB_CACHE"]) / "kernels--kernels-community--relu" / "snapshots" / hub_fixtures.relu_v1
+    repo_cache = Path(os.environ["HF_HUB_CACHE"]) / "kernels--kernels-community--relu"
+    snapshot = repo_cache / "snapshots" / hub_fixtures.relu_v1
     downloaded = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()}
     assert f"build/{CPU_VARIANT}/__init__.py" in downloaded
     assert f"build/{CPU_VARIANT}/layers.py" in downloaded
@@ -281,14 +281,24 @@ def test_corrupt_truncate_wrong_commit_reset(local_hub: LocalHub, hub_fixtures: 
     assert _get(url)[2] == original
 
 
-def test_truncated_lfs_download_resumes_with_range(hub_env: LocalHub, hub_fixtures: HubFixtures) -> None:
+def test_truncated_download_restarts_small_and_resumes_large(hub_env: LocalHub, hub_fixtures: HubFixtures) -> None:
     so = _so_path(hub_fixtures, CUDA_VARIANT)
     hub_env.add_fault(Fault("truncate", match=r"^/cdn/"))
     path = hf_hub_download(RELU, so, repo_type="kernel", revision="v1")
     assert Path(path).read_bytes() == hub_fixtures.relu.files("v1")[so]
+    assert [r.status for r in hub_env.requests if r.path.startswith("/cdn/")] == [200, 200]  # < 10 MiB: from 0
+
+    big = hub_env.create_repo("kernels-community/big-so", repo_type="kernel")
+    files = repo_files([CUDA_VARIANT], name="big-so", so_size=24 * 1024 * 1024)
+    big.commit(files)
+    big_so = next(p for p in files if p.endswith(".so"))
+    hub_env.clear_log()
+    hub_env.add_fault(Fault("truncate", match=r"^/cdn/"))
+    path = hf_hub_download("kernels-community/big-so", big_so, repo_type="kernel")
+    assert Path(path).read_bytes() == files[big_so]
     cdn = [r for r in hub_env.requests if r.path.startswith("/cdn/")]
     assert [r.status for r in cdn] == [200, 206]
-    assert cdn[1].headers["range"] == f"bytes={cdn[0].bytes_sent}-"
+    assert cdn[1].headers["range"] == f"bytes={10 * 1024 * 1024}-"  # whole 10 MiB chunks were kept
 
 
 def test_stall_and_latency_overlap(local_hub: LocalHub) -> None:

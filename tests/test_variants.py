@@ -19,7 +19,7 @@ from packaging.version import Version
 from kernel_lock import target as target_module
 from kernel_lock.errors import VariantError
 from kernel_lock.target import Target, backend_variant_str, detect_target, parse_target, target_from_options
-from kernel_lock.variants import NOT_A_VARIANT, parse_variant, rank_variants, select_variant
+from kernel_lock.variants import NOT_A_VARIANT, Decision, parse_variant, rank_variants, select_variant
 
 REAL_NAMES = Path("/work/shared/reference/real-variant-names.txt").read_text().split()
 # Names the real list lacks: stable ABI, untagged and cxx98 torch, tvm-ffi, universal, CANN, older CUDA/ROCm.
@@ -48,7 +48,14 @@ EXTRA_NAMES = [
     "tvm-ffi01-cu128-x86_64-linux",
     "tvm-ffi01-cpu-x86_64-linux",
 ]
-ALL_NAMES = REAL_NAMES + EXTRA_NAMES
+# Edge cases of kernels' parser: some are not variants, some are odd spellings (`cu12` is CUDA 1.2).
+ODD_NAMES = [
+    "torch", "torch-", "foo", "torch2x-cpu-x86_64-linux", "torch210-cuda-x86_64-linux", "torch210-cpu-x86_64",
+    "torch-stable-abi", "torch-stable-abi210", "tvm-ffi-cpu-x86_64-linux", "torch210-cxx11-cu12-x86_64-linux",
+    "torch210-cpu-x86_64-linux-extra", "tvm-ffi0123-cu128-x86_64-linux", "torch2010-cu0128-x86_64-linux",
+    "torch210-cxx11-rocm071-x86_64-linux",
+]
+ALL_NAMES = REAL_NAMES + EXTRA_NAMES + ODD_NAMES
 
 
 def _variant_sets() -> list[list[str]]:
@@ -132,10 +139,7 @@ def test_agrees_with_kernels(backend: str, version: tuple[int, int] | None, maco
 
 
 def test_same_names_parse_as_in_kernels() -> None:
-    odd = ["torch", "torch-", "foo", "torch2x-cpu-x86_64-linux", "torch210-cuda-x86_64-linux", "torch210-cpu-x86_64",
-           "torch-stable-abi", "torch-stable-abi210", "tvm-ffi-cpu-x86_64-linux", "torch210-cxx11-cu12-x86_64-linux",
-           "torch210-cpu-x86_64-linux-extra", "tvm-ffi0123-cu128-x86_64-linux", "torch2010-cu0128-x86_64-linux"]
-    for name in ALL_NAMES + odd:
+    for name in ALL_NAMES:
         try:
             kernels_parse_variant(name)
             kernels_ok = True
@@ -154,7 +158,7 @@ def test_unparseable_names_are_rejected_last() -> None:
     target = parse_target("torch213-cxx11-cpu-x86_64-linux")
     decisions = rank_variants(["junk", "torch213-cxx11-cpu-x86_64-linux", "torch-cpu", "torch-cpu"], target)
     assert [d.variant for d in decisions] == ["torch213-cxx11-cpu-x86_64-linux", "torch-cpu", "junk"]
-    assert decisions[-1] == decisions[-1].__class__("junk", False, NOT_A_VARIANT)
+    assert decisions[-1] == Decision("junk", False, NOT_A_VARIANT)
 
 
 def test_no_match_error_lists_every_variant() -> None:
@@ -238,6 +242,8 @@ def test_target_from_options() -> None:
     here = detect_target()
     cpu = _from_options(torch="2.13", cpu=True)
     assert (cpu.arch, cpu.os) == (here.arch, here.os)
+    nightly = _from_options(torch="2.11.0.dev20250101+cu128", cuda="12.8", arch="x86_64", os="linux")
+    assert nightly.torch == (2, 11)
     no_torch = _from_options(cpu=True, arch="x86_64", os="linux")
     assert no_torch.torch is None and no_torch.spec() is None and "no torch" in no_torch.describe()
 
@@ -290,7 +296,7 @@ def test_detect_target_does_not_import_torch() -> None:
     result = json.loads(out)
     assert not result["torch_imported"] and not result["kernels_imported"]
     assert result["spec"] == detect_target().spec()
-    assert result["seconds"] < 0.2
+    assert result["seconds"] < 0.3
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ def add_op_namespace_prefix(op_name: str) -> str:
     return f"{kernel_id}::{{op_name}}"
 '''
 
-_LAYERS_PY = '''"""Layer kernels (torch.nn.Module) for `kernels.kernelize`: same forward semantics as the torch layers."""
+_LAYERS_PY = '''"""Layer kernels (torch.nn.Module) for `kernels.kernelize`, computing exactly like the torch layers."""
 
 import torch
 import torch.nn as nn
@@ -169,7 +169,7 @@ class SiluAndMul(nn.Module):
 __all__ = ["ReLU", "SiluAndMul"]
 '''
 
-_COMPAT_PY = '''"""Compatibility package: `import {name}` with the variant directory on sys.path re-exports the kernel."""
+_COMPAT_PY = '''"""Compatibility package: `import {name}` (variant directory on sys.path) re-exports the kernel."""
 
 import importlib.util
 import sys
@@ -239,13 +239,9 @@ def kernel_id(name: str, version: int, variant: str, seed: str = "") -> str:
 
 
 def _pseudo_random(size: int, key: str) -> bytes:
-    """`size` deterministic pseudo-random bytes (an ELF-looking header, then SHA-256 counter blocks)."""
-    blocks = bytearray(b"\x7fELF\x02\x01\x01\x00")
-    counter = 0
-    while len(blocks) < size:
-        blocks += hashlib.sha256(f"{key}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(blocks[:size])
+    """`size` deterministic pseudo-random bytes behind an ELF-looking magic number."""
+    magic = b"\x7fELF\x02\x01\x01\x00"
+    return (magic + hashlib.shake_256(key.encode()).digest(max(size - len(magic), 0)))[:size]
 
 
 def variant_files(

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
@@ -117,13 +118,17 @@ class _File:
     data: bytes
     lfs: bool
 
-    @property
+    @cached_property
     def oid(self) -> str:
         return git_blob_id(lfs_pointer(self.data) if self.lfs else self.data)
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+    @cached_property
+    def lfs_info(self) -> dict[str, Any]:
+        return {"oid": self.sha256, "size": len(self.data), "pointerSize": len(lfs_pointer(self.data))}
 
 
 @dataclass(frozen=True)
@@ -264,8 +269,12 @@ class HubRepo:
         with self.hub._lock:
             self._tree_overrides[self._require(commit).sha] = [dict(entry) for entry in entries]
 
-    def resolve(self, revision: str) -> _Commit | None:
-        """The commit a branch, tag, `refs/heads/..`, `refs/tags/..` or 40-hex sha names, or None."""
+    def resolve(self, revision: str) -> str | None:
+        """The commit sha a branch, tag, `refs/heads/..`, `refs/tags/..` or 40-hex sha names, or None."""
+        commit = self._lookup(revision)
+        return None if commit is None else commit.sha
+
+    def _lookup(self, revision: str) -> _Commit | None:
         with self.hub._lock:
             for prefix, refs in (("refs/heads/", self._branches), ("refs/tags/", self._tags)):
                 if revision.startswith(prefix) and revision[len(prefix) :] in refs:
@@ -277,7 +286,7 @@ class HubRepo:
             return self._commits.get(revision) if _HEX40.fullmatch(revision) else None
 
     def _require(self, revision: str) -> _Commit:
-        commit = self.resolve(revision)
+        commit = self._lookup(revision)
         if commit is None:
             raise KeyError(f"unknown revision {revision!r} in {self.repo_id}")
         return commit
@@ -288,8 +297,7 @@ class HubRepo:
         if isinstance(node, _File):
             entry = {"type": "file", "oid": node.oid, "size": len(node.data), "path": path}
             if node.lfs:
-                pointer_size = len(lfs_pointer(node.data))
-                entry["lfs"] = {"oid": node.sha256, "size": len(node.data), "pointerSize": pointer_size}
+                entry["lfs"] = dict(node.lfs_info)
         else:
             entry = {"type": "directory", "oid": node, "size": 0, "path": path}
         if expand:
@@ -460,13 +468,15 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.seconds)
         kinds = {fault.kind: fault for fault in faults}
 
-        def record(status: int, sent: int) -> None:
-            duration = time.monotonic() - started
-            hub._log(RequestRecord(method, path, query, status, sent, headers_in, started, duration))
+        def record(status: int, sent: int) -> RequestRecord:
+            # Logged before the answer leaves, so a client that has its answer always finds it in the log.
+            entry = RequestRecord(method, path, query, status, sent, headers_in, started, time.monotonic() - started)
+            hub._log(entry)
+            return entry
 
         if "reset" in kinds:
-            self._reset()
             record(0, 0)
+            self._reset()
             return
         if "status" in kinds:
             fault = kinds["status"]
@@ -483,27 +493,26 @@ class _Handler(BaseHTTPRequestHandler):
         if "corrupt" in kinds and body:
             middle = len(body) // 2
             body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
+        payload = b"" if method == "HEAD" else body[: len(body) // 2] if "truncate" in kinds else body
 
-        self.send_response(response.status)
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        sent = 0
-        if method != "HEAD":
-            payload = body[: len(body) // 2] if "truncate" in kinds else body
-            try:
-                self.wfile.write(payload)
-                sent = len(payload)
-            except OSError:
-                self.close_connection = True
+        entry = record(response.status, len(payload))
+        try:
+            self.send_response(response.status)
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            self.close_connection = True
+            hub._replace_log(entry, dataclasses.replace(entry, bytes_sent=0))
+            return
         if "truncate" in kinds and method != "HEAD":
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        record(response.status, sent)
 
     def _reset(self) -> None:
         """Close the socket without answering (RST where the platform allows it)."""
@@ -655,6 +664,12 @@ class LocalHub:
         with self._lock:
             self._log_records.append(record)
 
+    def _replace_log(self, old: RequestRecord, new: RequestRecord) -> None:
+        with self._lock:
+            for index, record in enumerate(self._log_records):
+                if record is old:
+                    self._log_records[index] = new
+
     def _track(self, connection: socket.socket, *, add: bool) -> None:
         with self._lock:
             if add:
@@ -729,7 +744,7 @@ class LocalHub:
         return _Response.error(404, "Sorry, we can't find the page you are looking for.")
 
     def _info(self, repo: HubRepo, revision: str | None, query: dict[str, str]) -> _Response:
-        commit = repo.resolve(revision or "main")
+        commit = repo._lookup(revision or "main")
         if commit is None and revision is not None:
             return _revision_not_found(revision)
         org, _ = repo.repo_id.split("/")
@@ -749,14 +764,18 @@ class LocalHub:
             info["sha"] = commit.sha
             info["lastModified"] = _iso(commit.date)
             blobs = query.get("blobs", "").lower() in ("1", "true")
-            info["siblings"] = [
-                {"rfilename": path}
-                | ({"size": len(f.data), "blobId": f.oid} if blobs else {})
-                | ({"lfs": {"sha256": f.sha256, "size": len(f.data), "pointerSize": len(lfs_pointer(f.data))}}
-                   if blobs and f.lfs else {})
-                for path, f in commit.files.items()
-            ]
+            info["siblings"] = [self._sibling(path, f, blobs) for path, f in commit.files.items()]
         return _Response.json(info)
+
+    @staticmethod
+    def _sibling(path: str, file: _File, blobs: bool) -> dict[str, Any]:
+        sibling: dict[str, Any] = {"rfilename": path}
+        if blobs:
+            sibling.update(size=len(file.data), blobId=file.oid)
+            if file.lfs:
+                pointer_size = file.lfs_info["pointerSize"]
+                sibling["lfs"] = {"sha256": file.sha256, "size": len(file.data), "pointerSize": pointer_size}
+        return sibling
 
     def _refs(self, repo: HubRepo) -> _Response:
         def refs(kind: str, mapping: dict[str, str]) -> list[dict[str, str]]:
@@ -774,7 +793,7 @@ class LocalHub:
     def _tree(
         self, repo: HubRepo, revision: str, path: str, query: dict[str, str], host: str, raw_path: str
     ) -> _Response:
-        commit = repo.resolve(revision)
+        commit = repo._lookup(revision)
         if commit is None:
             return _revision_not_found(revision)
         recursive = query.get("recursive", "").lower() in ("1", "true")
@@ -797,7 +816,7 @@ class LocalHub:
         return _Response.json(entries[offset : offset + page_size], headers=headers)
 
     def _paths_info(self, repo: HubRepo, revision: str, body: bytes) -> _Response:
-        commit = repo.resolve(revision)
+        commit = repo._lookup(revision)
         if commit is None:
             return _revision_not_found(revision)
         try:
@@ -810,7 +829,7 @@ class LocalHub:
             return _Response.json(repo._paths_info(commit, paths, expand))
 
     def _commits(self, repo: HubRepo, revision: str) -> _Response:
-        commit = repo.resolve(revision)
+        commit = repo._lookup(revision)
         if commit is None:
             return _revision_not_found(revision)
         with self._lock:
@@ -829,7 +848,7 @@ class LocalHub:
         )
 
     def _resolve(self, repo: HubRepo, revision: str, path: str, host: str, range_header: str | None) -> _Response:
-        commit = repo.resolve(revision)
+        commit = repo._lookup(revision)
         if commit is None:
             return _revision_not_found(revision)
         file = commit.files.get(path)
@@ -850,11 +869,11 @@ class LocalHub:
                 "Content-Disposition": disposition,
             }
             return _Response(302, headers, f"Found. Redirecting to {location}".encode())
+        is_text = name.endswith((".py", ".json", ".md", ".toml", ".txt"))
         headers = {
             "X-Repo-Commit": commit.sha,
             "ETag": f'"{file.oid}"',
-            "Content-Type": "text/plain; charset=utf-8" if name.endswith((".py", ".json", ".md", ".toml")) else
-            "application/octet-stream",
+            "Content-Type": "text/plain; charset=utf-8" if is_text else "application/octet-stream",
             "Content-Disposition": disposition,
         }
         return _content(file.data, headers, range_header)

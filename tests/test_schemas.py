@@ -1,0 +1,35 @@
+"""The JSON Schemas in schemas/ are current, and real files validate against them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import tomllib
+
+from kernel_lock.schemas import render
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_schemas_are_current() -> None:
+    for name, text in render().items():
+        assert (ROOT / "schemas" / name).read_text(encoding="utf-8") == text, (
+            f"schemas/{name} is stale: run `python -m kernel_lock.schemas`"
+        )
+
+
+def test_example_lock_and_config_validate() -> None:
+    lock_schema = json.loads((ROOT / "schemas" / "kernels-lock.schema.json").read_text())
+    jsonschema.validate(tomllib.loads((ROOT / "kernels.lock.example").read_text()), lock_schema)
+    tool_schema = json.loads((ROOT / "schemas" / "tool-kernels.schema.json").read_text())
+    table = {"dependencies": {"kernels-community/relu": 1, "org/k": {"revision": "main", "trust-remote-code": True}}}
+    jsonschema.validate(table, tool_schema)
+    bad = {"dependencies": {"org/k": {"versoin": 1}}}
+    try:
+        jsonschema.validate(bad, tool_schema)
+    except jsonschema.ValidationError:
+        pass
+    else:
+        raise AssertionError("an unknown key must not validate")

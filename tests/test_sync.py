@@ -1,0 +1,189 @@
+"""`kernel-lock sync` and `kernel-lock verify` against the local Hub, with a cache of the test's own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kernel_lock.cache import hub_cache_dir, record_path, variant_dir
+from kernel_lock.lockfile import read_lock
+from kernel_lock.testing import Fault
+
+RELU = '"kernels-community/relu" = 1'
+ACTIVATION = '"kernels-community/activation" = 1'
+CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
+CUDA_TARGET = "torch213-cxx11-cu128-x86_64-linux"
+
+
+@pytest.fixture
+def locked(hub_env, make_project, cli) -> Path:
+    root = make_project(RELU, ACTIVATION)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    hub_env.clear_log()
+    return root
+
+
+def synced_variants() -> set[tuple[str, str]]:
+    """(repo, variant) pairs present in the cache's snapshots."""
+    found = set()
+    for repo in hub_cache_dir().glob("kernels--*"):
+        for vdir in repo.glob("snapshots/*/build/*"):
+            found.add((repo.name.removeprefix("kernels--").replace("--", "/"), vdir.name))
+    return found
+
+
+def test_sync_for_the_detected_cpu_environment(locked, cli) -> None:
+    run = cli("sync", "--project", str(locked), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert {(v["repo_id"], v["variant"], v["status"]) for v in run.json()["variants"]} == {
+        ("kernels-community/relu", CPU_VARIANT, "ok"),
+        ("kernels-community/activation", CPU_VARIANT, "ok"),
+    }
+    assert synced_variants() == {("kernels-community/relu", CPU_VARIANT), ("kernels-community/activation", CPU_VARIANT)}
+    assert cli("verify", "--project", str(locked)).exit_code == 0
+
+
+def test_declared_cuda_target_without_importing_torch(locked, hub_env) -> None:
+    code = (
+        "import sys; from kernel_lock.sync import sync_project; from kernel_lock.target import parse_target;"
+        f"r = sync_project({str(locked)!r}, target=parse_target({CUDA_TARGET!r}));"
+        "print(sorted((c.repo_id, c.variant) for c in r.checks)); assert 'torch' not in sys.modules"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # A target describes an environment: relu's stable-ABI build wins over its torch 2.13 + CUDA 12.6 one,
+    # and CUDA 12.8 accepts activation's 12.6 build.
+    assert synced_variants() == {
+        ("kernels-community/relu", "torch-stable-abi210-cu128-x86_64-linux"),
+        ("kernels-community/activation", "torch213-cxx11-cu126-x86_64-linux"),
+    }
+
+
+def test_several_variants_and_all_variants(locked, cli) -> None:
+    names = ["torch-cpu", CPU_VARIANT]
+    run = cli("sync", "--project", str(locked), "--variant", names[0], "--variant", names[1])
+    assert run.exit_code == 0, run.stderr
+    lock = read_lock(locked / "kernels.lock")
+    expected = {(k.repo_id, n) for k in lock.kernel for n in names if n in k.variants}
+    assert synced_variants() == expected
+    run = cli("sync", "--project", str(locked), "--all-variants", "--json")
+    assert run.exit_code == 0, run.stderr
+    every = {(k.repo_id, v) for k in lock.kernel for v in k.variants}
+    assert synced_variants() == every
+    assert all(v["status"] == "ok" for v in run.json()["variants"]) and len(run.json()["variants"]) == len(every)
+    assert cli("verify", "--project", str(locked), "--all-variants", "--full").exit_code == 0
+
+
+def test_unknown_variant_is_an_input_error(locked, cli) -> None:
+    run = cli("sync", "--project", str(locked), "--variant", "torch99-nope")
+    assert run.exit_code == 2 and "Locked variants:" in run.stderr
+
+
+def test_noop_sync_makes_no_request_even_offline(locked, hub_env, cli, monkeypatch) -> None:
+    assert cli("sync", "--project", str(locked)).exit_code == 0
+    hub_env.clear_log()
+    run = cli("sync", "--project", str(locked), "--json")
+    assert run.exit_code == 0 and run.json()["downloaded_files"] == 0
+    assert hub_env.requests == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    proc = subprocess.run([sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert hub_env.requests == []
+
+
+def test_sync_refuses_a_stale_lock_unless_frozen(locked, make_project, cli) -> None:
+    make_project(RELU)
+    run = cli("sync", "--project", str(locked))
+    assert run.exit_code == 1 and "does not match" in run.stderr
+    assert synced_variants() == set()
+    assert cli("sync", "--project", str(locked), "--frozen").exit_code == 0
+    assert len(synced_variants()) == 2
+
+
+def test_corrupted_bytes_are_refused_then_repaired(locked, hub_env, cli) -> None:
+    hub_env.add_fault(Fault(kind="corrupt", match=r"relu/resolve/.*/layers\.py$", count=None))
+    run = cli("sync", "--project", str(locked))
+    assert run.exit_code == 4
+    assert "layers.py: content changed (expected " in run.stderr and "kernels-community/relu" in run.stderr
+    lock = read_lock(locked / "kernels.lock")
+    relu = lock.find("kernels-community/relu")
+    assert not (variant_dir(relu.repo_id, relu.commit, CPU_VARIANT) / "layers.py").exists()
+    assert cli("verify", "--project", str(locked)).exit_code == 4
+    hub_env.clear_faults()
+    assert cli("sync", "--project", str(locked)).exit_code == 0
+    assert cli("verify", "--project", str(locked), "--full").exit_code == 0
+
+
+def test_corrupted_lfs_file_is_refused(locked, hub_env, cli) -> None:
+    hub_env.add_fault(Fault(kind="corrupt", match=r"\.so$", count=None))
+    run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT)
+    assert run.exit_code == 4 and ".abi3.so: content changed" in run.stderr
+
+
+def test_hub_listing_that_disagrees_with_the_lock(locked, hub_fixtures, cli) -> None:
+    from kernel_lock.testing import repo_files
+
+    relu = read_lock(locked / "kernels.lock").find("kernels-community/relu")
+    entries = [{"type": "file", "path": f"build/{CPU_VARIANT}/evil.py", "oid": "1" * 40, "size": 3}]
+    hub_fixtures.relu.override_tree(relu.commit, entries)
+    run = cli("sync", "--project", str(locked))
+    assert run.exit_code == 3 and "nothing was downloaded" in run.stderr
+    assert repo_files  # fixtures module stays importable without torch
+
+
+def test_killed_sync_then_sync_ends_verified(locked, hub_env) -> None:
+    hub_env.latency = 0.05
+    env = dict(os.environ)
+    proc = subprocess.Popen([sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked), "--all-variants"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline and sum(r.path.count("/resolve/") for r in hub_env.requests) < 10:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    hub_env.latency = 0
+    done = subprocess.run([sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked), "--all-variants"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    verify = subprocess.run([sys.executable, "-m", "kernel_lock", "verify", "--project", str(locked), "--all-variants",
+                             "--full"], capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_verify_names_changed_deleted_and_added_files(locked, cli) -> None:
+    assert cli("sync", "--project", str(locked)).exit_code == 0
+    relu = read_lock(locked / "kernels.lock").find("kernels-community/relu")
+    vdir = variant_dir(relu.repo_id, relu.commit, CPU_VARIANT)
+    layers = vdir / "layers.py"
+    data = bytearray(layers.read_bytes())
+    data[0] ^= 1
+    os.unlink(layers)  # a snapshot file is a symlink into blobs/; write a real file in its place
+    layers.write_bytes(bytes(data))
+    (vdir / "metadata.json").unlink()
+    (vdir / "extra.py").write_text("print('hi')\n")
+    run = cli("verify", "--project", str(locked), "--json")
+    assert run.exit_code == 4
+    [relu_check] = [v for v in run.json()["variants"] if v["repo_id"] == "kernels-community/relu"]
+    problems = "\n".join(relu_check["problems"])
+    assert "layers.py: content changed" in problems
+    assert "metadata.json: missing" in problems
+    assert "extra.py: extra file" in problems
+    assert relu_check["status"] == "corrupt"
+    assert cli("sync", "--project", str(locked)).exit_code == 0
+    assert cli("verify", "--project", str(locked), "--full").exit_code == 0
+
+
+def test_sync_record_is_authenticated_by_the_lock(locked, cli) -> None:
+    assert cli("sync", "--project", str(locked)).exit_code == 0
+    relu = read_lock(locked / "kernels.lock").find("kernels-community/relu")
+    path = record_path(relu.repo_id, relu.commit, CPU_VARIANT)
+    path.write_text(path.read_text().replace(relu.variants[CPU_VARIANT], "sha256-" + "0" * 64))
+    run = cli("verify", "--project", str(locked))
+    assert run.exit_code == 4 and "does not reproduce the lock's variant hash" in run.stdout
