@@ -11,6 +11,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "get_kernel": "kernel_lock.load",
+    "LockedLayerRepository": "kernel_lock.load",
+    "sync_project": "kernel_lock.sync",
+    "check_variant": "kernel_lock.verify",
+    "detect_target": "kernel_lock.target",
+    "parse_target": "kernel_lock.target",
     "lock_project": "kernel_lock.locking",
     "check_lock": "kernel_lock.locking",
     "load_project": "kernel_lock.config",

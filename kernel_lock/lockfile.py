@@ -80,11 +80,12 @@ class Lock(BaseModel):
         return self
 
     def find(self, repo_id: str) -> LockedKernel | None:
-        """The entry for a repo, by the name `pyproject.toml` uses or the one it redirects to."""
-        for k in self.kernel:
-            if repo_id in (k.requested_repo, k.repo_id):
-                return k
-        return None
+        """The entry for a repo by the name `pyproject.toml` uses, else the one entry a redirect led to it."""
+        exact = [k for k in self.kernel if k.requested_repo == repo_id]
+        redirected = [k for k in self.kernel if k.repo_id == repo_id]
+        if exact:
+            return exact[0]
+        return redirected[0] if len(redirected) == 1 else None
 
     def by_requested_repo(self) -> dict[str, LockedKernel]:
         """Entries keyed by the repo id `pyproject.toml` names."""

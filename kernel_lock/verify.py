@@ -119,7 +119,7 @@ def check_variant(
     record = read_record(rpath)
     if record is None:
         check.status = "missing"
-        check.problems.append(FileProblem("", "no sync record; run `kernel-lock sync`"))
+        check.problems.append(FileProblem("", "no sync record"))
         return check
     if not record.manifest_matches(expected):
         check.status = "corrupt"

@@ -1,0 +1,299 @@
+"""Side-by-side lock benchmark: `kernel-lock lock` vs `kernels lock` (kernels 0.17.2) on a Hub with latency.
+
+20 kernels x 50 realistic variants on the local Hub (`kernel_lock.testing.LocalHub`) with 20 ms per request.
+Measures, interleaved round by round:
+
+  (a) wall time of `kernel-lock lock --project DIR` as a subprocess (fresh lock each time),
+  (b) wall time of `kernels lock DIR` as a subprocess (fresh HF cache each time),
+  (c) the resolve alone, timed inside a fresh resolver process after its imports:
+      `lock_dependencies(deps, hub=Hub(url))`, with and without the `Hub(...)` construction,
+      plus a warm second call in the same process, and a diagnostic run in this (the server's) interpreter.
+
+Critical-path bound for kernel-lock: (refs || kernel-status.toml) then the recursive `build/` listing,
+i.e. (1 + listing pages) round trips x latency.
+
+Targets: kernel-lock lock wall >= 10x faster than kernels lock; in-process resolve <= 2x the bound.
+Exit status 1 when a target is missed, 2 when a tool failed.
+
+    python benchmarks/bench_lock.py [--with-deps] [--repeat 5] [--kernels-repeat 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import (  # noqa: E402
+    KERNEL_LOCK,
+    KERNELS,
+    PYTHON,
+    Stat,
+    check_ok,
+    count_by,
+    dump_json,
+    fresh_dir,
+    hub_env,
+    machine_info,
+    request_kind,
+    run_timed,
+    table,
+    tempdir,
+    variant_names,
+    write_project,
+)
+
+ORG = "bench-org"
+
+# Runs in a fresh interpreter (its own GIL, like the CLI), times only the resolve after the imports.
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from kernel_lock.resolve import lock_dependencies
+from kernel_lock.hub import Hub
+from kernel_lock.config import load_project
+from pathlib import Path
+t1 = time.perf_counter()
+deps = load_project(Path(sys.argv[1])).dependencies
+url = sys.argv[2]
+t2 = time.perf_counter()
+hub = Hub(url)
+t3 = time.perf_counter()
+lock = lock_dependencies(deps, hub=hub)
+t4 = time.perf_counter()
+lock2 = lock_dependencies(deps, hub=hub)
+t5 = time.perf_counter()
+assert lock == lock2
+print(json.dumps({
+    "imports": t1 - t0, "hub_init": t3 - t2, "resolve": t4 - t3, "hub_and_resolve": t4 - t2,
+    "warm_resolve": t5 - t4, "kernels": len(lock.kernel),
+    "variants": sum(len(k.variants) for k in lock.kernel),
+    "t_resolve_start": t3, "t_resolve_end": t4,
+}))
+"""
+
+
+def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float):
+    from kernel_lock.testing import LocalHub, repo_files
+
+    hub = LocalHub(latency=0.0)
+    hub.set_organization(ORG, trusted_kernel_publisher=True, fullname="Bench Org")
+    names = variant_names(n_variants)
+    repos = {}
+    for i in range(n_kernels):
+        depends = [(f"{ORG}/dep-{i:02d}", 1)] if with_deps else None
+        repo = hub.create_repo(f"{ORG}/kernel-{i:02d}", repo_type="kernel")
+        sha = repo.commit(repo_files(names, name=f"kernel-{i:02d}", so_size=1024, kernel_depends=depends),
+                          branch="v1", message="Build kernel v1")
+        repo.create_branch("main", sha)
+        repos[repo.repo_id] = (repo, sha)
+        if with_deps:
+            dep = hub.create_repo(f"{ORG}/dep-{i:02d}", repo_type="kernel")
+            dsha = dep.commit(repo_files(names, name=f"dep-{i:02d}", so_size=1024), branch="v1",
+                              message="Build dep v1")
+            dep.create_branch("main", dsha)
+            repos[dep.repo_id] = (dep, dsha)
+    hub.start()
+    hub.latency = latency
+    return hub, repos, names
+
+
+def critical_path(hub, repos, locked_ids, latency: float) -> dict:
+    """Longest chain of dependent requests kernel-lock needs, per locked repo: 1 (refs || status) + listing pages."""
+    chains = {}
+    for repo_id in locked_ids:
+        repo, sha = repos[repo_id]
+        commit = repo._lookup(sha)
+        entries = len(repo._listing(commit, "build", True, False) or [])
+        pages = max(1, math.ceil(entries / hub.tree_page_size))
+        chains[repo_id] = {"build_entries": entries, "listing_pages": pages, "round_trips": 1 + pages}
+    longest = max(c["round_trips"] for c in chains.values())
+    return {"round_trips": longest, "bound_s": longest * latency, "per_repo": chains}
+
+
+def server_span(records) -> float:
+    """Server-side span of a batch of requests: first arrival to last answer."""
+    if not records:
+        return 0.0
+    return max(r.started + r.duration for r in records) - min(r.started for r in records)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kernels", type=int, default=20, help="number of kernels (default 20)")
+    parser.add_argument("--variants", type=int, default=50, help="variants per kernel (default 50)")
+    parser.add_argument("--latency", type=float, default=0.02, help="server latency per request, s (default 0.02)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds for kernel-lock (default 5)")
+    parser.add_argument("--kernels-repeat", type=int, default=3, help="rounds for `kernels lock` (default 3)")
+    parser.add_argument("--with-deps", action="store_true", help="each kernel's variants kernel-depend on a dep repo")
+    parser.add_argument("--json", metavar="PATH", help="write all figures as JSON to PATH")
+    args = parser.parse_args()
+
+    info = machine_info()
+    t_setup = time.perf_counter()
+    hub, repos, names = build_hub(args.kernels, args.variants, args.with_deps, args.latency)
+    setup_s = time.perf_counter() - t_setup
+    url = hub.url
+    direct = [f"{ORG}/kernel-{i:02d}" for i in range(args.kernels)]
+    work = tempdir("bench-lock-")
+    kl_project = write_project(work / "kl-project", {r: 1 for r in direct})
+    k_project = write_project(work / "kernels-project", {r: 1 for r in direct})
+    print(f"Local Hub {url}: {len(repos)} repos x {len(names)} variants, latency {args.latency * 1000:.0f} ms, "
+          f"setup {setup_s:.1f} s; mode {'with-deps' if args.with_deps else 'plain'}; "
+          f"{info['cpus']} CPUs, load {info['loadavg_at_start']}")
+
+    kl_runs, kl_reqs, kl_kinds = [], [], {}
+    child_runs, child_reqs, child_spans = [], [], []
+    k_runs, k_reqs, k_kinds = [], [], {}
+    same_runs = []
+    rounds = max(args.repeat, args.kernels_repeat)
+    try:
+        for rnd in range(rounds):
+            if rnd < args.repeat:
+                # (a) kernel-lock lock, subprocess, fresh lock
+                (kl_project / "kernels.lock").unlink(missing_ok=True)
+                cache = fresh_dir(work, "cache-kl")
+                hub.clear_log()
+                run = run_timed([KERNEL_LOCK, "lock", "--project", str(kl_project)], hub_env(url, cache))
+                check_ok(run, "kernel-lock lock")
+                records = hub.requests
+                kl_runs.append(run.wall)
+                kl_reqs.append(len(records))
+                kl_kinds = count_by(records, request_kind)
+
+                # (c) resolve timed inside a fresh resolver process
+                hub.clear_log()
+                run = run_timed([PYTHON, "-c", CHILD, str(kl_project), url], hub_env(url, fresh_dir(work, "cache-c")))
+                check_ok(run, "in-process resolve")
+                figures = json.loads(run.stdout.strip().splitlines()[-1])
+                records = hub.requests
+                first_call = [r for r in records][: len(records) // 2]
+                child_runs.append(figures)
+                child_reqs.append(len(records) // 2)
+                child_spans.append(server_span(first_call))
+            if rnd < args.kernels_repeat:
+                # (b) kernels lock, subprocess, fresh HF cache
+                (k_project / "kernels.lock").unlink(missing_ok=True)
+                cache = fresh_dir(work, "cache-k")
+                hub.clear_log()
+                run = run_timed([KERNELS, "lock", str(k_project)], hub_env(url, cache), timeout=1800)
+                check_ok(run, "kernels lock")
+                records = hub.requests
+                k_runs.append(run.wall)
+                k_reqs.append(len(records))
+                k_kinds = count_by(records, request_kind)
+                bad = [r for r in records if r.status >= 400 and "kernel-status" not in r.path]
+                if bad:
+                    print(f"warning: kernels lock got {len(bad)} error answers, e.g. {bad[0].method} {bad[0].path} "
+                          f"-> {bad[0].status}", file=sys.stderr)
+            print(f"  round {rnd + 1}/{rounds}: "
+                  + (f"kernel-lock {kl_runs[-1]:.3f} s, resolve {child_runs[-1]['resolve'] * 1000:.0f} ms; "
+                     if rnd < args.repeat else "")
+                  + (f"kernels lock {k_runs[-1]:.2f} s" if rnd < args.kernels_repeat else ""), flush=True)
+
+        # Diagnostic: resolve in this interpreter, which also runs the server (shared GIL).
+        from kernel_lock.config import load_project
+        from kernel_lock.hub import Hub
+        from kernel_lock.resolve import lock_dependencies
+
+        deps = load_project(kl_project).dependencies
+        for _ in range(3):
+            start = time.perf_counter()
+            lock_dependencies(deps, hub=Hub(url))
+            same_runs.append(time.perf_counter() - start)
+    finally:
+        hub.stop()
+
+    # Check what the tools wrote.
+    from kernel_lock.lockfile import read_lock
+
+    kl_lock = read_lock(kl_project / "kernels.lock")
+    kl_locked = [k.repo_id for k in kl_lock.kernel]
+    kl_variants = sum(len(k.variants) for k in kl_lock.kernel)
+    k_lock = json.loads((k_project / "kernels.lock").read_text()) if k_runs else []
+    k_locked = [e["dependency"]["repo-id"] for e in k_lock] if isinstance(k_lock, list) else list(k_lock)
+    if sorted(set(kl_locked)) != sorted(direct) or kl_variants != len(direct) * len(names):
+        print(f"kernel-lock's lock is incomplete: {len(kl_locked)} kernels, {kl_variants} variants", file=sys.stderr)
+        return 2
+
+    cp = critical_path(hub, repos, kl_locked, args.latency)
+    kl = Stat(kl_runs)
+    k = Stat(k_runs) if k_runs else None
+    resolve = Stat([f["resolve"] for f in child_runs])
+    hub_and_resolve = Stat([f["hub_and_resolve"] for f in child_runs])
+    warm = Stat([f["warm_resolve"] for f in child_runs])
+    imports = Stat([f["imports"] for f in child_runs])
+    span = Stat(child_spans)
+    same = Stat(same_runs)
+    speedup = k.median / kl.median if k else float("nan")
+    ratio = hub_and_resolve.median / cp["bound_s"]
+    ratio_excl = resolve.median / cp["bound_s"]
+    k_seq_bound = (Stat([float(x) for x in k_reqs]).median * args.latency) if k_reqs else float("nan")
+
+    print("\n== Wall time (subprocess, interpreter start included) ==")
+    rows = [["kernel-lock lock", kl.fmt(), f"{Stat([float(x) for x in kl_reqs]).median:.0f}",
+             f"{len(kl_locked)}", f"{kl_variants}"]]
+    if k:
+        rows.append(["kernels lock (0.17.2)", k.fmt(), f"{Stat([float(x) for x in k_reqs]).median:.0f}",
+                     f"{len(k_locked)}", "0 (no hashes)"])
+    print(table(rows, ["tool", "wall", "requests", "kernels locked", "variant hashes"]))
+    if k:
+        print(f"speed-up kernel-lock vs kernels lock (medians): {speedup:.1f}x   "
+              f"(kernels lock makes its {k_reqs[-1]} requests one after another: >= {k_seq_bound:.1f} s of latency)")
+
+    print("\n== Resolve inside the process (fresh resolver process, after imports) ==")
+    rows = [
+        ["Hub() + lock_dependencies (cold)", hub_and_resolve.fmt("ms", 1000, 1)],
+        ["lock_dependencies only (cold)", resolve.fmt("ms", 1000, 1)],
+        ["lock_dependencies, 2nd call (warm conns)", warm.fmt("ms", 1000, 1)],
+        ["server-side span of the cold call", span.fmt("ms", 1000, 1)],
+        ["imports before timing", imports.fmt("ms", 1000, 1)],
+        ["same interpreter as server (diagnostic)", same.fmt("ms", 1000, 1)],
+    ]
+    print(table(rows, ["measurement", "time"]))
+    per = next(iter(cp["per_repo"].values()))
+    print(f"critical path: refs || kernel-status.toml, then build/ listing ({per['build_entries']} entries, "
+          f"{per['listing_pages']} page(s) of {hub.tree_page_size}) = {cp['round_trips']} round trips x "
+          f"{args.latency * 1000:.0f} ms = {cp['bound_s'] * 1000:.0f} ms")
+    print(f"ratio resolve / bound (medians): {ratio:.2f}x incl. Hub(), {ratio_excl:.2f}x excl. Hub()  "
+          f"(requests per resolve: {child_reqs[-1]})")
+
+    print("\n== Requests by kind (last run of each tool) ==")
+    kinds = sorted(set(kl_kinds) | set(k_kinds), key=lambda x: -(k_kinds.get(x, 0) + kl_kinds.get(x, 0)))
+    print(table([[kind, str(kl_kinds.get(kind, 0)), str(k_kinds.get(kind, 0))] for kind in kinds],
+                ["request", "kernel-lock", "kernels lock"]))
+    if args.with_deps:
+        print(f"\nwith-deps: kernels lock locked {len(k_locked)} repos (transitive); kernel-lock locked "
+              f"{len(kl_locked)} (direct only: it does not follow kernel-depends yet).")
+
+    targets = [("kernel-lock lock >= 10x faster than kernels lock", k is not None and speedup >= 10,
+                f"{speedup:.1f}x"),
+               ("in-process resolve (incl. Hub()) <= 2x critical-path bound", ratio <= 2.0, f"{ratio:.2f}x")]
+    print("\n== Targets ==")
+    print(table([[name, "MET" if ok else "MISSED", got] for name, ok, got in targets], ["target", "result", "got"]))
+
+    dump_json(args.json, {
+        "benchmark": "lock", "mode": "with-deps" if args.with_deps else "plain", "machine": info,
+        "kernels": args.kernels, "variants": len(names), "latency_s": args.latency, "repos_on_hub": len(repos),
+        "kernel_lock_wall": kl.as_json(), "kernels_lock_wall": k.as_json() if k else None,
+        "speedup": speedup, "kernel_lock_requests": kl_reqs, "kernels_lock_requests": k_reqs,
+        "kernel_lock_request_kinds": kl_kinds, "kernels_lock_request_kinds": k_kinds,
+        "resolve_in_process": resolve.as_json(), "hub_and_resolve_in_process": hub_and_resolve.as_json(),
+        "warm_resolve": warm.as_json(), "server_span": span.as_json(), "same_interpreter_resolve": same.as_json(),
+        "critical_path": cp, "ratio_to_bound": ratio, "ratio_to_bound_excl_hub": ratio_excl,
+        "kernels_locked": {"kernel-lock": len(kl_locked), "kernels": len(k_locked)},
+        "targets": {name: {"met": ok, "got": got} for name, ok, got in targets},
+    })
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(ok for _, ok, _ in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
