@@ -33,3 +33,12 @@ def test_example_lock_and_config_validate() -> None:
         pass
     else:
         raise AssertionError("an unknown key must not validate")
+
+
+def test_lock_example_is_current(tmp_path: Path) -> None:
+    import runpy
+
+    runpy.run_path(str(ROOT / "examples" / "make_lock_example.py"))["main"](str(tmp_path / "lock"))
+    assert (tmp_path / "lock").read_text() == (ROOT / "kernels.lock.example").read_text(), (
+        "kernels.lock.example is stale: run `python examples/make_lock_example.py`"
+    )

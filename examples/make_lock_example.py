@@ -1,0 +1,42 @@
+"""Write `kernels.lock.example` with kernel-lock itself, from the local Hub's standard fixtures.
+
+`python examples/make_lock_example.py [OUT]`; a test checks the committed file is current.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from kernel_lock.locking import lock_project
+from kernel_lock.testing import LocalHub, populate
+
+PYPROJECT = """[project]
+name = "example"
+version = "0.1.0"
+
+[tool.kernels.dependencies]
+"kernels-community/relu" = 1
+"kernels-community/activation" = { version = 1 }
+"kernels-community/old-relu" = 2
+"""
+
+
+def main(out: str = str(Path(__file__).resolve().parent.parent / "kernels.lock.example")) -> None:
+    work = Path(tempfile.mkdtemp(prefix="kernel-lock-example-"))
+    try:
+        (work / "pyproject.toml").write_text(PYPROJECT)
+        with LocalHub() as hub:
+            populate(hub)
+            os.environ["HF_HUB_CACHE"] = str(work / "cache")
+            lock_project(work, endpoint=hub.url)
+        shutil.copyfile(work / "kernels.lock", out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
