@@ -66,14 +66,16 @@ url = sys.argv[2]
 t2 = time.perf_counter()
 hub = Hub(url)
 t3 = time.perf_counter()
+c3 = time.process_time()
 lock = lock_dependencies(deps, hub=hub)
 t4 = time.perf_counter()
+c4 = time.process_time()
 lock2 = lock_dependencies(deps, hub=hub)
 t5 = time.perf_counter()
 assert lock == lock2
 print(json.dumps({
     "imports": t1 - t0, "hub_init": t3 - t2, "resolve": t4 - t3, "hub_and_resolve": t4 - t2,
-    "warm_resolve": t5 - t4, "kernels": len(lock.kernel),
+    "warm_resolve": t5 - t4, "resolve_cpu": c4 - c3, "kernels": len(lock.kernel),
     "variants": sum(len(k.variants) for k in lock.kernel),
     "t_resolve_start": t3, "t_resolve_end": t4,
 }))
@@ -133,10 +135,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="rounds for kernel-lock (default 5)")
     parser.add_argument("--kernels-repeat", type=int, default=3, help="rounds for `kernels lock` (default 3)")
     parser.add_argument("--with-deps", action="store_true", help="each kernel's variants kernel-depend on a dep repo")
+    parser.add_argument("--server-nodelay", action="store_true",
+                        help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)")
     parser.add_argument("--json", metavar="PATH", help="write all figures as JSON to PATH")
     args = parser.parse_args()
 
     info = machine_info()
+    if args.server_nodelay:
+        from kernel_lock.testing.server import _Handler
+
+        _Handler.disable_nagle_algorithm = True  # what `disable_nagle_algorithm = True` on _Handler would do
     t_setup = time.perf_counter()
     hub, repos, names = build_hub(args.kernels, args.variants, args.with_deps, args.latency)
     setup_s = time.perf_counter() - t_setup
@@ -146,13 +154,14 @@ def main() -> int:
     kl_project = write_project(work / "kl-project", {r: 1 for r in direct})
     k_project = write_project(work / "kernels-project", {r: 1 for r in direct})
     print(f"Local Hub {url}: {len(repos)} repos x {len(names)} variants, latency {args.latency * 1000:.0f} ms, "
-          f"setup {setup_s:.1f} s; mode {'with-deps' if args.with_deps else 'plain'}; "
+          f"setup {setup_s:.1f} s; mode {'with-deps' if args.with_deps else 'plain'}"
+          f"{', server TCP_NODELAY (diagnostic)' if args.server_nodelay else ''}; "
           f"{info['cpus']} CPUs, load {info['loadavg_at_start']}")
 
     kl_runs, kl_reqs, kl_kinds = [], [], {}
     child_runs, child_reqs, child_spans = [], [], []
     k_runs, k_reqs, k_kinds = [], [], {}
-    same_runs = []
+    same_runs, server_cpu = [], []
     rounds = max(args.repeat, args.kernels_repeat)
     try:
         for rnd in range(rounds):
@@ -170,7 +179,9 @@ def main() -> int:
 
                 # (c) resolve timed inside a fresh resolver process
                 hub.clear_log()
+                server_cpu0 = time.process_time()  # this process is idle but for the server's threads
                 run = run_timed([PYTHON, "-c", CHILD, str(kl_project), url], hub_env(url, fresh_dir(work, "cache-c")))
+                server_cpu.append((time.process_time() - server_cpu0) / 2)  # two resolves per child
                 check_ok(run, "in-process resolve")
                 figures = json.loads(run.stdout.strip().splitlines()[-1])
                 records = hub.requests
@@ -253,6 +264,8 @@ def main() -> int:
         ["Hub() + lock_dependencies (cold)", hub_and_resolve.fmt("ms", 1000, 1)],
         ["lock_dependencies only (cold)", resolve.fmt("ms", 1000, 1)],
         ["lock_dependencies, 2nd call (warm conns)", warm.fmt("ms", 1000, 1)],
+        ["client CPU of the cold call (all threads)", Stat([f["resolve_cpu"] for f in child_runs]).fmt("ms", 1000, 1)],
+        ["server CPU per resolve (LocalHub process)", Stat(server_cpu).fmt("ms", 1000, 1)],
         ["server-side span of the cold call", span.fmt("ms", 1000, 1)],
         ["imports before timing", imports.fmt("ms", 1000, 1)],
         ["same interpreter as server (diagnostic)", same.fmt("ms", 1000, 1)],
@@ -286,7 +299,9 @@ def main() -> int:
         "speedup": speedup, "kernel_lock_requests": kl_reqs, "kernels_lock_requests": k_reqs,
         "kernel_lock_request_kinds": kl_kinds, "kernels_lock_request_kinds": k_kinds,
         "resolve_in_process": resolve.as_json(), "hub_and_resolve_in_process": hub_and_resolve.as_json(),
-        "warm_resolve": warm.as_json(), "server_span": span.as_json(), "same_interpreter_resolve": same.as_json(),
+        "warm_resolve": warm.as_json(), "resolve_cpu": Stat([f["resolve_cpu"] for f in child_runs]).as_json(),
+        "server_cpu_per_resolve": Stat(server_cpu).as_json(), "server_nodelay": args.server_nodelay,
+        "server_span": span.as_json(), "same_interpreter_resolve": same.as_json(),
         "critical_path": cp, "ratio_to_bound": ratio, "ratio_to_bound_excl_hub": ratio_excl,
         "kernels_locked": {"kernel-lock": len(kl_locked), "kernels": len(k_locked)},
         "targets": {name: {"met": ok, "got": got} for name, ok, got in targets},

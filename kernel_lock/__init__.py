@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "get_kernel": "kernel_lock.load",
     "LockedLayerRepository": "kernel_lock.load",
+    "get_kernel_dep": "kernel_lock.load",
     "sync_project": "kernel_lock.sync",
     "check_variant": "kernel_lock.verify",
     "detect_target": "kernel_lock.target",

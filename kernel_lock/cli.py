@@ -34,6 +34,7 @@ EXIT_CODES: dict[type[errors.KernelLockError], int] = {
     errors.LockfileError: 2,
     errors.ResolutionError: 2,
     errors.VariantError: 2,
+    errors.MissingPythonDependency: 2,
     errors.HubError: 3,
     errors.VerificationError: 4,
 }

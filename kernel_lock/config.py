@@ -70,11 +70,16 @@ class Dependency(BaseModel):
 class KernelsConfig(BaseModel):
     """The `[tool.kernels]` table."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     dependencies: dict[RepoId, Union[Annotated[int, Field(ge=0)], Dependency]] = Field(
         default_factory=dict,
         description="Kernel repos and their major version (or `{ version = N }`, `{ revision = R }`)",
+    )
+    trust_remote_code: list[RepoId] = Field(
+        default_factory=list,
+        alias="trust-remote-code",
+        description="Repos (e.g. transitive kernel dependencies) allowed although their publisher is not trusted",
     )
 
 
@@ -83,6 +88,7 @@ class Project(BaseModel):
 
     root: Path
     dependencies: dict[str, Dependency]
+    trusted_repos: list[str] = []
 
     @property
     def pyproject(self) -> Path:
@@ -127,24 +133,39 @@ def load_project(project: str | os.PathLike[str] | None = None) -> Project:
             f"{path} has no [tool.kernels] table. Declare the kernels this project uses, e.g.\n"
             f'[tool.kernels.dependencies]\n"kernels-community/activation" = 1'
         )
-    return Project(root=root, dependencies=parse_kernels_table(table, where=str(path)))
+    return Project(
+        root=root,
+        dependencies=parse_kernels_table(table, where=str(path)),
+        trusted_repos=parse_trust_list(table, where=str(path)),
+    )
 
 
 def parse_kernels_table(table: Any, *, where: str) -> dict[str, Dependency]:
     """Validate a `[tool.kernels]` table and return its dependencies, sorted by repo id."""
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.kernels] in {where} must be a table, found {type(table).__name__}.")
-    unknown = sorted(set(table) - set(KernelsConfig.model_fields))
+    unknown = sorted(set(table) - {"dependencies", "trust-remote-code"})
     if unknown:
         raise ConfigError(
             f"Unknown key(s) {', '.join(map(repr, unknown))} in [tool.kernels] of {where}. "
-            f"The table accepts only 'dependencies'."
+            f"The table accepts 'dependencies' and 'trust-remote-code'."
         )
     deps = table.get("dependencies", {})
     if not isinstance(deps, dict):
         raise ConfigError(f"[tool.kernels.dependencies] in {where} must be a table mapping repo ids to versions.")
     parsed = {repo_id: parse_dependency(repo_id, value, where=where) for repo_id, value in deps.items()}
     return dict(sorted(parsed.items()))
+
+
+def parse_trust_list(table: dict[str, Any], *, where: str) -> list[str]:
+    """The `trust-remote-code = ["org/name", ...]` allowlist of `[tool.kernels]`."""
+    value = table.get("trust-remote-code", [])
+    if not isinstance(value, list) or not all(is_repo_id(v) for v in value):
+        raise ConfigError(
+            f"trust-remote-code in [tool.kernels] of {where} must be a list of repo ids, "
+            f'e.g. trust-remote-code = ["my-org/my-kernel"].'
+        )
+    return sorted(set(value))
 
 
 def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:

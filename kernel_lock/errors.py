@@ -32,6 +32,10 @@ class VariantError(KernelLockError):
     """A target is malformed, or no build variant fits it."""
 
 
+class MissingPythonDependency(KernelLockError):
+    """A kernel variant needs Python packages that are not installed in this environment."""
+
+
 class HubError(KernelLockError):
     """The Hub (or mirror) is unreachable, failed, or served something inconsistent."""
 

@@ -19,12 +19,15 @@ import os
 import sys
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kernel_lock.config import LOCKFILE, find_project_root
-from kernel_lock.errors import LockfileError, NotSyncedError, VerificationError
+from kernel_lock.errors import LockfileError, MissingPythonDependency, NotSyncedError, VerificationError
 from kernel_lock.lockfile import Lock, LockedKernel, parse_lock, read_lock
 
 if TYPE_CHECKING:
@@ -103,29 +106,43 @@ def get_kernel(
 def load_locked(lock: Lock, repo_id: str, *, target: Target | str | None = None, download: bool = False) -> ModuleType:
     """`get_kernel` for a lock already in hand."""
     from kernel_lock.target import detect_target, parse_target
-    from kernel_lock.variants import select_variant
 
     entry = lock.find(repo_id)
     if entry is None:
-        locked = ", ".join(k.requested_repo for k in lock.kernel) or "none"
+        locked = ", ".join(k.requested_repo for k in lock.kernel if k.direct) or "none"
         raise LockfileError(
             f"{repo_id} is not in kernels.lock (locked: {locked}). Add it to [tool.kernels.dependencies] "
             f"and run `kernel-lock lock` and `kernel-lock sync`."
         )
     chosen = parse_target(target) if isinstance(target, str) else target or detect_target()
-    variant = select_variant(entry.variants, chosen, repo_id=entry.repo_id)
+    return _load_entry(lock, entry, chosen, download=download, chain=())
+
+
+def _load_entry(lock: Lock, entry: LockedKernel, target: Target, *, download: bool, chain: tuple[str, ...]) -> ModuleType:
+    """Load one locked kernel: its dependencies first (each verified), then itself, once per process."""
+    from kernel_lock.variants import select_variant
+
+    if entry.key in chain:
+        raise LockfileError(f"kernels.lock has a dependency cycle: {' -> '.join([*chain, entry.key])}.")
+    variant = select_variant(entry.variants, target, repo_id=entry.repo_id)
     key = (entry.repo_id, entry.commit, variant)
     with _registry_lock:
         key_lock = _key_locks[key]
     with key_lock:
         module = _loaded.get(key)
         if module is None:
-            module = _verify_and_import(entry, variant, download=download)
+            deps = {}
+            for dep in lock.dependencies_of(entry, variant):
+                deps[dep.requested_repo] = deps[dep.repo_id] = _load_entry(
+                    lock, dep, target, download=download, chain=(*chain, entry.key)
+                )
+            module = _verify_and_import(entry, variant, download=download, deps=deps)
             _loaded[key] = module
     return module
 
 
-def _verify_and_import(entry: LockedKernel, variant: str, *, download: bool) -> ModuleType:
+def _verify_and_import(entry: LockedKernel, variant: str, *, download: bool, deps: dict[str, ModuleType]) -> ModuleType:
+    from kernel_lock.pydeps import missing, python_depends
     from kernel_lock.verify import check_variant
 
     check = check_variant(entry, variant)
@@ -141,7 +158,48 @@ def _verify_and_import(entry: LockedKernel, variant: str, *, download: bool) -> 
         )
     if not check.ok:
         raise check.error()
-    return import_variant(check.path, where=f"{entry.repo_id} variant {variant}")
+    absent = missing(python_depends(check.path))
+    if absent:
+        raise MissingPythonDependency(
+            f"{entry.repo_id} variant {variant} needs Python packages that are not installed: {', '.join(absent)}. "
+            f"Install them (e.g. `pip install {' '.join(absent)}`) and load again."
+        )
+    with _kernel_deps(deps):
+        return import_variant(check.path, where=f"{entry.repo_id} variant {variant}")
+
+
+_DEPS: ContextVar[dict[str, ModuleType] | None] = ContextVar("kernel_lock_deps", default=None)
+
+
+@contextmanager
+def _kernel_deps(deps: dict[str, ModuleType]) -> Iterator[None]:
+    """Make a kernel's dependencies available to it while it is imported (also through `kernels.get_kernel_dep`)."""
+    token = _DEPS.set(deps)
+    kernels_token = None
+    if deps:
+        try:
+            from kernels.deps import _KERNEL_DEPS
+        except ImportError:
+            _KERNEL_DEPS = None
+        if _KERNEL_DEPS is not None:
+            kernels_token = (_KERNEL_DEPS, _KERNEL_DEPS.set(deps))
+    try:
+        yield
+    finally:
+        if kernels_token is not None:
+            kernels_token[0].reset(kernels_token[1])
+        _DEPS.reset(token)
+
+
+def get_kernel_dep(repo_id: str) -> ModuleType:
+    """A dependency of the kernel being imported, as its `kernel-depends` names it; only valid during its import."""
+    deps = _DEPS.get()
+    if deps is None or repo_id not in deps:
+        raise LockfileError(
+            f"get_kernel_dep({repo_id!r}) called outside the import of a kernel that declares {repo_id} in its "
+            f"kernel-depends."
+        )
+    return deps[repo_id]
 
 
 def import_variant(vdir: Path, *, where: str) -> ModuleType:

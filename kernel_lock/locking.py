@@ -34,6 +34,11 @@ def lock_differences(project: Project, lock: Lock | None) -> list[str]:
             problems.append(f"{repo_id}: pyproject.toml asks for {dep.describe()}, the lock has {entry.requirement().describe()}")
     for repo_id in sorted(set(locked) - set(project.dependencies)):
         problems.append(f"{repo_id}: locked but no longer in pyproject.toml")
+    for entry in lock.kernel if lock else []:
+        dep = project.dependencies.get(entry.requested_repo)
+        granted = (entry.direct and dep is not None and dep.trust_remote_code) or entry.requested_repo in project.trusted_repos
+        if entry.trust == "trust-remote-code" and not granted:
+            problems.append(f"{entry.key}: locked with trust-remote-code, which pyproject.toml no longer grants")
     return problems
 
 
@@ -68,6 +73,7 @@ def lock_project(
         hub=Hub(endpoint),
         previous=previous,
         upgrade=True if upgrade else upgrade_packages,
+        trusted_repos=project.trusted_repos,
     )
     written = write_lock(project.lockfile, lock)
     old = previous.by_requested_repo() if previous else {}

@@ -8,19 +8,24 @@ resolved concurrently.
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import PurePosixPath
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kernel_lock.cache import RECORD_DIR, repo_dir
 from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id
 from kernel_lock.errors import HubError, ResolutionError
-from kernel_lock.hashing import variant_hash
-from kernel_lock.lockfile import Lock, LockedKernel
+from kernel_lock.fsutil import atomic_write
+from kernel_lock.hashing import git_blob_sha1, variant_hash
+from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, kernel_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 STATUS_FILE = "kernel-status.toml"
 MAX_REDIRECTS = 8
 MAX_WORKERS = 32
+SIDE_WORKERS = 64
 
 
 class Redirect(BaseModel):
@@ -45,54 +51,255 @@ class Redirect(BaseModel):
     revision: str = "main"
 
 
+@dataclass
+class _Node:
+    """A resolved (repo, requirement): its entry, and per variant the requirements its metadata declares."""
+
+    entry: LockedKernel
+    needs: dict[str, list[tuple[str, Dependency]]]
+
+
 def lock_dependencies(
     dependencies: Mapping[str, Dependency],
     *,
     hub: Hub,
     previous: Lock | None = None,
     upgrade: bool | Iterable[str] = False,
+    trusted_repos: Iterable[str] = (),
 ) -> Lock:
-    """The lock for `dependencies`, keeping unchanged entries of `previous` (unless upgraded)."""
+    """The lock for `dependencies` and every kernel they depend on, keeping unchanged entries of `previous`.
+
+    Direct and transitive kernels are resolved level by level, each level
+    concurrently; an entry of `previous` for the same (repo, requirement) is
+    reused without a request unless it is upgraded.
+    """
     upgrade_all = upgrade is True
     upgrade_some = set() if isinstance(upgrade, bool) else set(upgrade)
-    kept = previous.by_requested_repo() if previous else {}
-    entries: dict[str, LockedKernel | Future[LockedKernel]] = {}
-    with ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="kernel-lock-resolve") as pool:
-        for repo_id, dep in dependencies.items():
-            old = kept.get(repo_id)
-            if old is not None and old.satisfies(dep) and not upgrade_all and repo_id not in upgrade_some:
-                entries[repo_id] = old
-            else:
-                entries[repo_id] = pool.submit(resolve_dependency, repo_id, dep, hub=hub)
-        resolved = [e if isinstance(e, LockedKernel) else e.result() for e in entries.values()]
-    return Lock(kernel=sorted(resolved, key=lambda k: k.requested_repo))
+    allowlist = set(trusted_repos)
+    prior = previous.by_key() if previous else {}
+    nodes: dict[str, _Node] = {}
+    direct = {kernel_key(repo, dep) for repo, dep in dependencies.items()}
+    wanted: dict[str, tuple[str, Dependency, str | None]] = {
+        kernel_key(repo, dep): (repo, dep, None) for repo, dep in dependencies.items()
+    }
+    context = _Context(hub, allowlist)
+    with context.side, ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="kernel-lock-resolve") as pool:
+        while wanted:
+            futures: dict[str, Future[_Node]] = {}
+            for key, (repo, dep, parent) in wanted.items():
+                old = prior.get(key)
+                opted_in = dep.trust_remote_code or repo in allowlist
+                if (
+                    old is not None
+                    and not upgrade_all
+                    and repo not in upgrade_some
+                    and (old.trust != "trust-remote-code" or opted_in)
+                ):
+                    nodes[key] = _Node(old, _prior_needs(previous, old))
+                else:
+                    futures[key] = pool.submit(_resolve_node, repo, dep, parent, context)
+            for key, future in futures.items():
+                nodes[key] = future.result()
+            wanted = {}
+            for key, node in list(nodes.items()):
+                for requirements in node.needs.values():
+                    for repo, dep in requirements:
+                        dkey = kernel_key(repo, dep)
+                        if dkey not in nodes and dkey not in wanted:
+                            wanted[dkey] = (repo, dep, key)
+    _refuse_cycles(nodes)
+    required_by: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for key, node in nodes.items():
+        for variant, requirements in node.needs.items():
+            for repo, dep in requirements:
+                required_by[kernel_key(repo, dep)][key].add(variant)
+    entries = [
+        node.entry.model_copy(
+            update={
+                "direct": key in direct,
+                "required_by": [RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(required_by[key].items())],
+            }
+        )
+        for key, node in nodes.items()
+        if key in direct or required_by[key]
+    ]
+    return Lock(kernel=sorted(entries, key=lambda k: (not k.direct, k.key)))
 
 
-def resolve_dependency(repo_id: str, dep: Dependency, *, hub: Hub) -> LockedKernel:
-    """Resolve one requirement: follow redirects, pick the commit, hash every variant."""
-    target, refs = _follow_redirects(repo_id, hub)
+def _prior_needs(previous: Lock | None, entry: LockedKernel) -> dict[str, list[tuple[str, Dependency]]]:
+    """What a kept entry's variants need, read back from the previous lock's `required-by` edges."""
+    needs: dict[str, list[tuple[str, Dependency]]] = defaultdict(list)
+    for dep_entry in previous.kernel if previous else []:
+        for edge in dep_entry.required_by:
+            if edge.kernel == entry.key:
+                for variant in edge.variants:
+                    needs[variant].append((dep_entry.requested_repo, dep_entry.requirement()))
+    return dict(needs)
+
+
+class _Context:
+    """What every resolution of one lock run shares: the Hub, the trust opt-ins, one org-trust answer per org."""
+
+    def __init__(self, hub: Hub, allowlist: set[str]) -> None:
+        self.hub = hub
+        self.allowlist = allowlist
+        self._orgs: dict[str, Future[bool]] = {}
+        self._lock = threading.Lock()
+        self.side = ThreadPoolExecutor(max_workers=SIDE_WORKERS, thread_name_prefix="kernel-lock-side")
+
+    def org_trusted(self, repo_id: str) -> Future[bool]:
+        """Whether the repo's organization is a trusted kernel publisher (asked once per org, in the background)."""
+        org = repo_id.split("/", 1)[0]
+        with self._lock:
+            if org not in self._orgs:
+                self._orgs[org] = self.side.submit(self.hub.org_is_trusted, org)
+            return self._orgs[org]
+
+
+def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _Context) -> _Node:
+    """Resolve a requirement, decide trust, and read what each variant's metadata says it depends on."""
+    hub = context.hub
+    context.org_trusted(repo_id)
+    target, refs = _follow_redirects(repo_id, hub, context.side)
     ref, commit = _pick_commit(target, dep, refs)
-    variants = variant_hashes(target, commit, hub.tree(target, commit, "build"))
-    return LockedKernel(
+    trusted = context.org_trusted(target)
+    tree = hub.tree(target, commit, "build")
+    variants = variant_hashes(target, commit, tree)
+    trust = _trust(repo_id, target, dep, parent, trusted.result(), context.allowlist)
+    entry = LockedKernel(
         repo_id=target,
         redirected_from=repo_id if target != repo_id else None,
         version=dep.version,
         revision=dep.revision,
         ref=ref,
         commit=commit,
+        trust=trust,
         variants=variants,
+    )
+    return _Node(entry, _variant_needs(entry, tree, context))
+
+
+def _trust(repo_id: str, target: str, dep: Dependency, parent: str | None, trusted: bool, allowlist: set[str]) -> str:
+    """The trust decision recorded in the lock, or an error saying how to opt in."""
+    if trusted:
+        return "trusted-publisher"
+    if dep.trust_remote_code or repo_id in allowlist or target in allowlist:
+        return "trust-remote-code"
+    org = target.split("/", 1)[0]
+    if parent is None:
+        how = f'set {{ version = ..., trust-remote-code = true }} on its entry in [tool.kernels.dependencies]'
+        who = f"{repo_id}"
+    else:
+        how = f'add trust-remote-code = ["{repo_id}"] under [tool.kernels]'
+        who = f"{repo_id} (required by {parent})"
+    raise ResolutionError(
+        f"{who} is published by {org}, which is not a trusted kernel publisher on the Hub. If you have reviewed "
+        f"its code and trust it, {how} in pyproject.toml."
     )
 
 
-def _follow_redirects(repo_id: str, hub: Hub) -> tuple[str, Refs]:
+def _variant_needs(entry: LockedKernel, tree: list[TreeEntry], context: _Context) -> dict[str, list[tuple[str, Dependency]]]:
+    """Per variant, the `kernel-depends` of its `metadata.json` (fetched concurrently, cached by commit)."""
+    oids = {
+        e.path.split("/")[1]: e.oid
+        for e in tree
+        if e.type == "file" and e.lfs is None and len(e.path.split("/")) == 3 and e.path.endswith("/metadata.json")
+    }
+    fetched = {
+        oid: context.side.submit(_metadata, entry.repo_id, entry.commit, variant, oid, context.hub)
+        for variant, oid in sorted(oids.items(), reverse=True)
+    }
+    needs = {}
+    for variant, oid in sorted(oids.items()):
+        requirements = _kernel_depends(entry, variant, fetched[oid].result())
+        if requirements:
+            needs[variant] = requirements
+    return needs
+
+
+def _metadata(repo_id: str, commit: str, variant: str, oid: str, hub: Hub) -> dict:
+    """A variant's `metadata.json`, checked against its listed blob id; cached on disk by commit."""
+    path = repo_dir(repo_id) / RECORD_DIR / commit / "metadata" / f"{variant}.json"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = None
+    if data is None or git_blob_sha1(data) != oid:
+        data = hub.read_file(repo_id, commit, f"build/{variant}/metadata.json") or b""
+        if git_blob_sha1(data) != oid:
+            raise HubError(
+                f"The Hub served build/{variant}/metadata.json of {repo_id} at {commit[:12]} with content that does "
+                f"not match its own listing (blob {oid}). Refusing to lock from it."
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+        except OSError:
+            pass  # the cache is an optimisation
+    try:
+        parsed = json.loads(data)
+    except ValueError as exc:
+        raise HubError(f"build/{variant}/metadata.json of {repo_id} at {commit[:12]} is not JSON ({exc}).") from None
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _kernel_depends(entry: LockedKernel, variant: str, metadata: dict) -> list[tuple[str, Dependency]]:
+    """The `kernel-depends` requirements of one variant, refusing what cannot be loaded together."""
+    where = f"build/{variant}/metadata.json of {entry.repo_id} at {entry.commit[:12]}"
+    raw = metadata.get("kernel-depends") or []
+    if not isinstance(raw, list):
+        raise HubError(f"{where} has a malformed kernel-depends (not a list).")
+    requirements: dict[str, Dependency] = {}
+    for item in raw:
+        repo = item.get("repo-id") if isinstance(item, dict) else None
+        fields = {k: item[k] for k in ("version", "revision") if isinstance(item, dict) and k in item}
+        try:
+            dep = Dependency.model_validate(fields)
+        except ValidationError:
+            dep = None
+        if not is_repo_id(repo) or dep is None or (dep.version is None) == (dep.revision is None):
+            raise HubError(f"{where} has a malformed kernel-depends entry {item!r}; it needs 'repo-id' and a version.")
+        other = requirements.get(repo)
+        if other is not None and other != dep:
+            raise ResolutionError(
+                f"{entry.repo_id} variant {variant} asks for {repo} twice, at {other.describe()} and {dep.describe()}; "
+                f"a kernel can import only one version of a dependency. Tell the publisher of {entry.repo_id}."
+            )
+        requirements[repo] = dep
+    return sorted(requirements.items())
+
+
+def _refuse_cycles(nodes: dict[str, _Node]) -> None:
+    """Raise on a dependency cycle, naming it."""
+    edges = {key: sorted({kernel_key(r, d) for reqs in node.needs.values() for r, d in reqs}) for key, node in nodes.items()}
+    state: dict[str, int] = {}
+
+    def visit(key: str, path: list[str]) -> None:
+        state[key] = 1
+        for nxt in edges.get(key, []):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt]
+                raise ResolutionError(
+                    f"Kernel dependency cycle: {' -> '.join(cycle)}. Kernels cannot depend on each other in a "
+                    f"loop; tell their publishers."
+                )
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[key] = 2
+
+    for key in sorted(edges):
+        if key not in state:
+            visit(key, [key])
+
+
+def _follow_redirects(repo_id: str, hub: Hub, side: ThreadPoolExecutor) -> tuple[str, Refs]:
     """The repo that finally holds the kernel, and its refs; the refs and status requests overlap."""
     chain = [repo_id]
     current = repo_id
     while True:
-        with ThreadPoolExecutor(max_workers=1) as side:
-            refs_future = side.submit(hub.refs, current)
-            status = hub.read_file(current, "main", STATUS_FILE)
-            refs = refs_future.result()
+        refs_future = side.submit(hub.refs, current)
+        status = hub.read_file(current, "main", STATUS_FILE)
+        refs = refs_future.result()
         redirect = _parse_status(current, status)
         if redirect is None:
             return current, refs

@@ -53,25 +53,51 @@ def selected_variants(
     names: Iterable[str] = (),
     all_variants: bool = False,
 ) -> list[tuple[LockedKernel, str]]:
-    """(kernel, variant) pairs to act on: every variant, the named ones, or the best one for the target."""
-    names = list(names)
-    pairs: list[tuple[LockedKernel, str]] = []
-    for entry in lock.kernel:
-        if all_variants:
-            pairs.extend((entry, v) for v in sorted(entry.variants))
-        elif names:
-            chosen = [n for n in names if n in entry.variants]
-            if not chosen:
-                raise VariantError(
-                    f"{entry.repo_id} has none of the variants {', '.join(names)} at commit {entry.commit[:12]}. "
-                    f"Locked variants: {', '.join(sorted(entry.variants))}. Pick one of them with --variant."
-                )
-            pairs.extend((entry, v) for v in chosen)
-        else:
-            from kernel_lock.target import detect_target
-            from kernel_lock.variants import select_variant
+    """(kernel, variant) pairs to act on: every variant, the named ones, or the best one for the target.
 
-            pairs.append((entry, select_variant(entry.variants, target or detect_target(), repo_id=entry.repo_id)))
+    The kernels each chosen variant depends on (`required-by` in the lock) come
+    along, with their variant for the same target (or the named ones they have).
+    """
+    if all_variants:
+        return [(entry, v) for entry in lock.kernel for v in sorted(entry.variants)]
+    names = list(names)
+    environment: list[Target] = []
+
+    def for_target(entry: LockedKernel) -> str:
+        from kernel_lock.target import detect_target
+        from kernel_lock.variants import select_variant
+
+        if not environment:
+            environment.append(target or detect_target())
+        return select_variant(entry.variants, environment[0], repo_id=entry.repo_id)
+
+    def choose(entry: LockedKernel) -> list[str]:
+        chosen = [n for n in names if n in entry.variants]
+        if chosen:
+            return chosen
+        if names and entry.direct:
+            raise VariantError(
+                f"{entry.repo_id} has none of the variants {', '.join(names)} at commit {entry.commit[:12]}. "
+                f"Locked variants: {', '.join(sorted(entry.variants))}. Pick one of them with --variant."
+            )
+        return [for_target(entry)]
+
+    pairs: list[tuple[LockedKernel, str]] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(entry: LockedKernel, variant: str) -> None:
+        if (entry.key, variant) in seen:
+            return
+        seen.add((entry.key, variant))
+        pairs.append((entry, variant))
+        for dependency in lock.dependencies_of(entry, variant):
+            for dep_variant in choose(dependency):
+                add(dependency, dep_variant)
+
+    for entry in lock.kernel:
+        if entry.direct:
+            for variant in choose(entry):
+                add(entry, variant)
     return pairs
 
 
@@ -93,7 +119,27 @@ def sync_project(
 
         lock = check_lock(load_project(project))
     pairs = selected_variants(lock, target=target, names=variants, all_variants=all_variants)
-    return sync_variants(pairs, endpoint=endpoint, progress=progress)
+    result = sync_variants(pairs, endpoint=endpoint, progress=progress)
+    _warn_missing_python_depends(result)
+    return result
+
+
+def _warn_missing_python_depends(result: SyncResult) -> None:
+    """Sync may run where the kernels will not (a build stage), so missing packages are a warning here."""
+    import warnings
+
+    from kernel_lock.config import KernelLockWarning
+    from kernel_lock.pydeps import missing, python_depends
+
+    for check in result.checks:
+        absent = missing(python_depends(check.path))
+        if absent:
+            warnings.warn(
+                f"{check.repo_id} variant {check.variant} needs Python packages that are not installed here: "
+                f"{', '.join(absent)}. Install them where the kernel is loaded.",
+                KernelLockWarning,
+                stacklevel=2,
+            )
 
 
 def sync_variants(

@@ -1,0 +1,37 @@
+"""The `python-depends` of a kernel variant: which Python packages it needs, and which are missing here.
+
+A check, not an installer: `get_kernel` refuses a variant whose packages are
+missing, `sync` warns, `status` shows them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+from pathlib import Path
+
+# Names in `python-depends` that are not the distribution's own name (as in the `kernels` library's table).
+DISTRIBUTIONS = {"tvm-ffi": "apache-tvm-ffi", "onednn": "onednn-devel"}
+
+
+def python_depends(variant_dir: Path) -> list[str]:
+    """The `python-depends` list of a synced (verified) variant's `metadata.json`."""
+    try:
+        metadata = json.loads((variant_dir / "metadata.json").read_bytes())
+    except (OSError, ValueError):
+        return []
+    value = metadata.get("python-depends") if isinstance(metadata, dict) else None
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def missing(requirements: list[str]) -> list[str]:
+    """The requirements whose distribution is not installed in this environment."""
+    absent = []
+    for requirement in requirements:
+        name = re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0]
+        try:
+            importlib.metadata.distribution(DISTRIBUTIONS.get(name, name))
+        except importlib.metadata.PackageNotFoundError:
+            absent.append(requirement)
+    return absent
