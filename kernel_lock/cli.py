@@ -150,9 +150,9 @@ def lock(
     """Resolve [tool.kernels] dependencies and write kernels.lock."""
     from kernel_lock.config import load_project
     from kernel_lock.lockfile import read_lock_if_exists
-    from kernel_lock.locking import lock_differences, lock_project
+    from kernel_lock.locking import load_project_online, lock_differences, lock_project
 
-    proj = load_project(project)
+    proj = load_project(project) if check else load_project_online(project)
     if check:
         problems = lock_differences(proj, read_lock_if_exists(proj.lockfile))
         out.result({"up_to_date": not problems, "differences": problems, "lockfile": str(proj.lockfile)})

@@ -45,6 +45,14 @@ def _repo_id(value: str) -> str:
 RepoId = Annotated[str, Field(pattern=REPO_ID_RE.pattern, description="Hub repo id, `org/name`"), AfterValidator(_repo_id)]
 
 
+class RangeSpecifierError(ConfigError):
+    """An old `kernels` range specifier (`">=0.0.2 && <0.1.0"`) where a major version belongs."""
+
+    def __init__(self, message: str, repo_id: str) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+
+
 class KernelLockWarning(UserWarning):
     """Something the user should change, but that does not stop the command."""
 
@@ -181,10 +189,11 @@ def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
     if isinstance(value, int):
         value = {"version": value}
     elif isinstance(value, str):
-        raise ConfigError(
+        raise RangeSpecifierError(
             f"The version specifier {value!r} of {entry} is no longer supported: kernels have only major "
             f"versions (branch vN). Replace it with {{ version = <major> }} (e.g. \"{repo_id}\" = 1; "
-            f"`kernel-lock versions {repo_id}` lists them), or {{ revision = \"<branch, tag or commit>\" }}."
+            f"`kernel-lock versions {repo_id}` lists them), or {{ revision = \"<branch, tag or commit>\" }}.",
+            repo_id,
         )
     elif not isinstance(value, dict):
         raise ConfigError(

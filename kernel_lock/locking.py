@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernel_lock.config import Project, load_project
-from kernel_lock.errors import LockOutOfDate
+from kernel_lock.errors import KernelLockError, LockOutOfDate
 from kernel_lock.lockfile import Lock, read_lock, read_lock_if_exists, write_lock
 
 
@@ -55,6 +55,30 @@ def check_lock(project: Project | Path | None = None) -> Lock:
     return lock
 
 
+def load_project_online(project: Project | Path | None, *, endpoint: str | None = None) -> Project:
+    """`load_project`, but an old range specifier's error names the major versions the Hub has."""
+    from kernel_lock.config import RangeSpecifierError
+
+    if isinstance(project, Project):
+        return project
+    try:
+        return load_project(project)
+    except RangeSpecifierError as exc:
+        from kernel_lock.hub import Hub
+
+        try:
+            versions = sorted(Hub(endpoint).refs(exc.repo_id).versions())
+        except KernelLockError:
+            raise exc from None
+        if not versions:
+            raise exc from None
+        raise RangeSpecifierError(
+            f"{exc} {exc.repo_id} has major versions {', '.join(map(str, versions))} on the Hub: "
+            f'write "{exc.repo_id}" = {versions[-1]} for the newest.',
+            exc.repo_id,
+        ) from None
+
+
 def lock_project(
     project: Project | Path | None = None,
     *,
@@ -66,7 +90,7 @@ def lock_project(
     from kernel_lock.hub import Hub
     from kernel_lock.resolve import lock_dependencies
 
-    project = project if isinstance(project, Project) else load_project(project)
+    project = load_project_online(project, endpoint=endpoint)
     previous = read_lock_if_exists(project.lockfile)
     lock = lock_dependencies(
         project.dependencies,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kernel_lock.cache import RECORD_DIR, repo_dir
-from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id
+from kernel_lock.config import COMMIT_RE, Dependency, KernelLockWarning, is_repo_id
 from kernel_lock.errors import HubError, ResolutionError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, variant_hash
@@ -66,12 +67,15 @@ def lock_dependencies(
     previous: Lock | None = None,
     upgrade: bool | Iterable[str] = False,
     trusted_repos: Iterable[str] = (),
+    pins: Mapping[str, str] | None = None,
 ) -> Lock:
     """The lock for `dependencies` and every kernel they depend on, keeping unchanged entries of `previous`.
 
     Direct and transitive kernels are resolved level by level, each level
     concurrently; an entry of `previous` for the same (repo, requirement) is
-    reused without a request unless it is upgraded.
+    reused without a request unless it is upgraded. `pins` (key -> commit, or
+    repo id -> commit) fixes the commit of a requirement instead of taking the
+    head of its branch, as when importing another tool's lock.
     """
     upgrade_all = upgrade is True
     upgrade_some = set() if isinstance(upgrade, bool) else set(upgrade)
@@ -82,7 +86,7 @@ def lock_dependencies(
     wanted: dict[str, tuple[str, Dependency, str | None]] = {
         kernel_key(repo, dep): (repo, dep, None) for repo, dep in dependencies.items()
     }
-    context = _Context(hub, allowlist)
+    context = _Context(hub, allowlist, dict(pins or {}))
     with context.side, ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="kernel-lock-resolve") as pool:
         while wanted:
             futures: dict[str, Future[_Node]] = {}
@@ -140,9 +144,10 @@ def _prior_needs(previous: Lock | None, entry: LockedKernel) -> dict[str, list[t
 class _Context:
     """What every resolution of one lock run shares: the Hub, the trust opt-ins, one org-trust answer per org."""
 
-    def __init__(self, hub: Hub, allowlist: set[str]) -> None:
+    def __init__(self, hub: Hub, allowlist: set[str], pins: dict[str, str]) -> None:
         self.hub = hub
         self.allowlist = allowlist
+        self.pins = pins
         self._orgs: dict[str, Future[bool]] = {}
         self._lock = threading.Lock()
         self.side = ThreadPoolExecutor(max_workers=SIDE_WORKERS, thread_name_prefix="kernel-lock-side")
@@ -162,6 +167,8 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
     context.org_trusted(repo_id)
     target, refs = _follow_redirects(repo_id, hub, context.side)
     ref, commit = _pick_commit(target, dep, refs)
+    commit = context.pins.get(kernel_key(repo_id, dep)) or context.pins.get(repo_id) or commit
+    _notice_newer_version(repo_id, dep, refs)
     trusted = context.org_trusted(target)
     tree = hub.tree(target, commit, "build")
     variants = variant_hashes(target, commit, tree)
@@ -177,6 +184,18 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
         variants=variants,
     )
     return _Node(entry, _variant_needs(entry, tree, context))
+
+
+def _notice_newer_version(repo_id: str, dep: Dependency, refs: Refs) -> None:
+    """A notice (not an error) when a newer major version than the one required exists."""
+    newest = max(refs.versions(), default=None)
+    if dep.version is not None and newest is not None and newest > dep.version:
+        warnings.warn(
+            f"{repo_id}: version {dep.version} is locked, but version {newest} is available "
+            f"(`kernel-lock versions {repo_id}` lists them; majors may change the API).",
+            KernelLockWarning,
+            stacklevel=2,
+        )
 
 
 def _trust(repo_id: str, target: str, dep: Dependency, parent: str | None, trusted: bool, allowlist: set[str]) -> str:

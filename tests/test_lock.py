@@ -160,3 +160,14 @@ def test_missing_pyproject_and_table_in_the_cli(tmp_path, cli) -> None:
     (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
     run = cli("lock", "--project", str(tmp_path))
     assert run.exit_code == 2 and "no [tool.kernels] table" in run.stderr
+
+
+def test_migration_help_range_specifier_names_the_majors_and_newer_version_notice(hub_env, make_project, cli) -> None:
+    root = make_project('"kernels-community/relu" = ">=0.0.2 && <0.1.0"')
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 2
+    assert 'has major versions 1, 2 on the Hub: write "kernels-community/relu" = 2' in run.stderr
+    make_project(RELU)
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 0
+    assert "warning: kernels-community/relu: version 1 is locked, but version 2 is available" in run.stderr
