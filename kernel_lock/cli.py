@@ -163,6 +163,16 @@ def lock(
             return 1
         out.info(f"{proj.lockfile.name} is up to date ({len(proj.dependencies)} kernel(s)).")
         return 0
+    from kernel_lock.migrate import function_repository_notice
+
+    notice = function_repository_notice(proj.root)
+    if notice:
+        warnings.warn(notice, stacklevel=1)
+    unknown = sorted(set(upgrade_package) - set(proj.dependencies))
+    if unknown:
+        raise errors.ConfigError(
+            f"--upgrade-package {', '.join(unknown)}: not in [tool.kernels.dependencies] of {proj.pyproject}."
+        )
     result = lock_project(proj, upgrade=upgrade, upgrade_packages=upgrade_package)
     for kind, names in (("added", result.added), ("updated", result.updated), ("removed", result.removed)):
         for name in names:
@@ -310,4 +320,155 @@ def verify(*, out: Output, project: Path | None, variant_names: tuple[str, ...],
     if bad:
         click.echo(f"error: {len(bad)} of {len(checks)} variant(s) failed verification.", err=True)
         return 4
+    return 0
+
+
+def _lock_summary(out: Output, result: Any) -> None:
+    """What a lock-writing command changed, as lines and as JSON."""
+    for kind, names in (("added", result.added), ("updated", result.updated), ("removed", result.removed)):
+        for name in names:
+            out.info(f"{kind} {name}")
+    out.info(f"{'Wrote' if result.written else 'Unchanged:'} {result.path}")
+
+
+@main.command()
+@click.argument("repo")
+@target_options
+@command
+def versions(*, out: Output, repo: str, **kw: Any) -> int:
+    """List the major versions of REPO and their build variants; ✅ marks what this environment would load."""
+    from kernel_lock.hub import Hub
+    from kernel_lock.target import detect_target
+    from kernel_lock.versions import list_versions
+
+    target = pop_target(kw) or detect_target()
+    holder, infos = list_versions(repo, hub=Hub(), target=target)
+    if holder != repo:
+        out.info(f"{repo} redirects to {holder}")
+    if not infos:
+        out.info(f"{holder} has no major versions (no vN branches).")
+    for info in infos:
+        names = [f"{v} ✅" if v == info.selected else v for v in info.variants]
+        label = f"Version {info.version}" + (" (unstable: alpha/beta, no API promise)" if info.unstable else "")
+        out.info(f"{label}: {', '.join(names)}")
+    out.result(
+        {
+            "repo_id": holder,
+            "target": target.describe(),
+            "versions": [
+                {"version": i.version, "commit": i.commit, "unstable": i.unstable, "variants": i.variants,
+                 "selected": i.selected}
+                for i in infos
+            ],
+        }
+    )
+    return 0
+
+
+@main.command()
+@click.argument("repo")
+@project_option
+@click.option("--version", "version", type=click.IntRange(min=0), help="Major version (default: the newest).")
+@click.option("--revision", metavar="REV", help="A branch, tag or 40-hex commit instead of a version.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow a repo whose publisher is not trusted on the Hub.")
+@command
+def add(*, out: Output, repo: str, project: Path | None, version: int | None, revision: str | None, trust_remote_code: bool) -> int:
+    """Add REPO to [tool.kernels.dependencies] (keeping the rest of pyproject.toml) and update the lock."""
+    from kernel_lock.locking import add_dependency
+
+    if version is not None and revision is not None:
+        raise errors.ConfigError("Give --version or --revision, not both.")
+    dep, result = add_dependency(repo, project, version=version, revision=revision, trust_remote_code=trust_remote_code)
+    out.info(f"Added {repo} ({dep.describe()}) to {result.path.parent / 'pyproject.toml'}")
+    _lock_summary(out, result)
+    out.result({"repo_id": repo, "requirement": dep.describe(), "lockfile": str(result.path), "added": result.added,
+                "updated": result.updated, "removed": result.removed})
+    return 0
+
+
+@main.command()
+@click.argument("repo")
+@project_option
+@command
+def remove(*, out: Output, repo: str, project: Path | None) -> int:
+    """Remove REPO from [tool.kernels.dependencies] and from the lock."""
+    from kernel_lock.locking import remove_dependency
+
+    result = remove_dependency(repo, project)
+    out.info(f"Removed {repo} from {result.path.parent / 'pyproject.toml'}")
+    _lock_summary(out, result)
+    out.result({"repo_id": repo, "lockfile": str(result.path), "removed": result.removed})
+    return 0
+
+
+@main.command()
+@project_option
+@target_options
+@click.option("--outdated", is_flag=True, help="Also ask the Hub for newer major versions and newer commits.")
+@command
+def status(*, out: Output, project: Path | None, outdated: bool, **kw: Any) -> int:
+    """One row per locked kernel: requirement, commit, selected variant, sync state, Python needs."""
+    from kernel_lock.status import project_status
+
+    rows = project_status(project, target=pop_target(kw), outdated=outdated)
+    colours = {"verified": "green", "missing": "yellow", "corrupt": "red"}
+    for row in rows:
+        e = row.entry
+        name = e.requested_repo if e.direct else f"  {e.requested_repo} (dependency)"
+        variant = row.variant or f"no variant fits ({row.variant_error})"
+        line = f"{name}  {e.requirement().describe()}  {e.commit[:12]}  {variant}  {out.style(row.sync, fg=colours[row.sync])}"
+        if row.python_missing:
+            line += f"  missing Python packages: {', '.join(row.python_missing)}"
+        elif row.python_depends:
+            line += f"  needs: {', '.join(row.python_depends)}"
+        if row.newer_version is not None:
+            line += f"  (version {row.newer_version} available)"
+        if row.newer_commit is not None:
+            line += f"  ({e.ref} moved to {row.newer_commit[:12]}; `kernel-lock lock -P {e.requested_repo}`)"
+        out.info(line)
+        for problem in row.problems:
+            out.info(f"    {problem}")
+    out.result({"kernels": [row.to_json() for row in rows]})
+    return 1 if outdated and any(r.newer_version is not None or r.newer_commit for r in rows) else 0
+
+
+main.add_command(status, name="show")
+
+
+@main.command(name="export")
+@project_option
+@click.option("--format", "fmt", type=click.Choice(["kernels", "kernels-legacy"]), required=True,
+              help="kernels: the JSON lock of kernels 0.17; kernels-legacy: the older JSON with per-variant hashes.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@command
+def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) -> int:
+    """Write kernels.lock in the `kernels` library's JSON format."""
+    from kernel_lock.config import find_project_root
+    from kernel_lock.fsutil import atomic_write
+    from kernel_lock.interop import export_lock
+    from kernel_lock.lockfile import read_lock
+
+    text = export_lock(read_lock(find_project_root(project) / "kernels.lock"), fmt)  # type: ignore[arg-type]
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write(output, text.encode("utf-8"))
+        out.info(f"Wrote {output} ({fmt} format)")
+    return 0
+
+
+@main.command(name="import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@project_option
+@command
+def import_(*, out: Output, source: Path, project: Path | None) -> int:
+    """Turn a `kernels` JSON lock (0.17 or legacy) into kernels.lock, keeping its commits."""
+    from kernel_lock.interop import import_lock
+
+    result = import_lock(source, project)
+    out.info(f"Imported {source} ({result.format} format)")
+    for repo in result.added_dependencies:
+        out.info(f"added {repo} to pyproject.toml")
+    out.info(f"Wrote {result.lockfile}")
+    out.result({"format": result.format, "lockfile": str(result.lockfile), "added_dependencies": result.added_dependencies})
     return 0

@@ -88,8 +88,8 @@ class Hub:
             tags={t.name: t.target_commit for t in refs.tags},
         )
 
-    def tree(self, repo_id: str, revision: str, path: str = "build") -> list[TreeEntry]:
-        """Every entry under `path` at `revision`, recursively, following pagination."""
+    def tree(self, repo_id: str, revision: str, path: str = "build", *, recursive: bool = True) -> list[TreeEntry]:
+        """Every entry under `path` at `revision` (recursively by default), following pagination."""
         from urllib.parse import quote
 
         from huggingface_hub.utils import get_session, hf_raise_for_status
@@ -98,7 +98,7 @@ class Hub:
 
         def fetch() -> list[dict]:
             items: list[dict] = []
-            page_url, params = url, {"recursive": "true", "expand": "false"}
+            page_url, params = url, {"recursive": str(recursive).lower(), "expand": "false"}
             while page_url:
                 response = get_session().get(page_url, params=params, headers=self._headers())
                 hf_raise_for_status(response)

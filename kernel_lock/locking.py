@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernel_lock.config import Project, load_project
-from kernel_lock.errors import KernelLockError, LockOutOfDate
+from kernel_lock.config import PYPROJECT, Dependency, Project, find_project_root, is_repo_id, load_project
+from kernel_lock.errors import ConfigError, KernelLockError, LockOutOfDate, ResolutionError
+from kernel_lock.fsutil import atomic_write
 from kernel_lock.lockfile import Lock, read_lock, read_lock_if_exists, write_lock
 
 
@@ -85,8 +86,13 @@ def lock_project(
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
     endpoint: str | None = None,
+    pyproject_text: str | None = None,
 ) -> LockResult:
-    """Resolve the project's requirements and write `kernels.lock` (untouched on any error)."""
+    """Resolve the project's requirements and write `kernels.lock` (untouched on any error).
+
+    With `pyproject_text`, that new `pyproject.toml` (which `project` must
+    describe) is written just before the lock, once resolution succeeded.
+    """
     from kernel_lock.hub import Hub
     from kernel_lock.resolve import lock_dependencies
 
@@ -99,6 +105,8 @@ def lock_project(
         upgrade=True if upgrade else upgrade_packages,
         trusted_repos=project.trusted_repos,
     )
+    if pyproject_text is not None:
+        atomic_write(project.pyproject, pyproject_text.encode("utf-8"))
     written = write_lock(project.lockfile, lock)
     old = previous.by_requested_repo() if previous else {}
     new = lock.by_requested_repo()
@@ -110,3 +118,62 @@ def lock_project(
         updated=sorted(r for r in set(new) & set(old) if new[r] != old[r]),
         removed=sorted(set(old) - set(new)),
     )
+
+
+def _edited_project(root: Path, text: str) -> Project:
+    """The project an edited `pyproject.toml` text describes (validated as `lock` would)."""
+    from kernel_lock.config import parse_kernels_table, parse_trust_list, tomllib
+
+    table = tomllib.loads(text).get("tool", {}).get("kernels", {})
+    where = str(root / PYPROJECT)
+    return Project(
+        root=root, dependencies=parse_kernels_table(table, where=where), trusted_repos=parse_trust_list(table, where=where)
+    )
+
+
+def _read_pyproject(project: Path | None) -> tuple[Path, str]:
+    root = find_project_root(project)
+    try:
+        return root, (root / PYPROJECT).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"No {PYPROJECT} found in {root}. Run in your project directory or pass --project DIR.") from None
+
+
+def add_dependency(
+    repo_id: str,
+    project: Path | None = None,
+    *,
+    version: int | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    endpoint: str | None = None,
+) -> tuple[Dependency, LockResult]:
+    """Require `repo_id` in `pyproject.toml` (newest major version unless told) and update the lock.
+
+    Nothing is written unless the new requirement resolves.
+    """
+    from kernel_lock.edit import set_dependency
+    from kernel_lock.hub import Hub
+
+    if not is_repo_id(repo_id):
+        raise ConfigError(f"{repo_id!r} is not a repo id; write it as org/name, e.g. kernels-community/activation.")
+    root, text = _read_pyproject(project)
+    if version is None and revision is None:
+        versions = Hub(endpoint).refs(repo_id).versions()
+        if not versions:
+            raise ResolutionError(
+                f"{repo_id} has no major versions (no vN branches). Add it with --revision <branch, tag or commit>."
+            )
+        version = max(versions)
+    dep = Dependency(version=version, revision=revision, trust_remote_code=trust_remote_code)
+    new_text = set_dependency(text, repo_id, dep)
+    return dep, lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
+
+
+def remove_dependency(repo_id: str, project: Path | None = None, *, endpoint: str | None = None) -> LockResult:
+    """Drop `repo_id` from `pyproject.toml` and from the lock (with what only it needed)."""
+    from kernel_lock.edit import remove_dependency as without
+
+    root, text = _read_pyproject(project)
+    new_text = without(text, repo_id)
+    return lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)

@@ -165,7 +165,7 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
     """Resolve a requirement, decide trust, and read what each variant's metadata says it depends on."""
     hub = context.hub
     context.org_trusted(repo_id)
-    target, refs = _follow_redirects(repo_id, hub, context.side)
+    target, refs = follow_redirects(repo_id, hub, context.side)
     ref, commit = _pick_commit(target, dep, refs)
     commit = context.pins.get(kernel_key(repo_id, dep)) or context.pins.get(repo_id) or commit
     _notice_newer_version(repo_id, dep, refs)
@@ -311,7 +311,7 @@ def _refuse_cycles(nodes: dict[str, _Node]) -> None:
             visit(key, [key])
 
 
-def _follow_redirects(repo_id: str, hub: Hub, side: ThreadPoolExecutor) -> tuple[str, Refs]:
+def follow_redirects(repo_id: str, hub: Hub, side: ThreadPoolExecutor) -> tuple[str, Refs]:
     """The repo that finally holds the kernel, and its refs; the refs and status requests overlap."""
     chain = [repo_id]
     current = repo_id

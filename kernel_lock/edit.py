@@ -1,0 +1,68 @@
+"""Edit `[tool.kernels.dependencies]` in place, keeping the rest of `pyproject.toml` byte-for-byte.
+
+`tomlkit` keeps comments, order and formatting of everything we do not touch.
+"""
+
+from __future__ import annotations
+
+import tomlkit
+from tomlkit.items import Table
+
+from kernel_lock.config import Dependency
+from kernel_lock.errors import ConfigError
+
+
+def _dependencies_table(doc: tomlkit.TOMLDocument, *, create: bool) -> Table | None:
+    """`[tool.kernels.dependencies]`, created (as a proper table) when asked and missing."""
+    tool = doc.get("tool")
+    if tool is None:
+        if not create:
+            return None
+        tool = tomlkit.table(is_super_table=True)
+        doc["tool"] = tool
+    kernels = tool.get("kernels")
+    if kernels is None:
+        if not create:
+            return None
+        kernels = tomlkit.table(is_super_table=True)
+        tool["kernels"] = kernels
+    deps = kernels.get("dependencies")
+    if deps is None:
+        if not create:
+            return None
+        deps = tomlkit.table()
+        kernels["dependencies"] = deps
+    return deps
+
+
+def _value(dep: Dependency) -> object:
+    """The shortest TOML value that says `dep`: `N`, or an inline table."""
+    if dep.version is not None and not dep.trust_remote_code:
+        return dep.version
+    table = tomlkit.inline_table()
+    if dep.version is not None:
+        table["version"] = dep.version
+    else:
+        table["revision"] = dep.revision
+    if dep.trust_remote_code:
+        table["trust-remote-code"] = True
+    return table
+
+
+def set_dependency(text: str, repo_id: str, dep: Dependency) -> str:
+    """`pyproject.toml` text with `repo_id` required as `dep` (added, or its line replaced)."""
+    doc = tomlkit.parse(text)
+    table = _dependencies_table(doc, create=True)
+    assert table is not None
+    table[repo_id] = _value(dep)
+    return tomlkit.dumps(doc)
+
+
+def remove_dependency(text: str, repo_id: str) -> str:
+    """`pyproject.toml` text without `repo_id` in `[tool.kernels.dependencies]`."""
+    doc = tomlkit.parse(text)
+    table = _dependencies_table(doc, create=False)
+    if table is None or repo_id not in table:
+        raise ConfigError(f"{repo_id} is not in [tool.kernels.dependencies]; nothing to remove.")
+    del table[repo_id]
+    return tomlkit.dumps(doc)

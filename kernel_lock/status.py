@@ -1,0 +1,99 @@
+"""`kernel-lock status`: per locked kernel, what is required, locked, selected, synced and (optionally) newer."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kernel_lock.config import find_project_root
+from kernel_lock.errors import KernelLockError
+from kernel_lock.lockfile import LockedKernel, read_lock
+
+if TYPE_CHECKING:
+    from kernel_lock.hub import Hub
+    from kernel_lock.target import Target
+
+
+@dataclass
+class KernelStatus:
+    """One row of `kernel-lock status`."""
+
+    entry: LockedKernel
+    variant: str | None = None
+    variant_error: str | None = None
+    sync: str = "missing"
+    problems: list[str] = field(default_factory=list)
+    python_depends: list[str] = field(default_factory=list)
+    python_missing: list[str] = field(default_factory=list)
+    newer_version: int | None = None
+    newer_commit: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The row as JSON-able data."""
+        e = self.entry
+        return {
+            "repo_id": e.requested_repo,
+            "resolved_repo": e.repo_id,
+            "requirement": e.requirement().describe(),
+            "direct": e.direct,
+            "commit": e.commit,
+            "trust": e.trust,
+            "variant": self.variant,
+            "variant_error": self.variant_error,
+            "sync": self.sync,
+            "problems": self.problems,
+            "python_depends": self.python_depends,
+            "python_missing": self.python_missing,
+            "newer_version": self.newer_version,
+            "newer_commit": self.newer_commit,
+        }
+
+
+def project_status(
+    project: Path | None = None, *, target: Target | None = None, outdated: bool = False, hub: Hub | None = None
+) -> list[KernelStatus]:
+    """The status of every locked kernel (direct first); `outdated` asks the Hub for newer versions and commits."""
+    from kernel_lock.pydeps import missing, python_depends
+    from kernel_lock.target import detect_target
+    from kernel_lock.variants import select_variant
+    from kernel_lock.verify import check_variant
+
+    lock = read_lock(find_project_root(project) / "kernels.lock")
+    chosen = target or detect_target()
+    rows = []
+    for entry in lock.kernel:
+        row = KernelStatus(entry)
+        try:
+            row.variant = select_variant(entry.variants, chosen, repo_id=entry.repo_id)
+        except KernelLockError as exc:
+            row.variant_error = str(exc).split(". ")[0]
+        if row.variant:
+            check = check_variant(entry, row.variant)
+            row.sync = "verified" if check.ok else check.status
+            row.problems = [str(p) for p in check.problems if check.status == "corrupt"]
+            if check.ok:
+                row.python_depends = python_depends(check.path)
+                row.python_missing = missing(row.python_depends)
+        rows.append(row)
+    if outdated:
+        _add_newer(rows, hub)
+    return rows
+
+
+def _add_newer(rows: list[KernelStatus], hub: Hub | None) -> None:
+    """Fill in newer majors, and newer commits on the locked branch, from the Hub (concurrently)."""
+    from kernel_lock.hub import Hub
+
+    client = hub or Hub()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        all_refs = list(pool.map(lambda r: client.refs(r.entry.repo_id), rows))
+    for row, repo_refs in zip(rows, all_refs):
+        entry = row.entry
+        newest = max(repo_refs.versions(), default=None)
+        if entry.version is not None and newest is not None and newest > entry.version:
+            row.newer_version = newest
+        head = repo_refs.branches.get(entry.ref)
+        if head is not None and head != entry.commit:
+            row.newer_commit = head
