@@ -28,7 +28,7 @@ Targets (whole-process wall time, medians): verified (fast) first load <= 1.15x 
 verified repeated load <= 1.03x the unverified repeated load. The in-process load-call ratios are reported
 next to them (informational). Exit status 1 when a target is missed, 2 when a tool failed.
 
-    .venv/bin/python benchmarks/bench_load.py [--rounds 5] [--repeat 9] [--so-mb 200] [--json out.json]
+    .venv/bin/python benchmarks/bench_load.py [--rounds 5] [--repeat 11] [--so-mb 200] [--json out.json]
                                               [--profile] [--keep]
 """
 
@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -163,7 +164,8 @@ class Stat:
         return max(self.values)
 
     def ms(self) -> str:
-        return f"{self.median * 1e3:8.1f}  ({self.min * 1e3:.1f} .. {self.max * 1e3:.1f})"
+        d = 1 if self.median >= 0.01 else 3
+        return f"{self.median * 1e3:8.{d}f}  ({self.min * 1e3:.{d}f} .. {self.max * 1e3:.{d}f})"
 
     def as_json(self) -> dict[str, Any]:
         return {"values": self.values, "min": self.min, "median": self.median, "max": self.max, "n": len(self.values)}
@@ -176,6 +178,7 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+LAST_CPU = 0.0  # user + sys CPU seconds of the last child `run` waited for
 PYCACHE: Path | None = None  # set in main(): where children keep bytecode (None: the caller's settings as they are)
 
 
@@ -202,9 +205,13 @@ def base_env(cache: Path) -> dict[str, str]:
 
 def run(cmd: list[str], env: dict[str, str], *, cwd: Path | None = None, what: str) -> tuple[float, str]:
     """Run a subprocess; return (wall seconds, stdout). A failure aborts the benchmark with exit 2."""
+    global LAST_CPU
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.stderr.write(f"\n{what} failed (exit {proc.returncode}).\n--- stdout ---\n{proc.stdout[-4000:]}\n"
                          f"--- stderr ---\n{proc.stderr[-4000:]}\n")
@@ -299,6 +306,7 @@ class Bench:
             sys.stderr.write(f"{case} loaded variant {data['variant']}, expected {self.variant}\n")
             raise SystemExit(2)
         data["wall"] = wall
+        data["cpu"] = LAST_CPU
         return data
 
     def verify_cost(self, n_fast: int, n_full: int) -> dict[str, Any]:
@@ -360,7 +368,7 @@ def profile(bench: Bench) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5, help="first-load rounds, each after a fresh sync (default 5)")
-    ap.add_argument("--repeat", type=int, default=9, help="repeated loads of each case (default 9, >= 7)")
+    ap.add_argument("--repeat", type=int, default=11, help="repeated loads of each case (default 11, >= 7)")
     ap.add_argument("--so-mb", type=float, default=200, help="size of the variant's .so in MB (default 200)")
     ap.add_argument("--json", metavar="PATH", help="write every figure to PATH")
     ap.add_argument("--profile", action="store_true", help="profile the kernel-lock load even if targets are met")
@@ -412,10 +420,12 @@ def main() -> int:
 
         # -- report -----------------------------------------------------------------------------------
         def rows_for(results: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
-            return [[case, collect(runs, "wall").ms(), collect(runs, "load").ms(), collect(runs, "lib_import").ms(),
-                     collect(runs, "torch_import").ms()] for case, runs in results.items()]
+            return [[case, collect(runs, "wall").ms(), collect(runs, "cpu").ms(), collect(runs, "load").ms(),
+                     collect(runs, "lib_import").ms(), collect(runs, "torch_import").ms()]
+                    for case, runs in results.items()]
 
-        header = ["case", "process wall ms med (min..max)", "load call ms", "library import ms", "torch import ms"]
+        header = ["case", "process wall ms med (min..max)", "process CPU ms (user+sys)", "load call ms",
+                  "library import ms", "torch import ms"]
         print(f"\n(a) first load after a fresh `kernel-lock sync` (n={args.rounds}, one per round)")
         print(table(rows_for(first), header))
         print(f"\n(b) repeated loads, fresh processes (n={args.repeat})")
@@ -428,15 +438,29 @@ def main() -> int:
         def ratio(results: dict[str, list[dict[str, Any]]], a: str, b: str, key: str) -> float:
             return collect(results[a], key).median / collect(results[b], key).median
 
+        def paired(results: dict[str, list[dict[str, Any]]], a: str, b: str, key: str) -> float:
+            """Median of the per-round ratios (a and b ran back to back in each round, so drift cancels)."""
+            return statistics.median(x[key] / y[key] for x, y in zip(results[a], results[b]))
+
         checks = [
             ("first load, kernel-lock (fast) / kernels, process wall", ratio(first, "kernel-lock", "kernels", "wall"),
              FAST_FIRST_TARGET, True),
             ("repeated load, kernel-lock (fast) / kernels, process wall",
              ratio(repeat, "kernel-lock", "kernels", "wall"), REPEAT_TARGET, True),
+            ("  cross-check: first load, fast / kernels, median of per-round wall ratios",
+             paired(first, "kernel-lock", "kernels", "wall"), FAST_FIRST_TARGET, False),
+            ("  cross-check: first load, fast / kernels, process CPU time",
+             ratio(first, "kernel-lock", "kernels", "cpu"), FAST_FIRST_TARGET, False),
+            ("  cross-check: repeated load, fast / kernels, median of per-round wall ratios",
+             paired(repeat, "kernel-lock", "kernels", "wall"), REPEAT_TARGET, False),
+            ("  cross-check: repeated load, fast / kernels, process CPU time",
+             ratio(repeat, "kernel-lock", "kernels", "cpu"), REPEAT_TARGET, False),
             ("first load, kernel-lock full / kernels, process wall",
              ratio(first, "kernel-lock full", "kernels", "wall"), FAST_FIRST_TARGET, False),
             ("repeated load, kernel-lock full / kernels, process wall",
              ratio(repeat, "kernel-lock full", "kernels", "wall"), REPEAT_TARGET, False),
+            ("repeated load, kernel-lock full / kernels, process CPU time",
+             ratio(repeat, "kernel-lock full", "kernels", "cpu"), REPEAT_TARGET, False),
             ("first load, kernel-lock (fast) / kernels, load call",
              ratio(first, "kernel-lock", "kernels", "load"), FAST_FIRST_TARGET, False),
             ("repeated load, kernel-lock (fast) / kernels, load call",
@@ -491,9 +515,9 @@ def main() -> int:
                 "so_bytes": int(args.so_mb * 1e6),
                 "lock_wall": lock_wall,
                 "sync_wall": Stat(bench.sync_walls).as_json(),
-                "first": {c: {k: collect(runs, k).as_json() for k in ("wall", "load", "lib_import", "torch_import")}
+                "first": {c: {k: collect(runs, k).as_json() for k in ("wall", "cpu", "load", "lib_import", "torch_import")}
                           for c, runs in first.items()},
-                "repeat": {c: {k: collect(runs, k).as_json() for k in ("wall", "load", "lib_import", "torch_import")}
+                "repeat": {c: {k: collect(runs, k).as_json() for k in ("wall", "cpu", "load", "lib_import", "torch_import")}
                            for c, runs in repeat.items()},
                 "verify": verify,
                 "ratios": [{"what": w, "value": v, "limit": lim, "target": t, "met": v <= lim}

@@ -466,9 +466,16 @@ def import_(*, out: Output, source: Path, project: Path | None) -> int:
     from kernel_lock.interop import import_lock
 
     result = import_lock(source, project)
-    out.info(f"Imported {source} ({result.format} format)")
-    for repo in result.added_dependencies:
-        out.info(f"added {repo} to pyproject.toml")
-    out.info(f"Wrote {result.lockfile}")
-    out.result({"format": result.format, "lockfile": str(result.lockfile), "added_dependencies": result.added_dependencies})
+    out.info(f"Imported {source} ({result.format} format): {len(result.lock.kernel)} kernel(s)")
+    for repo, dep in result.added_dependencies.items():
+        out.info(f"added {repo} ({dep.describe()}) to pyproject.toml")
+    for path in result.written:
+        out.info(f"Wrote {path}")
+    out.result(
+        {
+            "format": result.format,
+            "written": [str(p) for p in result.written],
+            "added_dependencies": {r: d.describe() for r, d in result.added_dependencies.items()},
+        }
+    )
     return 0

@@ -35,13 +35,13 @@ class RequiredBy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kernel: str = Field(description="Key of the requiring entry: `repo@vN` or `repo@revision`")
+    kernel: str = Field(description="Key of the requiring entry: `repo@vN` or `repo@rev:REVISION`")
     variants: list[str]
 
 
 def kernel_key(repo_id: str, dep: Dependency) -> str:
-    """The key of a (repo, requirement) pair, e.g. `kernels-community/relu@v2`."""
-    return f"{repo_id}@v{dep.version}" if dep.version is not None else f"{repo_id}@{dep.revision}"
+    """The key of a (repo, requirement) pair: `kernels-community/relu@v2`, or `my-org/k@rev:main`."""
+    return f"{repo_id}@v{dep.version}" if dep.version is not None else f"{repo_id}@rev:{dep.revision}"
 
 
 class LockedKernel(BaseModel):

@@ -135,3 +135,21 @@ def test_quiet_json_and_no_traceback_in_a_real_process(hub_env, make_project) ->
     bad = subprocess.run([sys.executable, "-m", "kernel_lock", "verify", "--json", "--project", str(root / "nowhere")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and '"error"' in bad.stdout and "Traceback" not in bad.stderr
+
+
+def test_export_and_import_commands(hub_env, make_project, tmp_path: Path, cli) -> None:
+    root = make_project('"kernels-community/relu" = 2')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    exported = tmp_path / "kernels.json"
+    run = cli("export", "--format", "kernels", "-o", str(exported), "--project", str(root))
+    assert run.exit_code == 0 and exported.read_text() == cli("export", "--format", "kernels", "--project", str(root)).stdout
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "pyproject.toml").write_text('[project]\nname = "fresh"\n')
+    run = cli("import", str(exported), "--project", str(fresh), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["added_dependencies"] == {"kernels-community/relu": "version 2"}
+    assert (fresh / "kernels.lock").read_text() == (root / "kernels.lock").read_text()
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = cli("import", str(tmp_path / "bad.json"), "--project", str(fresh))
+    assert bad.exit_code == 2 and "Traceback" not in bad.stderr

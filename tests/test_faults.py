@@ -87,8 +87,8 @@ def locked(hub_env, project, cli) -> Path:
 
 def assert_clean_error(run, code: int, *says: str) -> None:
     assert run.exit_code == code, (run.exit_code, run.stderr)
-    assert run.stderr.startswith("error: ") or "\nerror: " in run.stderr, run.stderr
-    assert "Traceback" not in run.stderr and "unexpected" not in run.stderr, run.stderr
+    assert any(line.startswith("error: ") for line in run.stderr.splitlines()), run.stderr
+    assert "Traceback" not in run.stderr and "error: unexpected" not in run.stderr, run.stderr
     for text in says:
         assert text in run.stderr, run.stderr
 
@@ -201,7 +201,7 @@ def test_stalled_tree_listing_is_abandoned_and_retried(hub_env, project) -> None
     env = dict(os.environ, HF_HUB_ETAG_TIMEOUT="1", HF_HUB_DOWNLOAD_TIMEOUT="1")
     try:
         proc = subprocess.run([sys.executable, "-m", "kernel_lock", "lock", "--project", str(project)],
-                              capture_output=True, text=True, timeout=9, env=env)
+                              capture_output=True, text=True, timeout=7, env=env)
     except subprocess.TimeoutExpired:
         pytest.fail("lock still waiting for a listing stalled for 15 s, with 1 s timeouts configured")
     assert proc.returncode == 0, proc.stderr
@@ -212,18 +212,19 @@ def test_stalled_tree_listing_is_abandoned_and_retried(hub_env, project) -> None
 # -- sync: transient faults ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", STATUSES)
-def test_sync_survives_status_bursts_on_listings_and_downloads(hub_env, locked, cli, status: int) -> None:
+def test_sync_survives_status_bursts_on_listings_and_downloads(hub_env, locked, cli) -> None:
     faults = Injector(hub_env)
     faults.add(
-        Fault("status", match=r"/tree/", count=2, status=status, retry_after=0),
-        Fault("status", match=r"/resolve/.*/layers\.py$", count=1, status=status, retry_after=0),
-        Fault("status", match=r"/resolve/.*/__init__\.py$", count=1, status=status, method="GET", retry_after=0),
-        Fault("status", match=r"^/cdn/", count=1, status=status, retry_after=0),
+        Fault("status", match=r"/tree/", count=2, status=500, retry_after=0),
+        Fault("status", match=r"/resolve/.*/layers\.py$", count=1, status=502, retry_after=0),
+        Fault("status", match=r"/resolve/.*/__init__\.py$", count=1, status=503, method="GET", retry_after=0),
+        Fault("status", match=r"^/cdn/", count=1, status=429, retry_after=0),
+        Fault("status", match=r"/resolve/.*/metadata\.json$", count=1, status=429, method="HEAD", retry_after=0),
     )
     run = cli("sync", "--project", str(locked))
     assert run.exit_code == 0, run.stderr
-    assert faults.survived() == 5
+    assert faults.survived() == 6
+    assert {r.status for r in hub_env.requests} >= {500, 502, 503, 429}
     assert cli("verify", "--project", str(locked), "--full").exit_code == 0
 
 
@@ -266,9 +267,9 @@ def test_download_stalled_past_its_timeout_is_retried(hub_env, locked, cli, monk
     "the outage becomes ResolutionError 'Not found while trying to download ...' (exit 2), never retried.",
 )
 def test_download_failing_through_huggingface_hubs_own_retries_is_retried(hub_env, locked, cli) -> None:
-    # huggingface_hub makes 1 + 5 HEAD attempts per download; 6 failures exhaust them once.
+    # huggingface_hub makes 1 + 6 HEAD attempts per download (one plain, then http_backoff); 7 failures exhaust them.
     faults = Injector(hub_env)
-    faults.add(Fault("status", match=r"relu/resolve/.*/layers\.py$", method="HEAD", count=6, status=503, retry_after=0))
+    faults.add(Fault("status", match=r"relu/resolve/.*/layers\.py$", method="HEAD", count=7, status=503, retry_after=0))
     run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT)
     assert run.exit_code == 0, run.stderr
     faults.survived()

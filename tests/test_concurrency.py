@@ -1,0 +1,139 @@
+"""Concurrency: several `kernel-lock sync` processes on one cache, two `lock` runs at once, syncs in many threads.
+
+Every run must succeed and leave verified variants (`verify --full`), and the lock must be one complete, valid
+file. Hub latency widens the windows in which runs overlap. (Loads in many threads of one process are covered by
+tests/test_load.py.) Set `KERNEL_LOCK_COUNTS=/path/file.jsonl` to collect the number of concurrent runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kernel_lock.sync import sync_project
+from kernel_lock.target import parse_target
+
+RELU = '"kernels-community/relu" = 1'
+ACTIVATION = '"kernels-community/activation" = 1'
+OLD_RELU = '"kernels-community/old-relu" = 2'
+CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
+COUNTS: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts() -> Iterator[None]:
+    yield
+    target = os.environ.get("KERNEL_LOCK_COUNTS")
+    if target:
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"file": "test_concurrency", **COUNTS}) + "\n")
+
+
+def run_all(commands: list[list[str]], timeout: float = 120) -> list[subprocess.CompletedProcess]:
+    """Start every `kernel-lock` command at once (separate processes) and wait for all of them."""
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "kernel_lock", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for args in commands
+    ]
+    done = []
+    for args, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    COUNTS["concurrent_runs"] += len(commands)
+    return done
+
+
+def verify_full(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kernel_lock", "verify", "--project", str(root), "--full", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def locked(hub_env, make_project, cli) -> Path:
+    root = make_project(RELU, ACTIVATION, OLD_RELU)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    hub_env.clear_log()
+    return root
+
+
+def test_parallel_syncs_of_the_same_variants_share_one_cache(hub_env, locked) -> None:
+    hub_env.latency = 0.01
+    args = ["sync", "--project", str(locked), "--variant", CPU_VARIANT, "--variant", "torch-cpu"]
+    results = run_all([args] * 4)
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    check = verify_full(locked, "--variant", CPU_VARIANT, "--variant", "torch-cpu")
+    assert check.returncode == 0, check.stdout + check.stderr
+    # The per-variant file lock serializes the work: each file is fetched by one process, not four.
+    gets = Counter(r.path for r in hub_env.requests if r.method == "GET" and "/resolve/" in r.path)
+    assert gets and max(gets.values()) == 1, gets.most_common(3)
+
+
+def test_parallel_syncs_of_different_targets_share_one_cache(hub_env, locked) -> None:
+    hub_env.latency = 0.01
+    base = ["sync", "--project", str(locked)]
+    variants = ["torch-cpu", "torch213-metal-aarch64-darwin", "torch213-cxx11-cu126-x86_64-linux", CPU_VARIANT]
+    results = run_all([
+        [*base, *(f"--variant={v}" for v in variants)],
+        [*base, "--target", "torch213-cxx11-cu128-x86_64-linux"],
+        [*base, "--target", CPU_VARIANT],
+        [*base, "--variant", "torch-cpu", "--variant", "torch213-metal-aarch64-darwin"],
+    ])
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    for args in (["--target", "torch213-cxx11-cu128-x86_64-linux"], [f"--variant={v}" for v in variants]):
+        check = verify_full(locked, *args)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "ok kernels-community/relu" in check.stdout
+
+
+def test_two_lock_runs_at_once_leave_one_complete_valid_lock(hub_env, make_project, cli, tmp_path) -> None:
+    hub_env.latency = 0.02
+    states = [(RELU, ACTIVATION), (RELU, ACTIVATION, OLD_RELU)]
+    expected = {}
+    for i, state in enumerate(states):  # the lock each state must end with, made serially elsewhere
+        ref = make_project(*state, name=f"ref{i}")
+        assert cli("lock", "--project", str(ref)).exit_code == 0
+        expected[i] = (ref / "kernels.lock").read_bytes()
+    root = make_project(*states[0], name="proj")
+    for i, state in enumerate(states):
+        make_project(*state, name="proj")
+        results = run_all([["lock", "--project", str(root)]] * 2)
+        for result in results:
+            assert result.returncode == 0, result.stderr
+        assert (root / "kernels.lock").read_bytes() == expected[i]
+        assert sorted(p.name for p in root.iterdir()) == ["kernels.lock", "pyproject.toml"], "no temp file left"
+        assert cli("lock", "--check", "--project", str(root)).exit_code == 0
+
+
+def test_syncs_in_many_threads_of_one_process(hub_env, locked) -> None:
+    hub_env.latency = 0.005
+    targets = [None, parse_target("torch213-cxx11-cu128-x86_64-linux"), parse_target(CPU_VARIANT)] * 2
+    errors: list[BaseException] = []
+    checks: list[list] = []
+
+    def one(target) -> None:  # noqa: ANN001
+        try:
+            result = sync_project(locked, target=target or parse_target(CPU_VARIANT))
+            checks.append(result.checks)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    COUNTS["concurrent_runs"] += len(threads)
+    assert not errors, errors
+    assert len(checks) == len(threads) and all(c.ok for run in checks for c in run)
+    check = verify_full(locked, "--target", "torch213-cxx11-cu128-x86_64-linux")
+    assert check.returncode == 0, check.stdout + check.stderr
