@@ -41,7 +41,8 @@ from kernel_lock.verify import check_variant  # noqa: E402
 
 STATES = {
     "A": ('"kernels-community/relu" = 1', '"kernels-community/activation" = 1'),
-    "B": ('"kernels-community/relu" = 1', '"kernels-community/activation" = 1', '"kernels-community/old-relu" = 2'),
+    "B": ('"kernels-community/relu" = { revision = "v1.0.0" }', '"kernels-community/activation" = 1',
+          '"kernels-community/old-relu" = 2'),
 }
 
 
@@ -92,12 +93,14 @@ class Loop:
     def calibrate(self) -> dict[str, int]:
         """How many hub requests an uninterrupted lock (A -> B) and sync (empty cache) make."""
         expected = {}
-        for state in ("B", "A"):
+        lock_requests = 0
+        for i, state in enumerate(("A", "B", "A")):  # both directions re-resolve relu (its requirement changes)
             write_pyproject(self.project, state)
             self.hub.clear_log()
             self.run("lock")
             expected[state] = (self.project / "kernels.lock").read_bytes()
-        lock_requests = len(self.hub.requests)
+            if i:  # the transitions the loop makes, not the first lock from nothing
+                lock_requests = max(lock_requests, len(self.hub.requests))
         self.hub.clear_log()
         self.run("sync", "--all-variants")
         sync_requests = len(self.hub.requests)
@@ -110,7 +113,7 @@ class Loop:
         new_state = "B" if self.state == "A" else "A"
         write_pyproject(self.project, new_state)
         new = self.expected_locks[new_state]
-        was_running, _ = self.killed("lock", requests=self.rng.randint(0, budget))
+        was_running, _ = self.killed("lock", requests=self.rng.randint(0, budget - 1))
         self.stats["kills_lock" if was_running else "finished_before_kill_lock"] += 1
         now = (self.project / "kernels.lock").read_bytes()
         if now == old:
@@ -147,7 +150,7 @@ class Loop:
 
     def sync_iteration(self, iteration: int, budget: int) -> None:
         self.stats["sync_cache_" + self.damage_cache(iteration)] += 1
-        was_running, _ = self.killed("sync", "--all-variants", requests=self.rng.randint(0, budget))
+        was_running, _ = self.killed("sync", "--all-variants", requests=self.rng.randint(0, budget - 1))
         self.stats["kills_sync" if was_running else "finished_before_kill_sync"] += 1
         lock = read_lock(self.project / "kernels.lock")
         for entry in lock.kernel:
@@ -167,7 +170,7 @@ class Loop:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, default=50, help="iterations (half lock, half sync); default 50")
+    parser.add_argument("--kills", type=int, default=50, help="SIGKILLs to land (alternating lock and sync); default 50")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.02, help="hub latency per request, seconds")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -178,19 +181,22 @@ def main(argv: list[str] | None = None) -> dict:
     hub = LocalHub(latency=args.latency)
     populate(hub)
     hub.start()
+    hub._server.handle_error = lambda request, client_address: None  # noqa: SLF001 - killed clients reset sockets
     work = Path(tempfile.mkdtemp(prefix="kernel-lock-kill-loop-"))
     try:
         loop = Loop(hub, work, rng)
         budget = loop.calibrate()
-        for i in range(args.kills):
-            if i % 2 == 0:
+        iterations = 0
+        while loop.stats["kills_lock"] + loop.stats["kills_sync"] < args.kills and iterations < 3 * args.kills:
+            if iterations % 2 == 0:
                 loop.lock_iteration(budget["lock"])
             else:
-                loop.sync_iteration(i, budget["sync"])
+                loop.sync_iteration(iterations, budget["sync"])
+            iterations += 1
             if loop.violations:
                 break
         summary = {
-            "iterations": args.kills,
+            "iterations": iterations,
             "seed": args.seed,
             "latency_s": args.latency,
             "calibrated_requests": budget,

@@ -137,3 +137,28 @@ def test_syncs_in_many_threads_of_one_process(hub_env, locked) -> None:
     assert len(checks) == len(threads) and all(c.ok for run in checks for c in run)
     check = verify_full(locked, "--target", "torch213-cxx11-cu128-x86_64-linux")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _slow_requested(config: pytest.Config) -> bool:
+    markexpr = config.getoption("markexpr", default="") or ""
+    return os.environ.get("KERNEL_LOCK_SLOW") == "1" or ("slow" in markexpr and "not slow" not in markexpr)
+
+
+@pytest.mark.slow
+def test_kill_loop_50_sigkills(request: pytest.FixtureRequest) -> None:
+    """50 SIGKILLs at seeded random points of `lock` and `sync` (benchmarks/kill_loop.py), each followed by a normal run.
+
+    Takes minutes: runs only with `-m slow` or KERNEL_LOCK_SLOW=1.
+    """
+    if not _slow_requested(request.config):
+        pytest.skip("slow: run with `pytest -m slow` or KERNEL_LOCK_SLOW=1 (or `python benchmarks/kill_loop.py`)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import kill_loop
+    finally:
+        sys.path.pop(0)
+    summary = kill_loop.main(["--kills", "50", "--seed", "0", "--json"])
+    assert summary["violations"] == []
+    assert summary["kills_lock"] + summary["kills_sync"] >= 50
+    assert summary["verify_full_ok_after_resync"] == summary["sync_cache_wiped"] + summary["sync_cache_damaged"]
+    COUNTS["kills_survived"] += summary["kills_survived"]
