@@ -17,19 +17,23 @@ each step. The parent times the whole process (spawn to exit).
 
   (a) first load after sync: for each round, a fresh cache is synced (hub started, `kernel-lock sync`, hub
       stopped), then the first kernel-lock, kernels and kernel-lock-full loads run (order rotated by round).
-      After each kernel-lock load the child re-checks the variant (untimed) to show that the sync record's
-      fingerprints still held, i.e. that the timed fast load hashed nothing.
+      After each round the parent re-checks the variant (untimed, fast mode) to show that the sync record's
+      fingerprints still held, i.e. that the timed fast loads hashed nothing.
   (b) repeated loads: n more fresh processes of each, interleaved (order rotated).
   (c) in-process verification cost: `kernel_lock.verify.check_variant(entry, variant)` in fast and full
       mode, timed in one process after a warm-up call, and hashing throughput (the variant's files,
       `hash_file` on the .so, raw hashlib sha256 over memory).
 
 Targets (whole-process wall time): verified (fast) first load <= 1.15x the unverified first load; verified
-repeated load <= 1.03x the unverified repeated load. Each is judged on the median of the per-round ratios
-(kernel-lock and kernels run back to back in every round, order rotated, so the drift of a shared machine
-cancels); the ratio of the median walls, the ratio of the median CPU times (user+sys of the child, much less
-sensitive to other users) and the in-process ratios are printed next to them. Exit status 1 when a target is
-missed, 2 when a tool failed.
+repeated load <= 1.03x the unverified repeated load. On a small shared machine the torch import alone (the
+same work in every child) varies by a second between runs, far more than 3%, so each target is judged on
+
+    1 + median_i[(wall_kl,i - torch_kl,i) - (wall_k,i - torch_k,i)] / median_i(wall_k,i)
+
+i.e. kernel-lock's extra process wall outside the (identical) torch import, taken per round from runs made
+back to back (order rotated), over kernels' median process wall. The raw ratios (median of per-round wall
+ratios, ratio of median walls, ratio of median CPU times = user+sys of the child, in-process ratios) are
+printed next to it. Exit status 1 when a target is missed, 2 when a tool failed.
 
     .venv/bin/python benchmarks/bench_load.py [--rounds 5] [--repeat 11] [--so-mb 200] [--json out.json]
                                               [--profile] [--keep]
@@ -92,14 +96,8 @@ if kernel is not None:
     variant = kernel.VARIANT
 else:
     variant = None
-hashed_after = None
-if tool == "kernel-lock":  # untimed: would a fast check now hash anything? (0: the sync record's fingerprints held)
-    from pathlib import Path
-    from kernel_lock.lockfile import read_lock
-    from kernel_lock.verify import check_variant
-    hashed_after = check_variant(read_lock(Path(lockfile)).find(repo), variant, mode="fast").hashed
 print(json.dumps({"torch_import": t1 - t0, "lib_import": t2 - t1, "load": t3 - t2, "variant": variant,
-                  "module": getattr(kernel, "__name__", None), "hashed_after": hashed_after}))
+                  "module": getattr(kernel, "__name__", None)}))
 """
 
 # In-process verification cost and hashing throughput.
@@ -312,6 +310,15 @@ class Bench:
         data["cpu"] = LAST_CPU
         return data
 
+    def hashed_by_fast_check(self) -> int:
+        """Files a fast check hashes now (0: the fingerprints recorded at sync still hold). Untimed, in this process."""
+        from kernel_lock.lockfile import read_lock
+        from kernel_lock.verify import check_variant
+
+        check = check_variant(read_lock(self.lockfile).find(REPO), self.variant, cache=self.cache, mode="fast")
+        assert check.ok, check.problems
+        return check.hashed
+
     def verify_cost(self, n_fast: int, n_full: int) -> dict[str, Any]:
         _, out = run([PYTHON, str(self.child_verify), REPO, str(self.lockfile), self.variant, str(n_fast), str(n_full)],
                      self.offline_env(), cwd=self.work, what="verification timing")
@@ -405,10 +412,12 @@ def main() -> int:
         bench.sync_walls.clear()
 
         first: dict[str, list[dict[str, Any]]] = {c: [] for c in FIRST_CASES}
+        hashed_after: list[int] = []
         for r in range(args.rounds):
             wall = bench.fresh_sync()
             for case in rotate(FIRST_CASES, r):
                 first[case].append(bench.load(case))
+            hashed_after.append(bench.hashed_by_fast_check())
             print(f"  round {r + 1}: sync {wall:.2f} s; first loads " + ", ".join(
                 f"{c} {first[c][-1]['wall']:.3f} s" for c in FIRST_CASES), flush=True)
 
@@ -416,6 +425,7 @@ def main() -> int:
         for i in range(args.repeat):
             for case in rotate(REPEAT_CASES, i):
                 repeat[case].append(bench.load(case))
+        hashed_after.append(bench.hashed_by_fast_check())
         print("  repeated loads done", flush=True)
 
         verify = bench.verify_cost(n_fast=30, n_full=5)
@@ -434,8 +444,7 @@ def main() -> int:
         print(f"\n(b) repeated loads, fresh processes (n={args.repeat})")
         print(table(rows_for(repeat), header))
 
-        after = [r["hashed_after"] for runs in (first["kernel-lock"], repeat["kernel-lock"]) for r in runs]
-        print(f"\nfiles a fast check would hash right after each kernel-lock (fast) load: max {max(after)} "
+        print(f"\nfiles a fast check hashes after each round of loads: max {max(hashed_after)} "
               f"(0: every timed fast load was a stat check against the sync record)")
 
         def ratio(results: dict[str, list[dict[str, Any]]], a: str, b: str, key: str) -> float:
@@ -445,33 +454,52 @@ def main() -> int:
             """Median of the per-round ratios (a and b ran back to back in each round, so drift cancels)."""
             return statistics.median(x[key] / y[key] for x, y in zip(results[a], results[b]))
 
+        def corrected(results: dict[str, list[dict[str, Any]]], a: str, b: str) -> float:
+            """Process-wall ratio with the torch import's noise removed.
+
+            Both children import torch first, the same work, yet on a shared machine that step alone varies by
+            a second. The extra wall of `a` is estimated as the median over rounds of the difference of
+            (process wall - in-child torch import) between `a` and `b` run back to back, and put over b's
+            median process wall: 1 + median_i[(wall_a - torch_a) - (wall_b - torch_b)] / median(wall_b).
+            """
+            extra = statistics.median((x["wall"] - x["torch_import"]) - (y["wall"] - y["torch_import"])
+                                      for x, y in zip(results[a], results[b]))
+            return 1 + extra / collect(results[b], "wall").median
+
         def both(name: str) -> float:
             return collect(repeat[name], "lib_import").median + collect(repeat[name], "load").median
 
         F, R = FAST_FIRST_TARGET, REPEAT_TARGET
         checks = [
-            ("(a) first load, fast / kernels: process wall, median of per-round ratios",
-             paired(first, "kernel-lock", "kernels", "wall"), F, True),
+            ("(a) first load, fast / kernels: process wall, torch-import noise removed",
+             corrected(first, "kernel-lock", "kernels"), F, True),
+            ("    median of per-round process wall ratios", paired(first, "kernel-lock", "kernels", "wall"), F, False),
             ("    ratio of the median process walls", ratio(first, "kernel-lock", "kernels", "wall"), F, False),
             ("    ratio of the median process CPU times", ratio(first, "kernel-lock", "kernels", "cpu"), F, False),
             ("    ratio of the median load calls (in-process)", ratio(first, "kernel-lock", "kernels", "load"), F, False),
-            ("(b) repeated load, fast / kernels: process wall, median of per-round ratios",
-             paired(repeat, "kernel-lock", "kernels", "wall"), R, True),
+            ("(b) repeated load, fast / kernels: process wall, torch-import noise removed",
+             corrected(repeat, "kernel-lock", "kernels"), R, True),
+            ("    median of per-round process wall ratios", paired(repeat, "kernel-lock", "kernels", "wall"), R,
+             False),
             ("    ratio of the median process walls", ratio(repeat, "kernel-lock", "kernels", "wall"), R, False),
             ("    ratio of the median process CPU times", ratio(repeat, "kernel-lock", "kernels", "cpu"), R, False),
             ("    ratio of the median load calls (in-process)", ratio(repeat, "kernel-lock", "kernels", "load"), R,
              False),
             ("    ratio of library import + load call (in-process)", both("kernel-lock") / both("kernels"), R, False),
-            ("(a) first load, FULL / kernels: process wall, median of per-round ratios",
-             paired(first, "kernel-lock full", "kernels", "wall"), F, False),
+            ("(a) first load, FULL / kernels: process wall, torch-import noise removed",
+             corrected(first, "kernel-lock full", "kernels"), F, False),
+            ("    median of per-round process wall ratios", paired(first, "kernel-lock full", "kernels", "wall"), F,
+             False),
             ("    ratio of the median process CPU times", ratio(first, "kernel-lock full", "kernels", "cpu"), F, False),
-            ("(b) repeated load, FULL / kernels: process wall, median of per-round ratios",
-             paired(repeat, "kernel-lock full", "kernels", "wall"), R, False),
+            ("(b) repeated load, FULL / kernels: process wall, torch-import noise removed",
+             corrected(repeat, "kernel-lock full", "kernels"), R, False),
+            ("    median of per-round process wall ratios", paired(repeat, "kernel-lock full", "kernels", "wall"), R,
+             False),
             ("    ratio of the median process CPU times", ratio(repeat, "kernel-lock full", "kernels", "cpu"), R,
              False),
         ]
-        print("\nratios kernel-lock / kernels (TARGET rows decide the exit status; the per-round ratio compares runs "
-              "made back to back, so the drift of other users' load cancels)")
+        print("\nratios kernel-lock / kernels (TARGET rows decide the exit status; see the docstring for the "
+              "torch-import correction)")
         rows = []
         missed = []
         for what, value, limit, is_target in checks:
@@ -480,11 +508,12 @@ def main() -> int:
             rows.append([what, f"{value:.3f}", f"<= {limit:.2f}", status])
             if is_target and not ok:
                 missed.append(what)
-        diff = statistics.median(a["wall"] - b["wall"] for a, b in zip(repeat["kernel-lock"], repeat["kernels"]))
+        diff = statistics.median((a["wall"] - a["torch_import"]) - (b["wall"] - b["torch_import"])
+                                 for a, b in zip(repeat["kernel-lock"], repeat["kernels"]))
         cdiff = collect(repeat["kernel-lock"], "cpu").median - collect(repeat["kernels"], "cpu").median
         print(table(rows, ["ratio", "value", "limit", "status"]))
-        print(f"repeated load, kernel-lock (fast) minus kernels: {diff * 1e3:+.0f} ms wall (median of per-round "
-              f"differences), {cdiff * 1e3:+.0f} ms CPU (difference of medians)")
+        print(f"repeated load, kernel-lock (fast) minus kernels: {diff * 1e3:+.0f} ms wall outside the torch import "
+              f"(median of per-round differences), {cdiff * 1e3:+.0f} ms CPU (difference of medians)")
 
         mb = verify["variant_bytes"] / 1e6
         fast, full = Stat(verify["fast"]), Stat(verify["full"])
@@ -527,7 +556,8 @@ def main() -> int:
                 "verify": verify,
                 "ratios": [{"what": w.strip(), "value": v, "limit": lim, "target": t, "met": v <= lim}
                            for w, v, lim, t in checks],
-                "repeat_wall_difference_median": diff,
+                "repeat_wall_difference_median_excluding_torch_import": diff,
+                "hashed_by_fast_check_after_rounds": hashed_after,
                 "repeat_cpu_difference_of_medians": cdiff,
                 "targets_met": not missed,
                 "profile": prof_text,

@@ -33,7 +33,7 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 def is_repo_id(value: object) -> bool:
     """Whether `value` is a Hub repo id `org/name` (as `huggingface_hub` validates them)."""
-    return isinstance(value, str) and bool(REPO_ID_RE.match(value)) and "--" not in value and ".." not in value
+    return isinstance(value, str) and bool(REPO_ID_RE.fullmatch(value)) and "--" not in value and ".." not in value
 
 
 def _repo_id(value: str) -> str:

@@ -26,7 +26,7 @@ from kernel_lock.config import COMMIT_RE, Dependency, KernelLockWarning, is_repo
 from kernel_lock.errors import HubError, ResolutionError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, variant_hash
-from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, kernel_key
+from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, kernel_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -317,8 +317,17 @@ def follow_redirects(repo_id: str, hub: Hub, side: ThreadPoolExecutor) -> tuple[
     current = repo_id
     while True:
         refs_future = side.submit(hub.refs, current)
-        status = hub.read_file(current, "main", STATUS_FILE)
-        refs = refs_future.result()
+        try:
+            status = hub.read_file(current, "main", STATUS_FILE)
+            refs = refs_future.result()
+        except ResolutionError as exc:
+            if len(chain) == 1:
+                raise
+            raise ResolutionError(
+                f"{repo_id} redirects ({' -> '.join(chain)}) through {STATUS_FILE} to a repository that cannot be "
+                f"resolved: {exc} Depend on the repository that now holds the kernel, and tell the publisher of "
+                f"{chain[-2]}."
+            ) from None
         redirect = _parse_status(current, status)
         if redirect is None:
             return current, refs
@@ -368,15 +377,16 @@ def _pick_commit(repo_id: str, dep: Dependency, refs: Refs) -> tuple[str, str]:
             )
         return f"v{dep.version}", versions[dep.version]
     revision = dep.revision or ""
-    if revision in refs.branches:
-        return revision, refs.branches[revision]
-    if revision in refs.tags:
-        return revision, refs.tags[revision]
-    if COMMIT_RE.match(revision):
+    branches, tags = refs.branch_heads, refs.tag_commits
+    if revision in branches:
+        return revision, branches[revision]
+    if revision in tags:
+        return revision, tags[revision]
+    if COMMIT_RE.fullmatch(revision):
         return revision, revision
     raise ResolutionError(
-        f"{repo_id} has no branch or tag {revision!r}. Branches: {', '.join(sorted(refs.branches)) or 'none'}; "
-        f"tags: {', '.join(sorted(refs.tags)) or 'none'}. Use one of them or a full 40-hex commit."
+        f"{repo_id} has no branch or tag {revision!r}. Branches: {', '.join(sorted(branches)) or 'none'}; "
+        f"tags: {', '.join(sorted(tags)) or 'none'}. Use one of them or a full 40-hex commit."
     )
 
 
@@ -390,6 +400,11 @@ def variant_hashes(repo_id: str, commit: str, entries: Iterable[TreeEntry]) -> d
         if split is None:
             continue
         variant, rel = split
+        if not VARIANT_NAME_RE.fullmatch(variant):
+            raise HubError(
+                f"{repo_id} at {commit} has a build variant folder named {variant!r}, which is not a variant name. "
+                f"Refusing to lock it."
+            )
         if entry.type != "file":
             raise HubError(
                 f"{repo_id} at {commit} lists {entry.path!r} as a {entry.type!r}; kernel variants may hold only "

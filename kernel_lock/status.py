@@ -94,6 +94,6 @@ def _add_newer(rows: list[KernelStatus], hub: Hub | None) -> None:
         newest = max(repo_refs.versions(), default=None)
         if entry.version is not None and newest is not None and newest > entry.version:
             row.newer_version = newest
-        head = repo_refs.branches.get(entry.ref)
+        head = repo_refs.branch_heads.get(entry.ref)
         if head is not None and head != entry.commit:
             row.newer_commit = head

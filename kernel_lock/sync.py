@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from kernel_lock.cache import Fingerprint, ManifestEntry, hub_cache_dir, record_path, repo_dir, variant_dir, write_record
 from kernel_lock.config import find_project_root, load_project
 from kernel_lock.errors import HubError, VariantError, VerificationError
-from kernel_lock.hashing import variant_hash
+from kernel_lock.hashing import is_ignored, variant_hash
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock
 from kernel_lock.verify import FileProblem, VariantCheck, check_variant, record_for, verify_file, verify_files
 
@@ -233,6 +233,8 @@ def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry
         if item.type == "directory":
             continue
         split = split_variant_path(entry.repo_id, entry.commit, item.path)
+        if split is not None and is_ignored(split[1]):
+            continue
         if split is None or split[0] != variant or item.type != "file":
             raise HubError(
                 f"The Hub listed {item.path!r} ({item.type}) for {entry.repo_id} variant {variant} at "

@@ -190,12 +190,6 @@ def test_hub_persistently_down_for_a_first_lock_writes_nothing(hub_env, project,
     COUNTS["persistent_faults_failed_cleanly"] += 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub.py Hub.tree/read_file call get_session().get(...) without a timeout (the huggingface_hub "
-    "session has timeout=None), and HfApi.list_repo_refs likewise: a stalled listing is waited for forever, "
-    "never abandoned and retried. HF_HUB_ETAG_TIMEOUT/HF_HUB_DOWNLOAD_TIMEOUT only cover downloads.",
-)
 def test_stalled_tree_listing_is_abandoned_and_retried(hub_env, project) -> None:
     hub_env.add_fault(Fault("stall", match=r"relu/tree/", count=1, seconds=15))
     env = dict(os.environ, HF_HUB_ETAG_TIMEOUT="1", HF_HUB_DOWNLOAD_TIMEOUT="1")
@@ -260,12 +254,6 @@ def test_download_stalled_past_its_timeout_is_retried(hub_env, locked, cli, monk
     assert cli("verify", "--project", str(locked), "--full").exit_code == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub.py Hub._call: `except EntryNotFoundError` also catches huggingface_hub's LocalEntryNotFoundError "
-    "(a subclass), which hf_hub_download raises when the Hub fails (5xx/429/reset/timeout) after its own retries; "
-    "the outage becomes ResolutionError 'Not found while trying to download ...' (exit 2), never retried.",
-)
 def test_download_failing_through_huggingface_hubs_own_retries_is_retried(hub_env, locked, cli) -> None:
     # huggingface_hub makes 1 + 6 HEAD attempts per download (one plain, then http_backoff); 7 failures exhaust them.
     faults = Injector(hub_env)
