@@ -516,7 +516,7 @@ def main() -> int:
               f"(median of per-round differences), {cdiff * 1e3:+.0f} ms CPU (difference of medians)")
 
         mb = verify["variant_bytes"] / 1e6
-        fast, full = Stat(verify["fast"]), Stat(verify["full"])
+        full = Stat(verify["full"])
         hash_so, raw = Stat(verify["hash_so"]), Stat(verify["raw_sha256_64MB"])
         print(f"\n(c) in-process verification of {verify['variant_files']} files, {mb:.1f} MB "
               f"(one process, after a warm-up call of {verify['fast_first_call'] * 1e3:.1f} ms)")

@@ -7,11 +7,12 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write `data` to `path` via a temp file in the same directory, fsync, then rename over it.
 
     A crash leaves either the old file or the new one, never a mix. An existing
-    file's permission bits are kept.
+    file's permission bits are kept. `durable=False` skips the fsyncs, for caches
+    that may be lost in a power failure but must never be seen half-written.
     """
     path = Path(path)
     try:
@@ -23,7 +24,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         else:
@@ -34,7 +36,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -219,8 +219,8 @@ def import_lock(source: Path, project: Path | None = None, *, endpoint: str | No
         if problems:
             raise LockfileError(
                 f"{source} does not match {root / PYPROJECT}: " + "; ".join(problems) + ". Change "
-                f"[tool.kernels.dependencies] to match the imported lock (or remove the table to have it written), "
-                f"and import again."
+                "[tool.kernels.dependencies] to match the imported lock (or remove the table to have it written), "
+                "and import again."
             )
     written = []
     added: dict[str, Dependency] = {}

@@ -11,7 +11,6 @@ like the hash does) is never read.
 from __future__ import annotations
 
 import importlib.machinery
-import importlib.metadata
 import importlib.util
 import inspect
 import json
@@ -31,6 +30,8 @@ from kernel_lock.errors import LockfileError, MissingPythonDependency, NotSynced
 from kernel_lock.lockfile import Lock, LockedKernel, parse_lock, read_lock
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from kernel_lock.target import Target
 
 LOCK_ENV = "KERNEL_LOCK_FILE"
@@ -46,15 +47,16 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
         return read_lock(Path(lockfile))
     if os.environ.get(LOCK_ENV):
         return read_lock(Path(os.environ[LOCK_ENV]))
-    looked = [f"the lockfile argument (not given)", f"${LOCK_ENV} (not set)"]
-    for dist in _caller_distributions(caller):
+    looked = ["the lockfile argument (not given)", f"${LOCK_ENV} (not set)"]
+    distributions = _caller_distributions(caller)
+    for dist in distributions:
         text = dist.read_text(LOCKFILE)
         where = f"{LOCKFILE} in the metadata of the installed distribution {dist.metadata['Name']}"
         if text is not None:
             return parse_lock(text, where=where)
         looked.append(f"{where} (absent)")
-    if caller is None or not _caller_distributions(caller):
-        looked.append("the metadata of the calling package (none found)")
+    if not distributions:
+        looked.append("the metadata of the calling package (no installed distribution provides it)")
     here = find_project_root(None) / LOCKFILE
     if here.is_file():
         return read_lock(here)
@@ -67,6 +69,8 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
 
 def _caller_distributions(caller: ModuleType | None) -> list[importlib.metadata.Distribution]:
     """Installed distributions that provide the calling module's top-level package."""
+    import importlib.metadata
+
     if caller is None:
         return []
     package = caller.__name__.split(".")[0]

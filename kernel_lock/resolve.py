@@ -206,7 +206,7 @@ def _trust(repo_id: str, target: str, dep: Dependency, parent: str | None, trust
         return "trust-remote-code"
     org = target.split("/", 1)[0]
     if parent is None:
-        how = f'set {{ version = ..., trust-remote-code = true }} on its entry in [tool.kernels.dependencies]'
+        how = 'set { version = ..., trust-remote-code = true } on its entry in [tool.kernels.dependencies]'
         who = f"{repo_id}"
     else:
         how = f'add trust-remote-code = ["{repo_id}"] under [tool.kernels]'
@@ -224,41 +224,75 @@ def _variant_needs(entry: LockedKernel, tree: list[TreeEntry], context: _Context
         for e in tree
         if e.type == "file" and e.lfs is None and len(e.path.split("/")) == 3 and e.path.endswith("/metadata.json")
     }
+    cache = MetadataCache(entry.repo_id, entry.commit)
     fetched = {
-        oid: context.side.submit(_metadata, entry.repo_id, entry.commit, variant, oid, context.hub)
+        oid: context.side.submit(cache.get, variant, oid, context.hub)
         for variant, oid in sorted(oids.items(), reverse=True)
     }
+    metadata = {variant: fetched[oid].result() for variant, oid in sorted(oids.items())}
+    cache.save()
     needs = {}
-    for variant, oid in sorted(oids.items()):
-        requirements = _kernel_depends(entry, variant, fetched[oid].result())
+    for variant, data in metadata.items():
+        requirements = _kernel_depends(entry, variant, _parse_metadata(entry, variant, data))
         if requirements:
             needs[variant] = requirements
     return needs
 
 
-def _metadata(repo_id: str, commit: str, variant: str, oid: str, hub: Hub) -> dict:
-    """A variant's `metadata.json`, checked against its listed blob id; cached on disk by commit."""
-    path = repo_dir(repo_id) / RECORD_DIR / commit / "metadata" / f"{variant}.json"
-    try:
-        data = path.read_bytes()
-    except OSError:
-        data = None
-    if data is None or git_blob_sha1(data) != oid:
-        data = hub.read_file(repo_id, commit, f"build/{variant}/metadata.json") or b""
+class MetadataCache:
+    """The `metadata.json` files of one commit, checked against their listed blob ids, kept in one cache file.
+
+    A commit's files never change, so the cache needs no invalidation; a cached
+    file that does not match its blob id (or a missing one) is fetched again.
+    """
+
+    def __init__(self, repo_id: str, commit: str) -> None:
+        self.repo_id = repo_id
+        self.commit = commit
+        self.path = repo_dir(repo_id) / RECORD_DIR / commit / "metadata.json"
+        try:
+            cached = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            cached = {}
+        self.files: dict[str, str] = {k: v for k, v in cached.items() if isinstance(v, str)} if isinstance(cached, dict) else {}
+        self.changed = False
+
+    def get(self, variant: str, oid: str, hub: Hub) -> bytes:
+        """A variant's `metadata.json`, from the cache or the Hub; refused if it does not match `oid`."""
+        cached = self.files.get(variant)
+        if cached is not None and git_blob_sha1(cached.encode()) == oid:
+            return cached.encode()
+        data = hub.read_file(self.repo_id, self.commit, f"build/{variant}/metadata.json") or b""
         if git_blob_sha1(data) != oid:
             raise HubError(
-                f"The Hub served build/{variant}/metadata.json of {repo_id} at {commit[:12]} with content that does "
-                f"not match its own listing (blob {oid}). Refusing to lock from it."
+                f"The Hub served build/{variant}/metadata.json of {self.repo_id} at {self.commit[:12]} with content "
+                f"that does not match its own listing (blob {oid}). Refusing to lock from it."
             )
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, data)
+            self.files[variant] = data.decode("utf-8")
+            self.changed = True
+        except UnicodeDecodeError:
+            pass
+        return data
+
+    def save(self) -> None:
+        """Write the cache if anything was fetched (best effort: it is only an optimisation)."""
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(self.files, sort_keys=True).encode(), durable=False)
         except OSError:
-            pass  # the cache is an optimisation
+            pass
+
+
+def _parse_metadata(entry: LockedKernel, variant: str, data: bytes) -> dict:
     try:
         parsed = json.loads(data)
     except ValueError as exc:
-        raise HubError(f"build/{variant}/metadata.json of {repo_id} at {commit[:12]} is not JSON ({exc}).") from None
+        raise HubError(
+            f"build/{variant}/metadata.json of {entry.repo_id} at {entry.commit[:12]} is not JSON ({exc})."
+        ) from None
     return parsed if isinstance(parsed, dict) else {}
 
 

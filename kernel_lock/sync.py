@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from kernel_lock.hub import Hub
     from kernel_lock.target import Target
 
-DOWNLOAD_WORKERS = 16
+DOWNLOAD_WORKERS = 32
 Progress = Callable[[str], None]
 
 

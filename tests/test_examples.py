@@ -37,7 +37,7 @@ def test_docker_example_steps(hub_env, tmp_path: Path) -> None:
     app.mkdir()
     for name in ("pyproject.toml", "serve.py"):
         shutil.copy(ROOT / "examples" / "docker" / name, app / name)
-    assert f'--target "${{KERNEL_TARGET}}"' in (ROOT / "examples" / "docker" / "Dockerfile").read_text()
+    assert '--target "${KERNEL_TARGET}"' in (ROOT / "examples" / "docker" / "Dockerfile").read_text()
     env = dict(os.environ)
     kernel_lock("lock", env=env, cwd=app)  # the developer's step: the lock is committed with the project
 

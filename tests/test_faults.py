@@ -9,13 +9,11 @@ verifying it. Set `KERNEL_LOCK_COUNTS=/path/file.jsonl` to collect the number of
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,15 +29,6 @@ CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 STATUSES = [500, 502, 503, 429]
 
 COUNTS: Counter[str] = Counter()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_counts() -> Iterator[None]:
-    yield
-    target = os.environ.get("KERNEL_LOCK_COUNTS")
-    if target:
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"file": "test_faults", **COUNTS}) + "\n")
 
 
 class Injector:

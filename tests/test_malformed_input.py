@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import string
 import tempfile
 import warnings
@@ -45,15 +44,6 @@ def fuzz(max_examples: int):
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_counts() -> Iterator[None]:
-    yield
-    target = os.environ.get("KERNEL_LOCK_COUNTS")
-    if target:
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"file": "test_malformed_input", **COUNTS}) + "\n")
 
 
 def assert_our_error(exc: BaseException, kind: type[KernelLockError] = KernelLockError) -> None:

@@ -422,6 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LocalHub/1.0"
     timeout = 60
+    disable_nagle_algorithm = True  # as real Hub front ends do; else small answers wait for a delayed ACK
     server: _Server
 
     def setup(self) -> None:
