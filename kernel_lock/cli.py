@@ -338,10 +338,10 @@ def _lock_summary(out: Output, result: Any) -> None:
 def versions(*, out: Output, repo: str, **kw: Any) -> int:
     """List the major versions of REPO and their build variants; ✅ marks what this environment would load."""
     from kernel_lock.hub import Hub
-    from kernel_lock.target import detect_target
+    from kernel_lock.target import default_target
     from kernel_lock.versions import list_versions
 
-    target = pop_target(kw) or detect_target()
+    target = pop_target(kw) or default_target()
     holder, infos = list_versions(repo, hub=Hub(), target=target)
     if holder != repo:
         out.info(f"{repo} redirects to {holder}")

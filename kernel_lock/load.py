@@ -109,7 +109,7 @@ def get_kernel(
 
 def load_locked(lock: Lock, repo_id: str, *, target: Target | str | None = None, download: bool = False) -> ModuleType:
     """`get_kernel` for a lock already in hand."""
-    from kernel_lock.target import detect_target, parse_target
+    from kernel_lock.target import default_target, parse_target
 
     entry = lock.find(repo_id)
     if entry is None:
@@ -118,7 +118,7 @@ def load_locked(lock: Lock, repo_id: str, *, target: Target | str | None = None,
             f"{repo_id} is not in kernels.lock (locked: {locked}). Add it to [tool.kernels.dependencies] "
             f"and run `kernel-lock lock` and `kernel-lock sync`."
         )
-    chosen = parse_target(target) if isinstance(target, str) else target or detect_target()
+    chosen = parse_target(target) if isinstance(target, str) else target or default_target()
     return _load_entry(lock, entry, chosen, download=download, chain=())
 
 

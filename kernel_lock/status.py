@@ -56,12 +56,12 @@ def project_status(
 ) -> list[KernelStatus]:
     """The status of every locked kernel (direct first); `outdated` asks the Hub for newer versions and commits."""
     from kernel_lock.pydeps import missing, python_depends
-    from kernel_lock.target import detect_target
+    from kernel_lock.target import default_target
     from kernel_lock.variants import select_variant
     from kernel_lock.verify import check_variant
 
     lock = read_lock(find_project_root(project) / "kernels.lock")
-    chosen = target or detect_target()
+    chosen = target or default_target()
     rows = []
     for entry in lock.kernel:
         row = KernelStatus(entry)

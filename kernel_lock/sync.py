@@ -64,11 +64,11 @@ def selected_variants(
     environment: list[Target] = []
 
     def for_target(entry: LockedKernel) -> str:
-        from kernel_lock.target import detect_target
+        from kernel_lock.target import default_target
         from kernel_lock.variants import select_variant
 
         if not environment:
-            environment.append(target or detect_target())
+            environment.append(target or default_target())
         return select_variant(entry.variants, environment[0], repo_id=entry.repo_id)
 
     def choose(entry: LockedKernel) -> list[str]:

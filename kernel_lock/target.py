@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import platform
 import re
 from dataclasses import dataclass
@@ -259,6 +260,15 @@ def _libcudart_version() -> tuple[int, int] | None:
     if libcudart.cudaRuntimeGetVersion(ctypes.byref(version)) != 0:
         return None
     return version.value // 1000, (version.value % 1000) // 10
+
+
+TARGET_ENV = "KERNEL_LOCK_TARGET"
+
+
+def default_target() -> Target:
+    """The environment to select for when none is given: `KERNEL_LOCK_TARGET` if set, else this machine's."""
+    declared = os.environ.get(TARGET_ENV)
+    return parse_target(declared) if declared else detect_target()
 
 
 @functools.cache

@@ -39,6 +39,7 @@ def synced_variants() -> set[tuple[str, str]]:
 
 
 def test_sync_for_the_detected_cpu_environment(locked, cli) -> None:
+    pytest.importorskip("torch")  # the detected environment is torch's CPU build
     run = cli("sync", "--project", str(locked), "--json")
     assert run.exit_code == 0, run.stderr
     assert {(v["repo_id"], v["variant"], v["status"]) for v in run.json()["variants"]} == {
@@ -187,3 +188,12 @@ def test_sync_record_is_authenticated_by_the_lock(locked, cli) -> None:
     path.write_text(path.read_text().replace(relu.variants[CPU_VARIANT], "sha256-" + "0" * 64))
     run = cli("verify", "--project", str(locked))
     assert run.exit_code == 4 and "does not reproduce the lock's variant hash" in run.stdout
+
+
+def test_kernel_lock_target_declares_the_default_environment(locked, cli, monkeypatch) -> None:
+    monkeypatch.setenv("KERNEL_LOCK_TARGET", CUDA_TARGET)
+    run = cli("sync", "--project", str(locked), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert {v["variant"] for v in run.json()["variants"]} == {
+        "torch-stable-abi210-cu128-x86_64-linux", "torch213-cxx11-cu126-x86_64-linux"
+    }
