@@ -9,8 +9,10 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
+from kernel_lock.config import KernelLockWarning
 from kernel_lock.locking import lock_project
 from kernel_lock.testing import LocalHub, populate
 
@@ -29,7 +31,8 @@ def main(out: str = str(Path(__file__).resolve().parent.parent / "kernels.lock.e
     work = Path(tempfile.mkdtemp(prefix="kernel-lock-example-"))
     try:
         (work / "pyproject.toml").write_text(PYPROJECT)
-        with LocalHub() as hub:
+        with LocalHub() as hub, warnings.catch_warnings():
+            warnings.simplefilter("ignore", KernelLockWarning)  # the example locks relu 1 although 2 exists
             populate(hub)
             os.environ["HF_HUB_CACHE"] = str(work / "cache")
             lock_project(work, endpoint=hub.url)
