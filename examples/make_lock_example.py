@@ -29,6 +29,7 @@ version = "0.1.0"
 
 def main(out: str = str(Path(__file__).resolve().parent.parent / "kernels.lock.example")) -> None:
     work = Path(tempfile.mkdtemp(prefix="kernel-lock-example-"))
+    saved_cache = os.environ.get("HF_HUB_CACHE")
     try:
         (work / "pyproject.toml").write_text(PYPROJECT)
         with LocalHub() as hub, warnings.catch_warnings():
@@ -38,6 +39,10 @@ def main(out: str = str(Path(__file__).resolve().parent.parent / "kernels.lock.e
             lock_project(work, endpoint=hub.url)
         shutil.copyfile(work / "kernels.lock", out)
     finally:
+        if saved_cache is None:
+            os.environ.pop("HF_HUB_CACHE", None)
+        else:
+            os.environ["HF_HUB_CACHE"] = saved_cache
         shutil.rmtree(work, ignore_errors=True)
 
 
