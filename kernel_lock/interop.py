@@ -13,7 +13,6 @@ and a legacy file's hashes must be reproduced exactly.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from kernel_lock.config import (
     find_project_root,
     parse_kernels_table,
     parse_trust_list,
+    tomllib,
 )
 from kernel_lock.errors import ConfigError, LockfileError
 from kernel_lock.fsutil import atomic_write
@@ -39,10 +39,6 @@ from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, VariantHash, ke
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 Format = Literal["kernels", "kernels-legacy"]
 _JSON_TYPES = {"dict": "object", "str": "string", "int": "number", "float": "number", "bool": "boolean", "NoneType": "null"}

@@ -9,7 +9,6 @@ resolved concurrently.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import warnings
 from collections import defaultdict
@@ -22,16 +21,12 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kernel_lock.cache import RECORD_DIR, repo_dir
-from kernel_lock.config import COMMIT_RE, Dependency, KernelLockWarning, is_repo_id
+from kernel_lock.config import COMMIT_RE, Dependency, KernelLockWarning, is_repo_id, tomllib
 from kernel_lock.errors import HubError, ResolutionError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, variant_hash
 from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, kernel_key
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub, Refs, TreeEntry
