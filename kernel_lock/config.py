@@ -122,29 +122,45 @@ def load_project(project: str | os.PathLike[str] | None = None) -> Project:
     """Read and validate `[tool.kernels]` of the project's `pyproject.toml`."""
     root = find_project_root(project)
     path = root / PYPROJECT
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"No {PYPROJECT} found in {root}. Run kernel-lock in your project directory "
-            f"or pass --project DIR, and declare kernels under [tool.kernels.dependencies]."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read {path}: {exc}.") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the syntax and run again.") from None
-    table = data.get("tool", {}).get("kernels") if isinstance(data.get("tool"), dict) else None
+    table = kernels_table(read_pyproject(path), where=path)
     if table is None:
         raise ConfigError(
             f"{path} has no [tool.kernels] table. Declare the kernels this project uses, e.g.\n"
             f'[tool.kernels.dependencies]\n"kernels-community/activation" = 1'
         )
+    return project_from_table(root, table)
+
+
+def read_pyproject(path: Path) -> str:
+    """The text of a `pyproject.toml`; a missing or unreadable file is a `ConfigError` saying what to do."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"No {PYPROJECT} found in {path.parent}. Run kernel-lock in your project directory "
+            f"or pass --project DIR, and declare kernels under [tool.kernels.dependencies]."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}.") from None
+
+
+def kernels_table(text: str, *, where: Path) -> dict[str, Any] | None:
+    """The `[tool.kernels]` table of `pyproject.toml` text (None if it has none); invalid TOML is a `ConfigError`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}. Fix the syntax and run again.") from None
+    tool = data.get("tool")
+    return tool.get("kernels") if isinstance(tool, dict) else None
+
+
+def project_from_table(root: Path, table: Any) -> Project:
+    """The project a `[tool.kernels]` table describes, validated."""
+    where = str(root / PYPROJECT)
     return Project(
         root=root,
-        dependencies=parse_kernels_table(table, where=str(path)),
-        trusted_repos=parse_trust_list(table, where=str(path)),
+        dependencies=parse_kernels_table(table, where=where),
+        trusted_repos=parse_trust_list(table, where=where),
     )
 
 

@@ -13,26 +13,17 @@ from kernel_lock.errors import ConfigError
 
 
 def _dependencies_table(doc: tomlkit.TOMLDocument, *, create: bool) -> Table | None:
-    """`[tool.kernels.dependencies]`, created (as a proper table) when asked and missing."""
-    tool = doc.get("tool")
-    if tool is None:
-        if not create:
-            return None
-        tool = tomlkit.table(is_super_table=True)
-        doc["tool"] = tool
-    kernels = tool.get("kernels")
-    if kernels is None:
-        if not create:
-            return None
-        kernels = tomlkit.table(is_super_table=True)
-        tool["kernels"] = kernels
-    deps = kernels.get("dependencies")
-    if deps is None:
-        if not create:
-            return None
-        deps = tomlkit.table()
-        kernels["dependencies"] = deps
-    return deps
+    """`[tool.kernels.dependencies]`, created (parents as super tables, so no empty headers) when asked and missing."""
+    table = doc
+    for key, is_super in (("tool", True), ("kernels", True), ("dependencies", False)):
+        child = table.get(key)
+        if child is None:
+            if not create:
+                return None
+            child = tomlkit.table(is_super_table=is_super)
+            table[key] = child
+        table = child
+    return table
 
 
 def _value(dep: Dependency) -> object:

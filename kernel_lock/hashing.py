@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from pathlib import PurePosixPath
 
 HASH_TYPE = "git_lfs_concat"
 _CHUNK = 1 << 20
@@ -19,8 +18,7 @@ _CHUNK = 1 << 20
 
 def is_ignored(relpath: str) -> bool:
     """Whether a path inside a variant is left out of its hash (bytecode caches)."""
-    parts = PurePosixPath(relpath).parts
-    return relpath.endswith(".pyc") or "__pycache__" in parts
+    return relpath.endswith(".pyc") or "__pycache__" in relpath.split("/")
 
 
 def variant_hash(files: Iterable[tuple[str, str]]) -> str:

@@ -27,11 +27,11 @@ from kernel_lock.config import (
     Project,
     RepoId,
     find_project_root,
-    parse_kernels_table,
-    parse_trust_list,
-    tomllib,
+    kernels_table,
+    project_from_table,
+    read_pyproject,
 )
-from kernel_lock.errors import ConfigError, LockfileError
+from kernel_lock.errors import LockfileError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import HASH_TYPE
 from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, VariantHash, kernel_key, write_lock
@@ -334,21 +334,14 @@ def _refuse_duplicates(source: Path, keys: list[str], what: str = "entry") -> No
 
 def _read_pyproject(path: Path) -> tuple[dict[str, Dependency], list[str], str]:
     """The declared dependencies, trust allowlist and text of `pyproject.toml` (all empty if there is none)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         return {}, [], ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read {path}: {exc}.") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the syntax and import again.") from None
-    tool = data.get("tool")
-    table = tool.get("kernels") if isinstance(tool, dict) else None
+    text = read_pyproject(path)
+    table = kernels_table(text, where=path)
     if table is None:
         return {}, [], text
-    return parse_kernels_table(table, where=str(path)), parse_trust_list(table, where=str(path)), text
+    project = project_from_table(path.parent, table)
+    return project.dependencies, project.trusted_repos, text
 
 
 def _legacy_requirement(repo_id: str, sha: str, hub: Hub) -> Dependency:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernel_lock.config import PYPROJECT, Dependency, Project, find_project_root, is_repo_id, load_project
+from kernel_lock.config import (
+    PYPROJECT,
+    Dependency,
+    Project,
+    find_project_root,
+    is_repo_id,
+    kernels_table,
+    load_project,
+    project_from_table,
+    read_pyproject,
+)
 from kernel_lock.errors import ConfigError, KernelLockError, LockOutOfDate, ResolutionError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.lockfile import Lock, read_lock, read_lock_if_exists, write_lock
@@ -122,21 +132,15 @@ def lock_project(
 
 def _edited_project(root: Path, text: str) -> Project:
     """The project an edited `pyproject.toml` text describes (validated as `lock` would)."""
-    from kernel_lock.config import parse_kernels_table, parse_trust_list, tomllib
-
-    table = tomllib.loads(text).get("tool", {}).get("kernels", {})
-    where = str(root / PYPROJECT)
-    return Project(
-        root=root, dependencies=parse_kernels_table(table, where=where), trusted_repos=parse_trust_list(table, where=where)
-    )
+    return project_from_table(root, kernels_table(text, where=root / PYPROJECT) or {})
 
 
 def _read_pyproject(project: Path | None) -> tuple[Path, str]:
+    """The project root and its `pyproject.toml` text, checked to be valid TOML before it is edited."""
     root = find_project_root(project)
-    try:
-        return root, (root / PYPROJECT).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"No {PYPROJECT} found in {root}. Run in your project directory or pass --project DIR.") from None
+    text = read_pyproject(root / PYPROJECT)
+    kernels_table(text, where=root / PYPROJECT)
+    return root, text
 
 
 def add_dependency(

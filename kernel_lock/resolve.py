@@ -14,7 +14,6 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import PurePosixPath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -458,7 +457,6 @@ def split_variant_path(repo_id: str, commit: str, path: str) -> tuple[str, str] 
         or "\0" in path
         or path.startswith("/")
         or any(p in ("", ".", "..") for p in parts)
-        or PurePosixPath(path).is_absolute()
         or len(parts) < 2
         or parts[0] != "build"
     )

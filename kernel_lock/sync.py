@@ -18,12 +18,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kernel_lock.cache import Fingerprint, ManifestEntry, hub_cache_dir, record_path, repo_dir, variant_dir, write_record
+from kernel_lock.cache import (
+    Fingerprint,
+    ManifestEntry,
+    hub_cache_dir,
+    read_record,
+    record_path,
+    repo_dir,
+    variant_dir,
+    write_record,
+)
 from kernel_lock.config import find_project_root, load_project
 from kernel_lock.errors import HubError, VariantError, VerificationError
 from kernel_lock.hashing import is_ignored, variant_hash
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock
-from kernel_lock.verify import FileProblem, VariantCheck, check_variant, record_for, verify_file, verify_files
+from kernel_lock.verify import (
+    FileProblem,
+    VariantCheck,
+    check_variant,
+    record_for,
+    verify_file,
+    verify_files,
+    verify_mode,
+)
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub
@@ -257,10 +274,16 @@ def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry
 def _prepare(
     entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache: Path
 ) -> tuple[dict[str, Fingerprint], list[ManifestEntry]]:
-    """Delete wrong and extra files of a variant; return (fingerprints of good files, entries to fetch)."""
+    """Delete wrong and extra files of a variant; return (fingerprints of good files, entries to fetch).
+
+    Files whose fingerprint matches the variant's record are not hashed again (unless KERNEL_LOCK_VERIFY=full),
+    as at load time.
+    """
     vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
     blobs = repo_dir(entry.repo_id, cache) / "blobs"
-    problems, good, _ = verify_files(vdir, manifest, blobs, known={})
+    record = read_record(record_path(entry.repo_id, entry.commit, variant, cache))
+    trusted = record is not None and record.manifest_matches(entry.variants[variant]) and verify_mode() == "fast"
+    problems, good, _ = verify_files(vdir, manifest, blobs, known=record.verified if trusted else {})
     for problem in problems:
         if problem.problem != "missing":
             _remove(vdir / problem.path, blobs)
