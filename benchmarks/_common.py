@@ -23,14 +23,23 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_VARIANTS = Path("/work/shared/reference/real-variant-names.txt")
 # Interpreter and console scripts of the venv this script runs in (fall back to the repo's .venv).
-BIN = Path(sys.executable).parent if (Path(sys.executable).parent / "kernel-lock").exists() else ROOT / ".venv" / "bin"
+BIN = (
+    Path(sys.executable).parent
+    if (Path(sys.executable).parent / "kernel-lock").exists()
+    else ROOT / ".venv" / "bin"
+)
 PYTHON = str(BIN / "python")
 KERNEL_LOCK = str(BIN / "kernel-lock")
 KERNELS = str(BIN / "kernels")
 
 _FALLBACK_REAL = [
-    "torch-cpu", "torch-cuda", "torch-rocm", "torch-xpu",
-    "torch213-cxx11-cpu-x86_64-linux", "torch213-cxx11-cu126-x86_64-linux", "torch213-cxx11-cu130-x86_64-linux",
+    "torch-cpu",
+    "torch-cuda",
+    "torch-rocm",
+    "torch-xpu",
+    "torch213-cxx11-cpu-x86_64-linux",
+    "torch213-cxx11-cu126-x86_64-linux",
+    "torch213-cxx11-cu130-x86_64-linux",
 ]
 
 
@@ -48,7 +57,7 @@ def variant_names(n: int) -> list[str]:
     built = [v for v in real if v.count("-") > 1]
     if len(real) >= n:
         keep = noarch[: min(len(noarch), n)]
-        return sorted(keep + built[len(built) - (n - len(keep)):]) if n > len(keep) else sorted(keep)
+        return sorted(keep + built[len(built) - (n - len(keep)) :]) if n > len(keep) else sorted(keep)
     names = list(real)
     for torch in range(209, 199, -1):
         for cuda in ("118", "121", "124", "126", "128", "129", "130"):
@@ -63,7 +72,11 @@ def variant_names(n: int) -> list[str]:
 
 def hub_env(url: str, cache: Path | None) -> dict[str, str]:
     """Environment for a tool talking to the local Hub (see DESIGN.md for HF_HUB_USER_AGENT_ORIGIN)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "KERNELS_", "KERNEL_LOCK_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGINGFACE_", "KERNELS_", "KERNEL_LOCK_"))
+    }
     env.update(
         HF_ENDPOINT=url,
         HF_HUB_USER_AGENT_ORIGIN="bench",
@@ -91,7 +104,9 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_timed(cmd: Sequence[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 900) -> Run:
+def run_timed(
+    cmd: Sequence[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 900
+) -> Run:
     """Run `cmd`, timing its wall clock from spawn to exit (interpreter start included)."""
     start = time.perf_counter()
     proc = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
@@ -102,8 +117,10 @@ def run_timed(cmd: Sequence[str], env: dict[str, str], *, cwd: Path | None = Non
 def check_ok(run: Run, what: str) -> None:
     """Abort the benchmark (exit 2) when a tool failed: its figures would mean nothing."""
     if run.rc != 0:
-        sys.stderr.write(f"\n{what} failed (exit {run.rc}).\n--- stdout ---\n{run.stdout[-4000:]}\n"
-                         f"--- stderr ---\n{run.stderr[-4000:]}\n")
+        sys.stderr.write(
+            f"\n{what} failed (exit {run.rc}).\n--- stdout ---\n{run.stdout[-4000:]}\n"
+            f"--- stderr ---\n{run.stderr[-4000:]}\n"
+        )
         raise SystemExit(2)
 
 
@@ -133,21 +150,30 @@ class Stat:
     def fmt(self, unit: str = "s", scale: float = 1.0, digits: int = 3) -> str:
         if len(self.values) == 1:
             return f"{self.values[0] * scale:.{digits}f} {unit} (n=1)"
-        return (f"med {self.median * scale:.{digits}f} {unit}  best {self.best * scale:.{digits}f}  "
-                f"worst {self.worst * scale:.{digits}f}  (n={len(self.values)}, spread {self.spread:.0%})")
+        return (
+            f"med {self.median * scale:.{digits}f} {unit}  best {self.best * scale:.{digits}f}  "
+            f"worst {self.worst * scale:.{digits}f}  (n={len(self.values)}, spread {self.spread:.0%})"
+        )
 
     def as_json(self) -> dict[str, Any]:
-        return {"values": self.values, "best": self.best, "median": self.median, "worst": self.worst,
-                "spread": self.spread}
+        return {
+            "values": self.values,
+            "best": self.best,
+            "median": self.median,
+            "worst": self.worst,
+            "spread": self.spread,
+        }
 
 
 def table(rows: Iterable[Sequence[str]], header: Sequence[str]) -> str:
     """A plain text table."""
     rows = [list(map(str, r)) for r in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
+    widths = [
+        max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)
+    ]
     line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths)), line]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=False)), line]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
     return "\n".join(out)
 
 
@@ -229,8 +255,13 @@ def request_kind(record: Any) -> str:
     elif path.startswith("/cdn/"):
         kind = "cdn (lfs)"
     elif "/resolve/" in path:
-        kind = "resolve " + ("metadata.json" if path.endswith("metadata.json")
-                             else "kernel-status.toml" if path.endswith("kernel-status.toml") else "file")
+        kind = "resolve " + (
+            "metadata.json"
+            if path.endswith("metadata.json")
+            else "kernel-status.toml"
+            if path.endswith("kernel-status.toml")
+            else "file"
+        )
     else:
         kind = "other"
     return f"{record.method} {kind}"

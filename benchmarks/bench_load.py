@@ -58,7 +58,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BIN = Path(sys.executable).parent if (Path(sys.executable).parent / "kernel-lock").exists() else ROOT / ".venv" / "bin"
+BIN = (
+    Path(sys.executable).parent
+    if (Path(sys.executable).parent / "kernel-lock").exists()
+    else ROOT / ".venv" / "bin"
+)
 PYTHON = str(BIN / "python")
 KERNEL_LOCK = str(BIN / "kernel-lock")
 
@@ -169,22 +173,37 @@ class Stat:
         return f"{self.median * 1e3:8.{d}f}  ({self.min * 1e3:.{d}f} .. {self.max * 1e3:.{d}f})"
 
     def as_json(self) -> dict[str, Any]:
-        return {"values": self.values, "min": self.min, "median": self.median, "max": self.max, "n": len(self.values)}
+        return {
+            "values": self.values,
+            "min": self.min,
+            "median": self.median,
+            "max": self.max,
+            "n": len(self.values),
+        }
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
     return "\n".join(lines)
 
 
 LAST_CPU = 0.0  # user + sys CPU seconds of the last child `run` waited for
-PYCACHE: Path | None = None  # set in main(): where children keep bytecode (None: the caller's settings as they are)
+PYCACHE: Path | None = (
+    None  # set in main(): where children keep bytecode (None: the caller's settings as they are)
+)
 
 
 def base_env(cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "KERNELS_", "KERNEL_LOCK_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGINGFACE_", "KERNELS_", "KERNEL_LOCK_"))
+    }
     if PYCACHE is not None:
         # Installed packages come with bytecode; an editable checkout under PYTHONDONTWRITEBYTECODE=1 would make
         # kernel-lock (and only it) compile its modules from source in every process. Keep every module's .pyc
@@ -214,8 +233,10 @@ def run(cmd: list[str], env: dict[str, str], *, cwd: Path | None = None, what: s
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     LAST_CPU = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
-        sys.stderr.write(f"\n{what} failed (exit {proc.returncode}).\n--- stdout ---\n{proc.stdout[-4000:]}\n"
-                         f"--- stderr ---\n{proc.stderr[-4000:]}\n")
+        sys.stderr.write(
+            f"\n{what} failed (exit {proc.returncode}).\n--- stdout ---\n{proc.stdout[-4000:]}\n"
+            f"--- stderr ---\n{proc.stderr[-4000:]}\n"
+        )
         raise SystemExit(2)
     return wall, proc.stdout
 
@@ -250,15 +271,20 @@ class Bench:
         self.hub = LocalHub()
         self.hub.set_organization("bench-org", trusted_kernel_publisher=True, fullname="Bench Org")
         repo = self.hub.create_repo(REPO, repo_type="kernel")
-        self.commit = repo.commit(repo_files([self.variant], name=NAME, so_size=so_size), branch="v1",
-                                  message="Build bigkernel v1")
+        self.commit = repo.commit(
+            repo_files([self.variant], name=NAME, so_size=so_size), branch="v1", message="Build bigkernel v1"
+        )
         repo.create_branch("main", self.commit)
         self.project.mkdir(parents=True, exist_ok=True)
         (self.project / "pyproject.toml").write_text(
             f'[project]\nname = "bench-load"\nversion = "0.0.0"\n\n[tool.kernels.dependencies]\n"{REPO}" = 1\n'
         )
-        self.kernels_lock.write_text(json.dumps(
-            [{"dependency": {"repo-id": REPO, "version": 1}, "lock": {"commit": self.commit}}], indent=2) + "\n")
+        self.kernels_lock.write_text(
+            json.dumps(
+                [{"dependency": {"repo-id": REPO, "version": 1}, "lock": {"commit": self.commit}}], indent=2
+            )
+            + "\n"
+        )
         self.sync_walls: list[float] = []
 
     def online_env(self) -> dict[str, str]:
@@ -273,7 +299,11 @@ class Bench:
     def lock(self) -> float:
         self.hub.start()
         try:
-            wall, _ = run([KERNEL_LOCK, "lock", "--project", str(self.project)], self.online_env(), what="kernel-lock lock")
+            wall, _ = run(
+                [KERNEL_LOCK, "lock", "--project", str(self.project)],
+                self.online_env(),
+                what="kernel-lock lock",
+            )
         finally:
             self.hub.stop()
         text = self.lockfile.read_text()
@@ -286,8 +316,11 @@ class Bench:
         self.cache.mkdir(parents=True)
         self.hub.start()
         try:
-            wall, _ = run([KERNEL_LOCK, "sync", "--project", str(self.project)], self.online_env(),
-                          what="kernel-lock sync")
+            wall, _ = run(
+                [KERNEL_LOCK, "sync", "--project", str(self.project)],
+                self.online_env(),
+                what="kernel-lock sync",
+            )
         finally:
             self.hub.stop()
         self.sync_walls.append(wall)
@@ -300,8 +333,12 @@ class Bench:
             "kernels": ("kernels", None, self.kernels_lock),
             "torch only": ("none", None, self.lockfile),
         }[case]
-        wall, out = run([PYTHON, str(self.child_load), tool, REPO, str(lockfile)], self.offline_env(mode),
-                        cwd=self.work, what=f"{case} load")
+        wall, out = run(
+            [PYTHON, str(self.child_load), tool, REPO, str(lockfile)],
+            self.offline_env(mode),
+            cwd=self.work,
+            what=f"{case} load",
+        )
         data = json.loads(out.strip().splitlines()[-1])
         if tool != "none" and data["variant"] != self.variant:
             sys.stderr.write(f"{case} loaded variant {data['variant']}, expected {self.variant}\n")
@@ -315,13 +352,27 @@ class Bench:
         from kernel_lock.lockfile import read_lock
         from kernel_lock.verify import check_variant
 
-        check = check_variant(read_lock(self.lockfile).find(REPO), self.variant, cache=self.cache, mode="fast")
+        check = check_variant(
+            read_lock(self.lockfile).find(REPO), self.variant, cache=self.cache, mode="fast"
+        )
         assert check.ok, check.problems
         return check.hashed
 
     def verify_cost(self, n_fast: int, n_full: int) -> dict[str, Any]:
-        _, out = run([PYTHON, str(self.child_verify), REPO, str(self.lockfile), self.variant, str(n_fast), str(n_full)],
-                     self.offline_env(), cwd=self.work, what="verification timing")
+        _, out = run(
+            [
+                PYTHON,
+                str(self.child_verify),
+                REPO,
+                str(self.lockfile),
+                self.variant,
+                str(n_fast),
+                str(n_full),
+            ],
+            self.offline_env(),
+            cwd=self.work,
+            what="verification timing",
+        )
         return json.loads(out.strip().splitlines()[-1])
 
 
@@ -351,19 +402,26 @@ def profile(bench: Bench) -> str:
     )
     _, out = run([PYTHON, str(prof_child)], bench.offline_env(), cwd=bench.work, what="profile")
     env = bench.offline_env()
-    proc = subprocess.run([PYTHON, "-X", "importtime", str(bench.child_load), "kernel-lock", REPO, str(bench.lockfile)],
-                          env=env, cwd=bench.work, capture_output=True, text=True)
+    proc = subprocess.run(
+        [PYTHON, "-X", "importtime", str(bench.child_load), "kernel-lock", REPO, str(bench.lockfile)],
+        env=env,
+        cwd=bench.work,
+        capture_output=True,
+        text=True,
+    )
     rows = []
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            parts = [p.strip() for p in line[len("import time:"):].split("|")]
+            parts = [p.strip() for p in line[len("import time:") :].split("|")]
             if parts[1].isdigit():
                 rows.append((int(parts[1]), parts[2]))
-    ours = sorted((r for r in rows if "kernel_lock" in r[1] or "pydantic" in r[1].split(".")[0]), reverse=True)[:15]
+    ours = sorted(
+        (r for r in rows if "kernel_lock" in r[1] or "pydantic" in r[1].split(".")[0]), reverse=True
+    )[:15]
     selfs = []
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            parts = [p.strip() for p in line[len("import time:"):].split("|")]
+            parts = [p.strip() for p in line[len("import time:") :].split("|")]
             if parts[0].isdigit():
                 selfs.append((int(parts[0]), parts[2]))
     top_self = sorted(selfs, reverse=True)[:10]
@@ -377,30 +435,43 @@ def profile(bench: Bench) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5, help="first-load rounds, each after a fresh sync (default 5)")
+    ap.add_argument(
+        "--rounds", type=int, default=5, help="first-load rounds, each after a fresh sync (default 5)"
+    )
     ap.add_argument("--repeat", type=int, default=11, help="repeated loads of each case (default 11, >= 7)")
     ap.add_argument("--so-mb", type=float, default=200, help="size of the variant's .so in MB (default 200)")
     ap.add_argument("--json", metavar="PATH", help="write every figure to PATH")
-    ap.add_argument("--profile", action="store_true", help="profile the kernel-lock load even if targets are met")
+    ap.add_argument(
+        "--profile", action="store_true", help="profile the kernel-lock load even if targets are met"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    ap.add_argument("--as-is", action="store_true",
-                    help="keep the caller's bytecode settings (default: children byte-compile into a scratch "
-                         "PYTHONPYCACHEPREFIX, as installed packages would be)")
+    ap.add_argument(
+        "--as-is",
+        action="store_true",
+        help="keep the caller's bytecode settings (default: children byte-compile into a scratch "
+        "PYTHONPYCACHEPREFIX, as installed packages would be)",
+    )
     args = ap.parse_args()
 
     global PYCACHE
     work = Path(tempfile.mkdtemp(prefix="kl-bench-load-"))
     PYCACHE = None if args.as_is else work / "pycache"
-    info = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "loadavg_at_start": loadavg()}
+    info = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": loadavg(),
+    }
     try:
         from importlib.metadata import version
 
         info.update({p: version(p) for p in ("kernels", "huggingface_hub", "torch", "pydantic")})
     except Exception:  # pragma: no cover
         pass
-    print(f"bench_load: {REPO}, {args.so_mb:g} MB .so, {args.rounds} first-load rounds, {args.repeat} repeated loads; "
-          f"{info['cpus']} CPUs, load {info['loadavg_at_start']}")
+    print(
+        f"bench_load: {REPO}, {args.so_mb:g} MB .so, {args.rounds} first-load rounds, {args.repeat} repeated loads; "
+        f"{info['cpus']} CPUs, load {info['loadavg_at_start']}"
+    )
     try:
         bench = Bench(work, int(args.so_mb * 1e6))
         lock_wall = bench.lock()
@@ -418,8 +489,11 @@ def main() -> int:
             for case in rotate(FIRST_CASES, r):
                 first[case].append(bench.load(case))
             hashed_after.append(bench.hashed_by_fast_check())
-            print(f"  round {r + 1}: sync {wall:.2f} s; first loads " + ", ".join(
-                f"{c} {first[c][-1]['wall']:.3f} s" for c in FIRST_CASES), flush=True)
+            print(
+                f"  round {r + 1}: sync {wall:.2f} s; first loads "
+                + ", ".join(f"{c} {first[c][-1]['wall']:.3f} s" for c in FIRST_CASES),
+                flush=True,
+            )
 
         repeat: dict[str, list[dict[str, Any]]] = {c: [] for c in REPEAT_CASES}
         for i in range(args.repeat):
@@ -433,26 +507,42 @@ def main() -> int:
 
         # -- report -----------------------------------------------------------------------------------
         def rows_for(results: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
-            return [[case, collect(runs, "wall").ms(), collect(runs, "cpu").ms(), collect(runs, "load").ms(),
-                     collect(runs, "lib_import").ms(), collect(runs, "torch_import").ms()]
-                    for case, runs in results.items()]
+            return [
+                [
+                    case,
+                    collect(runs, "wall").ms(),
+                    collect(runs, "cpu").ms(),
+                    collect(runs, "load").ms(),
+                    collect(runs, "lib_import").ms(),
+                    collect(runs, "torch_import").ms(),
+                ]
+                for case, runs in results.items()
+            ]
 
-        header = ["case", "process wall ms med (min..max)", "process CPU ms (user+sys)", "load call ms",
-                  "library import ms", "torch import ms"]
+        header = [
+            "case",
+            "process wall ms med (min..max)",
+            "process CPU ms (user+sys)",
+            "load call ms",
+            "library import ms",
+            "torch import ms",
+        ]
         print(f"\n(a) first load after a fresh `kernel-lock sync` (n={args.rounds}, one per round)")
         print(table(rows_for(first), header))
         print(f"\n(b) repeated loads, fresh processes (n={args.repeat})")
         print(table(rows_for(repeat), header))
 
-        print(f"\nfiles a fast check hashes after each round of loads: max {max(hashed_after)} "
-              f"(0: every timed fast load was a stat check against the sync record)")
+        print(
+            f"\nfiles a fast check hashes after each round of loads: max {max(hashed_after)} "
+            f"(0: every timed fast load was a stat check against the sync record)"
+        )
 
         def ratio(results: dict[str, list[dict[str, Any]]], a: str, b: str, key: str) -> float:
             return collect(results[a], key).median / collect(results[b], key).median
 
         def paired(results: dict[str, list[dict[str, Any]]], a: str, b: str, key: str) -> float:
             """Median of the per-round ratios (a and b ran back to back in each round, so drift cancels)."""
-            return statistics.median(x[key] / y[key] for x, y in zip(results[a], results[b]))
+            return statistics.median(x[key] / y[key] for x, y in zip(results[a], results[b], strict=False))
 
         def corrected(results: dict[str, list[dict[str, Any]]], a: str, b: str) -> float:
             """Process-wall ratio with the torch import's noise removed.
@@ -462,8 +552,10 @@ def main() -> int:
             (process wall - in-child torch import) between `a` and `b` run back to back, and put over b's
             median process wall: 1 + median_i[(wall_a - torch_a) - (wall_b - torch_b)] / median(wall_b).
             """
-            extra = statistics.median((x["wall"] - x["torch_import"]) - (y["wall"] - y["torch_import"])
-                                      for x, y in zip(results[a], results[b]))
+            extra = statistics.median(
+                (x["wall"] - x["torch_import"]) - (y["wall"] - y["torch_import"])
+                for x, y in zip(results[a], results[b], strict=False)
+            )
             return 1 + extra / collect(results[b], "wall").median
 
         def both(name: str) -> float:
@@ -471,62 +563,156 @@ def main() -> int:
 
         F, R = FAST_FIRST_TARGET, REPEAT_TARGET
         checks = [
-            ("(a) first load, fast / kernels: process wall, torch-import noise removed",
-             corrected(first, "kernel-lock", "kernels"), F, True),
-            ("    median of per-round process wall ratios", paired(first, "kernel-lock", "kernels", "wall"), F, False),
-            ("    ratio of the median process walls", ratio(first, "kernel-lock", "kernels", "wall"), F, False),
-            ("    ratio of the median process CPU times", ratio(first, "kernel-lock", "kernels", "cpu"), F, False),
-            ("    ratio of the median load calls (in-process)", ratio(first, "kernel-lock", "kernels", "load"), F, False),
-            ("(b) repeated load, fast / kernels: process wall, torch-import noise removed",
-             corrected(repeat, "kernel-lock", "kernels"), R, True),
-            ("    median of per-round process wall ratios", paired(repeat, "kernel-lock", "kernels", "wall"), R,
-             False),
-            ("    ratio of the median process walls", ratio(repeat, "kernel-lock", "kernels", "wall"), R, False),
-            ("    ratio of the median process CPU times", ratio(repeat, "kernel-lock", "kernels", "cpu"), R, False),
-            ("    ratio of the median load calls (in-process)", ratio(repeat, "kernel-lock", "kernels", "load"), R,
-             False),
-            ("    ratio of library import + load call (in-process)", both("kernel-lock") / both("kernels"), R, False),
-            ("(a) first load, FULL / kernels: process wall, torch-import noise removed",
-             corrected(first, "kernel-lock full", "kernels"), F, False),
-            ("    median of per-round process wall ratios", paired(first, "kernel-lock full", "kernels", "wall"), F,
-             False),
-            ("    ratio of the median process CPU times", ratio(first, "kernel-lock full", "kernels", "cpu"), F, False),
-            ("(b) repeated load, FULL / kernels: process wall, torch-import noise removed",
-             corrected(repeat, "kernel-lock full", "kernels"), R, False),
-            ("    median of per-round process wall ratios", paired(repeat, "kernel-lock full", "kernels", "wall"), R,
-             False),
-            ("    ratio of the median process CPU times", ratio(repeat, "kernel-lock full", "kernels", "cpu"), R,
-             False),
+            (
+                "(a) first load, fast / kernels: process wall, torch-import noise removed",
+                corrected(first, "kernel-lock", "kernels"),
+                F,
+                True,
+            ),
+            (
+                "    median of per-round process wall ratios",
+                paired(first, "kernel-lock", "kernels", "wall"),
+                F,
+                False,
+            ),
+            (
+                "    ratio of the median process walls",
+                ratio(first, "kernel-lock", "kernels", "wall"),
+                F,
+                False,
+            ),
+            (
+                "    ratio of the median process CPU times",
+                ratio(first, "kernel-lock", "kernels", "cpu"),
+                F,
+                False,
+            ),
+            (
+                "    ratio of the median load calls (in-process)",
+                ratio(first, "kernel-lock", "kernels", "load"),
+                F,
+                False,
+            ),
+            (
+                "(b) repeated load, fast / kernels: process wall, torch-import noise removed",
+                corrected(repeat, "kernel-lock", "kernels"),
+                R,
+                True,
+            ),
+            (
+                "    median of per-round process wall ratios",
+                paired(repeat, "kernel-lock", "kernels", "wall"),
+                R,
+                False,
+            ),
+            (
+                "    ratio of the median process walls",
+                ratio(repeat, "kernel-lock", "kernels", "wall"),
+                R,
+                False,
+            ),
+            (
+                "    ratio of the median process CPU times",
+                ratio(repeat, "kernel-lock", "kernels", "cpu"),
+                R,
+                False,
+            ),
+            (
+                "    ratio of the median load calls (in-process)",
+                ratio(repeat, "kernel-lock", "kernels", "load"),
+                R,
+                False,
+            ),
+            (
+                "    ratio of library import + load call (in-process)",
+                both("kernel-lock") / both("kernels"),
+                R,
+                False,
+            ),
+            (
+                "(a) first load, FULL / kernels: process wall, torch-import noise removed",
+                corrected(first, "kernel-lock full", "kernels"),
+                F,
+                False,
+            ),
+            (
+                "    median of per-round process wall ratios",
+                paired(first, "kernel-lock full", "kernels", "wall"),
+                F,
+                False,
+            ),
+            (
+                "    ratio of the median process CPU times",
+                ratio(first, "kernel-lock full", "kernels", "cpu"),
+                F,
+                False,
+            ),
+            (
+                "(b) repeated load, FULL / kernels: process wall, torch-import noise removed",
+                corrected(repeat, "kernel-lock full", "kernels"),
+                R,
+                False,
+            ),
+            (
+                "    median of per-round process wall ratios",
+                paired(repeat, "kernel-lock full", "kernels", "wall"),
+                R,
+                False,
+            ),
+            (
+                "    ratio of the median process CPU times",
+                ratio(repeat, "kernel-lock full", "kernels", "cpu"),
+                R,
+                False,
+            ),
         ]
-        print("\nratios kernel-lock / kernels (TARGET rows decide the exit status; see the docstring for the "
-              "torch-import correction)")
+        print(
+            "\nratios kernel-lock / kernels (TARGET rows decide the exit status; see the docstring for the "
+            "torch-import correction)"
+        )
         rows = []
         missed = []
         for what, value, limit, is_target in checks:
             ok = value <= limit
-            status = ("TARGET met" if ok else "TARGET MISSED") if is_target else ("info: within" if ok else "info: above")
+            status = (
+                ("TARGET met" if ok else "TARGET MISSED")
+                if is_target
+                else ("info: within" if ok else "info: above")
+            )
             rows.append([what, f"{value:.3f}", f"<= {limit:.2f}", status])
             if is_target and not ok:
                 missed.append(what)
-        diff = statistics.median((a["wall"] - a["torch_import"]) - (b["wall"] - b["torch_import"])
-                                 for a, b in zip(repeat["kernel-lock"], repeat["kernels"]))
+        diff = statistics.median(
+            (a["wall"] - a["torch_import"]) - (b["wall"] - b["torch_import"])
+            for a, b in zip(repeat["kernel-lock"], repeat["kernels"], strict=False)
+        )
         cdiff = collect(repeat["kernel-lock"], "cpu").median - collect(repeat["kernels"], "cpu").median
         print(table(rows, ["ratio", "value", "limit", "status"]))
-        print(f"repeated load, kernel-lock (fast) minus kernels: {diff * 1e3:+.0f} ms wall outside the torch import "
-              f"(median of per-round differences), {cdiff * 1e3:+.0f} ms CPU (difference of medians)")
+        print(
+            f"repeated load, kernel-lock (fast) minus kernels: {diff * 1e3:+.0f} ms wall outside the torch import "
+            f"(median of per-round differences), {cdiff * 1e3:+.0f} ms CPU (difference of medians)"
+        )
 
         mb = verify["variant_bytes"] / 1e6
         full = Stat(verify["full"])
         hash_so, raw = Stat(verify["hash_so"]), Stat(verify["raw_sha256_64MB"])
-        print(f"\n(c) in-process verification of {verify['variant_files']} files, {mb:.1f} MB "
-              f"(one process, after a warm-up call of {verify['fast_first_call'] * 1e3:.1f} ms)")
+        print(
+            f"\n(c) in-process verification of {verify['variant_files']} files, {mb:.1f} MB "
+            f"(one process, after a warm-up call of {verify['fast_first_call'] * 1e3:.1f} ms)"
+        )
         vrows = [
             ["check_variant, fast (stat only, 0 files hashed)", Stat(verify["fast"]).ms(), "-"],
             ["  of which read_record (manifest + fingerprints)", Stat(verify["read_record"]).ms(), "-"],
-            [f"check_variant, full ({verify['full_hashed_files']} files hashed)", full.ms(),
-             f"{mb / full.median:.0f} MB/s"],
-            [f"hash_file on the .so ({verify['so_bytes'] / 1e6:.0f} MB, sha256, page cache warm)", hash_so.ms(),
-             f"{verify['so_bytes'] / 1e6 / hash_so.median:.0f} MB/s"],
+            [
+                f"check_variant, full ({verify['full_hashed_files']} files hashed)",
+                full.ms(),
+                f"{mb / full.median:.0f} MB/s",
+            ],
+            [
+                f"hash_file on the .so ({verify['so_bytes'] / 1e6:.0f} MB, sha256, page cache warm)",
+                hash_so.ms(),
+                f"{verify['so_bytes'] / 1e6 / hash_so.median:.0f} MB/s",
+            ],
             ["hashlib.sha256 over 64 MB in memory", raw.ms(), f"{64 * 1.048576 / raw.median:.0f} MB/s"],
         ]
         print(table(vrows, ["what", "ms med (min..max)", "throughput"]))
@@ -549,13 +735,25 @@ def main() -> int:
                 "so_bytes": int(args.so_mb * 1e6),
                 "lock_wall": lock_wall,
                 "sync_wall": Stat(bench.sync_walls).as_json(),
-                "first": {c: {k: collect(runs, k).as_json() for k in ("wall", "cpu", "load", "lib_import", "torch_import")}
-                          for c, runs in first.items()},
-                "repeat": {c: {k: collect(runs, k).as_json() for k in ("wall", "cpu", "load", "lib_import", "torch_import")}
-                           for c, runs in repeat.items()},
+                "first": {
+                    c: {
+                        k: collect(runs, k).as_json()
+                        for k in ("wall", "cpu", "load", "lib_import", "torch_import")
+                    }
+                    for c, runs in first.items()
+                },
+                "repeat": {
+                    c: {
+                        k: collect(runs, k).as_json()
+                        for k in ("wall", "cpu", "load", "lib_import", "torch_import")
+                    }
+                    for c, runs in repeat.items()
+                },
                 "verify": verify,
-                "ratios": [{"what": w.strip(), "value": v, "limit": lim, "target": t, "met": v <= lim}
-                           for w, v, lim, t in checks],
+                "ratios": [
+                    {"what": w.strip(), "value": v, "limit": lim, "target": t, "met": v <= lim}
+                    for w, v, lim, t in checks
+                ],
                 "repeat_wall_difference_median_excluding_torch_import": diff,
                 "hashed_by_fast_check_after_rounds": hashed_after,
                 "repeat_cpu_difference_of_medians": cdiff,

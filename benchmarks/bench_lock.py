@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import (  # noqa: E402
+from _common import (
     KERNEL_LOCK,
     KERNELS,
     PYTHON,
@@ -94,14 +94,18 @@ def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float):
     for i in range(n_kernels):
         depends = [(f"{ORG}/dep-{i:02d}", 1)] if with_deps else None
         repo = hub.create_repo(f"{ORG}/kernel-{i:02d}", repo_type="kernel")
-        sha = repo.commit(repo_files(names, name=f"kernel-{i:02d}", so_size=1024, kernel_depends=depends),
-                          branch="v1", message="Build kernel v1")
+        sha = repo.commit(
+            repo_files(names, name=f"kernel-{i:02d}", so_size=1024, kernel_depends=depends),
+            branch="v1",
+            message="Build kernel v1",
+        )
         repo.create_branch("main", sha)
         repos[repo.repo_id] = (repo, sha)
         if with_deps:
             dep = hub.create_repo(f"{ORG}/dep-{i:02d}", repo_type="kernel")
-            dsha = dep.commit(repo_files(names, name=f"dep-{i:02d}", so_size=1024), branch="v1",
-                              message="Build dep v1")
+            dsha = dep.commit(
+                repo_files(names, name=f"dep-{i:02d}", so_size=1024), branch="v1", message="Build dep v1"
+            )
             dep.create_branch("main", dsha)
             repos[dep.repo_id] = (dep, dsha)
     hub.start()
@@ -122,13 +126,22 @@ def critical_path(hub, repos, locked_ids, latency: float, reads_metadata: bool, 
         commit = repo._lookup(sha)
         entries = len(repo._listing(commit, "build", True, False) or [])
         pages = max(1, math.ceil(entries / hub.tree_page_size))
-        chains[repo_id] = {"build_entries": entries, "listing_pages": pages,
-                           "round_trips": 1 + pages + (1 if reads_metadata else 0)}
+        chains[repo_id] = {
+            "build_entries": entries,
+            "listing_pages": pages,
+            "round_trips": 1 + pages + (1 if reads_metadata else 0),
+        }
     per_level = max(c["round_trips"] for c in chains.values())
     minimal = max(1 + c["listing_pages"] for c in chains.values())
-    return {"round_trips": per_level * levels, "bound_s": per_level * levels * latency,
-            "two_rtt_round_trips": minimal, "two_rtt_bound_s": minimal * latency,
-            "reads_metadata": reads_metadata, "levels": levels, "per_repo": chains}
+    return {
+        "round_trips": per_level * levels,
+        "bound_s": per_level * levels * latency,
+        "two_rtt_round_trips": minimal,
+        "two_rtt_bound_s": minimal * latency,
+        "reads_metadata": reads_metadata,
+        "levels": levels,
+        "per_repo": chains,
+    }
 
 
 def server_span(records) -> float:
@@ -139,15 +152,24 @@ def server_span(records) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kernels", type=int, default=20, help="number of kernels (default 20)")
     parser.add_argument("--variants", type=int, default=50, help="variants per kernel (default 50)")
-    parser.add_argument("--latency", type=float, default=0.02, help="server latency per request, s (default 0.02)")
+    parser.add_argument(
+        "--latency", type=float, default=0.02, help="server latency per request, s (default 0.02)"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="rounds for kernel-lock (default 5)")
     parser.add_argument("--kernels-repeat", type=int, default=3, help="rounds for `kernels lock` (default 3)")
-    parser.add_argument("--with-deps", action="store_true", help="each kernel's variants kernel-depend on a dep repo")
-    parser.add_argument("--server-nodelay", action="store_true",
-                        help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)")
+    parser.add_argument(
+        "--with-deps", action="store_true", help="each kernel's variants kernel-depend on a dep repo"
+    )
+    parser.add_argument(
+        "--server-nodelay",
+        action="store_true",
+        help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write all figures as JSON to PATH")
     args = parser.parse_args()
 
@@ -162,12 +184,14 @@ def main() -> int:
     url = hub.url
     direct = [f"{ORG}/kernel-{i:02d}" for i in range(args.kernels)]
     work = tempdir("bench-lock-")
-    kl_project = write_project(work / "kl-project", {r: 1 for r in direct})
-    k_project = write_project(work / "kernels-project", {r: 1 for r in direct})
-    print(f"Local Hub {url}: {len(repos)} repos x {len(names)} variants, latency {args.latency * 1000:.0f} ms, "
-          f"setup {setup_s:.1f} s; mode {'with-deps' if args.with_deps else 'plain'}"
-          f"{', server TCP_NODELAY (diagnostic)' if args.server_nodelay else ''}; "
-          f"{info['cpus']} CPUs, load {info['loadavg_at_start']}")
+    kl_project = write_project(work / "kl-project", dict.fromkeys(direct, 1))
+    k_project = write_project(work / "kernels-project", dict.fromkeys(direct, 1))
+    print(
+        f"Local Hub {url}: {len(repos)} repos x {len(names)} variants, latency {args.latency * 1000:.0f} ms, "
+        f"setup {setup_s:.1f} s; mode {'with-deps' if args.with_deps else 'plain'}"
+        f"{', server TCP_NODELAY (diagnostic)' if args.server_nodelay else ''}; "
+        f"{info['cpus']} CPUs, load {info['loadavg_at_start']}"
+    )
 
     kl_runs, kl_reqs, kl_kinds = [], [], {}
     child_runs, child_reqs, child_spans = [], [], []
@@ -191,7 +215,9 @@ def main() -> int:
                 # (c) resolve timed inside a fresh resolver process
                 hub.clear_log()
                 server_cpu0 = time.process_time()  # this process is idle but for the server's threads
-                run = run_timed([PYTHON, "-c", CHILD, str(kl_project), url], hub_env(url, fresh_dir(work, "cache-c")))
+                run = run_timed(
+                    [PYTHON, "-c", CHILD, str(kl_project), url], hub_env(url, fresh_dir(work, "cache-c"))
+                )
                 server_cpu.append(time.process_time() - server_cpu0)  # cold + warm resolve of the child
                 check_ok(run, "in-process resolve")
                 figures = json.loads(run.stdout.strip().splitlines()[-1])
@@ -213,12 +239,21 @@ def main() -> int:
                 k_kinds = count_by(records, request_kind)
                 bad = [r for r in records if r.status >= 400 and "kernel-status" not in r.path]
                 if bad:
-                    print(f"warning: kernels lock got {len(bad)} error answers, e.g. {bad[0].method} {bad[0].path} "
-                          f"-> {bad[0].status}", file=sys.stderr)
-            print(f"  round {rnd + 1}/{rounds}: "
-                  + (f"kernel-lock {kl_runs[-1]:.3f} s, resolve {child_runs[-1]['resolve'] * 1000:.0f} ms; "
-                     if rnd < args.repeat else "")
-                  + (f"kernels lock {k_runs[-1]:.2f} s" if rnd < args.kernels_repeat else ""), flush=True)
+                    print(
+                        f"warning: kernels lock got {len(bad)} error answers, e.g. {bad[0].method} {bad[0].path} "
+                        f"-> {bad[0].status}",
+                        file=sys.stderr,
+                    )
+            print(
+                f"  round {rnd + 1}/{rounds}: "
+                + (
+                    f"kernel-lock {kl_runs[-1]:.3f} s, resolve {child_runs[-1]['resolve'] * 1000:.0f} ms; "
+                    if rnd < args.repeat
+                    else ""
+                )
+                + (f"kernels lock {k_runs[-1]:.2f} s" if rnd < args.kernels_repeat else ""),
+                flush=True,
+            )
 
         # Diagnostic: resolve in this interpreter, which also runs the server (shared GIL).
         from kernel_lock.config import load_project
@@ -244,7 +279,10 @@ def main() -> int:
     k_lock = json.loads((k_project / "kernels.lock").read_text()) if k_runs else []
     k_locked = [e["dependency"]["repo-id"] for e in k_lock] if isinstance(k_lock, list) else list(k_lock)
     if not set(direct) <= set(kl_locked) or kl_variants < len(direct) * len(names):
-        print(f"kernel-lock's lock is incomplete: {len(kl_locked)} kernels, {kl_variants} variants", file=sys.stderr)
+        print(
+            f"kernel-lock's lock is incomplete: {len(kl_locked)} kernels, {kl_variants} variants",
+            file=sys.stderr,
+        )
         return 2
 
     reads_metadata = any("metadata.json" in k and k.startswith("GET") for k in kl_kinds)
@@ -265,22 +303,41 @@ def main() -> int:
     k_seq_bound = (Stat([float(x) for x in k_reqs]).median * args.latency) if k_reqs else float("nan")
 
     print("\n== Wall time (subprocess, interpreter start included) ==")
-    rows = [["kernel-lock lock", kl.fmt(), f"{Stat([float(x) for x in kl_reqs]).median:.0f}",
-             f"{len(kl_locked)}", f"{kl_variants}"]]
+    rows = [
+        [
+            "kernel-lock lock",
+            kl.fmt(),
+            f"{Stat([float(x) for x in kl_reqs]).median:.0f}",
+            f"{len(kl_locked)}",
+            f"{kl_variants}",
+        ]
+    ]
     if k:
-        rows.append(["kernels lock (0.17.2)", k.fmt(), f"{Stat([float(x) for x in k_reqs]).median:.0f}",
-                     f"{len(k_locked)}", "0 (no hashes)"])
+        rows.append(
+            [
+                "kernels lock (0.17.2)",
+                k.fmt(),
+                f"{Stat([float(x) for x in k_reqs]).median:.0f}",
+                f"{len(k_locked)}",
+                "0 (no hashes)",
+            ]
+        )
     print(table(rows, ["tool", "wall", "requests", "kernels locked", "variant hashes"]))
     if k:
-        print(f"speed-up kernel-lock vs kernels lock (medians): {speedup:.1f}x   "
-              f"(kernels lock makes its {k_reqs[-1]} requests one after another: >= {k_seq_bound:.1f} s of latency)")
+        print(
+            f"speed-up kernel-lock vs kernels lock (medians): {speedup:.1f}x   "
+            f"(kernels lock makes its {k_reqs[-1]} requests one after another: >= {k_seq_bound:.1f} s of latency)"
+        )
 
     print("\n== Resolve inside the process (fresh resolver process, after imports) ==")
     rows = [
         ["Hub() + lock_dependencies (cold)", hub_and_resolve.fmt("ms", 1000, 1)],
         ["lock_dependencies only (cold)", resolve.fmt("ms", 1000, 1)],
         ["lock_dependencies, 2nd call (warm conns)", warm.fmt("ms", 1000, 1)],
-        ["client CPU of the cold call (all threads)", Stat([f["resolve_cpu"] for f in child_runs]).fmt("ms", 1000, 1)],
+        [
+            "client CPU of the cold call (all threads)",
+            Stat([f["resolve_cpu"] for f in child_runs]).fmt("ms", 1000, 1),
+        ],
         ["server CPU, cold + warm resolve (LocalHub)", Stat(server_cpu).fmt("ms", 1000, 1)],
         ["server-side span of the cold call", span.fmt("ms", 1000, 1)],
         ["imports before timing", imports.fmt("ms", 1000, 1)],
@@ -288,43 +345,81 @@ def main() -> int:
     ]
     print(table(rows, ["measurement", "time"]))
     per = next(iter(cp["per_repo"].values()))
-    print(f"critical path: refs || kernel-status.toml, then build/ listing ({per['build_entries']} entries, "
-          f"{per['listing_pages']} page(s) of {hub.tree_page_size})"
-          + (", then every variant's metadata.json (kernel-lock reads them now)" if reads_metadata else "")
-          + (f", x {levels} levels of kernel-depends" if levels > 1 else "")
-          + f" = {cp['round_trips']} round trips x {args.latency * 1000:.0f} ms = {cp['bound_s'] * 1000:.0f} ms"
-          + f"  (brief's 2-RTT design: {cp['two_rtt_bound_s'] * 1000:.0f} ms)")
-    print(f"ratio resolve / bound (medians): {ratio:.2f}x incl. Hub(), {ratio_excl:.2f}x excl. Hub(); "
-          f"vs the 2-RTT bound {ratio_2rtt:.2f}x  (requests per cold resolve: {child_reqs[-1]})")
+    print(
+        f"critical path: refs || kernel-status.toml, then build/ listing ({per['build_entries']} entries, "
+        f"{per['listing_pages']} page(s) of {hub.tree_page_size})"
+        + (", then every variant's metadata.json (kernel-lock reads them now)" if reads_metadata else "")
+        + (f", x {levels} levels of kernel-depends" if levels > 1 else "")
+        + f" = {cp['round_trips']} round trips x {args.latency * 1000:.0f} ms = {cp['bound_s'] * 1000:.0f} ms"
+        + f"  (brief's 2-RTT design: {cp['two_rtt_bound_s'] * 1000:.0f} ms)"
+    )
+    print(
+        f"ratio resolve / bound (medians): {ratio:.2f}x incl. Hub(), {ratio_excl:.2f}x excl. Hub(); "
+        f"vs the 2-RTT bound {ratio_2rtt:.2f}x  (requests per cold resolve: {child_reqs[-1]})"
+    )
 
     print("\n== Requests by kind (last run of each tool) ==")
     kinds = sorted(set(kl_kinds) | set(k_kinds), key=lambda x: -(k_kinds.get(x, 0) + kl_kinds.get(x, 0)))
-    print(table([[kind, str(kl_kinds.get(kind, 0)), str(k_kinds.get(kind, 0))] for kind in kinds],
-                ["request", "kernel-lock", "kernels lock"]))
+    print(
+        table(
+            [[kind, str(kl_kinds.get(kind, 0)), str(k_kinds.get(kind, 0))] for kind in kinds],
+            ["request", "kernel-lock", "kernels lock"],
+        )
+    )
     if args.with_deps:
-        print(f"\nwith-deps: kernels lock locked {len(k_locked)} repos; kernel-lock locked {len(kl_locked)}"
-              + ("" if len(kl_locked) > len(direct) else " (direct only: it does not follow kernel-depends)"))
+        print(
+            f"\nwith-deps: kernels lock locked {len(k_locked)} repos; kernel-lock locked {len(kl_locked)}"
+            + ("" if len(kl_locked) > len(direct) else " (direct only: it does not follow kernel-depends)")
+        )
 
-    targets = [("kernel-lock lock >= 10x faster than kernels lock", k is not None and speedup >= 10,
-                f"{speedup:.1f}x"),
-               ("in-process resolve (incl. Hub()) <= 2x critical-path bound", ratio <= 2.0, f"{ratio:.2f}x")]
+    targets = [
+        (
+            "kernel-lock lock >= 10x faster than kernels lock",
+            k is not None and speedup >= 10,
+            f"{speedup:.1f}x",
+        ),
+        ("in-process resolve (incl. Hub()) <= 2x critical-path bound", ratio <= 2.0, f"{ratio:.2f}x"),
+    ]
     print("\n== Targets ==")
-    print(table([[name, "MET" if ok else "MISSED", got] for name, ok, got in targets], ["target", "result", "got"]))
+    print(
+        table(
+            [[name, "MET" if ok else "MISSED", got] for name, ok, got in targets], ["target", "result", "got"]
+        )
+    )
 
-    dump_json(args.json, {
-        "benchmark": "lock", "mode": "with-deps" if args.with_deps else "plain", "machine": info,
-        "kernels": args.kernels, "variants": len(names), "latency_s": args.latency, "repos_on_hub": len(repos),
-        "kernel_lock_wall": kl.as_json(), "kernels_lock_wall": k.as_json() if k else None,
-        "speedup": speedup, "kernel_lock_requests": kl_reqs, "kernels_lock_requests": k_reqs,
-        "kernel_lock_request_kinds": kl_kinds, "kernels_lock_request_kinds": k_kinds,
-        "resolve_in_process": resolve.as_json(), "hub_and_resolve_in_process": hub_and_resolve.as_json(),
-        "warm_resolve": warm.as_json(), "resolve_cpu": Stat([f["resolve_cpu"] for f in child_runs]).as_json(),
-        "server_cpu_per_resolve": Stat(server_cpu).as_json(), "server_nodelay": args.server_nodelay,
-        "server_span": span.as_json(), "same_interpreter_resolve": same.as_json(),
-        "critical_path": cp, "ratio_to_bound": ratio, "ratio_to_bound_excl_hub": ratio_excl, "ratio_to_two_rtt_bound": ratio_2rtt,
-        "kernels_locked": {"kernel-lock": len(kl_locked), "kernels": len(k_locked)},
-        "targets": {name: {"met": ok, "got": got} for name, ok, got in targets},
-    })
+    dump_json(
+        args.json,
+        {
+            "benchmark": "lock",
+            "mode": "with-deps" if args.with_deps else "plain",
+            "machine": info,
+            "kernels": args.kernels,
+            "variants": len(names),
+            "latency_s": args.latency,
+            "repos_on_hub": len(repos),
+            "kernel_lock_wall": kl.as_json(),
+            "kernels_lock_wall": k.as_json() if k else None,
+            "speedup": speedup,
+            "kernel_lock_requests": kl_reqs,
+            "kernels_lock_requests": k_reqs,
+            "kernel_lock_request_kinds": kl_kinds,
+            "kernels_lock_request_kinds": k_kinds,
+            "resolve_in_process": resolve.as_json(),
+            "hub_and_resolve_in_process": hub_and_resolve.as_json(),
+            "warm_resolve": warm.as_json(),
+            "resolve_cpu": Stat([f["resolve_cpu"] for f in child_runs]).as_json(),
+            "server_cpu_per_resolve": Stat(server_cpu).as_json(),
+            "server_nodelay": args.server_nodelay,
+            "server_span": span.as_json(),
+            "same_interpreter_resolve": same.as_json(),
+            "critical_path": cp,
+            "ratio_to_bound": ratio,
+            "ratio_to_bound_excl_hub": ratio_excl,
+            "ratio_to_two_rtt_bound": ratio_2rtt,
+            "kernels_locked": {"kernel-lock": len(kl_locked), "kernels": len(k_locked)},
+            "targets": {name: {"met": ok, "got": got} for name, ok, got in targets},
+        },
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0 if all(ok for _, ok, _ in targets) else 1
 

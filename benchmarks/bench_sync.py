@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import (  # noqa: E402
+from _common import (
     KERNEL_LOCK,
     KERNELS,
     PYTHON,
@@ -54,8 +54,13 @@ from _common import (  # noqa: E402
 
 ORG = "bench-org"
 TARGET = "torch213-cxx11-cpu-x86_64-linux"
-OTHER_VARIANTS = ("torch-cpu", "torch212-cxx11-cpu-x86_64-linux", "torch213-cxx11-cu126-x86_64-linux",
-                  "torch213-cxx11-cu130-x86_64-linux", "torch213-metal-aarch64-darwin")
+OTHER_VARIANTS = (
+    "torch-cpu",
+    "torch212-cxx11-cpu-x86_64-linux",
+    "torch213-cxx11-cu126-x86_64-linux",
+    "torch213-cxx11-cu130-x86_64-linux",
+    "torch213-metal-aarch64-darwin",
+)
 
 # Bare huggingface_hub download of exactly the selected variants: argv = mode, then repo:commit:variant ...
 BARE = r"""
@@ -119,7 +124,9 @@ def build_hub(n_kernels: int, so_size: int, latency: float):
     return hub, expected
 
 
-def landed(cache: Path, expected: dict[str, tuple[str, dict[str, int]]], variant: str = TARGET) -> tuple[int, int, list[str]]:
+def landed(
+    cache: Path, expected: dict[str, tuple[str, dict[str, int]]], variant: str = TARGET
+) -> tuple[int, int, list[str]]:
     """(files found, bytes found, problems): each expected file of each selected variant, with its size."""
     files = size = 0
     problems = []
@@ -141,14 +148,23 @@ def landed(cache: Path, expected: dict[str, tuple[str, dict[str, int]]], variant
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kernels", type=int, default=20, help="number of kernels (default 20)")
-    parser.add_argument("--so-mb", type=float, default=25.0, help="size of each selected .so in MB (default 25)")
-    parser.add_argument("--latency", type=float, default=0.02, help="server latency per request, s (default 0.02)")
+    parser.add_argument(
+        "--so-mb", type=float, default=25.0, help="size of each selected .so in MB (default 25)"
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.02, help="server latency per request, s (default 0.02)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds of cold runs (default 3)")
     parser.add_argument("--noop-repeat", type=int, default=5, help="no-op sync runs of each kind (default 5)")
-    parser.add_argument("--server-nodelay", action="store_true",
-                        help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)")
+    parser.add_argument(
+        "--server-nodelay",
+        action="store_true",
+        help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write all figures as JSON to PATH")
     args = parser.parse_args()
 
@@ -162,12 +178,15 @@ def main() -> int:
     url = hub.url
     want_files = sum(len(w) for _, w in expected.values())
     want_bytes = sum(sum(w.values()) for _, w in expected.values())
-    print(f"Local Hub {url}: {args.kernels} kernels, selected variants {want_files} files / {want_bytes / 1e6:.1f} MB, "
-          f"latency {args.latency * 1000:.0f} ms{', server TCP_NODELAY (diagnostic)' if args.server_nodelay else ''}; "
-          f"setup {time.perf_counter() - t0:.1f} s; {info['cpus']} CPUs, load {info['loadavg_at_start']}", flush=True)
+    print(
+        f"Local Hub {url}: {args.kernels} kernels, selected variants {want_files} files / {want_bytes / 1e6:.1f} MB, "
+        f"latency {args.latency * 1000:.0f} ms{', server TCP_NODELAY (diagnostic)' if args.server_nodelay else ''}; "
+        f"setup {time.perf_counter() - t0:.1f} s; {info['cpus']} CPUs, load {info['loadavg_at_start']}",
+        flush=True,
+    )
 
     work = tempdir("bench-sync-")
-    deps = {repo_id: 1 for repo_id in expected}
+    deps = dict.fromkeys(expected, 1)
     kl_project = write_project(work / "kl-project", deps)
     k_project = write_project(work / "kernels-project", deps)
     results: dict[str, dict] = {}
@@ -182,16 +201,23 @@ def main() -> int:
             lfs_paths.append(f"/cdn/lfs/{hashlib.sha256(data).hexdigest()}/{rel}")
         throughput = {}
         for workers in (1, 8):
-            run = run_timed([PYTHON, "-c", THROUGHPUT, url, str(workers), "1", *lfs_paths], hub_env(url, None))
+            run = run_timed(
+                [PYTHON, "-c", THROUGHPUT, url, str(workers), "1", *lfs_paths], hub_env(url, None)
+            )
             check_ok(run, "throughput probe")
             t = json.loads(run.stdout.strip().splitlines()[-1])
             throughput[workers] = t["bytes"] / t["wall"] / 1e6
-        print(f"server raw throughput (GET loop of the 20 x {args.so_mb:g} MB objects, in-process client "
-              f"httpx2): 1 stream {throughput[1]:.0f} MB/s, 8 streams {throughput[8]:.0f} MB/s", flush=True)
+        print(
+            f"server raw throughput (GET loop of the 20 x {args.so_mb:g} MB objects, in-process client "
+            f"httpx2): 1 stream {throughput[1]:.0f} MB/s, 8 streams {throughput[8]:.0f} MB/s",
+            flush=True,
+        )
 
         # Lock with both tools (timed only for information).
         hub.clear_log()
-        run = run_timed([KERNEL_LOCK, "lock", "--project", str(kl_project)], hub_env(url, fresh_dir(work, "c-lock")))
+        run = run_timed(
+            [KERNEL_LOCK, "lock", "--project", str(kl_project)], hub_env(url, fresh_dir(work, "c-lock"))
+        )
         check_ok(run, "kernel-lock lock")
         run = run_timed([KERNELS, "lock", str(k_project)], hub_env(url, fresh_dir(work, "c-lock")))
         check_ok(run, "kernels lock")
@@ -204,7 +230,14 @@ def main() -> int:
 
         jobs = [f"{r}:{s}:{TARGET}" for r, (s, _) in expected.items()]
         tools = {
-            "kernel-lock sync (cold)": lambda: [KERNEL_LOCK, "sync", "--target", TARGET, "--project", str(kl_project)],
+            "kernel-lock sync (cold)": lambda: [
+                KERNEL_LOCK,
+                "sync",
+                "--target",
+                TARGET,
+                "--project",
+                str(kl_project),
+            ],
             "kernels download": lambda: [KERNELS, "download", str(k_project)],
             "bare snapshot_download, sequential": lambda: [PYTHON, "-c", BARE, "sequential", *jobs],
             "bare snapshot_download, concurrent": lambda: [PYTHON, "-c", BARE, "concurrent", *jobs],
@@ -222,7 +255,10 @@ def main() -> int:
                 records = hub.requests
                 files, size, problems = landed(cache, expected)
                 if problems or files != want_files:
-                    print(f"{name}: the files did not land: {problems[:5]} ({len(problems)} problems)", file=sys.stderr)
+                    print(
+                        f"{name}: the files did not land: {problems[:5]} ({len(problems)} problems)",
+                        file=sys.stderr,
+                    )
                     return 2
                 res = results[name]
                 res["wall"].append(run.wall)
@@ -239,11 +275,16 @@ def main() -> int:
 
         # (4) no-op sync: everything is in place; wall time and requests.
         noop = {}
-        for label, extra in (("no-op sync --target", ["--target", TARGET]), ("no-op sync (detected env)", [])):
+        for label, extra in (
+            ("no-op sync --target", ["--target", TARGET]),
+            ("no-op sync (detected env)", []),
+        ):
             walls, reqs = [], []
             for _ in range(args.noop_repeat):
                 hub.clear_log()
-                run = run_timed([KERNEL_LOCK, "sync", *extra, "--project", str(kl_project)], hub_env(url, noop_cache))
+                run = run_timed(
+                    [KERNEL_LOCK, "sync", *extra, "--project", str(kl_project)], hub_env(url, noop_cache)
+                )
                 check_ok(run, label)
                 walls.append(run.wall)
                 reqs.append(len(hub.requests))
@@ -255,33 +296,57 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     stats = {name: Stat(r["wall"]) for name, r in results.items()}
-    print(f"\n== Cold sync of {want_files} files / {want_bytes / 1e6:.0f} MB (subprocess wall, fresh cache each) ==")
+    print(
+        f"\n== Cold sync of {want_files} files / {want_bytes / 1e6:.0f} MB (subprocess wall, fresh cache each) =="
+    )
     rows = []
     for name, r in results.items():
         st = stats[name]
-        rows.append([name, st.fmt(), f"{want_bytes / st.median / 1e6:.0f}", f"{Stat([float(x) for x in r['requests']]).median:.0f}",
-                     f"{r['bytes'][-1] / 1e6:.1f} MB ok"])
+        rows.append(
+            [
+                name,
+                st.fmt(),
+                f"{want_bytes / st.median / 1e6:.0f}",
+                f"{Stat([float(x) for x in r['requests']]).median:.0f}",
+                f"{r['bytes'][-1] / 1e6:.1f} MB ok",
+            ]
+        )
     print(table(rows, ["tool", "wall", "MB/s", "requests", "landed"]))
-    print(f"server raw throughput: 1 stream {throughput[1]:.0f} MB/s, 8 streams {throughput[8]:.0f} MB/s "
-          f"(=> >= {want_bytes / 1e6 / max(throughput.values()):.2f} s just to move {want_bytes / 1e6:.0f} MB)")
+    print(
+        f"server raw throughput: 1 stream {throughput[1]:.0f} MB/s, 8 streams {throughput[8]:.0f} MB/s "
+        f"(=> >= {want_bytes / 1e6 / max(throughput.values()):.2f} s just to move {want_bytes / 1e6:.0f} MB)"
+    )
 
     print("\n== Requests by kind (last cold run of each tool) ==")
     names = list(results)
     kinds = sorted({k for r in results.values() for k in r["kinds"]})
-    print(table([[k, *(str(results[n]["kinds"].get(k, 0)) for n in names)] for k in kinds],
-                ["request", *[n.replace("bare snapshot_download", "bare") for n in names]]))
+    print(
+        table(
+            [[k, *(str(results[n]["kinds"].get(k, 0)) for n in names)] for k in kinds],
+            ["request", *[n.replace("bare snapshot_download", "bare") for n in names]],
+        )
+    )
 
     print("\n== No-op kernel-lock sync (everything synced) ==")
-    print(table([[label, Stat(v["wall"]).fmt(), str(max(v["requests"]))] for label, v in noop.items()],
-                ["run", "wall", "requests (max)"]))
+    print(
+        table(
+            [[label, Stat(v["wall"]).fmt(), str(max(v["requests"]))] for label, v in noop.items()],
+            ["run", "wall", "requests (max)"],
+        )
+    )
 
     kl = stats["kernel-lock sync (cold)"].median
     kd = stats["kernels download"].median
-    bare = min(stats["bare snapshot_download, sequential"].median, stats["bare snapshot_download, concurrent"].median)
+    bare = min(
+        stats["bare snapshot_download, sequential"].median, stats["bare snapshot_download, concurrent"].median
+    )
     targets = [
         ("cold kernel-lock sync <= kernels download", kl <= kd, f"{kl:.2f} s vs {kd:.2f} s ({kl / kd:.2f}x)"),
-        ("cold kernel-lock sync <= 1.15x bare download (faster bare)", kl <= 1.15 * bare,
-         f"{kl:.2f} s vs {bare:.2f} s ({kl / bare:.2f}x)"),
+        (
+            "cold kernel-lock sync <= 1.15x bare download (faster bare)",
+            kl <= 1.15 * bare,
+            f"{kl:.2f} s vs {bare:.2f} s ({kl / bare:.2f}x)",
+        ),
     ]
     for label, v in noop.items():
         med = Stat(v["wall"]).median
@@ -290,14 +355,22 @@ def main() -> int:
     print("\n== Targets ==")
     print(table([[n, "MET" if ok else "MISSED", got] for n, ok, got in targets], ["target", "result", "got"]))
 
-    dump_json(args.json, {
-        "benchmark": "sync", "machine": info, "kernels": args.kernels, "latency_s": args.latency,
-        "server_nodelay": args.server_nodelay, "selected_files": want_files, "selected_bytes": want_bytes,
-        "server_throughput_MBps": throughput,
-        "cold": {n: {**r, "stat": stats[n].as_json()} for n, r in results.items()},
-        "noop": {label: {**v, "stat": Stat(v["wall"]).as_json()} for label, v in noop.items()},
-        "targets": {n: {"met": ok, "got": got} for n, ok, got in targets},
-    })
+    dump_json(
+        args.json,
+        {
+            "benchmark": "sync",
+            "machine": info,
+            "kernels": args.kernels,
+            "latency_s": args.latency,
+            "server_nodelay": args.server_nodelay,
+            "selected_files": want_files,
+            "selected_bytes": want_bytes,
+            "server_throughput_MBps": throughput,
+            "cold": {n: {**r, "stat": stats[n].as_json()} for n, r in results.items()},
+            "noop": {label: {**v, "stat": Stat(v["wall"]).as_json()} for label, v in noop.items()},
+            "targets": {n: {"met": ok, "got": got} for n, ok, got in targets},
+        },
+    )
     return 0 if all(ok for _, ok, _ in targets) else 1
 
 

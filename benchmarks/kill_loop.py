@@ -41,14 +41,19 @@ from kernel_lock.verify import check_variant  # noqa: E402
 
 STATES = {
     "A": ('"kernels-community/relu" = 1', '"kernels-community/activation" = 1'),
-    "B": ('"kernels-community/relu" = { revision = "v1.0.0" }', '"kernels-community/activation" = 1',
-          '"kernels-community/old-relu" = 2'),
+    "B": (
+        '"kernels-community/relu" = { revision = "v1.0.0" }',
+        '"kernels-community/activation" = 1',
+        '"kernels-community/old-relu" = 2',
+    ),
 }
 
 
 def write_pyproject(root: Path, state: str) -> None:
     deps = "\n".join(STATES[state])
-    (root / "pyproject.toml").write_text(f'[project]\nname = "p"\nversion = "0.1.0"\n\n[tool.kernels.dependencies]\n{deps}\n')
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "p"\nversion = "0.1.0"\n\n[tool.kernels.dependencies]\n{deps}\n'
+    )
 
 
 class Loop:
@@ -57,11 +62,20 @@ class Loop:
         self.work = work
         self.rng = rng
         self.cache = work / "hf-cache"
-        self.env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "KERNELS_CACHE")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "KERNELS_CACHE")
+        }
         self.env.update(
-            HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(self.cache), HF_HOME=str(work / "hf-home"),
-            HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_USER_AGENT_ORIGIN="kernel-lock-kill-loop", HF_HUB_DISABLE_XET="1",
-            HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT),
+            HF_ENDPOINT=hub.url,
+            HF_HUB_CACHE=str(self.cache),
+            HF_HOME=str(work / "hf-home"),
+            HF_HUB_DISABLE_TELEMETRY="1",
+            HF_HUB_USER_AGENT_ORIGIN="kernel-lock-kill-loop",
+            HF_HUB_DISABLE_XET="1",
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+            PYTHONPATH=str(ROOT),
         )
         self.project = work / "proj"
         self.project.mkdir()
@@ -69,17 +83,28 @@ class Loop:
         self.violations: list[str] = []
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "kernel_lock", *args, "--project", str(self.project)],
-                              env=self.env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "kernel_lock", *args, "--project", str(self.project)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if check and proc.returncode != 0:
-            self.violations.append(f"`kernel-lock {' '.join(args)}` exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+            self.violations.append(
+                f"`kernel-lock {' '.join(args)}` exited {proc.returncode}: {proc.stderr.strip()[-500:]}"
+            )
         return proc
 
     def killed(self, *args: str, requests: int) -> tuple[bool, int]:
         """Start a command and SIGKILL it after `requests` hub requests plus a random delay; (killed?, requests seen)."""
         self.hub.clear_log()
-        proc = subprocess.Popen([sys.executable, "-m", "kernel_lock", *args, "--project", str(self.project)],
-                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kernel_lock", *args, "--project", str(self.project)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 120
         while proc.poll() is None and len(self.hub.requests) < requests and time.monotonic() < deadline:
             time.sleep(0.002)
@@ -94,7 +119,9 @@ class Loop:
         """How many hub requests an uninterrupted lock (A -> B) and sync (empty cache) make."""
         expected = {}
         lock_requests = 0
-        for i, state in enumerate(("A", "B", "A")):  # both directions re-resolve relu (its requirement changes)
+        for i, state in enumerate(
+            ("A", "B", "A")
+        ):  # both directions re-resolve relu (its requirement changes)
             write_pyproject(self.project, state)
             self.hub.clear_log()
             self.run("lock")
@@ -121,10 +148,12 @@ class Loop:
         elif now == new:
             self.stats["lock_after_kill_new"] += 1
         else:
-            self.violations.append(f"kernels.lock after a kill is neither the old nor the new lock:\n{now[:300]!r}")
+            self.violations.append(
+                f"kernels.lock after a kill is neither the old nor the new lock:\n{now[:300]!r}"
+            )
         try:
             parse_lock(now.decode(), where="kernels.lock")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.violations.append(f"kernels.lock after a kill does not parse: {exc}")
         self.stats["lock_tmp_files_left"] = len(list(self.project.glob(".kernels.lock.*.tmp")))
         self.run("lock")
@@ -136,7 +165,9 @@ class Loop:
         if iteration % 3 == 0 or not self.cache.exists():
             shutil.rmtree(self.cache, ignore_errors=True)
             return "wiped"
-        files = sorted(p for p in self.cache.glob("kernels--*/snapshots/*/build/*/**/*") if p.is_file() or p.is_symlink())
+        files = sorted(
+            p for p in self.cache.glob("kernels--*/snapshots/*/build/*/**/*") if p.is_file() or p.is_symlink()
+        )
         records = sorted(self.cache.glob("kernels--*/.kernel-lock/*/*.json"))
         for path in self.rng.sample(files, min(len(files), self.rng.randint(1, 20))):
             if self.rng.random() < 0.5:
@@ -159,7 +190,9 @@ class Loop:
                 if fast.ok:
                     self.stats["variants_ok_after_kill"] += 1
                     if not check_variant(entry, variant, cache=self.cache, mode="full").ok:
-                        self.violations.append(f"{entry.repo_id} {variant} passes the fast check but not a full re-hash after a kill")
+                        self.violations.append(
+                            f"{entry.repo_id} {variant} passes the fast check but not a full re-hash after a kill"
+                        )
                 else:
                     self.stats["variants_not_ok_after_kill"] += 1
         self.run("sync", "--all-variants")
@@ -170,7 +203,9 @@ class Loop:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, default=50, help="SIGKILLs to land (alternating lock and sync); default 50")
+    parser.add_argument(
+        "--kills", type=int, default=50, help="SIGKILLs to land (alternating lock and sync); default 50"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.02, help="hub latency per request, seconds")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -181,13 +216,15 @@ def main(argv: list[str] | None = None) -> dict:
     hub = LocalHub(latency=args.latency)
     populate(hub)
     hub.start()
-    hub._server.handle_error = lambda request, client_address: None  # noqa: SLF001 - killed clients reset sockets
+    hub._server.handle_error = lambda request, client_address: None
     work = Path(tempfile.mkdtemp(prefix="kernel-lock-kill-loop-"))
     try:
         loop = Loop(hub, work, rng)
         budget = loop.calibrate()
         iterations = 0
-        while loop.stats["kills_lock"] + loop.stats["kills_sync"] < args.kills and iterations < 3 * args.kills:
+        while (
+            loop.stats["kills_lock"] + loop.stats["kills_sync"] < args.kills and iterations < 3 * args.kills
+        ):
             if iterations % 2 == 0:
                 loop.lock_iteration(budget["lock"])
             else:
@@ -200,7 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
             "seed": args.seed,
             "latency_s": args.latency,
             "calibrated_requests": budget,
-            "kills_survived": loop.stats["kills_lock"] + loop.stats["kills_sync"] if not loop.violations else 0,
+            "kills_survived": loop.stats["kills_lock"] + loop.stats["kills_sync"]
+            if not loop.violations
+            else 0,
             **dict(sorted(loop.stats.items())),
             "violations": loop.violations,
             "seconds": round(time.monotonic() - started, 1),
@@ -216,7 +255,11 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"{key:32} {value}")
         for violation in summary["violations"]:
             print(f"VIOLATION: {violation}")
-        print("OK: every kill left the old or new lock and a cache that ends verified" if not summary["violations"] else "FAILED")
+        print(
+            "OK: every kill left the old or new lock and a cache that ends verified"
+            if not summary["violations"]
+            else "FAILED"
+        )
     return summary
 
 

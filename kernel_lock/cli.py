@@ -86,7 +86,9 @@ def command(fn: F) -> F:
 
     @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document for scripts and CI.")
     @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-    @click.option("-v", "--verbose", is_flag=True, help="Print more detail (and tracebacks of unexpected errors).")
+    @click.option(
+        "-v", "--verbose", is_flag=True, help="Print more detail (and tracebacks of unexpected errors)."
+    )
     @functools.wraps(fn)
     def wrapper(*args: Any, json_mode: bool, quiet: bool, verbose: bool, **kwargs: Any) -> None:
         out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose)
@@ -104,7 +106,10 @@ def command(fn: F) -> F:
         except OSError as exc:
             if verbose:
                 raise
-            click.echo(f"error: {exc.strerror or exc} ({exc.filename or type(exc).__name__}). Check the path and its permissions.", err=True)
+            click.echo(
+                f"error: {exc.strerror or exc} ({exc.filename or type(exc).__name__}). Check the path and its permissions.",
+                err=True,
+            )
             sys.exit(2)
         except Exception as exc:
             if verbose:
@@ -141,8 +146,12 @@ def main() -> None:
 @main.command()
 @project_option
 @click.option("--upgrade", "-U", is_flag=True, help="Re-resolve every kernel to its branch head.")
-@click.option("--upgrade-package", "-P", multiple=True, metavar="REPO", help="Re-resolve just this kernel (repeatable).")
-@click.option("--check", "--locked", "check", is_flag=True, help="Change nothing; exit 1 if the lock is out of date.")
+@click.option(
+    "--upgrade-package", "-P", multiple=True, metavar="REPO", help="Re-resolve just this kernel (repeatable)."
+)
+@click.option(
+    "--check", "--locked", "check", is_flag=True, help="Change nothing; exit 1 if the lock is out of date."
+)
 @command
 def lock(
     *, out: Output, project: Path | None, upgrade: bool, upgrade_package: tuple[str, ...], check: bool
@@ -198,8 +207,18 @@ def lock(
 def target_options(fn: F) -> F:
     """Options that declare the environment to select variants for (default: this machine)."""
     options = [
-        click.option("--target", "target_spec", metavar="SPEC", help="Environment as a variant-like name, e.g. torch210-cxx11-cu128-x86_64-linux."),
-        click.option("--torch", "torch_version", metavar="X.Y", help="Declared torch version (with --cuda/--rocm/--xpu/--cpu/--metal)."),
+        click.option(
+            "--target",
+            "target_spec",
+            metavar="SPEC",
+            help="Environment as a variant-like name, e.g. torch210-cxx11-cu128-x86_64-linux.",
+        ),
+        click.option(
+            "--torch",
+            "torch_version",
+            metavar="X.Y",
+            help="Declared torch version (with --cuda/--rocm/--xpu/--cpu/--metal).",
+        ),
         click.option("--cuda", metavar="X.Y", help="Declared CUDA version."),
         click.option("--rocm", metavar="X.Y", help="Declared ROCm version."),
         click.option("--xpu", metavar="X.Y", help="Declared XPU version."),
@@ -237,13 +256,30 @@ def resolve_target(
         from kernel_lock.target import target_from_options
 
         return target_from_options(
-            torch=torch_version, cuda=cuda, rocm=rocm, xpu=xpu, cpu=cpu_backend, metal=metal,
-            arch=arch, os=os_name, cxx11_abi=None,
+            torch=torch_version,
+            cuda=cuda,
+            rocm=rocm,
+            xpu=xpu,
+            cpu=cpu_backend,
+            metal=metal,
+            arch=arch,
+            os=os_name,
+            cxx11_abi=None,
         )
     return None
 
 
-TARGET_KEYS = ("target_spec", "torch_version", "cuda", "rocm", "xpu", "cpu_backend", "metal", "arch", "os_name")
+TARGET_KEYS = (
+    "target_spec",
+    "torch_version",
+    "cuda",
+    "rocm",
+    "xpu",
+    "cpu_backend",
+    "metal",
+    "arch",
+    "os_name",
+)
 
 
 def pop_target(kwargs: dict[str, Any]) -> Any:
@@ -265,23 +301,46 @@ def _check_json(check: Any) -> dict[str, Any]:
 @main.command()
 @project_option
 @target_options
-@click.option("--variant", "variant_names", multiple=True, metavar="NAME", help="Sync exactly this variant (repeatable).")
+@click.option(
+    "--variant",
+    "variant_names",
+    multiple=True,
+    metavar="NAME",
+    help="Sync exactly this variant (repeatable).",
+)
 @click.option("--all-variants", is_flag=True, help="Sync every locked variant.")
-@click.option("--frozen", is_flag=True, help="Use kernels.lock as is, without checking it against pyproject.toml.")
+@click.option(
+    "--frozen", is_flag=True, help="Use kernels.lock as is, without checking it against pyproject.toml."
+)
 @command
-def sync(*, out: Output, project: Path | None, variant_names: tuple[str, ...], all_variants: bool, frozen: bool, **kw: Any) -> int:
+def sync(
+    *,
+    out: Output,
+    project: Path | None,
+    variant_names: tuple[str, ...],
+    all_variants: bool,
+    frozen: bool,
+    **kw: Any,
+) -> int:
     """Fetch the locked variant(s) into the Hugging Face cache and verify every file."""
     from kernel_lock.sync import sync_project
 
     target = pop_target(kw)
     progress = (lambda msg: click.echo(msg, err=True)) if sys.stderr.isatty() and not out.quiet else None
     result = sync_project(
-        project, target=target, variants=variant_names, all_variants=all_variants, frozen=frozen, progress=progress
+        project,
+        target=target,
+        variants=variant_names,
+        all_variants=all_variants,
+        frozen=frozen,
+        progress=progress,
     )
     for check in result.checks:
         out.info(f"{out.style('ok', fg='green')} {check.repo_id} {check.variant} ({check.commit[:12]})")
     size_mb = result.downloaded_bytes / 1e6
-    out.info(f"Synced {len(result.checks)} variant(s); downloaded {result.downloaded_files} file(s), {size_mb:.1f} MB.")
+    out.info(
+        f"Synced {len(result.checks)} variant(s); downloaded {result.downloaded_files} file(s), {size_mb:.1f} MB."
+    )
     out.result(
         {
             "variants": [_check_json(c) for c in result.checks],
@@ -295,11 +354,31 @@ def sync(*, out: Output, project: Path | None, variant_names: tuple[str, ...], a
 @main.command()
 @project_option
 @target_options
-@click.option("--variant", "variant_names", multiple=True, metavar="NAME", help="Verify exactly this variant (repeatable).")
-@click.option("--all-variants", is_flag=True, help="Verify every locked variant (those not synced report missing).")
-@click.option("--full", is_flag=True, help="Hash every file, ignoring recorded fingerprints (as KERNEL_LOCK_VERIFY=full).")
+@click.option(
+    "--variant",
+    "variant_names",
+    multiple=True,
+    metavar="NAME",
+    help="Verify exactly this variant (repeatable).",
+)
+@click.option(
+    "--all-variants", is_flag=True, help="Verify every locked variant (those not synced report missing)."
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Hash every file, ignoring recorded fingerprints (as KERNEL_LOCK_VERIFY=full).",
+)
 @command
-def verify(*, out: Output, project: Path | None, variant_names: tuple[str, ...], all_variants: bool, full: bool, **kw: Any) -> int:
+def verify(
+    *,
+    out: Output,
+    project: Path | None,
+    variant_names: tuple[str, ...],
+    all_variants: bool,
+    full: bool,
+    **kw: Any,
+) -> int:
     """Re-verify synced kernels in the cache against kernels.lock, offline."""
     from kernel_lock.config import find_project_root
     from kernel_lock.lockfile import read_lock
@@ -312,7 +391,9 @@ def verify(*, out: Output, project: Path | None, variant_names: tuple[str, ...],
     checks = [check_variant(entry, variant, mode="full" if full else None) for entry, variant in pairs]
     for check in checks:
         colour = {"ok": "green", "missing": "yellow", "corrupt": "red"}[check.status]
-        out.info(f"{out.style(check.status, fg=colour)} {check.repo_id} {check.variant} ({check.commit[:12]})")
+        out.info(
+            f"{out.style(check.status, fg=colour)} {check.repo_id} {check.variant} ({check.commit[:12]})"
+        )
         for problem in check.problems:
             out.info(f"    {problem}")
     out.result({"ok": all(c.ok for c in checks), "variants": [_check_json(c) for c in checks]})
@@ -349,15 +430,22 @@ def versions(*, out: Output, repo: str, **kw: Any) -> int:
         out.info(f"{holder} has no major versions (no vN branches).")
     for info in infos:
         names = [f"{v} ✅" if v == info.selected else v for v in info.variants]
-        label = f"Version {info.version}" + (" (unstable: alpha/beta, no API promise)" if info.unstable else "")
+        label = f"Version {info.version}" + (
+            " (unstable: alpha/beta, no API promise)" if info.unstable else ""
+        )
         out.info(f"{label}: {', '.join(names)}")
     out.result(
         {
             "repo_id": holder,
             "target": target.describe(),
             "versions": [
-                {"version": i.version, "commit": i.commit, "unstable": i.unstable, "variants": i.variants,
-                 "selected": i.selected}
+                {
+                    "version": i.version,
+                    "commit": i.commit,
+                    "unstable": i.unstable,
+                    "variants": i.variants,
+                    "selected": i.selected,
+                }
                 for i in infos
             ],
         }
@@ -370,19 +458,39 @@ def versions(*, out: Output, repo: str, **kw: Any) -> int:
 @project_option
 @click.option("--version", "version", type=click.IntRange(min=0), help="Major version (default: the newest).")
 @click.option("--revision", metavar="REV", help="A branch, tag or 40-hex commit instead of a version.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow a repo whose publisher is not trusted on the Hub.")
+@click.option(
+    "--trust-remote-code", is_flag=True, help="Allow a repo whose publisher is not trusted on the Hub."
+)
 @command
-def add(*, out: Output, repo: str, project: Path | None, version: int | None, revision: str | None, trust_remote_code: bool) -> int:
+def add(
+    *,
+    out: Output,
+    repo: str,
+    project: Path | None,
+    version: int | None,
+    revision: str | None,
+    trust_remote_code: bool,
+) -> int:
     """Add REPO to [tool.kernels.dependencies] (keeping the rest of pyproject.toml) and update the lock."""
     from kernel_lock.locking import add_dependency
 
     if version is not None and revision is not None:
         raise errors.ConfigError("Give --version or --revision, not both.")
-    dep, result = add_dependency(repo, project, version=version, revision=revision, trust_remote_code=trust_remote_code)
+    dep, result = add_dependency(
+        repo, project, version=version, revision=revision, trust_remote_code=trust_remote_code
+    )
     out.info(f"Added {repo} ({dep.describe()}) to {result.path.parent / 'pyproject.toml'}")
     _lock_summary(out, result)
-    out.result({"repo_id": repo, "requirement": dep.describe(), "lockfile": str(result.path), "added": result.added,
-                "updated": result.updated, "removed": result.removed})
+    out.result(
+        {
+            "repo_id": repo,
+            "requirement": dep.describe(),
+            "lockfile": str(result.path),
+            "added": result.added,
+            "updated": result.updated,
+            "removed": result.removed,
+        }
+    )
     return 0
 
 
@@ -437,9 +545,16 @@ main.add_command(status, name="show")
 
 @main.command(name="export")
 @project_option
-@click.option("--format", "fmt", type=click.Choice(["kernels", "kernels-legacy"]), required=True,
-              help="kernels: the JSON lock of kernels 0.17; kernels-legacy: the older JSON with per-variant hashes.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["kernels", "kernels-legacy"]),
+    required=True,
+    help="kernels: the JSON lock of kernels 0.17; kernels-legacy: the older JSON with per-variant hashes.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
+)
 @command
 def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) -> int:
     """Write kernels.lock in the `kernels` library's JSON format."""

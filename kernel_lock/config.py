@@ -12,7 +12,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -33,7 +33,12 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 def is_repo_id(value: object) -> bool:
     """Whether `value` is a Hub repo id `org/name` (as `huggingface_hub` validates them)."""
-    return isinstance(value, str) and bool(REPO_ID_RE.fullmatch(value)) and "--" not in value and ".." not in value
+    return (
+        isinstance(value, str)
+        and bool(REPO_ID_RE.fullmatch(value))
+        and "--" not in value
+        and ".." not in value
+    )
 
 
 def _repo_id(value: str) -> str:
@@ -42,7 +47,9 @@ def _repo_id(value: str) -> str:
     return value
 
 
-RepoId = Annotated[str, Field(pattern=REPO_ID_RE.pattern, description="Hub repo id, `org/name`"), AfterValidator(_repo_id)]
+RepoId = Annotated[
+    str, Field(pattern=REPO_ID_RE.pattern, description="Hub repo id, `org/name`"), AfterValidator(_repo_id)
+]
 
 
 class RangeSpecifierError(ConfigError):
@@ -80,7 +87,7 @@ class KernelsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    dependencies: dict[RepoId, Union[Annotated[int, Field(ge=0)], Dependency]] = Field(
+    dependencies: dict[RepoId, Annotated[int, Field(ge=0)] | Dependency] = Field(
         default_factory=dict,
         description="Kernel repos and their major version (or `{ version = N }`, `{ revision = R }`)",
     )
@@ -176,7 +183,9 @@ def parse_kernels_table(table: Any, *, where: str) -> dict[str, Dependency]:
         )
     deps = table.get("dependencies", {})
     if not isinstance(deps, dict):
-        raise ConfigError(f"[tool.kernels.dependencies] in {where} must be a table mapping repo ids to versions.")
+        raise ConfigError(
+            f"[tool.kernels.dependencies] in {where} must be a table mapping repo ids to versions."
+        )
     parsed = {repo_id: parse_dependency(repo_id, value, where=where) for repo_id, value in deps.items()}
     return dict(sorted(parsed.items()))
 
@@ -201,20 +210,22 @@ def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
             f"(letters, digits, '-', '_', '.'; no '--' or '..'), e.g. \"kernels-community/activation\" = 1."
         )
     if isinstance(value, bool):
-        raise ConfigError(f"Invalid {entry}: {value!r} is not a version. Write \"{repo_id}\" = <major>, e.g. = 1.")
+        raise ConfigError(
+            f'Invalid {entry}: {value!r} is not a version. Write "{repo_id}" = <major>, e.g. = 1.'
+        )
     if isinstance(value, int):
         value = {"version": value}
     elif isinstance(value, str):
         raise RangeSpecifierError(
             f"The version specifier {value!r} of {entry} is no longer supported: kernels have only major "
-            f"versions (branch vN). Replace it with {{ version = <major> }} (e.g. \"{repo_id}\" = 1; "
-            f"`kernel-lock versions {repo_id}` lists them), or {{ revision = \"<branch, tag or commit>\" }}.",
+            f'versions (branch vN). Replace it with {{ version = <major> }} (e.g. "{repo_id}" = 1; '
+            f'`kernel-lock versions {repo_id}` lists them), or {{ revision = "<branch, tag or commit>" }}.',
             repo_id,
         )
     elif not isinstance(value, dict):
         raise ConfigError(
             f"Invalid {entry}: expected a major version or a table, found {type(value).__name__}. "
-            f"Write \"{repo_id}\" = 1 or {{ version = 1 }} or {{ revision = \"...\" }}."
+            f'Write "{repo_id}" = 1 or {{ version = 1 }} or {{ revision = "..." }}.'
         )
     unknown = sorted(set(value) - {"version", "revision", "trust-remote-code"})
     if unknown:
@@ -226,7 +237,7 @@ def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
     if version is None and revision is None:
         raise ConfigError(
             f"{entry[0].upper()}{entry[1:]} has no version. Add the major version you need, "
-            f"e.g. {{ version = 1 }} (see `kernel-lock versions {repo_id}`), or {{ revision = \"...\" }}."
+            f'e.g. {{ version = 1 }} (see `kernel-lock versions {repo_id}`), or {{ revision = "..." }}.'
         )
     if version is not None and revision is not None:
         raise ConfigError(f"{entry[0].upper()}{entry[1:]} sets both version and revision. Keep only one.")
@@ -236,9 +247,13 @@ def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
             f"(branch vN): write version = <major>, e.g. version = 1."
         )
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
-        raise ConfigError(f"Invalid version {version!r} of {entry}: a version is a whole number >= 0, e.g. version = 1.")
+        raise ConfigError(
+            f"Invalid version {version!r} of {entry}: a version is a whole number >= 0, e.g. version = 1."
+        )
     if revision is not None and (not isinstance(revision, str) or not revision.strip()):
-        raise ConfigError(f"Invalid revision {revision!r} of {entry}: give a branch, tag or 40-hex commit as a string.")
+        raise ConfigError(
+            f"Invalid revision {revision!r} of {entry}: give a branch, tag or 40-hex commit as a string."
+        )
     trust = value.get("trust-remote-code", False)
     if not isinstance(trust, bool):
         raise ConfigError(f"Invalid trust-remote-code {trust!r} of {entry}: write true or false.")

@@ -8,6 +8,7 @@ bounded backoff, honouring `Retry-After`; anything else becomes a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -122,9 +123,13 @@ class Hub:
     def refs(self, repo_id: str) -> Refs:
         """Branches and tags of a kernel repo."""
         url = f"{self.endpoint}/api/kernels/{repo_id}/refs"
-        return self._parse(Refs, self._call(repo_id, "list its refs", lambda: self._get(url).json()), repo_id, "refs")
+        return self._parse(
+            Refs, self._call(repo_id, "list its refs", lambda: self._get(url).json()), repo_id, "refs"
+        )
 
-    def tree(self, repo_id: str, revision: str, path: str = "build", *, recursive: bool = True) -> list[TreeEntry]:
+    def tree(
+        self, repo_id: str, revision: str, path: str = "build", *, recursive: bool = True
+    ) -> list[TreeEntry]:
         """Every entry under `path` at `revision` (recursively by default), following pagination."""
         from urllib.parse import quote
 
@@ -173,7 +178,9 @@ class Hub:
         fetched = self._call(
             repo_id,
             f"download {path} at {revision[:12]}",
-            lambda: self.api.hf_hub_download(repo_id, path, repo_type="kernel", revision=revision, cache_dir=cache_dir),
+            lambda: self.api.hf_hub_download(
+                repo_id, path, repo_type="kernel", revision=revision, cache_dir=cache_dir
+            ),
             attempts=DOWNLOAD_ATTEMPTS,
         )
         return Path(fetched)
@@ -192,8 +199,12 @@ class Hub:
                     return {}
                 raise
 
-        return self._parse(OrganizationOverview, self._call(org, "read the organization overview", fetch), org,
-                           "organization overview").trusted_kernel_publisher
+        return self._parse(
+            OrganizationOverview,
+            self._call(org, "read the organization overview", fetch),
+            org,
+            "organization overview",
+        ).trusted_kernel_publisher
 
     def _get(self, url: str, *, params: dict[str, str] | None = None, follow_redirects: bool = False) -> Any:
         """One GET with the client's headers and a timeout; HTTP errors raised as `huggingface_hub` classifies them."""
@@ -204,7 +215,10 @@ class Hub:
             token=self.api.token, library_name="kernel-lock", library_version=self.api.library_version
         )
         response = get_session().get(
-            url, params=params, headers=headers, follow_redirects=follow_redirects,
+            url,
+            params=params,
+            headers=headers,
+            follow_redirects=follow_redirects,
             timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
         )
         hf_raise_for_status(response)
@@ -222,7 +236,12 @@ class Hub:
             ) from None
 
     def _call(
-        self, repo_id: str, what: str, fn: Callable[[], T], *, missing_path_ok: bool = False,
+        self,
+        repo_id: str,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        missing_path_ok: bool = False,
         attempts: int = MAX_ATTEMPTS,
     ) -> T:
         """Run one Hub request with bounded retries, translating every failure to our errors."""
@@ -263,7 +282,9 @@ class Hub:
             except EntryNotFoundError:
                 if missing_path_ok:
                     return []  # type: ignore[return-value]
-                raise ResolutionError(f"Not found while trying to {what} of {repo_id} on {self.endpoint}.") from None
+                raise ResolutionError(
+                    f"Not found while trying to {what} of {repo_id} on {self.endpoint}."
+                ) from None
             except HfHubHTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else None
                 if status not in RETRY_STATUS or attempt == attempts:
@@ -271,7 +292,9 @@ class Hub:
                         f"The Hub at {self.endpoint} failed to {what} of {repo_id} (HTTP {status}) "
                         f"after {attempt} attempt(s). Try again later, or check HF_ENDPOINT and HF_TOKEN."
                     ) from None
-                _sleep_before_retry(attempt, exc.response.headers.get("Retry-After") if exc.response else None)
+                _sleep_before_retry(
+                    attempt, exc.response.headers.get("Retry-After") if exc.response else None
+                )
         raise AssertionError("unreachable")
 
     def _not_found(self, repo_id: str) -> ResolutionError:
@@ -302,8 +325,6 @@ def _sleep_before_retry(attempt: int, retry_after: str | None) -> None:
     """Exponential backoff from 0.1 s, capped; a server's Retry-After wins (up to a bound)."""
     delay = min(0.1 * 2 ** (attempt - 1), 2.0)
     if retry_after:
-        try:
+        with contextlib.suppress(ValueError):
             delay = min(max(float(retry_after), 0.0), MAX_RETRY_AFTER)
-        except ValueError:
-            pass
     time.sleep(delay)

@@ -16,7 +16,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
@@ -41,7 +41,14 @@ if TYPE_CHECKING:
 
 
 Format = Literal["kernels", "kernels-legacy"]
-_JSON_TYPES = {"dict": "object", "str": "string", "int": "number", "float": "number", "bool": "boolean", "NoneType": "null"}
+_JSON_TYPES = {
+    "dict": "object",
+    "str": "string",
+    "int": "number",
+    "float": "number",
+    "bool": "boolean",
+    "NoneType": "null",
+}
 Commit = Annotated[str, Field(pattern=COMMIT_RE.pattern)]
 
 
@@ -191,7 +198,9 @@ def import_lock(source: Path, project: Path | None = None, *, endpoint: str | No
             (e.repo_id, declared.get(e.repo_id) or _legacy_requirement(e.repo_id, e.sha, hub), e.sha)
             for e in parsed.root
         ]
-        pins = {e.repo_id: e.sha for e in parsed.root}  # also for what the metadata requires under another version
+        pins = {
+            e.repo_id: e.sha for e in parsed.root
+        }  # also for what the metadata requires under another version
     _refuse_duplicates(source, [kernel_key(repo, dep) for repo, dep, _ in items])
     pins |= {kernel_key(repo, dep): sha for repo, dep, sha in items}
     wanted = {kernel_key(repo, dep): (repo, _declared_or(declared, repo, dep)) for repo, dep, _ in items}
@@ -202,7 +211,9 @@ def import_lock(source: Path, project: Path | None = None, *, endpoint: str | No
     required = {same(k) for k in everything.kernel if k.required_by}
     first = everything.by_key()
     direct_keys = [
-        key for key, (repo, dep) in wanted.items() if declared.get(repo) is dep or same(first[key]) not in required
+        key
+        for key, (repo, dep) in wanted.items()
+        if declared.get(repo) is dep or same(first[key]) not in required
     ]
     _refuse_duplicates(source, [wanted[key][0] for key in direct_keys], what="direct dependency")
     direct = dict(wanted[key] for key in direct_keys)
@@ -230,7 +241,9 @@ def import_lock(source: Path, project: Path | None = None, *, endpoint: str | No
     return ImportResult(lock=lock, format=fmt, written=written, added_dependencies=added)
 
 
-def _resolve_all(wanted: list[tuple[str, Dependency]], *, hub: Hub, trusted: list[str], pins: dict[str, str]) -> Lock:
+def _resolve_all(
+    wanted: list[tuple[str, Dependency]], *, hub: Hub, trusted: list[str], pins: dict[str, str]
+) -> Lock:
     """Every requirement in `wanted` and all it depends on, in one lock (all entries transitive) with every edge.
 
     A pass of `lock_dependencies` takes one requirement per repo, so a repo
@@ -252,7 +265,9 @@ def _resolve_all(wanted: list[tuple[str, Dependency]], *, hub: Hub, trusted: lis
                 batch[repo] = dep
         remaining = rest
         previous = _transitive_lock(entries, edges) if entries else None
-        for entry in lock_dependencies(batch, hub=hub, previous=previous, trusted_repos=trusted, pins=pins).kernel:
+        for entry in lock_dependencies(
+            batch, hub=hub, previous=previous, trusted_repos=trusted, pins=pins
+        ).kernel:
             entries.setdefault(entry.key, entry)
             for edge in entry.required_by:
                 edges[entry.key][edge.kernel].update(edge.variants)
@@ -266,7 +281,9 @@ def _transitive_lock(entries: dict[str, LockedKernel], edges: dict[str, dict[str
             entry.model_copy(
                 update={
                     "direct": False,
-                    "required_by": [RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(edges[key].items())],
+                    "required_by": [
+                        RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(edges[key].items())
+                    ],
                 }
             )
             for key, entry in sorted(entries.items())
@@ -285,7 +302,7 @@ def _declared_or(declared: dict[str, Dependency], repo: str, dep: Dependency) ->
     return mine if mine is not None and (mine.version, mine.revision) == (dep.version, dep.revision) else dep
 
 
-def _parse(source: Path) -> tuple[Format, Union[KernelsLockFile, LegacyLockFile]]:
+def _parse(source: Path) -> tuple[Format, KernelsLockFile | LegacyLockFile]:
     """Read a lock file and tell its format from the shape of its first entry."""
     how = (
         "Export it again with `kernels lock` (or `kernel-lock export`), or fix it by hand: a `kernels` lock is a "
@@ -295,7 +312,9 @@ def _parse(source: Path) -> tuple[Format, Union[KernelsLockFile, LegacyLockFile]
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise LockfileError(f"No lock file at {source}. Give the path of a `kernels` lock file to import.") from None
+        raise LockfileError(
+            f"No lock file at {source}. Give the path of a `kernels` lock file to import."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LockfileError(f"Cannot read {source}: {exc}.") from None
     except ValueError as exc:
@@ -310,15 +329,22 @@ def _parse(source: Path) -> tuple[Format, Union[KernelsLockFile, LegacyLockFile]
         if not isinstance(data, list):
             found = f"it holds a JSON {_JSON_TYPES.get(type(data).__name__, 'value')}, not a list"
         else:
-            found = "it is an empty list" if not data else "its first entry has neither 'dependency' nor 'repo_id'"
+            found = (
+                "it is an empty list"
+                if not data
+                else "its first entry has neither 'dependency' nor 'repo_id'"
+            )
         raise LockfileError(f"{source} is not a lock file in either `kernels` format: {found}. {how}")
     try:
         return fmt, model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"entry {'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in exc.errors(include_url=False)
+            f"entry {'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
         )
-        raise LockfileError(f"{source} looks like a {fmt} lock file but is malformed ({problems}). {how}") from None
+        raise LockfileError(
+            f"{source} looks like a {fmt} lock file but is malformed ({problems}). {how}"
+        ) from None
 
 
 def _refuse_duplicates(source: Path, keys: list[str], what: str = "entry") -> None:
@@ -361,8 +387,10 @@ def _check_legacy_hashes(source: Path, parsed: LegacyLockFile, lock: Lock) -> No
             theirs = entry.variants[variant].hash if variant in entry.variants else "no such variant"
             mine = computed.get(variant, "no such variant")
             if theirs != mine:
-                diffs.append(f"{entry.repo_id} variant {variant}: the file has {theirs}, the Hub's listing at "
-                             f"{entry.sha[:12]} gives {mine}")
+                diffs.append(
+                    f"{entry.repo_id} variant {variant}: the file has {theirs}, the Hub's listing at "
+                    f"{entry.sha[:12]} gives {mine}"
+                )
     if diffs:
         raise LockfileError(
             f"{source} does not match what the Hub serves: {'; '.join(diffs)}. The files changed since the lock "

@@ -107,7 +107,9 @@ def get_kernel(
     return load_locked(lock, repo_id, target=target, download=download)
 
 
-def load_locked(lock: Lock, repo_id: str, *, target: Target | str | None = None, download: bool = False) -> ModuleType:
+def load_locked(
+    lock: Lock, repo_id: str, *, target: Target | str | None = None, download: bool = False
+) -> ModuleType:
     """`get_kernel` for a lock already in hand."""
     from kernel_lock.target import default_target, parse_target
 
@@ -122,7 +124,9 @@ def load_locked(lock: Lock, repo_id: str, *, target: Target | str | None = None,
     return _load_entry(lock, entry, chosen, download=download, chain=())
 
 
-def _load_entry(lock: Lock, entry: LockedKernel, target: Target, *, download: bool, chain: tuple[str, ...]) -> ModuleType:
+def _load_entry(
+    lock: Lock, entry: LockedKernel, target: Target, *, download: bool, chain: tuple[str, ...]
+) -> ModuleType:
     """Load one locked kernel: its dependencies first (each verified), then itself, once per process."""
     from kernel_lock.variants import select_variant
 
@@ -145,7 +149,9 @@ def _load_entry(lock: Lock, entry: LockedKernel, target: Target, *, download: bo
     return module
 
 
-def _verify_and_import(entry: LockedKernel, variant: str, *, download: bool, deps: dict[str, ModuleType]) -> ModuleType:
+def _verify_and_import(
+    entry: LockedKernel, variant: str, *, download: bool, deps: dict[str, ModuleType]
+) -> ModuleType:
     from kernel_lock.pydeps import missing, python_depends
     from kernel_lock.verify import check_variant
 
@@ -212,9 +218,13 @@ def import_variant(vdir: Path, *, where: str) -> ModuleType:
         metadata = json.loads((vdir / "metadata.json").read_bytes())
         name = metadata["id"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise VerificationError(f"{where} has no usable metadata.json with an 'id'; it cannot be imported.") from None
+        raise VerificationError(
+            f"{where} has no usable metadata.json with an 'id'; it cannot be imported."
+        ) from None
     if not isinstance(name, str) or not name.isidentifier():
-        raise VerificationError(f"{where} declares module id {name!r} in metadata.json, which is not a module name.")
+        raise VerificationError(
+            f"{where} declares module id {name!r} in metadata.json, which is not a module name."
+        )
     if name in sys.modules:
         return sys.modules[name]
     init = vdir / "__init__.py"
@@ -222,7 +232,9 @@ def import_variant(vdir: Path, *, where: str) -> ModuleType:
         raise VerificationError(f"{where} has no __init__.py; it cannot be imported.")
     _install_finders(vdir)
     loader = _SourceOnlyLoader(name, str(init))
-    spec = importlib.util.spec_from_file_location(name, init, loader=loader, submodule_search_locations=[str(vdir)])
+    spec = importlib.util.spec_from_file_location(
+        name, init, loader=loader, submodule_search_locations=[str(vdir)]
+    )
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -261,13 +273,17 @@ class LockedLayerRepository:
     `get_kernel`, so a tampered kernel fails before any of its code runs.
     """
 
-    def __init__(self, repo_id: str, *, layer_name: str, lockfile: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, repo_id: str, *, layer_name: str, lockfile: str | os.PathLike[str] | None = None
+    ) -> None:
         self.repo_id = repo_id
         self.layer_name = layer_name
         self._lock = find_lock(lockfile, caller=_calling_module())
         entry = self._lock.find(repo_id)
         if entry is None:
-            raise LockfileError(f"{repo_id} is not in kernels.lock; add it to [tool.kernels.dependencies] and lock.")
+            raise LockfileError(
+                f"{repo_id} is not in kernels.lock; add it to [tool.kernels.dependencies] and lock."
+            )
         self.commit = entry.commit
 
     def load(self) -> type:

@@ -42,14 +42,20 @@ def lock_differences(project: Project, lock: Lock | None) -> list[str]:
         if entry is None:
             problems.append(f"{repo_id}: required ({dep.describe()}) but not locked")
         elif not entry.satisfies(dep):
-            problems.append(f"{repo_id}: pyproject.toml asks for {dep.describe()}, the lock has {entry.requirement().describe()}")
+            problems.append(
+                f"{repo_id}: pyproject.toml asks for {dep.describe()}, the lock has {entry.requirement().describe()}"
+            )
     for repo_id in sorted(set(locked) - set(project.dependencies)):
         problems.append(f"{repo_id}: locked but no longer in pyproject.toml")
     for entry in lock.kernel if lock else []:
         dep = project.dependencies.get(entry.requested_repo)
-        granted = (entry.direct and dep is not None and dep.trust_remote_code) or entry.requested_repo in project.trusted_repos
+        granted = (
+            entry.direct and dep is not None and dep.trust_remote_code
+        ) or entry.requested_repo in project.trusted_repos
         if entry.trust == "trust-remote-code" and not granted:
-            problems.append(f"{entry.key}: locked with trust-remote-code, which pyproject.toml no longer grants")
+            problems.append(
+                f"{entry.key}: locked with trust-remote-code, which pyproject.toml no longer grants"
+            )
     return problems
 
 
@@ -60,7 +66,8 @@ def check_lock(project: Project | Path | None = None) -> Lock:
     problems = lock_differences(project, lock)
     if problems:
         raise LockOutOfDate(
-            f"{project.lockfile} does not match {project.pyproject}: " + "; ".join(problems)
+            f"{project.lockfile} does not match {project.pyproject}: "
+            + "; ".join(problems)
             + ". Run `kernel-lock lock` and commit the updated kernels.lock."
         )
     return lock
@@ -160,7 +167,9 @@ def add_dependency(
     from kernel_lock.hub import Hub
 
     if not is_repo_id(repo_id):
-        raise ConfigError(f"{repo_id!r} is not a repo id; write it as org/name, e.g. kernels-community/activation.")
+        raise ConfigError(
+            f"{repo_id!r} is not a repo id; write it as org/name, e.g. kernels-community/activation."
+        )
     root, text = _read_pyproject(project)
     if version is None and revision is None:
         versions = Hub(endpoint).refs(repo_id).versions()
@@ -174,7 +183,9 @@ def add_dependency(
     return dep, lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
 
 
-def remove_dependency(repo_id: str, project: Path | None = None, *, endpoint: str | None = None) -> LockResult:
+def remove_dependency(
+    repo_id: str, project: Path | None = None, *, endpoint: str | None = None
+) -> LockResult:
     """Drop `repo_id` from `pyproject.toml` and from the lock (with what only it needed)."""
     from kernel_lock.edit import remove_dependency as without
 

@@ -6,7 +6,9 @@ import os
 import re
 from pathlib import Path
 
-FUNCTION_REPOSITORIES = re.compile(r"\b(LockedFuncRepository|LocalFuncRepository|FuncRepository|use_kernel_func_from_hub)\b")
+FUNCTION_REPOSITORIES = re.compile(
+    r"\b(LockedFuncRepository|LocalFuncRepository|FuncRepository|use_kernel_func_from_hub)\b"
+)
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "build", "dist", "site-packages", "__pycache__"}
 MAX_FILES = 5000
 

@@ -26,7 +26,6 @@ from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, variant_hash
 from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, kernel_key
 
-
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub, Refs, TreeEntry
 
@@ -81,7 +80,10 @@ def lock_dependencies(
         kernel_key(repo, dep): (repo, dep, None) for repo, dep in dependencies.items()
     }
     context = _Context(hub, allowlist, dict(pins or {}))
-    with context.side, ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="kernel-lock-resolve") as pool:
+    with (
+        context.side,
+        ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="kernel-lock-resolve") as pool,
+    ):
         while wanted:
             futures: dict[str, Future[_Node]] = {}
             for key, (repo, dep, parent) in wanted.items():
@@ -115,7 +117,9 @@ def lock_dependencies(
         node.entry.model_copy(
             update={
                 "direct": key in direct,
-                "required_by": [RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(required_by[key].items())],
+                "required_by": [
+                    RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(required_by[key].items())
+                ],
             }
         )
         for key, node in nodes.items()
@@ -192,7 +196,9 @@ def _notice_newer_version(repo_id: str, dep: Dependency, refs: Refs) -> None:
         )
 
 
-def _trust(repo_id: str, target: str, dep: Dependency, parent: str | None, trusted: bool, allowlist: set[str]) -> str:
+def _trust(
+    repo_id: str, target: str, dep: Dependency, parent: str | None, trusted: bool, allowlist: set[str]
+) -> str:
     """The trust decision recorded in the lock, or an error saying how to opt in."""
     if trusted:
         return "trusted-publisher"
@@ -200,7 +206,7 @@ def _trust(repo_id: str, target: str, dep: Dependency, parent: str | None, trust
         return "trust-remote-code"
     org = target.split("/", 1)[0]
     if parent is None:
-        how = 'set { version = ..., trust-remote-code = true } on its entry in [tool.kernels.dependencies]'
+        how = "set { version = ..., trust-remote-code = true } on its entry in [tool.kernels.dependencies]"
         who = f"{repo_id}"
     else:
         how = f'add trust-remote-code = ["{repo_id}"] under [tool.kernels]'
@@ -211,12 +217,17 @@ def _trust(repo_id: str, target: str, dep: Dependency, parent: str | None, trust
     )
 
 
-def _variant_needs(entry: LockedKernel, tree: list[TreeEntry], context: _Context) -> dict[str, list[tuple[str, Dependency]]]:
+def _variant_needs(
+    entry: LockedKernel, tree: list[TreeEntry], context: _Context
+) -> dict[str, list[tuple[str, Dependency]]]:
     """Per variant, the `kernel-depends` of its `metadata.json` (fetched concurrently, cached by commit)."""
     oids = {
         e.path.split("/")[1]: e.oid
         for e in tree
-        if e.type == "file" and e.lfs is None and len(e.path.split("/")) == 3 and e.path.endswith("/metadata.json")
+        if e.type == "file"
+        and e.lfs is None
+        and len(e.path.split("/")) == 3
+        and e.path.endswith("/metadata.json")
     }
     cache = MetadataCache(entry.repo_id, entry.commit)
     fetched = {
@@ -248,7 +259,9 @@ class MetadataCache:
             cached = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
             cached = {}
-        self.files: dict[str, str] = {k: v for k, v in cached.items() if isinstance(v, str)} if isinstance(cached, dict) else {}
+        self.files: dict[str, str] = (
+            {k: v for k, v in cached.items() if isinstance(v, str)} if isinstance(cached, dict) else {}
+        )
         self.changed = False
 
     def get(self, variant: str, oid: str, hub: Hub) -> bytes:
@@ -305,7 +318,9 @@ def _kernel_depends(entry: LockedKernel, variant: str, metadata: dict) -> list[t
         except ValidationError:
             dep = None
         if not is_repo_id(repo) or dep is None or (dep.version is None) == (dep.revision is None):
-            raise HubError(f"{where} has a malformed kernel-depends entry {item!r}; it needs 'repo-id' and a version.")
+            raise HubError(
+                f"{where} has a malformed kernel-depends entry {item!r}; it needs 'repo-id' and a version."
+            )
         other = requirements.get(repo)
         if other is not None and other != dep:
             raise ResolutionError(
@@ -318,14 +333,17 @@ def _kernel_depends(entry: LockedKernel, variant: str, metadata: dict) -> list[t
 
 def _refuse_cycles(nodes: dict[str, _Node]) -> None:
     """Raise on a dependency cycle, naming it."""
-    edges = {key: sorted({kernel_key(r, d) for reqs in node.needs.values() for r, d in reqs}) for key, node in nodes.items()}
+    edges = {
+        key: sorted({kernel_key(r, d) for reqs in node.needs.values() for r, d in reqs})
+        for key, node in nodes.items()
+    }
     state: dict[str, int] = {}
 
     def visit(key: str, path: list[str]) -> None:
         state[key] = 1
         for nxt in edges.get(key, []):
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt]
+                cycle = [*path[path.index(nxt) :], nxt]
                 raise ResolutionError(
                     f"Kernel dependency cycle: {' -> '.join(cycle)}. Kernels cannot depend on each other in a "
                     f"loop; tell their publishers."
@@ -366,7 +384,9 @@ def follow_redirects(repo_id: str, hub: Hub, side: ThreadPoolExecutor) -> tuple[
                 f"{STATUS_FILE}. Depend on the repository that really holds the kernel, and tell its publisher."
             )
         if len(chain) > MAX_REDIRECTS:
-            raise ResolutionError(f"{repo_id} redirects more than {MAX_REDIRECTS} times ({' -> '.join(chain)}).")
+            raise ResolutionError(
+                f"{repo_id} redirects more than {MAX_REDIRECTS} times ({' -> '.join(chain)})."
+            )
         chain.append(destination)
         current = destination
 
@@ -378,13 +398,17 @@ def _parse_status(repo_id: str, content: bytes | None) -> Redirect | None:
     try:
         data = tomllib.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise HubError(f"{repo_id} has a malformed {STATUS_FILE} on main ({exc}); tell its publisher.") from None
+        raise HubError(
+            f"{repo_id} has a malformed {STATUS_FILE} on main ({exc}); tell its publisher."
+        ) from None
     if data.get("kind") != "redirect":
         return None
     try:
         redirect = Redirect.model_validate(data)
     except ValidationError:
-        raise HubError(f"{repo_id} has a redirect {STATUS_FILE} without a destination; tell its publisher.") from None
+        raise HubError(
+            f"{repo_id} has a redirect {STATUS_FILE} without a destination; tell its publisher."
+        ) from None
     if not is_repo_id(redirect.destination):
         raise HubError(
             f"{repo_id} redirects to {redirect.destination!r} in {STATUS_FILE}, which is not a repo id; "

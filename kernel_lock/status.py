@@ -52,7 +52,11 @@ class KernelStatus:
 
 
 def project_status(
-    project: Path | None = None, *, target: Target | None = None, outdated: bool = False, hub: Hub | None = None
+    project: Path | None = None,
+    *,
+    target: Target | None = None,
+    outdated: bool = False,
+    hub: Hub | None = None,
 ) -> list[KernelStatus]:
     """The status of every locked kernel (direct first); `outdated` asks the Hub for newer versions and commits."""
     from kernel_lock.pydeps import missing, python_depends
@@ -89,7 +93,7 @@ def _add_newer(rows: list[KernelStatus], hub: Hub | None) -> None:
     client = hub or Hub()
     with ThreadPoolExecutor(max_workers=16) as pool:
         all_refs = list(pool.map(lambda r: client.refs(r.entry.repo_id), rows))
-    for row, repo_refs in zip(rows, all_refs):
+    for row, repo_refs in zip(rows, all_refs, strict=False):
         entry = row.entry
         newest = max(repo_refs.versions(), default=None)
         if entry.version is not None and newest is not None and newest > entry.version:

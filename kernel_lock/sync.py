@@ -196,8 +196,10 @@ def sync_variants(
         with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS, thread_name_prefix="kernel-lock-sync") as pool:
             manifests = list(pool.map(lambda p: _manifest(hub, *p), todo))
             jobs = []
-            for (entry, variant), manifest in zip(todo, manifests):
-                check = check_variant(entry, variant, cache=cache)  # another process may have synced it meanwhile
+            for (entry, variant), manifest in zip(todo, manifests, strict=False):
+                check = check_variant(
+                    entry, variant, cache=cache
+                )  # another process may have synced it meanwhile
                 if check.ok:
                     result.checks.append(check)
                     continue
@@ -207,7 +209,7 @@ def sync_variants(
                 for entry, variant, manifest, (good, missing) in jobs
             ]
             failures = []
-            for (entry, variant, manifest, (good, _)), futures in zip(jobs, fetched):
+            for (entry, variant, manifest, (good, _)), futures in zip(jobs, fetched, strict=False):
                 problems = []
                 fingerprints = dict(good)
                 for future in futures:
@@ -258,8 +260,12 @@ def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry
                 f"{entry.commit[:12]}; refusing to sync from it."
             )
         manifest.append(
-            ManifestEntry(path=split[1], size=item.lfs.size if item.lfs else item.size,
-                          kind="lfs" if item.lfs else "git", hash=item.file_hash)
+            ManifestEntry(
+                path=split[1],
+                size=item.lfs.size if item.lfs else item.size,
+                kind="lfs" if item.lfs else "git",
+                hash=item.file_hash,
+            )
         )
     got = variant_hash((e.path, e.hash) for e in manifest)
     if got != entry.variants[variant]:
@@ -282,7 +288,9 @@ def _prepare(
     vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
     blobs = repo_dir(entry.repo_id, cache) / "blobs"
     record = read_record(record_path(entry.repo_id, entry.commit, variant, cache))
-    trusted = record is not None and record.manifest_matches(entry.variants[variant]) and verify_mode() == "fast"
+    trusted = (
+        record is not None and record.manifest_matches(entry.variants[variant]) and verify_mode() == "fast"
+    )
     problems, good, _ = verify_files(vdir, manifest, blobs, known=record.verified if trusted else {})
     for problem in problems:
         if problem.problem != "missing":

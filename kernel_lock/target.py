@@ -104,7 +104,9 @@ def parse_target(spec: str) -> Target:
     """Parse a variant-like target such as `torch210-cxx11-cu128-x86_64-linux`; VariantError if malformed."""
     m = _TARGET.fullmatch(spec.strip())
     if not m:
-        raise VariantError(f"Invalid target {spec!r}: it is not of the form of a build variant. {_TARGET_FORMAT}")
+        raise VariantError(
+            f"Invalid target {spec!r}: it is not of the form of a build variant. {_TARGET_FORMAT}"
+        )
     major, minor, abi, backend_text, arch, os = m.groups()
     try:
         backend, backend_version = parse_backend(backend_text)
@@ -179,7 +181,9 @@ def target_from_options(
     arch = arch or ("aarch64" if metal and here[1] != "darwin" else here[0])
     arch = _ARCH_ALIASES.get(arch.lower(), arch)
     if os != "linux" and cxx11_abi is not None:
-        raise VariantError(f"The C++ ABI option only applies to Linux targets, not {os}: drop it or pass --os linux.")
+        raise VariantError(
+            f"The C++ ABI option only applies to Linux targets, not {os}: drop it or pass --os linux."
+        )
     return Target(
         torch=_parse_version_option(torch, "--torch", "2.10") if torch is not None else None,
         cxx11_abi=(True if cxx11_abi is None else cxx11_abi) if os == "linux" else None,

@@ -121,7 +121,9 @@ def _rejection(v: Variant, t: Target) -> str | None:
         if v.backend_version[0] != t.backend_version[0] or v.backend_version[1] > t.backend_version[1]:
             runs = f"{t.backend_version[0]}.0 to {_dotted(t.backend_version)}"
             return f"built for {built_for}, which {target_backend} cannot run (it runs {runs})"
-    elif backend_variant_str(v.backend, v.backend_version) != backend_variant_str(t.backend, t.backend_version):
+    elif backend_variant_str(v.backend, v.backend_version) != backend_variant_str(
+        t.backend, t.backend_version
+    ):
         return f"built for {built_for}, the target's backend is {target_backend}"
     elif v.backend == "metal" and (t.macos is None or t.macos < METAL_MIN_MACOS):
         macos = "unknown" if t.macos is None else _dotted(t.macos)

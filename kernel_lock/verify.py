@@ -21,6 +21,7 @@ Files are hashed in parallel and read once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterable
@@ -85,7 +86,9 @@ class VariantCheck:
         where = f"{self.repo_id} variant {self.variant} (commit {self.commit[:12]})"
         if self.status == "missing":
             detail = "; ".join(map(str, self.problems)) or "not synced"
-            return NotSyncedError(f"{where} is not synced and verified in {self.path.parent.parent.parent.parent}: {detail}.")
+            return NotSyncedError(
+                f"{where} is not synced and verified in {self.path.parent.parent.parent.parent}: {detail}."
+            )
         files = "; ".join(map(str, self.problems))
         return VerificationError(
             f"{where} failed verification: {files}. The files in {self.path} do not match kernels.lock; "
@@ -113,7 +116,9 @@ def check_variant(
     expected = entry.variants.get(variant)
     if expected is None:
         check.status = "missing"
-        check.problems.append(FileProblem("", f"variant not in the lock (locked: {', '.join(sorted(entry.variants))})"))
+        check.problems.append(
+            FileProblem("", f"variant not in the lock (locked: {', '.join(sorted(entry.variants))})")
+        )
         return check
     rpath = record_path(entry.repo_id, entry.commit, variant, cache)
     record = read_record(rpath)
@@ -124,15 +129,24 @@ def check_variant(
     if not record.manifest_matches(expected):
         check.status = "corrupt"
         check.problems.append(
-            FileProblem(str(rpath), "sync record does not reproduce the lock's variant hash", expected, record.variant_hash)
+            FileProblem(
+                str(rpath),
+                "sync record does not reproduce the lock's variant hash",
+                expected,
+                record.variant_hash,
+            )
         )
         return check
     if not vdir.is_dir():
         check.status = "missing"
         check.problems.append(FileProblem("", f"no folder {vdir}"))
         return check
-    problems, fingerprints, hashed = verify_files(vdir, record.manifest, repo_dir(entry.repo_id, cache) / "blobs",
-                                                 known={} if chosen == "full" else record.verified)
+    problems, fingerprints, hashed = verify_files(
+        vdir,
+        record.manifest,
+        repo_dir(entry.repo_id, cache) / "blobs",
+        known={} if chosen == "full" else record.verified,
+    )
     check.hashed = hashed
     if problems:
         check.status = "corrupt"
@@ -140,10 +154,9 @@ def check_variant(
         return check
     if fingerprints != record.verified:
         record.verified = fingerprints
-        try:
+        # A read-only cache (e.g. a production image) still verifies, by hashing.
+        with contextlib.suppress(OSError):
             write_record(rpath, record)
-        except OSError:
-            pass  # a read-only cache (e.g. a production image) still verifies, by hashing
     return check
 
 
@@ -202,7 +215,12 @@ def inspect_file(vdir: Path, entry: ManifestEntry, blobs_real: str) -> FileProbl
     if not stat.S_ISREG(st.st_mode):
         return FileProblem(entry.path, "not a regular file")
     return Fingerprint(
-        dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, link=link
+        dev=st.st_dev,
+        ino=st.st_ino,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        link=link,
     )
 
 
@@ -226,8 +244,11 @@ def _walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
     return found, problems
 
 
-def _hash_all(jobs: list[tuple[ManifestEntry, Path, Fingerprint]]) -> list[tuple[ManifestEntry, Fingerprint, str]]:
+def _hash_all(
+    jobs: list[tuple[ManifestEntry, Path, Fingerprint]],
+) -> list[tuple[ManifestEntry, Fingerprint, str]]:
     """Hash files in parallel (hashlib releases the GIL), each read once."""
+
     def one(job: tuple[ManifestEntry, Path, Fingerprint]) -> tuple[ManifestEntry, Fingerprint, str]:
         entry, path, fp = job
         try:

@@ -38,7 +38,7 @@ def list_versions(repo_id: str, *, hub: Hub, target: Target) -> tuple[str, list[
         versions = sorted(refs.versions().items())
         listings = pool.map(lambda item: hub.tree(repo, item[1], "build", recursive=False), versions)
         infos = []
-        for (version, commit), listing in zip(versions, listings):
+        for (version, commit), listing in zip(versions, listings, strict=False):
             variants = sorted(e.path.split("/")[-1] for e in listing if e.type == "directory")
             try:
                 selected: str | None = select_variant(variants, target, repo_id=repo)

@@ -38,7 +38,9 @@ def test_versions_text_and_json(hub_env, cli) -> None:
     lines = run.stdout.splitlines()
     assert lines[0].startswith("Version 1: torch-cpu, torch-stable-abi210-cu128-x86_64-linux, ")
     assert "torch213-cxx11-cpu-x86_64-linux ✅" in lines[0] and lines[1].startswith("Version 2: ")
-    data = cli("versions", "kernels-community/old-relu", "--json", "--target", "torch213-cxx11-cu126-x86_64-linux").json()
+    data = cli(
+        "versions", "kernels-community/old-relu", "--json", "--target", "torch213-cxx11-cu126-x86_64-linux"
+    ).json()
     assert data["repo_id"] == "kernels-community/relu"
     assert [v["version"] for v in data["versions"]] == [1, 2]
     assert data["versions"][0]["selected"] == "torch213-cxx11-cu126-x86_64-linux"
@@ -46,7 +48,9 @@ def test_versions_text_and_json(hub_env, cli) -> None:
 
 
 def test_version_zero_is_labelled_unstable(hub_env, hub_fixtures, cli) -> None:
-    hub_fixtures.activation.commit(repo_files(["torch-cpu"], name="activation", seed="v0"), branch="v0", message="alpha")
+    hub_fixtures.activation.commit(
+        repo_files(["torch-cpu"], name="activation", seed="v0"), branch="v0", message="alpha"
+    )
     run = cli("versions", "kernels-community/activation")
     assert run.stdout.splitlines()[0].startswith("Version 0 (unstable")
 
@@ -70,7 +74,9 @@ def test_add_and_remove_keep_everything_else_byte_for_byte(hub_env, tmp_path: Pa
     run = cli("remove", "kernels-community/relu", "--project", str(root), "--json")
     assert run.exit_code == 0 and run.json()["removed"] == ["kernels-community/relu"]
     assert (root / "pyproject.toml").read_text() == ELABORATE
-    assert [k.requested_repo for k in read_lock(root / "kernels.lock").kernel] == ["kernels-community/activation"]
+    assert [k.requested_repo for k in read_lock(root / "kernels.lock").kernel] == [
+        "kernels-community/activation"
+    ]
 
 
 def test_add_that_cannot_resolve_writes_nothing(hub_env, tmp_path: Path, cli) -> None:
@@ -109,13 +115,17 @@ def test_status_rows_text_json_and_outdated(hub_env, hub_fixtures, make_project,
     hub_fixtures.relu.commit(repo_files(["torch-cpu"], seed="newer"), branch="v1", message="newer")
     run = cli("status", "--project", str(root), "--outdated", "--json")
     assert run.exit_code == 1
-    relu = next(r for r in run.json()["kernels"] if r["requirement"] == "version 1" and r["repo_id"].endswith("/relu"))
+    relu = next(
+        r for r in run.json()["kernels"] if r["requirement"] == "version 1" and r["repo_id"].endswith("/relu")
+    )
     assert relu["newer_version"] == 2 and relu["newer_commit"] == hub_fixtures.relu.branches["v1"]
 
 
 def test_function_repository_notice(hub_env, make_project, cli) -> None:
     root = make_project('"kernels-community/activation" = 1')
-    (root / "model.py").write_text("from kernels import LockedFuncRepository\nrepo = LockedFuncRepository('x')\n")
+    (root / "model.py").write_text(
+        "from kernels import LockedFuncRepository\nrepo = LockedFuncRepository('x')\n"
+    )
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 0
     assert "function repositories (model.py:1, model.py:2)" in run.stderr and "as a layer" in run.stderr
@@ -129,11 +139,19 @@ def test_unknown_upgrade_package_is_an_input_error(hub_env, make_project, cli) -
 
 def test_quiet_json_and_no_traceback_in_a_real_process(hub_env, make_project) -> None:
     root = make_project('"kernels-community/activation" = 1')
-    quiet = subprocess.run([sys.executable, "-m", "kernel_lock", "lock", "-q", "--project", str(root)],
-                           capture_output=True, text=True, timeout=60)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "lock", "-q", "--project", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert quiet.returncode == 0 and quiet.stdout == ""
-    bad = subprocess.run([sys.executable, "-m", "kernel_lock", "verify", "--json", "--project", str(root / "nowhere")],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "verify", "--json", "--project", str(root / "nowhere")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and '"error"' in bad.stdout and "Traceback" not in bad.stderr
 
 
@@ -142,7 +160,10 @@ def test_export_and_import_commands(hub_env, make_project, tmp_path: Path, cli) 
     assert cli("lock", "--project", str(root)).exit_code == 0
     exported = tmp_path / "kernels.json"
     run = cli("export", "--format", "kernels", "-o", str(exported), "--project", str(root))
-    assert run.exit_code == 0 and exported.read_text() == cli("export", "--format", "kernels", "--project", str(root)).stdout
+    assert (
+        run.exit_code == 0
+        and exported.read_text() == cli("export", "--format", "kernels", "--project", str(root)).stdout
+    )
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "pyproject.toml").write_text('[project]\nname = "fresh"\n')

@@ -29,11 +29,16 @@ COUNTS: Counter[str] = Counter()
 def run_all(commands: list[list[str]], timeout: float = 120) -> list[subprocess.CompletedProcess]:
     """Start every `kernel-lock` command at once (separate processes) and wait for all of them."""
     procs = [
-        subprocess.Popen([sys.executable, "-m", "kernel_lock", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "kernel_lock", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for args in commands
     ]
     done = []
-    for args, proc in zip(commands, procs):
+    for args, proc in zip(commands, procs, strict=False):
         out, err = proc.communicate(timeout=timeout)
         done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
     COUNTS["concurrent_runs"] += len(commands)
@@ -41,8 +46,12 @@ def run_all(commands: list[list[str]], timeout: float = 120) -> list[subprocess.
 
 
 def verify_full(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kernel_lock", "verify", "--project", str(root), "--full", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "verify", "--project", str(root), "--full", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -69,13 +78,20 @@ def test_parallel_syncs_of_the_same_variants_share_one_cache(hub_env, locked) ->
 def test_parallel_syncs_of_different_targets_share_one_cache(hub_env, locked) -> None:
     hub_env.latency = 0.01
     base = ["sync", "--project", str(locked)]
-    variants = ["torch-cpu", "torch213-metal-aarch64-darwin", "torch213-cxx11-cu126-x86_64-linux", CPU_VARIANT]
-    results = run_all([
-        [*base, *(f"--variant={v}" for v in variants)],
-        [*base, "--target", "torch213-cxx11-cu128-x86_64-linux"],
-        [*base, "--target", CPU_VARIANT],
-        [*base, "--variant", "torch-cpu", "--variant", "torch213-metal-aarch64-darwin"],
-    ])
+    variants = [
+        "torch-cpu",
+        "torch213-metal-aarch64-darwin",
+        "torch213-cxx11-cu126-x86_64-linux",
+        CPU_VARIANT,
+    ]
+    results = run_all(
+        [
+            [*base, *(f"--variant={v}" for v in variants)],
+            [*base, "--target", "torch213-cxx11-cu128-x86_64-linux"],
+            [*base, "--target", CPU_VARIANT],
+            [*base, "--variant", "torch-cpu", "--variant", "torch213-metal-aarch64-darwin"],
+        ]
+    )
     for result in results:
         assert result.returncode == 0, result.stderr
     for args in (["--target", "torch213-cxx11-cu128-x86_64-linux"], [f"--variant={v}" for v in variants]):
@@ -99,7 +115,9 @@ def test_two_lock_runs_at_once_leave_one_complete_valid_lock(hub_env, make_proje
         for result in results:
             assert result.returncode == 0, result.stderr
         assert (root / "kernels.lock").read_bytes() == expected[i]
-        assert sorted(p.name for p in root.iterdir()) == ["kernels.lock", "pyproject.toml"], "no temp file left"
+        assert sorted(p.name for p in root.iterdir()) == ["kernels.lock", "pyproject.toml"], (
+            "no temp file left"
+        )
         assert cli("lock", "--check", "--project", str(root)).exit_code == 0
 
 
@@ -109,11 +127,11 @@ def test_syncs_in_many_threads_of_one_process(hub_env, locked) -> None:
     errors: list[BaseException] = []
     checks: list[list] = []
 
-    def one(target) -> None:  # noqa: ANN001
+    def one(target) -> None:
         try:
             result = sync_project(locked, target=target or parse_target(CPU_VARIANT))
             checks.append(result.checks)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=one, args=(t,)) for t in targets]
@@ -142,7 +160,9 @@ def test_kill_loop_50_sigkills(request: pytest.FixtureRequest) -> None:
     Takes minutes: runs in CI (CI=true), or with `-m slow` or KERNEL_LOCK_SLOW=1.
     """
     if not _slow_requested(request.config):
-        pytest.skip("slow: runs in CI; here with `pytest -m slow` or KERNEL_LOCK_SLOW=1 (or `python benchmarks/kill_loop.py`)")
+        pytest.skip(
+            "slow: runs in CI; here with `pytest -m slow` or KERNEL_LOCK_SLOW=1 (or `python benchmarks/kill_loop.py`)"
+        )
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     try:
         import kill_loop
@@ -151,5 +171,7 @@ def test_kill_loop_50_sigkills(request: pytest.FixtureRequest) -> None:
     summary = kill_loop.main(["--kills", "50", "--seed", "0", "--json"])
     assert summary["violations"] == []
     assert summary["kills_lock"] + summary["kills_sync"] >= 50
-    assert summary["verify_full_ok_after_resync"] == summary["sync_cache_wiped"] + summary["sync_cache_damaged"]
+    assert (
+        summary["verify_full_ok_after_resync"] == summary["sync_cache_wiped"] + summary["sync_cache_damaged"]
+    )
     COUNTS["kills_survived"] += summary["kills_survived"]

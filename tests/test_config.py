@@ -70,7 +70,7 @@ def test_version_zero_warns() -> None:
 
 
 def test_missing_pyproject_and_table(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="No pyproject.toml"):
+    with pytest.raises(ConfigError, match=r"No pyproject\.toml"):
         load_project(tmp_path)
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
     with pytest.raises(ConfigError, match=r"no \[tool.kernels\] table"):

@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_quickstart_runs() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart" / "run.py")], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart" / "run.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "relu([-2.0, -0.5, 0.0, 0.5, 1.0, 2.0]) = [0.0, 0.0, 0.0, 0.5, 1.0, 2.0]" in proc.stdout
     assert "layers.py: content changed" in proc.stdout
@@ -24,8 +29,14 @@ def test_quickstart_runs() -> None:
 
 
 def kernel_lock(*args: str, env: dict[str, str], cwd: Path) -> str:
-    proc = subprocess.run([sys.executable, "-m", "kernel_lock", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -50,10 +61,13 @@ def test_docker_example_steps(hub_env, tmp_path: Path) -> None:
     shutil.copytree(build_cache, runtime_cache, symlinks=True)
     hub_env.clear_log()
     hub_env.stop()
-    runtime = dict(env, HF_HUB_CACHE=str(runtime_cache), HF_HUB_OFFLINE="1", KERNEL_LOCK_FILE=str(app / "kernels.lock"))
+    runtime = dict(
+        env, HF_HUB_CACHE=str(runtime_cache), HF_HUB_OFFLINE="1", KERNEL_LOCK_FILE=str(app / "kernels.lock")
+    )
     kernel_lock("verify", "--target", target, env=runtime, cwd=app)
-    proc = subprocess.run([sys.executable, "serve.py"], env=runtime, cwd=app, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "serve.py"], env=runtime, cwd=app, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "relu OK" in proc.stdout
     assert hub_env.requests == []

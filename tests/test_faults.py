@@ -46,7 +46,7 @@ class Injector:
 
     def consumed(self) -> int:
         """How many requests the added faults hit so far (their counts, less what is still pending)."""
-        left = sum(f.count or 0 for f in self.hub._faults)  # noqa: SLF001 - the test hub's own bookkeeping
+        left = sum(f.count or 0 for f in self.hub._faults)
         return sum(f.count or 0 for f in self.added) - left
 
     def survived(self) -> int:
@@ -108,7 +108,9 @@ def test_lock_survives_status_bursts(hub_env, project, cli, status: int) -> None
     assert sum(r.status == status for r in hub_env.requests) == 6
     assert cli("lock", "--check", "--project", str(project)).exit_code == 0
     lock = read_lock(project / "kernels.lock")
-    assert {"kernels-community/relu", "kernels-community/activation"} <= {k.requested_repo for k in lock.kernel}
+    assert {"kernels-community/relu", "kernels-community/activation"} <= {
+        k.requested_repo for k in lock.kernel
+    }
 
 
 def test_lock_honours_retry_after(hub_env, project, cli) -> None:
@@ -142,7 +144,10 @@ def test_lock_survives_resets_truncations_and_stalls(hub_env, project, cli, kind
 @pytest.mark.parametrize(
     ("fault", "says"),
     [
-        (Fault("status", match=r"activation/tree/", count=None, status=503, retry_after=0), "(HTTP 503) after 5 attempt(s)"),
+        (
+            Fault("status", match=r"activation/tree/", count=None, status=503, retry_after=0),
+            "(HTTP 503) after 5 attempt(s)",
+        ),
         (Fault("status", match=r"activation/refs$", count=None, status=500), "(HTTP 500) after 5 attempt(s)"),
         (Fault("reset", match=r"activation/tree/", count=None), "Cannot reach the Hub"),
         (Fault("truncate", match=r"activation/refs$", count=None), "Cannot reach the Hub"),
@@ -183,8 +188,13 @@ def test_stalled_tree_listing_is_abandoned_and_retried(hub_env, project) -> None
     hub_env.add_fault(Fault("stall", match=r"relu/tree/", count=1, seconds=15))
     env = dict(os.environ, HF_HUB_ETAG_TIMEOUT="1", HF_HUB_DOWNLOAD_TIMEOUT="1")
     try:
-        proc = subprocess.run([sys.executable, "-m", "kernel_lock", "lock", "--project", str(project)],
-                              capture_output=True, text=True, timeout=7, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "kernel_lock", "lock", "--project", str(project)],
+            capture_output=True,
+            text=True,
+            timeout=7,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("lock still waiting for a listing stalled for 15 s, with 1 s timeouts configured")
     assert proc.returncode == 0, proc.stderr
@@ -202,7 +212,9 @@ def test_sync_survives_status_bursts_on_listings_and_downloads(hub_env, locked, 
         Fault("status", match=r"/resolve/.*/layers\.py$", count=1, status=502, retry_after=0),
         Fault("status", match=r"/resolve/.*/__init__\.py$", count=1, status=503, method="GET", retry_after=0),
         Fault("status", match=r"^/cdn/", count=1, status=429, retry_after=0),
-        Fault("status", match=r"/resolve/.*/metadata\.json$", count=1, status=429, method="HEAD", retry_after=0),
+        Fault(
+            "status", match=r"/resolve/.*/metadata\.json$", count=1, status=429, method="HEAD", retry_after=0
+        ),
     )
     run = cli("sync", "--project", str(locked))
     assert run.exit_code == 0, run.stderr
@@ -224,7 +236,9 @@ def test_sync_survives_resets_truncations_and_stalls(hub_env, locked, cli) -> No
     run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT, "--variant", "torch-cpu")
     assert run.exit_code == 0, run.stderr
     assert faults.survived() == 10
-    run = cli("verify", "--project", str(locked), "--variant", CPU_VARIANT, "--variant", "torch-cpu", "--full")
+    run = cli(
+        "verify", "--project", str(locked), "--variant", CPU_VARIANT, "--variant", "torch-cpu", "--full"
+    )
     assert run.exit_code == 0, run.stdout
 
 
@@ -246,7 +260,11 @@ def test_download_stalled_past_its_timeout_is_retried(hub_env, locked, cli, monk
 def test_download_failing_through_huggingface_hubs_own_retries_is_retried(hub_env, locked, cli) -> None:
     # huggingface_hub makes 1 + 6 HEAD attempts per download (one plain, then http_backoff); 7 failures exhaust them.
     faults = Injector(hub_env)
-    faults.add(Fault("status", match=r"relu/resolve/.*/layers\.py$", method="HEAD", count=7, status=503, retry_after=0))
+    faults.add(
+        Fault(
+            "status", match=r"relu/resolve/.*/layers\.py$", method="HEAD", count=7, status=503, retry_after=0
+        )
+    )
     run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT)
     assert run.exit_code == 0, run.stderr
     faults.survived()
@@ -264,7 +282,9 @@ def test_download_failing_through_huggingface_hubs_own_retries_is_retried(hub_en
     ],
     ids=["502-tree", "reset-tree", "truncate-tree"],
 )
-def test_persistent_listing_fault_fails_sync_and_leaves_nothing_usable(hub_env, locked, cli, fault: Fault) -> None:
+def test_persistent_listing_fault_fails_sync_and_leaves_nothing_usable(
+    hub_env, locked, cli, fault: Fault
+) -> None:
     hub_env.add_fault(fault)
     run = cli("sync", "--project", str(locked))
     assert_clean_error(run, 3, "kernels-community/relu", f"list build/{CPU_VARIANT}")

@@ -42,7 +42,7 @@ def listing(hub: LocalHub, repo_id: str, commit: str) -> list[dict]:
     url = f"{hub.url}/api/kernels/{repo_id}/tree/{commit}/build?recursive=true"
     entries: list[dict] = []
     while url:
-        with urllib.request.urlopen(url) as response:  # noqa: S310 - the local test hub
+        with urllib.request.urlopen(url) as response:
             entries.extend(json.load(response))
             link = response.headers.get("Link") or ""
         url = link[1 : link.index(">")] if 'rel="next"' in link else ""
@@ -68,7 +68,11 @@ def blobs_are_honest() -> None:
     for blob in hub_cache_dir().glob("kernels--*/blobs/*"):
         data = blob.read_bytes()
         name = blob.name
-        actual = hashlib.sha256(data).hexdigest() if len(name) == 64 else hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        actual = (
+            hashlib.sha256(data).hexdigest()
+            if len(name) == 64
+            else hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        )
         assert actual == name, f"blob {blob} holds bytes that do not match its name"
 
 
@@ -105,7 +109,9 @@ HOSTILE_PATHS = [
 
 
 @pytest.mark.parametrize("path", HOSTILE_PATHS)
-def test_lock_refuses_escaping_paths_in_a_listing(hub_env, hub_fixtures, world, cli, tmp_path, path: str) -> None:
+def test_lock_refuses_escaping_paths_in_a_listing(
+    hub_env, hub_fixtures, world, cli, tmp_path, path: str
+) -> None:
     entries = listing(hub_env, "kernels-community/relu", hub_fixtures.relu_v1)
     entries.append({"type": "file", "path": path, "oid": "1" * 40, "size": 3})
     hub_fixtures.relu.override_tree(hub_fixtures.relu_v1, entries)
@@ -114,10 +120,14 @@ def test_lock_refuses_escaping_paths_in_a_listing(hub_env, hub_fixtures, world, 
     assert_refused(run, 3, "kernels-community/relu", repr(path), "unsafe")
     assert not (world / "kernels.lock").exists()
     assert tree_outside_cache(tmp_path) == before
-    assert not any("/resolve/" in r.path and "/build/" in r.path for r in hub_env.requests), "nothing was downloaded"
+    assert not any("/resolve/" in r.path and "/build/" in r.path for r in hub_env.requests), (
+        "nothing was downloaded"
+    )
 
 
-@pytest.mark.parametrize("path", ["/etc/x", "../x", "build\\torch-cpu\\x", "C:/x", "build/torch-cpu/../../x", "/build/torch-cpu/x"])
+@pytest.mark.parametrize(
+    "path", ["/etc/x", "../x", "build\\torch-cpu\\x", "C:/x", "build/torch-cpu/../../x", "/build/torch-cpu/x"]
+)
 def test_variant_hashes_refuse_paths_a_local_hub_cannot_list(path: str) -> None:
     # The local Hub only lists paths under the requested folder; a hostile mirror could list anything.
     entries = [TreeEntry(type="file", path=path, oid="2" * 40, size=1)]
@@ -130,18 +140,53 @@ def test_variant_hashes_refuse_paths_a_local_hub_cannot_list(path: str) -> None:
     ("extra", "says"),
     [
         ({"type": "file", "path": f"build/{CPU_VARIANT}/layers.py", "oid": "3" * 40, "size": 9}, "twice"),
-        ({"type": "symlink", "path": f"build/{CPU_VARIANT}/evil.py", "oid": "4" * 40, "size": 9}, "as a 'symlink'"),
-        ({"type": "submodule", "path": f"build/{CPU_VARIANT}/sub", "oid": "5" * 40, "size": 0}, "as a 'submodule'"),
-        ({"type": "file", "path": f"build/{CPU_VARIANT}/x.so", "oid": "6" * 40, "size": 1, "lfs": {"oid": "../x", "size": 1}}, "malformed tree listing"),
-        ({"type": "file", "path": f"build/{CPU_VARIANT}/y.py", "oid": "7" * 40, "size": -1}, "malformed tree listing"),
-        ({"type": "file", "path": f"build/{CPU_VARIANT}/z.py", "oid": 8, "size": 1}, "malformed tree listing"),
-        ({"type": "file", "path": f"build/{CPU_VARIANT}/z.py", "oid": "not-a-hash", "size": 1}, "malformed tree listing"),
+        (
+            {"type": "symlink", "path": f"build/{CPU_VARIANT}/evil.py", "oid": "4" * 40, "size": 9},
+            "as a 'symlink'",
+        ),
+        (
+            {"type": "submodule", "path": f"build/{CPU_VARIANT}/sub", "oid": "5" * 40, "size": 0},
+            "as a 'submodule'",
+        ),
+        (
+            {
+                "type": "file",
+                "path": f"build/{CPU_VARIANT}/x.so",
+                "oid": "6" * 40,
+                "size": 1,
+                "lfs": {"oid": "../x", "size": 1},
+            },
+            "malformed tree listing",
+        ),
+        (
+            {"type": "file", "path": f"build/{CPU_VARIANT}/y.py", "oid": "7" * 40, "size": -1},
+            "malformed tree listing",
+        ),
+        (
+            {"type": "file", "path": f"build/{CPU_VARIANT}/z.py", "oid": 8, "size": 1},
+            "malformed tree listing",
+        ),
+        (
+            {"type": "file", "path": f"build/{CPU_VARIANT}/z.py", "oid": "not-a-hash", "size": 1},
+            "malformed tree listing",
+        ),
         ({"type": "file", "path": f"build/{CPU_VARIANT}/z.py", "size": 1}, "malformed tree listing"),
     ],
-    ids=["duplicate", "symlink", "submodule", "bad-lfs-oid", "negative-size", "oid-not-a-string", "oid-not-hex", "no-oid"],
+    ids=[
+        "duplicate",
+        "symlink",
+        "submodule",
+        "bad-lfs-oid",
+        "negative-size",
+        "oid-not-a-string",
+        "oid-not-hex",
+        "no-oid",
+    ],
 )
-def test_lock_refuses_broken_listing_entries(hub_env, hub_fixtures, world, cli, tmp_path, extra: dict, says: str) -> None:
-    entries = listing(hub_env, "kernels-community/relu", hub_fixtures.relu_v1) + [extra]
+def test_lock_refuses_broken_listing_entries(
+    hub_env, hub_fixtures, world, cli, tmp_path, extra: dict, says: str
+) -> None:
+    entries = [*listing(hub_env, "kernels-community/relu", hub_fixtures.relu_v1), extra]
     hub_fixtures.relu.override_tree(hub_fixtures.relu_v1, entries)
     before = tree_outside_cache(tmp_path)
     run = cli("lock", "--project", str(world))
@@ -154,7 +199,12 @@ def test_listing_of_100k_entries_is_handled_exactly(hub_env, hub_fixtures, world
     """A huge (here: 100k files in one variant, 20 pages) listing locks correctly and in bounded time, or is refused."""
     entries = [{"type": "directory", "path": "build/torch-cpu", "oid": "0" * 40, "size": 0}]
     entries += [
-        {"type": "file", "path": f"build/torch-cpu/d{i % 97}/f{i:06d}.py", "oid": hashlib.sha1(b"%d" % i).hexdigest(), "size": 10}
+        {
+            "type": "file",
+            "path": f"build/torch-cpu/d{i % 97}/f{i:06d}.py",
+            "oid": hashlib.sha1(b"%d" % i).hexdigest(),
+            "size": 10,
+        }
         for i in range(100_000)
     ]
     hub_fixtures.relu.override_tree(hub_fixtures.relu_v1, entries)
@@ -176,13 +226,17 @@ def test_listing_of_100k_entries_is_handled_exactly(hub_env, hub_fixtures, world
 
 def test_pagination_loop_is_refused(hub_env, hub_fixtures, world, cli, monkeypatch) -> None:
     pages = Counter()
-    real_tree = hub_env._tree  # noqa: SLF001 - wrap the hub's own handler to make it hostile
+    real_tree = hub_env._tree
 
-    def looping(repo, revision, path, query, host, raw_path):  # noqa: ANN001, ANN202
-        response = real_tree(repo, revision, path, {k: v for k, v in query.items() if k != "cursor"}, host, raw_path)
+    def looping(repo, revision, path, query, host, raw_path):
+        response = real_tree(
+            repo, revision, path, {k: v for k, v in query.items() if k != "cursor"}, host, raw_path
+        )
         pages[raw_path] += 1
         if pages[raw_path] < 60:
-            response.headers["Link"] = f'<http://{host}{raw_path}?recursive=true&expand=false&cursor=MA==>; rel="next"'
+            response.headers["Link"] = (
+                f'<http://{host}{raw_path}?recursive=true&expand=false&cursor=MA==>; rel="next"'
+            )
         return response
 
     monkeypatch.setattr(hub_env, "_tree", looping)
@@ -206,7 +260,9 @@ def locked(hub_env, world, cli) -> Path:
     "rel",
     ["../../../../x", "../torch-cpu/__init__.py", "a\\..\\..\\b", "/etc/x", "./x", "x\x00.py", ".."],
 )
-def test_sync_refuses_escaping_paths_and_downloads_nothing(hub_env, hub_fixtures, locked, cli, tmp_path, rel: str) -> None:
+def test_sync_refuses_escaping_paths_and_downloads_nothing(
+    hub_env, hub_fixtures, locked, cli, tmp_path, rel: str
+) -> None:
     # The lock came from an honest listing; now the Hub lists the variant with one more, escaping, path.
     entries = listing(hub_env, "kernels-community/relu", hub_fixtures.relu_v1)
     entries.append({"type": "file", "path": f"build/{CPU_VARIANT}/{rel}", "oid": "1" * 40, "size": 3})
@@ -225,7 +281,13 @@ def test_bytes_that_do_not_match_the_listing_are_refused_and_removed(hub_env, lo
     hub_env.add_fault(Fault("corrupt", match=r"^/cdn/", count=None))
     before = tree_outside_cache(tmp_path)
     run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT)
-    assert_refused(run, 4, "kernels-community/relu", "__init__.py: content changed (expected ", ".abi3.so: content changed (expected ")
+    assert_refused(
+        run,
+        4,
+        "kernels-community/relu",
+        "__init__.py: content changed (expected ",
+        ".abi3.so: content changed (expected ",
+    )
     blobs_are_honest()
     assert tree_outside_cache(tmp_path) == before
     relu = read_lock(locked / "kernels.lock").find("kernels-community/relu")
@@ -269,7 +331,9 @@ def test_variant_with_committed_bytecode_syncs(hub_env, make_project, cli) -> No
     assert cli("verify", "--project", str(root), "--variant", "torch-cpu", "--full").exit_code == 0
 
 
-def test_lock_with_an_escaping_variant_name_writes_nothing_outside_the_cache(hub_env, locked, cli, tmp_path) -> None:
+def test_lock_with_an_escaping_variant_name_writes_nothing_outside_the_cache(
+    hub_env, locked, cli, tmp_path
+) -> None:
     text = (locked / "kernels.lock").read_text()
     hostile = "../../../../escaped"  # from <cache>/kernels--org--name/.kernel-lock/<commit>/ up to tmp_path
     text = text.replace(f"\n{CPU_VARIANT} = ", f'\n"{hostile}" = ')
@@ -296,11 +360,21 @@ def to(destination: str) -> bytes:
 @pytest.mark.parametrize(
     ("repos", "says"),
     [
-        ({"kernels-community/loop-a": to("kernels-community/loop-b"), "kernels-community/loop-b": to("kernels-community/loop-a")},
-         "kernels-community/loop-a -> kernels-community/loop-b -> kernels-community/loop-a"),
+        (
+            {
+                "kernels-community/loop-a": to("kernels-community/loop-b"),
+                "kernels-community/loop-b": to("kernels-community/loop-a"),
+            },
+            "kernels-community/loop-a -> kernels-community/loop-b -> kernels-community/loop-a",
+        ),
         ({"kernels-community/loop-a": to("kernels-community/loop-a")}, "redirects in a loop"),
-        ({f"kernels-community/loop-{c}": to(f"kernels-community/loop-{chr(ord(c) + 1)}") for c in "abcdefghijkl"},
-         "redirects more than 8 times"),
+        (
+            {
+                f"kernels-community/loop-{c}": to(f"kernels-community/loop-{chr(ord(c) + 1)}")
+                for c in "abcdefghijkl"
+            },
+            "redirects more than 8 times",
+        ),
     ],
     ids=["two-repo-loop", "self-loop", "long-chain"],
 )

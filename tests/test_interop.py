@@ -71,17 +71,27 @@ def test_revision_requirements_export_in_kernels_order(hub_env, hub_fixtures, ma
 @pytest.mark.parametrize(
     ("fmt", "deps"),
     [
-        ("kernels", {RELU_V2: "version 2", '"kernels-community/activation" = { revision = "main" }': "revision main"}),
-        ("kernels-legacy", {RELU_V2: "version 2"}),  # one commit per repo, and no requirements to tell v1 from rev v1
+        (
+            "kernels",
+            {RELU_V2: "version 2", '"kernels-community/activation" = { revision = "main" }': "revision main"},
+        ),
+        (
+            "kernels-legacy",
+            {RELU_V2: "version 2"},
+        ),  # one commit per repo, and no requirements to tell v1 from rev v1
     ],
 )
-def test_round_trip_into_a_project_without_dependencies(hub_env, make_project, cli, tmp_path, fmt, deps) -> None:
+def test_round_trip_into_a_project_without_dependencies(
+    hub_env, make_project, cli, tmp_path, fmt, deps
+) -> None:
     root = make_project(*deps)
     original = locked(cli, root)
     exported = tmp_path / f"export-{fmt}.json"
     exported.write_text(export_lock(original, fmt))
     target = fresh_project(tmp_path, "imported")
-    (target / "pyproject.toml").write_text('# keep me\n[project]\nname = "imported"\n\n[tool.ruff]\nline-length = 100\n')
+    (target / "pyproject.toml").write_text(
+        '# keep me\n[project]\nname = "imported"\n\n[tool.ruff]\nline-length = 100\n'
+    )
 
     result = import_lock(exported, target)
 
@@ -100,7 +110,9 @@ def test_round_trip_into_a_project_without_dependencies(hub_env, make_project, c
     assert check.exit_code == 0, check.stderr
 
 
-def test_transitive_tree_and_export_of_the_import_is_stable(hub_env, hub_fixtures, make_project, cli, tmp_path) -> None:
+def test_transitive_tree_and_export_of_the_import_is_stable(
+    hub_env, hub_fixtures, make_project, cli, tmp_path
+) -> None:
     original = locked(cli, make_project(RELU_V2))
     assert [(k.key, k.direct) for k in original.kernel] == [
         ("kernels-community/relu@v2", True),
@@ -113,19 +125,25 @@ def test_transitive_tree_and_export_of_the_import_is_stable(hub_env, hub_fixture
     hub_env.clear_log()
     result = import_lock(exported, target)
     assert result.lock == original
-    assert (target / "pyproject.toml").read_text() == '[tool.kernels.dependencies]\n"kernels-community/relu" = 2\n'
+    assert (
+        target / "pyproject.toml"
+    ).read_text() == '[tool.kernels.dependencies]\n"kernels-community/relu" = 2\n'
     assert export_lock(result.lock, "kernels") == exported.read_text()
     tree_listings = [r for r in hub_env.requests if "/tree/" in r.path]
     assert len(tree_listings) == 2, "the second pass reuses the first (one listing per kernel)"
 
 
-def test_import_keeps_the_files_commits_when_branches_moved(hub_env, hub_fixtures, make_project, cli, tmp_path) -> None:
+def test_import_keeps_the_files_commits_when_branches_moved(
+    hub_env, hub_fixtures, make_project, cli, tmp_path
+) -> None:
     from kernel_lock.testing import repo_files
 
     original = locked(cli, make_project(RELU_V2))
     exported = tmp_path / "export.json"
     exported.write_text(export_lock(original, "kernels"))
-    hub_fixtures.relu.commit(repo_files(["torch-cpu"], version=2, seed="moved"), branch="v2", message="move v2")
+    hub_fixtures.relu.commit(
+        repo_files(["torch-cpu"], version=2, seed="moved"), branch="v2", message="move v2"
+    )
     target = fresh_project(tmp_path, "moved")
     lock = import_lock(exported, target).lock
     assert lock.find("kernels-community/relu").commit == hub_fixtures.relu_v2
@@ -157,7 +175,10 @@ def test_legacy_import_reproduces_the_hashes(hub_env, hub_fixtures, make_project
         ("kernels-community/relu", hub_fixtures.relu_v2),
     ]
     relu = legacy[1]["variants"]["torch-cpu"]
-    assert relu == {"hash": original.find("kernels-community/relu").variants["torch-cpu"], "hash_type": "git_lfs_concat"}
+    assert relu == {
+        "hash": original.find("kernels-community/relu").variants["torch-cpu"],
+        "hash_type": "git_lfs_concat",
+    }
     source = tmp_path / "legacy.json"
     source.write_text(json.dumps(legacy, indent=2))  # the layout older kernels wrote
     assert source.read_text() == export_lock(original, "kernels-legacy")
@@ -165,7 +186,9 @@ def test_legacy_import_reproduces_the_hashes(hub_env, hub_fixtures, make_project
     assert result.format == "kernels-legacy" and result.lock == original
 
 
-def test_legacy_requirement_from_pyproject_else_branch_else_commit(hub_env, hub_fixtures, tmp_path, make_project, cli) -> None:
+def test_legacy_requirement_from_pyproject_else_branch_else_commit(
+    hub_env, hub_fixtures, tmp_path, make_project, cli
+) -> None:
     first = locked(cli, make_project('"kernels-community/relu" = { revision = "v1.0.0" }', name="first"))
     assert first.kernel[0].commit == hub_fixtures.relu_v1_first  # no longer the head of v1
     source = tmp_path / "legacy.json"
@@ -177,12 +200,16 @@ def test_legacy_requirement_from_pyproject_else_branch_else_commit(hub_env, hub_
     declared = make_project('"kernels-community/relu" = { revision = "v1.0.0" }', name="declared")
     assert import_lock(source, declared).lock == first
 
-    source.write_text(export_lock(locked(cli, make_project('"kernels-community/relu" = 1', name="v1")), "kernels-legacy"))
+    source.write_text(
+        export_lock(locked(cli, make_project('"kernels-community/relu" = 1', name="v1")), "kernels-legacy")
+    )
     head = import_lock(source, fresh_project(tmp_path, "head")).lock.kernel[0]
     assert (head.version, head.commit) == (1, hub_fixtures.relu_v1)
 
 
-def test_doctored_legacy_file_names_the_variant_and_writes_nothing(hub_env, make_project, cli, tmp_path) -> None:
+def test_doctored_legacy_file_names_the_variant_and_writes_nothing(
+    hub_env, make_project, cli, tmp_path
+) -> None:
     original = locked(cli, make_project(RELU_V2))
     legacy = json.loads(export_lock(original, "kernels-legacy"))
     good = legacy[1]["variants"]["torch-cpu"]["hash"]
@@ -208,9 +235,15 @@ def test_doctored_legacy_file_names_the_variant_and_writes_nothing(hub_env, make
         ("{not json", "is not valid JSON"),
         ('{"repo_id": "a/b"}', "holds a JSON object, not a list"),
         ("[]", "it is an empty list"),
-        ('[{"dependency": {"repo-id": "a/b", "version": 1}, "lock": {"commit": "abc"}}]', "entry 0.lock.commit"),
+        (
+            '[{"dependency": {"repo-id": "a/b", "version": 1}, "lock": {"commit": "abc"}}]',
+            "entry 0.lock.commit",
+        ),
         ('[{"dependency": {"repo-id": "a/b"}, "lock": {"commit": "' + "a" * 40 + '"}}]', "exactly one of"),
-        ('[{"repo_id": "a/b", "sha": "' + "a" * 40 + '", "variants": {"x": {"hash": "md5-1"}}}]', "entry 0.variants.x.hash"),
+        (
+            '[{"repo_id": "a/b", "sha": "' + "a" * 40 + '", "variants": {"x": {"hash": "md5-1"}}}]',
+            "entry 0.variants.x.hash",
+        ),
         ('[{"name": "a/b"}]', "has neither 'dependency' nor 'repo_id'"),
     ],
 )
@@ -249,17 +282,25 @@ def test_kernels_download_and_offline_load_accept_the_export(hub_env, make_proje
         """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     run = subprocess.run(
-        [sys.executable, "-c", load, str(consumer / "kernels.lock")], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", load, str(consumer / "kernels.lock")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr
     version, variant = run.stdout.split()
     assert version == "2" and variant in lock.find("kernels-community/relu").variants
 
 
-def test_redirected_entries_export_under_the_repo_that_holds_them(hub_env, hub_fixtures, make_project, cli) -> None:
+def test_redirected_entries_export_under_the_repo_that_holds_them(
+    hub_env, hub_fixtures, make_project, cli
+) -> None:
     lock = locked(cli, make_project('"kernels-community/relu" = 1', '"kernels-community/old-relu" = 2'))
     exported = json.loads(export_lock(lock, "kernels"))
-    assert [(e["dependency"]["repo-id"], e["dependency"]["version"], e["lock"]["commit"]) for e in exported] == [
+    assert [
+        (e["dependency"]["repo-id"], e["dependency"]["version"], e["lock"]["commit"]) for e in exported
+    ] == [
         ("kernels-community/activation", 1, hub_fixtures.activation_v1),
         ("kernels-community/relu", 1, hub_fixtures.relu_v1),
         ("kernels-community/relu", 2, hub_fixtures.relu_v2),
@@ -268,14 +309,18 @@ def test_redirected_entries_export_under_the_repo_that_holds_them(hub_env, hub_f
         export_lock(lock, "kernels-legacy")
 
 
-def test_import_of_an_untrusted_kernel_needs_the_projects_opt_in(hub_env, make_project, cli, tmp_path) -> None:
+def test_import_of_an_untrusted_kernel_needs_the_projects_opt_in(
+    hub_env, make_project, cli, tmp_path
+) -> None:
     root = make_project('"my-org/untrusted-kernel" = { version = 1, trust-remote-code = true }')
     source = tmp_path / "export.json"
     source.write_text(export_lock(locked(cli, root), "kernels-legacy"))
     target = fresh_project(tmp_path, "target")
     with pytest.raises(KernelLockError, match="not a trusted kernel publisher"):
         import_lock(source, target)
-    (target / "pyproject.toml").write_text('[tool.kernels]\ntrust-remote-code = ["my-org/untrusted-kernel"]\n')
+    (target / "pyproject.toml").write_text(
+        '[tool.kernels]\ntrust-remote-code = ["my-org/untrusted-kernel"]\n'
+    )
     result = import_lock(source, target)
     assert result.lock.kernel[0].trust == "trust-remote-code"
     assert (target / "pyproject.toml").read_text() == (

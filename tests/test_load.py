@@ -35,7 +35,7 @@ def fresh_imports() -> Iterator[None]:
     yield
     load_module._loaded.clear()
     for name in set(sys.modules) - before:
-        if name.startswith("_relu") or name.startswith("_activation"):
+        if name.startswith(("_relu", "_activation")):
             del sys.modules[name]
 
 
@@ -44,7 +44,9 @@ def synced(hub_env, make_project, cli, monkeypatch) -> Path:
     """A project with relu v1 (and v2, through the old-relu redirect) locked and synced for this machine."""
     root = make_project(*DEPS)
     assert cli("lock", "--project", str(root)).exit_code == 0
-    assert cli("sync", "--project", str(root), "--variant", CPU_VARIANT, "--variant", "torch-cpu").exit_code == 0
+    assert (
+        cli("sync", "--project", str(root), "--variant", CPU_VARIANT, "--variant", "torch-cpu").exit_code == 0
+    )
     monkeypatch.chdir(root)
     return root
 
@@ -79,7 +81,7 @@ def test_lock_discovery_order_and_not_found(synced, tmp_path, monkeypatch) -> No
         get_kernel("kernels-community/relu")
     message = str(info.value)
     assert "lockfile argument" in message and "KERNEL_LOCK_FILE" in message and "calling package" in message
-    with pytest.raises(LockfileError, match="not in kernels.lock"):
+    with pytest.raises(LockfileError, match=r"not in kernels\.lock"):
         get_kernel("kernels-community/activation", lockfile=synced / "kernels.lock")
 
 
@@ -91,18 +93,40 @@ def test_lock_from_the_installed_metadata_of_the_calling_package(synced, tmp_pat
     )
     text = (pkg / "pyproject.toml").read_text().replace('name = "proj"', 'name = "myapp"')
     (pkg / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n' + text
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        + text
         + '\n[tool.setuptools]\npackages = ["myapp"]\n'
     )
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps", "-t",
-                    str(target), str(pkg)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-build-isolation",
+            "--no-deps",
+            "-t",
+            str(target),
+            str(pkg),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     [dist_info] = target.glob("myapp-*.dist-info")
     assert (dist_info / "kernels.lock").read_bytes() == (synced / "kernels.lock").read_bytes()
     env = dict(os.environ, PYTHONPATH=str(target), HF_HUB_OFFLINE="1")
     env.pop("KERNEL_LOCK_FILE", None)
-    proc = subprocess.run([sys.executable, "-c", "import myapp; print(myapp.run())"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import myapp; print(myapp.run())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == CPU_VARIANT
 
@@ -121,7 +145,7 @@ def test_target_selects_another_variant(synced) -> None:
     with pytest.raises(NotSyncedError, match=f"sync --variant {cuda}"):
         get_kernel("kernels-community/relu", lockfile=synced / "kernels.lock", target=cuda)
     relu = get_kernel("kernels-community/relu", lockfile=synced / "kernels.lock", target=cuda, download=True)
-    assert relu.VARIANT == cuda
+    assert cuda == relu.VARIANT
 
 
 def test_loads_in_many_threads_import_once(synced) -> None:
@@ -152,17 +176,27 @@ def test_planted_bytecode_is_never_executed(synced) -> None:
     evil = compile("raise SystemExit('planted bytecode ran')", str(vdir / "layers.py"), "exec")
     source = vdir / "layers.py"
     st = source.stat()
-    header = importlib.util.MAGIC_NUMBER + b"\0\0\0\0" + int(st.st_mtime).to_bytes(4, "little") + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    header = (
+        importlib.util.MAGIC_NUMBER
+        + b"\0\0\0\0"
+        + int(st.st_mtime).to_bytes(4, "little")
+        + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    )
     import marshal
 
-    (cache / importlib.util.cache_from_source(str(source)).rsplit("/", 1)[1]).write_bytes(header + marshal.dumps(evil))
+    (cache / importlib.util.cache_from_source(str(source)).rsplit("/", 1)[1]).write_bytes(
+        header + marshal.dumps(evil)
+    )
     kernel = get_kernel("kernels-community/relu", lockfile=synced / "kernels.lock")
     assert kernel.layers.ReLU is not None
 
 
 # --- the threat model: every case refused in every mode, naming the file, importing nothing --------------
 
-def _tamper_cases(vdir: Path, other_variant: Path, other_commit: Path, outside: Path) -> dict[str, Callable[[], str]]:
+
+def _tamper_cases(
+    vdir: Path, other_variant: Path, other_commit: Path, outside: Path
+) -> dict[str, Callable[[], str]]:
     def change_byte() -> str:
         with open(vdir / "layers.py", "r+b") as f:  # through the symlink, into the blob
             first = f.read(1)
@@ -209,12 +243,31 @@ def _tamper_cases(vdir: Path, other_variant: Path, other_commit: Path, outside: 
         shutil.copytree(other_commit, vdir, symlinks=True)
         return ".py"
 
-    return {f.__name__: f for f in (change_byte, change_byte_keep_mtime, truncate, missing, extra_py,
-                                   symlink_elsewhere, swap_variant, swap_commit)}
+    return {
+        f.__name__: f
+        for f in (
+            change_byte,
+            change_byte_keep_mtime,
+            truncate,
+            missing,
+            extra_py,
+            symlink_elsewhere,
+            swap_variant,
+            swap_commit,
+        )
+    }
 
 
-CASES = ["change_byte", "change_byte_keep_mtime", "truncate", "missing", "extra_py", "symlink_elsewhere",
-         "swap_variant", "swap_commit"]
+CASES = [
+    "change_byte",
+    "change_byte_keep_mtime",
+    "truncate",
+    "missing",
+    "extra_py",
+    "symlink_elsewhere",
+    "swap_variant",
+    "swap_commit",
+]
 
 
 @pytest.mark.parametrize("mode", ["fast", "full"])
@@ -230,18 +283,26 @@ def test_tampering_is_refused(synced, tmp_path, cli, monkeypatch, mode: str, cas
     assert cli("verify", "--project", str(synced)).exit_code == 0
     outside = tmp_path / "outside"
     outside.mkdir()
-    cases = _tamper_cases(vdir, variant_dir(v1.repo_id, v1.commit, "torch-cpu"),
-                          variant_dir(v2.repo_id, v2.commit, CPU_VARIANT), outside)
+    cases = _tamper_cases(
+        vdir,
+        variant_dir(v1.repo_id, v1.commit, "torch-cpu"),
+        variant_dir(v2.repo_id, v2.commit, CPU_VARIANT),
+        outside,
+    )
     named = cases[case]()
     if loader == "verify":
         run = cli("verify", "--project", str(synced), *(["--full"] if mode == "full" else []))
         assert run.exit_code == 4 and named in run.stdout
         return
-    with pytest.raises(VerificationError) as info:
+    lockfile = synced / "kernels.lock"
+
+    def load() -> object:
         if loader == "get_kernel":
-            get_kernel("kernels-community/relu", lockfile=synced / "kernels.lock")
-        else:
-            LockedLayerRepository("kernels-community/relu", layer_name="ReLU", lockfile=synced / "kernels.lock").load()
+            return get_kernel("kernels-community/relu", lockfile=lockfile)
+        return LockedLayerRepository("kernels-community/relu", layer_name="ReLU", lockfile=lockfile).load()
+
+    with pytest.raises(VerificationError) as info:
+        load()
     message = str(info.value)
     assert "kernels-community/relu" in message and CPU_VARIANT in message and named in message
     assert kernel_ids() == set(), "no kernel code may run when verification fails"
@@ -249,7 +310,8 @@ def test_tampering_is_refused(synced, tmp_path, cli, monkeypatch, mode: str, cas
 
 # --- the kernels library's layer protocol --------------------------------------------------------------
 
-def _model() -> "torch.nn.Module":
+
+def _model() -> torch.nn.Module:
     from kernels import use_kernel_forward_from_hub
 
     @use_kernel_forward_from_hub("SiluAndMul")
@@ -273,8 +335,12 @@ def _model() -> "torch.nn.Module":
 def test_kernelize_with_a_locked_layer(synced) -> None:
     from kernels import Mode, kernelize, use_kernel_mapping
 
-    repo = LockedLayerRepository("kernels-community/relu", layer_name="SiluAndMul", lockfile=synced / "kernels.lock")
-    same = LockedLayerRepository("kernels-community/relu", layer_name="SiluAndMul", lockfile=synced / "kernels.lock")
+    repo = LockedLayerRepository(
+        "kernels-community/relu", layer_name="SiluAndMul", lockfile=synced / "kernels.lock"
+    )
+    same = LockedLayerRepository(
+        "kernels-community/relu", layer_name="SiluAndMul", lockfile=synced / "kernels.lock"
+    )
     assert repo == same and hash(repo) == hash(same) and "kernels-community/relu" in str(repo)
     model = _model()
     x = torch.randn(4, 16)
@@ -293,9 +359,13 @@ def test_kernelize_refuses_a_tampered_kernel(synced) -> None:
     v1 = lock.find("kernels-community/relu")
     with open(variant_dir(v1.repo_id, v1.commit, CPU_VARIANT) / "layers.py", "ab") as f:
         f.write(b"\nraise SystemExit('tampered kernel code ran')\n")
-    repo = LockedLayerRepository("kernels-community/relu", layer_name="SiluAndMul", lockfile=synced / "kernels.lock")
+    repo = LockedLayerRepository(
+        "kernels-community/relu", layer_name="SiluAndMul", lockfile=synced / "kernels.lock"
+    )
     model = _model()
-    with use_kernel_mapping({"SiluAndMul": {"cpu": repo}}, inherit_mapping=False):
-        with pytest.raises(VerificationError, match="layers.py: content changed"):
-            kernelize(model, mode=Mode.INFERENCE, device="cpu")
+    with (
+        use_kernel_mapping({"SiluAndMul": {"cpu": repo}}, inherit_mapping=False),
+        pytest.raises(VerificationError, match=r"layers\.py: content changed"),
+    ):
+        kernelize(model, mode=Mode.INFERENCE, device="cpu")
     assert kernel_ids() == set()

@@ -20,7 +20,15 @@ from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 
-from kernel_lock.testing import Fault, HubFixtures, LocalHub, git_blob_id, lfs_pointer, repo_files, variant_files
+from kernel_lock.testing import (
+    Fault,
+    HubFixtures,
+    LocalHub,
+    git_blob_id,
+    lfs_pointer,
+    repo_files,
+    variant_files,
+)
 from kernel_lock.testing.fixtures import RELU_V1_VARIANTS
 
 RELU = "kernels-community/relu"
@@ -30,7 +38,11 @@ KERNELS_CLI = Path(sys.executable).with_name("kernels")
 
 
 def _so_path(hub_fixtures: HubFixtures, variant: str, revision: str = "v1") -> str:
-    return next(p for p in hub_fixtures.relu.files(revision) if p.startswith(f"build/{variant}/") and p.endswith(".so"))
+    return next(
+        p
+        for p in hub_fixtures.relu.files(revision)
+        if p.startswith(f"build/{variant}/") and p.endswith(".so")
+    )
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -67,10 +79,14 @@ def test_tree_recursive_has_git_and_lfs_metadata(hub_env: LocalHub, hub_fixtures
             assert entry.lfs is None and entry.blob_id == git_blob_id(data)
     folders = {e.path for e in entries if isinstance(e, RepoFolder)}
     assert {"build", f"build/{CPU_VARIANT}", f"build/{CPU_VARIANT}/relu"} <= folders
-    build = list(HfApi().list_repo_tree(RELU, path_in_repo="build", repo_type="kernel", revision="refs/heads/v1"))
+    build = list(
+        HfApi().list_repo_tree(RELU, path_in_repo="build", repo_type="kernel", revision="refs/heads/v1")
+    )
     assert all(isinstance(e, RepoFolder) for e in build)
     assert sorted(e.path.split("/")[-1] for e in build) == sorted(RELU_V1_VARIANTS)
-    sub = list(HfApi().list_repo_tree(RELU, path_in_repo=f"build/{CPU_VARIANT}", repo_type="kernel", revision="v1"))
+    sub = list(
+        HfApi().list_repo_tree(RELU, path_in_repo=f"build/{CPU_VARIANT}", repo_type="kernel", revision="v1")
+    )
     direct = {p for p in files if p.startswith(f"build/{CPU_VARIANT}/") and p.count("/") == 2}
     assert {e.path for e in sub} == direct | {f"build/{CPU_VARIANT}/relu"}
     with pytest.raises(EntryNotFoundError):
@@ -87,13 +103,17 @@ def test_tree_pagination_follows_cursor(hub_env: LocalHub) -> None:
     assert len(entries) == len(files) + 2  # + build, build/torch-universal
     tree_calls = [r for r in hub_env.requests if "/tree/" in r.path]
     assert len(tree_calls) == 2 and "cursor" in tree_calls[1].query
-    expanded = list(HfApi().list_repo_tree("kernels-community/big", repo_type="kernel", revision=sha, expand=True))
+    expanded = list(
+        HfApi().list_repo_tree("kernels-community/big", repo_type="kernel", revision=sha, expand=True)
+    )
     assert expanded[0].last_commit is not None and expanded[0].last_commit.oid == sha
 
 
 def test_paths_info(hub_env: LocalHub, hub_fixtures: HubFixtures) -> None:
     so = _so_path(hub_fixtures, CUDA_VARIANT)
-    infos = HfApi().get_paths_info(RELU, ["README.md", "build", so, "missing.txt"], repo_type="kernel", revision="v1")
+    infos = HfApi().get_paths_info(
+        RELU, ["README.md", "build", so, "missing.txt"], repo_type="kernel", revision="v1"
+    )
     by_path = {i.path: i for i in infos}
     assert set(by_path) == {"README.md", "build", so}
     assert isinstance(by_path["build"], RepoFolder)
@@ -118,7 +138,9 @@ def test_hf_hub_download_regular_and_lfs(hub_env: LocalHub, hub_fixtures: HubFix
     assert Path(path).resolve().name == hashlib.sha256(files[so]).hexdigest()  # blob named by X-Linked-Etag
     head, get = hub_env.requests
     assert (head.method, head.status) == ("HEAD", 302) and head.path.endswith(so)
-    assert (get.method, get.status, get.bytes_sent) == ("GET", 200, len(files[so])) and get.path.startswith("/cdn/")
+    assert (get.method, get.status, get.bytes_sent) == ("GET", 200, len(files[so])) and get.path.startswith(
+        "/cdn/"
+    )
 
 
 def test_download_errors_are_classified(hub_env: LocalHub, hub_fixtures: HubFixtures) -> None:
@@ -139,7 +161,9 @@ def test_download_errors_are_classified(hub_env: LocalHub, hub_fixtures: HubFixt
 
 
 def test_snapshot_download_allow_patterns(hub_env: LocalHub, hub_fixtures: HubFixtures) -> None:
-    folder = snapshot_download(RELU, repo_type="kernel", revision="v1", allow_patterns=[f"build/{CUDA_VARIANT}/*"])
+    folder = snapshot_download(
+        RELU, repo_type="kernel", revision="v1", allow_patterns=[f"build/{CUDA_VARIANT}/*"]
+    )
     got = {p.relative_to(folder).as_posix(): p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
     want = {p: d for p, d in hub_fixtures.relu.files("v1").items() if p.startswith(f"build/{CUDA_VARIANT}/")}
     assert got == want
@@ -162,7 +186,9 @@ def test_fixture_kernel_imports_and_runs_on_cpu(tmp_path: Path) -> None:
     import torch
     from kernels._rust import Metadata
 
-    files = variant_files(CUDA_VARIANT, kernel_depends=[("kernels-community/activation", 1)], python_depends=["einops"])
+    files = variant_files(
+        CUDA_VARIANT, kernel_depends=[("kernels-community/activation", 1)], python_depends=["einops"]
+    )
     for rel, data in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
@@ -201,7 +227,9 @@ def _kernels(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_kernels_cli_versions_lock_download(hub_env: LocalHub, hub_fixtures: HubFixtures, tmp_path: Path) -> None:
+def test_kernels_cli_versions_lock_download(
+    hub_env: LocalHub, hub_fixtures: HubFixtures, tmp_path: Path
+) -> None:
     versions = _kernels("versions", RELU, cwd=tmp_path)
     assert "Version 1:" in versions.stdout and "Version 2:" in versions.stdout
     assert CPU_VARIANT in versions.stdout
@@ -257,7 +285,7 @@ def test_corrupt_truncate_wrong_commit_reset(local_hub: LocalHub, hub_fixtures: 
     local_hub.add_fault(Fault("corrupt", match=r"__init__\.py$"))
     _, headers, body = _get(url)
     assert len(body) == len(original) and body != original
-    assert sum(a != b for a, b in zip(body, original)) == 1
+    assert sum(a != b for a, b in zip(body, original, strict=False)) == 1
     assert _get(url)[2] == original
 
     local_hub.add_fault(Fault("wrong_commit", match=r"__init__\.py$"))
@@ -281,12 +309,17 @@ def test_corrupt_truncate_wrong_commit_reset(local_hub: LocalHub, hub_fixtures: 
     assert _get(url)[2] == original
 
 
-def test_truncated_download_restarts_small_and_resumes_large(hub_env: LocalHub, hub_fixtures: HubFixtures) -> None:
+def test_truncated_download_restarts_small_and_resumes_large(
+    hub_env: LocalHub, hub_fixtures: HubFixtures
+) -> None:
     so = _so_path(hub_fixtures, CUDA_VARIANT)
     hub_env.add_fault(Fault("truncate", match=r"^/cdn/"))
     path = hf_hub_download(RELU, so, repo_type="kernel", revision="v1")
     assert Path(path).read_bytes() == hub_fixtures.relu.files("v1")[so]
-    assert [r.status for r in hub_env.requests if r.path.startswith("/cdn/")] == [200, 200]  # < 10 MiB: from 0
+    assert [r.status for r in hub_env.requests if r.path.startswith("/cdn/")] == [
+        200,
+        200,
+    ]  # < 10 MiB: from 0
 
     big = hub_env.create_repo("kernels-community/big-so", repo_type="kernel")
     files = repo_files([CUDA_VARIANT], name="big-so", so_size=24 * 1024 * 1024)
@@ -340,7 +373,9 @@ def test_override_tree_and_stop(hub_fixtures: HubFixtures) -> None:
     hub = LocalHub()
     repo = hub.create_repo("kernels-community/hostile", repo_type="kernel")
     sha = repo.commit({"build/torch-cpu/__init__.py": b"x = 1\n"}, message="one")
-    assert sha == LocalHub().create_repo("a/b").commit({"build/torch-cpu/__init__.py": b"x = 1\n"}, message="one")
+    assert sha == LocalHub().create_repo("a/b").commit(
+        {"build/torch-cpu/__init__.py": b"x = 1\n"}, message="one"
+    )
     fake = {"type": "file", "oid": "1" * 40, "size": 3, "path": "build/torch-cpu/__init__.py"}
     repo.override_tree(sha, [{"type": "directory", "oid": "2" * 40, "size": 0, "path": "build"}, fake])
     with hub:

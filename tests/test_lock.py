@@ -41,10 +41,15 @@ def served_files(hub: LocalHub, repo_id: str, commit: str) -> tuple[dict[str, by
     from huggingface_hub import HfApi, hf_hub_download
 
     api = HfApi(endpoint=hub.url)
-    entries = [e for e in api.list_repo_tree(repo_id, "build", recursive=True, revision=commit, repo_type="kernel")
-               if hasattr(e, "lfs")]
-    files = {e.path: Path(hf_hub_download(repo_id, e.path, repo_type="kernel", revision=commit)).read_bytes()
-             for e in entries}
+    entries = [
+        e
+        for e in api.list_repo_tree(repo_id, "build", recursive=True, revision=commit, repo_type="kernel")
+        if hasattr(e, "lfs")
+    ]
+    files = {
+        e.path: Path(hf_hub_download(repo_id, e.path, repo_type="kernel", revision=commit)).read_bytes()
+        for e in entries
+    }
     return files, {e.path for e in entries if e.lfs}
 
 
@@ -54,10 +59,15 @@ def test_lock_pins_branch_heads_and_hashes_served_bytes(hub_env, hub_fixtures, m
     assert run.exit_code == 0, run.stderr
     lock = read_lock(root / "kernels.lock")
     by_repo = lock.by_requested_repo()
-    assert by_repo["kernels-community/relu"].commit == hub_fixtures.relu.branches["v1"] == hub_fixtures.relu_v1
+    assert (
+        by_repo["kernels-community/relu"].commit == hub_fixtures.relu.branches["v1"] == hub_fixtures.relu_v1
+    )
     assert by_repo["kernels-community/activation"].commit == hub_fixtures.activation_v1
     redirected = by_repo["kernels-community/old-relu"]
-    assert (redirected.repo_id, redirected.redirected_from) == ("kernels-community/relu", "kernels-community/old-relu")
+    assert (redirected.repo_id, redirected.redirected_from) == (
+        "kernels-community/relu",
+        "kernels-community/old-relu",
+    )
     assert redirected.commit == hub_fixtures.relu_v2 and redirected.ref == "v2"
     for entry in lock.kernel:
         files, lfs = served_files(hub_env, entry.repo_id, entry.commit)
@@ -81,11 +91,17 @@ def test_relock_is_byte_identical_and_check_passes(hub_env, make_project, cli) -
     assert check.exit_code == 0 and check.json()["up_to_date"] is True
 
 
-def test_locked_commit_survives_a_moved_branch_until_upgrade(hub_env, hub_fixtures, make_project, cli) -> None:
+def test_locked_commit_survives_a_moved_branch_until_upgrade(
+    hub_env, hub_fixtures, make_project, cli
+) -> None:
     root = make_project(RELU, ACTIVATION)
     cli("lock", "--project", str(root))
-    moved = hub_fixtures.relu.commit(repo_files(["torch-universal"], seed="moved"), branch="v1", message="move v1")
-    hub_fixtures.activation.commit(repo_files(["torch-cpu"], name="activation", seed="m"), branch="v1", message="m")
+    moved = hub_fixtures.relu.commit(
+        repo_files(["torch-universal"], seed="moved"), branch="v1", message="move v1"
+    )
+    hub_fixtures.activation.commit(
+        repo_files(["torch-cpu"], name="activation", seed="m"), branch="v1", message="m"
+    )
     assert cli("lock", "--project", str(root)).exit_code == 0
     assert read_lock(root / "kernels.lock").find("kernels-community/relu").commit == hub_fixtures.relu_v1
 
@@ -96,7 +112,10 @@ def test_locked_commit_survives_a_moved_branch_until_upgrade(hub_env, hub_fixtur
     assert lock.find("kernels-community/activation").commit == hub_fixtures.activation_v1
 
     assert cli("lock", "--upgrade", "--project", str(root)).exit_code == 0
-    assert read_lock(root / "kernels.lock").find("kernels-community/activation").commit == hub_fixtures.activation.branches["v1"]
+    assert (
+        read_lock(root / "kernels.lock").find("kernels-community/activation").commit
+        == hub_fixtures.activation.branches["v1"]
+    )
 
 
 def test_changed_added_and_removed_requirements(hub_env, hub_fixtures, make_project, cli) -> None:
@@ -109,7 +128,9 @@ def test_changed_added_and_removed_requirements(hub_env, hub_fixtures, make_proj
     assert "asks for revision v1.0.0, the lock has version 1" in check.stderr
     run = cli("lock", "--project", str(root), "--json")
     assert run.exit_code == 0
-    assert run.json()["updated"] == ["kernels-community/relu"] and run.json()["removed"] == ["kernels-community/activation"]
+    assert run.json()["updated"] == ["kernels-community/relu"] and run.json()["removed"] == [
+        "kernels-community/activation"
+    ]
     lock = read_lock(root / "kernels.lock")
     assert [k.requested_repo for k in lock.kernel] == ["kernels-community/relu"]
     assert lock.kernel[0].commit == hub_fixtures.relu_v1_first and lock.kernel[0].ref == "v1.0.0"
@@ -124,7 +145,11 @@ def test_changed_added_and_removed_requirements(hub_env, hub_fixtures, make_proj
         ('"kernels-community/relu" = 9', 2, "has no version 9 (no branch v9). Available versions: 1, 2"),
         ('"kernels-community/nope" = 1', 2, "Kernel repository kernels-community/nope not found"),
         ('"kernels-community/legacy-model-kernel" = 1', 2, "is a model-type repository"),
-        ('"kernels-community/relu" = { revision = "no-such-branch" }', 2, "has no branch or tag 'no-such-branch'"),
+        (
+            '"kernels-community/relu" = { revision = "no-such-branch" }',
+            2,
+            "has no branch or tag 'no-such-branch'",
+        ),
         ('"kernels-community/relu" = { revision = "' + "0" * 40 + '" }', 2, "Revision not found"),
         ('"kernels-community/relu" = ">=0.0.2 && <0.1.0"', 2, "no longer supported"),
         ('"kernels-community/relu" = {}', 2, "has no version"),
@@ -147,8 +172,12 @@ def test_hub_down_is_a_clean_error_in_a_real_process(hub_env, make_project, monk
     url = hub_env.url
     hub_env.stop()
     monkeypatch.setenv("HF_ENDPOINT", url)
-    proc = subprocess.run([sys.executable, "-m", "kernel_lock", "lock", "--project", str(root)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "lock", "--project", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 3, proc.stderr
     assert "Cannot reach the Hub" in proc.stderr and "Traceback" not in proc.stderr
     assert not (root / "kernels.lock").exists()
@@ -162,7 +191,9 @@ def test_missing_pyproject_and_table_in_the_cli(tmp_path, cli) -> None:
     assert run.exit_code == 2 and "no [tool.kernels] table" in run.stderr
 
 
-def test_migration_help_range_specifier_names_the_majors_and_newer_version_notice(hub_env, make_project, cli) -> None:
+def test_migration_help_range_specifier_names_the_majors_and_newer_version_notice(
+    hub_env, make_project, cli
+) -> None:
     root = make_project('"kernels-community/relu" = ">=0.0.2 && <0.1.0"')
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 2

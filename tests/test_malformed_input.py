@@ -71,8 +71,28 @@ TOML_VALUES = st.recursive(
 )
 VALID_REPO_IDS = ["kernels-community/relu", "a/b", "org.x/name_y", "A1/b-2", "my-org/untrusted-kernel"]
 NEAR_REPO_IDS = [
-    "org", "org/name/extra", "org--x/y", "org/x--y", "a/..", "../b", "/b", "a/", "", " a/b", "a/b ", "-a/b",
-    "a/b-", ".a/b", "a/.b", "a b/c", "a/b\t", "a\\b", "org/" + "n" * 97, "ä/b", "a/bä", "a/b\x00",
+    "org",
+    "org/name/extra",
+    "org--x/y",
+    "org/x--y",
+    "a/..",
+    "../b",
+    "/b",
+    "a/",
+    "",
+    " a/b",
+    "a/b ",
+    "-a/b",
+    "a/b-",
+    ".a/b",
+    "a/.b",
+    "a b/c",
+    "a/b\t",
+    "a\\b",
+    "org/" + "n" * 97,
+    "ä/b",
+    "a/bä",
+    "a/b\x00",
 ]
 REPO_KEYS = st.one_of(st.sampled_from(VALID_REPO_IDS + NEAR_REPO_IDS), TOML_KEYS)
 DEP_TABLES = st.dictionaries(
@@ -85,12 +105,16 @@ DEP_VALUES = st.one_of(
     st.sampled_from([">=0.0.2 && <0.1.0", "1", "^1.0", "", "v1", "main"]),
     DEP_TABLES,
     st.fixed_dictionaries({"version": st.one_of(st.integers(-2, 5), TOML_SCALARS)}),
-    st.fixed_dictionaries({"revision": st.one_of(st.sampled_from(["main", "v1.0.0", " ", "", "0" * 40]), TOML_SCALARS)}),
+    st.fixed_dictionaries(
+        {"revision": st.one_of(st.sampled_from(["main", "v1.0.0", " ", "", "0" * 40]), TOML_SCALARS)}
+    ),
     TOML_VALUES,
 )
 KERNELS_TABLES = st.one_of(
     st.fixed_dictionaries({"dependencies": st.dictionaries(REPO_KEYS, DEP_VALUES, max_size=4)}),
-    st.dictionaries(st.sampled_from(["dependencies", "dependency", "deps", "version"]), TOML_VALUES, max_size=2),
+    st.dictionaries(
+        st.sampled_from(["dependencies", "dependency", "deps", "version"]), TOML_VALUES, max_size=2
+    ),
     TOML_VALUES,
 )
 
@@ -109,7 +133,11 @@ def mutated_text(draw: st.DrawFn, base: str) -> str:
             j = draw(st.integers(i, min(len(text), i + 20)))
             text = text[:i] + text[j:]
         elif kind == "insert":
-            text = text[:i] + draw(st.text(alphabet=st.sampled_from(list("=[]{}\"'.,#\n 0123456789abc-/\\")), max_size=6)) + text[i:]
+            text = (
+                text[:i]
+                + draw(st.text(alphabet=st.sampled_from(list("=[]{}\"'.,#\n 0123456789abc-/\\")), max_size=6))
+                + text[i:]
+            )
         elif kind == "replace":
             text = text[:i] + draw(st.characters()) + text[i + 1 :]
         else:
@@ -128,15 +156,28 @@ def valid_lock() -> Lock:
     return Lock(
         kernel=[
             LockedKernel(
-                repo_id="kernels-community/activation", version=1, ref="v1", commit="a" * 40,
-                variants={"torch-cpu": "sha256-" + "1" * 64, "torch213-cxx11-cpu-x86_64-linux": "sha256-" + "2" * 64},
+                repo_id="kernels-community/activation",
+                version=1,
+                ref="v1",
+                commit="a" * 40,
+                variants={
+                    "torch-cpu": "sha256-" + "1" * 64,
+                    "torch213-cxx11-cpu-x86_64-linux": "sha256-" + "2" * 64,
+                },
             ),
             LockedKernel(
-                repo_id="kernels-community/relu", redirected_from="kernels-community/old-relu", version=2, ref="v2",
-                commit="b" * 40, variants={"torch-universal": "sha256-" + "3" * 64},
+                repo_id="kernels-community/relu",
+                redirected_from="kernels-community/old-relu",
+                version=2,
+                ref="v2",
+                commit="b" * 40,
+                variants={"torch-universal": "sha256-" + "3" * 64},
             ),
             LockedKernel(
-                repo_id="my-org/k", revision="v1.0.0", ref="v1.0.0", commit="c" * 40,
+                repo_id="my-org/k",
+                revision="v1.0.0",
+                ref="v1.0.0",
+                commit="c" * 40,
                 variants={"torch-stable-abi210-cu128-x86_64-linux": "sha256-" + "4" * 64},
             ),
         ]
@@ -157,9 +198,13 @@ def mutated_lock_data(draw: st.DrawFn) -> dict:
     """The valid lock's data with one to three structural changes (dropped, retyped, added or duplicated parts)."""
     data = copy.deepcopy(VALID_LOCK_DATA)
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["top", "kernel-drop", "kernel-set", "kernel-add", "variants", "dup", "kernels"]))
+        kind = draw(
+            st.sampled_from(["top", "kernel-drop", "kernel-set", "kernel-add", "variants", "dup", "kernels"])
+        )
         kernels = data.get("kernel") if isinstance(data.get("kernel"), list) else []
-        entry = draw(st.sampled_from(kernels)) if kernels and all(isinstance(k, dict) for k in kernels) else None
+        entry = (
+            draw(st.sampled_from(kernels)) if kernels and all(isinstance(k, dict) for k in kernels) else None
+        )
         if kind == "top":
             data[draw(st.sampled_from(["version", "kernel", "extra"]))] = draw(TOML_VALUES)
         elif kind == "kernels":
@@ -169,15 +214,37 @@ def mutated_lock_data(draw: st.DrawFn) -> dict:
         elif kind == "kernel-drop" and entry:
             entry.pop(draw(st.sampled_from(sorted(entry))))
         elif kind == "kernel-set":
-            key = draw(st.sampled_from(["repo-id", "version", "revision", "redirected-from", "ref", "commit", "hash-type", "variants"]))
-            entry[key] = draw(st.one_of(TOML_VALUES, st.sampled_from(NEAR_REPO_IDS + VALID_REPO_IDS + ["0" * 40, "A" * 40, "0" * 39])))
+            key = draw(
+                st.sampled_from(
+                    [
+                        "repo-id",
+                        "version",
+                        "revision",
+                        "redirected-from",
+                        "ref",
+                        "commit",
+                        "hash-type",
+                        "variants",
+                    ]
+                )
+            )
+            entry[key] = draw(
+                st.one_of(
+                    TOML_VALUES,
+                    st.sampled_from(NEAR_REPO_IDS + VALID_REPO_IDS + ["0" * 40, "A" * 40, "0" * 39]),
+                )
+            )
         elif kind == "kernel-add":
             entry[draw(TOML_KEYS)] = draw(TOML_VALUES)
         elif kind == "variants":
             variants = entry.setdefault("variants", {})
             if isinstance(variants, dict):
                 name = draw(st.one_of(st.sampled_from(["torch-cpu", "", "x"]), TOML_KEYS))
-                variants[name] = draw(st.one_of(st.sampled_from(["sha256-" + "0" * 64, "sha256-" + "0" * 63, "sha1-x"]), TOML_VALUES))
+                variants[name] = draw(
+                    st.one_of(
+                        st.sampled_from(["sha256-" + "0" * 64, "sha256-" + "0" * 63, "sha1-x"]), TOML_VALUES
+                    )
+                )
         elif kind == "dup":
             kernels.append(copy.deepcopy(entry))
     return data
@@ -192,26 +259,78 @@ def toml_text(data: object) -> str | None:
 
 
 VARIANT_PARTS = [
-    "torch", "torch210", "torch29", "torch2", "torch1234", "torch-stable-abi210", "torch-stable-abi29", "cxx11", "cxx98",
-    "cu128", "cu126", "cu130", "cu", "cu1", "rocm71", "rocm", "xpu20253", "cann81", "cpu", "metal", "neuron", "tpu",
-    "cuda", "universal", "x86_64", "aarch64", "arm64", "linux", "darwin", "windows", "tvm", "ffi01", "tvm-ffi01",
-    "stable", "abi210", "", "13", "٣", "\n",
+    "torch",
+    "torch210",
+    "torch29",
+    "torch2",
+    "torch1234",
+    "torch-stable-abi210",
+    "torch-stable-abi29",
+    "cxx11",
+    "cxx98",
+    "cu128",
+    "cu126",
+    "cu130",
+    "cu",
+    "cu1",
+    "rocm71",
+    "rocm",
+    "xpu20253",
+    "cann81",
+    "cpu",
+    "metal",
+    "neuron",
+    "tpu",
+    "cuda",
+    "universal",
+    "x86_64",
+    "aarch64",
+    "arm64",
+    "linux",
+    "darwin",
+    "windows",
+    "tvm",
+    "ffi01",
+    "tvm-ffi01",
+    "stable",
+    "abi210",
+    "",
+    "13",
+    "٣",
+    "\n",
 ]
 VARIANT_NAMES = st.one_of(
-    st.lists(st.one_of(st.sampled_from(VARIANT_PARTS), st.text(max_size=4)), min_size=1, max_size=6).map("-".join),
+    st.lists(st.one_of(st.sampled_from(VARIANT_PARTS), st.text(max_size=4)), min_size=1, max_size=6).map(
+        "-".join
+    ),
     st.text(max_size=30),
-    st.sampled_from(["torch-cpu", "torch-universal", "torch210-cxx11-cu128-x86_64-linux", "torch-stable-abi210-cu128-x86_64-linux"]),
+    st.sampled_from(
+        [
+            "torch-cpu",
+            "torch-universal",
+            "torch210-cxx11-cu128-x86_64-linux",
+            "torch-stable-abi210-cu128-x86_64-linux",
+        ]
+    ),
 )
 TARGET_SPECS = st.one_of(
-    st.lists(st.one_of(st.sampled_from(VARIANT_PARTS), st.text(max_size=4)), min_size=1, max_size=6).map("-".join),
+    st.lists(st.one_of(st.sampled_from(VARIANT_PARTS), st.text(max_size=4)), min_size=1, max_size=6).map(
+        "-".join
+    ),
     st.text(max_size=30),
 )
 GOOD_TARGETS = [
     parse_target(spec)
     for spec in (
-        "torch210-cxx11-cu128-x86_64-linux", "torch213-cxx11-cpu-x86_64-linux", "torch213-cxx98-cu126-x86_64-linux",
-        "torch213-metal-aarch64-darwin", "torch212-cxx11-rocm72-x86_64-linux", "torch213-cxx11-xpu20260-x86_64-linux",
-        "torch29-cpu-x86_64-windows", "torch213-cxx11-cann81-aarch64-linux", "torch213-cxx11-cu132-aarch64-linux",
+        "torch210-cxx11-cu128-x86_64-linux",
+        "torch213-cxx11-cpu-x86_64-linux",
+        "torch213-cxx98-cu126-x86_64-linux",
+        "torch213-metal-aarch64-darwin",
+        "torch212-cxx11-rocm72-x86_64-linux",
+        "torch213-cxx11-xpu20260-x86_64-linux",
+        "torch29-cpu-x86_64-windows",
+        "torch213-cxx11-cann81-aarch64-linux",
+        "torch213-cxx11-cu132-aarch64-linux",
     )
 ]
 
@@ -234,7 +353,7 @@ def test_parse_kernels_table_fails_only_with_config_errors(table: object) -> Non
         warnings.simplefilter("ignore")
         try:
             deps = parse_kernels_table(table, where="pyproject.toml")
-        except Exception as exc:  # noqa: BLE001 - the property under test
+        except Exception as exc:
             assert_our_error(exc, ConfigError)
             return
     assert list(deps) == sorted(deps)
@@ -247,7 +366,9 @@ def test_parse_kernels_table_fails_only_with_config_errors(table: object) -> Non
 @given(
     text=st.one_of(
         mutated_text(VALID_PYPROJECT),
-        KERNELS_TABLES.map(lambda t: toml_text({"project": {"name": "p"}, "tool": {"kernels": t}})).filter(bool),
+        KERNELS_TABLES.map(lambda t: toml_text({"project": {"name": "p"}, "tool": {"kernels": t}})).filter(
+            bool
+        ),
         st.builds(lambda t: toml_text({"tool": t}), TOML_VALUES).filter(bool),
     ),
     raw=st.one_of(st.none(), st.binary(max_size=40)),
@@ -267,21 +388,25 @@ def test_load_project_on_generated_files(text: str, raw: bytes | None) -> None:
             warnings.simplefilter("ignore")
             try:
                 project = load_project(tmp)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 assert_our_error(exc, ConfigError)
                 return
         assert all(is_repo_id(r) for r in project.dependencies)
 
 
 @fuzz(400)
-@given(repo_id=st.one_of(REPO_KEYS, st.text(max_size=40), st.integers(), st.none(), st.lists(st.text(max_size=3), max_size=2)))
+@given(
+    repo_id=st.one_of(
+        REPO_KEYS, st.text(max_size=40), st.integers(), st.none(), st.lists(st.text(max_size=3), max_size=2)
+    )
+)
 def test_repo_ids_are_checked_without_crashing(repo_id: object) -> None:
     COUNTS["repo_ids"] += 1
     valid = is_repo_id(repo_id)
     assert isinstance(valid, bool)
     try:
         dep = parse_dependency(repo_id, 1, where="pyproject.toml")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert_our_error(exc, ConfigError)
         assert not valid
         return
@@ -301,7 +426,7 @@ def test_repo_id_with_trailing_newline_is_refused(repo_id: str) -> None:
 def check_parse_lock(text: str) -> Lock | None:
     try:
         lock = parse_lock(text, where="kernels.lock")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert_our_error(exc, LockfileError)
         assert "kernels.lock" in str(exc)
         return None
@@ -325,7 +450,13 @@ def test_parse_lock_on_structurally_mutated_locks(data: dict) -> None:
 
 
 @fuzz(300)
-@given(text=st.one_of(mutated_text(VALID_LOCK_TEXT), st.text(max_size=60), TOML_VALUES.map(lambda v: toml_text({"version": 1, "kernel": v}) or "")))
+@given(
+    text=st.one_of(
+        mutated_text(VALID_LOCK_TEXT),
+        st.text(max_size=60),
+        TOML_VALUES.map(lambda v: toml_text({"version": 1, "kernel": v}) or ""),
+    )
+)
 @example(text="version = 1\nkernel = 3\n")
 @example(text="version = 2\n")
 @example(text='version = "1"\n')
@@ -360,7 +491,7 @@ def test_parse_variant_fails_only_with_variant_errors(name: str) -> None:
     COUNTS["variant_names"] += 1
     try:
         v = parse_variant(name)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert_our_error(exc, VariantError)
         assert repr(name) in str(exc)
         return
@@ -379,7 +510,7 @@ def test_rank_and_select_variants_never_crash(names: list[str], target: Target) 
         assert d.accepted == (d.reason is None)
     try:
         chosen = select_variant(names, target, repo_id="org/name")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert_our_error(exc, VariantError)
         assert not any(accepted)
         for name in names:
@@ -400,7 +531,7 @@ def test_parse_target_fails_only_with_variant_errors(spec: str) -> None:
     COUNTS["targets"] += 1
     try:
         target = parse_target(spec)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert_our_error(exc, VariantError)
         return
     # A parsed target describes itself and round-trips through its spec.
@@ -447,10 +578,14 @@ def expected_config_failure(path: Path) -> bool:
 
 
 @fuzz(150)
-@given(text=st.one_of(
-    mutated_text(VALID_PYPROJECT),
-    KERNELS_TABLES.map(lambda t: toml_text({"project": {"name": "p"}, "tool": {"kernels": t}})).filter(bool),
-))
+@given(
+    text=st.one_of(
+        mutated_text(VALID_PYPROJECT),
+        KERNELS_TABLES.map(lambda t: toml_text({"project": {"name": "p"}, "tool": {"kernels": t}})).filter(
+            bool
+        ),
+    )
+)
 def test_lock_check_exits_2_on_bad_pyproject(cli_env: Path, text: str) -> None:
     COUNTS["cli_runs"] += 1
     with tempfile.TemporaryDirectory(dir=cli_env) as tmp:
@@ -471,11 +606,19 @@ def test_lock_check_exits_2_on_bad_pyproject(cli_env: Path, text: str) -> None:
         mutated_text(VALID_LOCK_TEXT),
         st.text(max_size=40),
     ),
-    command=st.sampled_from([("verify",), ("verify", "--all-variants", "--full"), ("sync", "--frozen"),
-                             ("sync", "--frozen", "--all-variants")]),
+    command=st.sampled_from(
+        [
+            ("verify",),
+            ("verify", "--all-variants", "--full"),
+            ("sync", "--frozen"),
+            ("sync", "--frozen", "--all-variants"),
+        ]
+    ),
 )
 @example(text="version = 1\nkernel = 3\n", command=("verify",))
-def test_verify_and_frozen_sync_exit_2_on_a_bad_lock(cli_env: Path, text: str, command: tuple[str, ...]) -> None:
+def test_verify_and_frozen_sync_exit_2_on_a_bad_lock(
+    cli_env: Path, text: str, command: tuple[str, ...]
+) -> None:
     try:
         parse_lock(text, where="kernels.lock")
     except LockfileError:
@@ -496,7 +639,10 @@ def test_verify_and_frozen_sync_exit_2_on_a_bad_lock(cli_env: Path, text: str, c
     [
         ({"pyproject.toml": b"\xff\xfe not utf-8"}, ("lock", "--check")),
         ({"pyproject.toml": b"[tool.kernels"}, ("lock", "--check")),
-        ({"pyproject.toml": b"[tool.kernels.dependencies]\n'kernels-community/relu' = '>=0.1'\n"}, ("lock", "--check")),
+        (
+            {"pyproject.toml": b"[tool.kernels.dependencies]\n'kernels-community/relu' = '>=0.1'\n"},
+            ("lock", "--check"),
+        ),
         ({"pyproject.toml": b"[tool.kernels.dependencies]\n'kernels-community/relu' = {}\n"}, ("sync",)),
         ({"kernels.lock": b"\xff\xfe"}, ("verify",)),
         ({"kernels.lock": b"version = 1\n[[kernel]]\nrepo-id = 'a/b'\n"}, ("sync", "--frozen")),
@@ -504,11 +650,19 @@ def test_verify_and_frozen_sync_exit_2_on_a_bad_lock(cli_env: Path, text: str, c
         ({}, ("sync", "--frozen")),
         ({"kernels.lock": VALID_LOCK_TEXT.encode()}, ("sync", "--frozen", "--target", "torch99-nope")),
         ({"kernels.lock": VALID_LOCK_TEXT.encode()}, ("verify", "--torch", "2.x", "--cuda", "12.8")),
-        ({"kernels.lock": VALID_LOCK_TEXT.encode()}, ("verify", "--torch", "2.10", "--cuda", "12.8", "--cpu")),
-        ({"kernels.lock": VALID_LOCK_TEXT.encode()}, ("verify", "--target", "torch210-cpu-x86_64-linux", "--torch", "2.1")),
+        (
+            {"kernels.lock": VALID_LOCK_TEXT.encode()},
+            ("verify", "--torch", "2.10", "--cuda", "12.8", "--cpu"),
+        ),
+        (
+            {"kernels.lock": VALID_LOCK_TEXT.encode()},
+            ("verify", "--target", "torch210-cpu-x86_64-linux", "--torch", "2.1"),
+        ),
     ],
 )
-def test_cli_bad_input_examples_exit_2(cli_env: Path, tmp_path: Path, files: dict[str, bytes], args: tuple[str, ...]) -> None:
+def test_cli_bad_input_examples_exit_2(
+    cli_env: Path, tmp_path: Path, files: dict[str, bytes], args: tuple[str, ...]
+) -> None:
     COUNTS["cli_runs"] += 1
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)

@@ -24,7 +24,12 @@ def test_example_lock_and_config_validate() -> None:
     lock_schema = json.loads((ROOT / "schemas" / "kernels-lock.schema.json").read_text())
     jsonschema.validate(tomllib.loads((ROOT / "kernels.lock.example").read_text()), lock_schema)
     tool_schema = json.loads((ROOT / "schemas" / "tool-kernels.schema.json").read_text())
-    table = {"dependencies": {"kernels-community/relu": 1, "org/k": {"revision": "main", "trust-remote-code": True}}}
+    table = {
+        "dependencies": {
+            "kernels-community/relu": 1,
+            "org/k": {"revision": "main", "trust-remote-code": True},
+        }
+    }
     jsonschema.validate(table, tool_schema)
     bad = {"dependencies": {"org/k": {"versoin": 1}}}
     try:

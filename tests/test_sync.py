@@ -46,7 +46,10 @@ def test_sync_for_the_detected_cpu_environment(locked, cli) -> None:
         ("kernels-community/relu", CPU_VARIANT, "ok"),
         ("kernels-community/activation", CPU_VARIANT, "ok"),
     }
-    assert synced_variants() == {("kernels-community/relu", CPU_VARIANT), ("kernels-community/activation", CPU_VARIANT)}
+    assert synced_variants() == {
+        ("kernels-community/relu", CPU_VARIANT),
+        ("kernels-community/activation", CPU_VARIANT),
+    }
     assert cli("verify", "--project", str(locked)).exit_code == 0
 
 
@@ -77,7 +80,9 @@ def test_several_variants_and_all_variants(locked, cli) -> None:
     assert run.exit_code == 0, run.stderr
     every = {(k.repo_id, v) for k in lock.kernel for v in k.variants}
     assert synced_variants() == every
-    assert all(v["status"] == "ok" for v in run.json()["variants"]) and len(run.json()["variants"]) == len(every)
+    assert all(v["status"] == "ok" for v in run.json()["variants"]) and len(run.json()["variants"]) == len(
+        every
+    )
     assert cli("verify", "--project", str(locked), "--all-variants", "--full").exit_code == 0
 
 
@@ -93,8 +98,12 @@ def test_noop_sync_makes_no_request_even_offline(locked, hub_env, cli, monkeypat
     assert run.exit_code == 0 and run.json()["downloaded_files"] == 0
     assert hub_env.requests == []
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    proc = subprocess.run([sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert hub_env.requests == []
 
@@ -142,19 +151,31 @@ def test_hub_listing_that_disagrees_with_the_lock(locked, hub_fixtures, cli) -> 
 def test_killed_sync_then_sync_ends_verified(locked, hub_env) -> None:
     hub_env.latency = 0.05
     env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked), "--all-variants"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked), "--all-variants"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 30
     while time.time() < deadline and sum(r.path.count("/resolve/") for r in hub_env.requests) < 10:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     hub_env.latency = 0
-    done = subprocess.run([sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked), "--all-variants"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked), "--all-variants"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
-    verify = subprocess.run([sys.executable, "-m", "kernel_lock", "verify", "--project", str(locked), "--all-variants",
-                             "--full"], capture_output=True, text=True, timeout=120)
+    verify = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "verify", "--project", str(locked), "--all-variants", "--full"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -195,5 +216,6 @@ def test_kernel_lock_target_declares_the_default_environment(locked, cli, monkey
     run = cli("sync", "--project", str(locked), "--json")
     assert run.exit_code == 0, run.stderr
     assert {v["variant"] for v in run.json()["variants"]} == {
-        "torch-stable-abi210-cu128-x86_64-linux", "torch213-cxx11-cu126-x86_64-linux"
+        "torch-stable-abi210-cu128-x86_64-linux",
+        "torch213-cxx11-cu126-x86_64-linux",
     }

@@ -19,7 +19,9 @@ from kernel_lock.testing import LocalHub
 VARIANT = "torch-cpu"
 
 
-def kernel(name: str, *, depends: list[tuple[str, int]] = (), python: list[str] = (), version: int = 1) -> dict[str, bytes]:
+def kernel(
+    name: str, *, depends: list[tuple[str, int]] = (), python: list[str] = (), version: int = 1
+) -> dict[str, bytes]:
     """A tiny pure-Python kernel whose import fetches its dependencies through get_kernel_dep."""
     module = name.split("/")[1].replace("-", "_")
     metadata = {
@@ -31,7 +33,12 @@ def kernel(name: str, *, depends: list[tuple[str, int]] = (), python: list[str] 
         "python-depends": list(python),
         "kernel-depends": [{"repo-id": r, "version": v} for r, v in depends],
     }
-    lines = ["from kernel_lock import get_kernel_dep", f"NAME = {name!r}", f"VERSION = {version}", "DEPS = {}"]
+    lines = [
+        "from kernel_lock import get_kernel_dep",
+        f"NAME = {name!r}",
+        f"VERSION = {version}",
+        "DEPS = {}",
+    ]
     lines += [f"DEPS[{r!r}] = get_kernel_dep({r!r})" for r, _ in depends]
     lines += ["import builtins", "builtins.__dict__.setdefault('kernel_lock_import_order', []).append(NAME)"]
     return {
@@ -75,7 +82,9 @@ def lock_and_sync(cli, root: Path) -> None:
     assert run.exit_code == 0, run.stderr
 
 
-def test_three_level_chain_locks_syncs_and_loads_dependencies_first(org, make_project, cli, monkeypatch) -> None:
+def test_three_level_chain_locks_syncs_and_loads_dependencies_first(
+    org, make_project, cli, monkeypatch
+) -> None:
     publish(org, "chain-org/c")
     publish(org, "chain-org/b", depends=[("chain-org/c", 1)])
     publish(org, "chain-org/a", depends=[("chain-org/b", 1)])
@@ -85,7 +94,9 @@ def test_three_level_chain_locks_syncs_and_loads_dependencies_first(org, make_pr
     by_key = lock.by_key()
     assert set(by_key) == {"chain-org/a@v1", "chain-org/b@v1", "chain-org/c@v1"}
     assert [k.direct for k in lock.kernel] == [True, False, False]
-    assert [(r.kernel, r.variants) for r in by_key["chain-org/c@v1"].required_by] == [("chain-org/b@v1", [VARIANT])]
+    assert [(r.kernel, r.variants) for r in by_key["chain-org/c@v1"].required_by] == [
+        ("chain-org/b@v1", [VARIANT])
+    ]
     assert cli("lock", "--check", "--project", str(root)).exit_code == 0
 
     org.clear_log()
@@ -108,7 +119,9 @@ def test_tampering_in_a_transitive_kernel_is_refused(org, make_project, cli) -> 
     c = read_lock(root / "kernels.lock").by_key()["chain-org/c@v1"]
     with open(variant_dir(c.repo_id, c.commit, VARIANT) / "__init__.py", "ab") as f:
         f.write(b"raise SystemExit('tampered')\n")
-    with pytest.raises(VerificationError, match="chain-org/c variant torch-cpu .*__init__.py: content changed"):
+    with pytest.raises(
+        VerificationError, match=r"chain-org/c variant torch-cpu .*__init__\.py: content changed"
+    ):
         get_kernel("chain-org/a", lockfile=root / "kernels.lock")
     assert not [n for n in sys.modules if n.endswith("_test")]
     assert cli("verify", "--project", str(root)).exit_code == 4
@@ -158,13 +171,20 @@ def test_impossible_version_conflict_says_who_asked_for_what(org, make_project, 
     root = make_project('"chain-org/greedy" = 1')
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 2
-    assert "chain-org/greedy variant torch-cpu asks for chain-org/q twice, at version 1 and version 2" in run.stderr
+    assert (
+        "chain-org/greedy variant torch-cpu asks for chain-org/q twice, at version 1 and version 2"
+        in run.stderr
+    )
 
 
 def test_untrusted_publisher_refused_then_accepted_with_the_opt_in(hub_env, make_project, cli) -> None:
     root = make_project('"my-org/untrusted-kernel" = 1')
     run = cli("lock", "--project", str(root))
-    assert run.exit_code == 2 and "not a trusted kernel publisher" in run.stderr and "trust-remote-code = true" in run.stderr
+    assert (
+        run.exit_code == 2
+        and "not a trusted kernel publisher" in run.stderr
+        and "trust-remote-code = true" in run.stderr
+    )
     make_project('"my-org/untrusted-kernel" = { version = 1, trust-remote-code = true }')
     assert cli("lock", "--project", str(root)).exit_code == 0
     assert read_lock(root / "kernels.lock").find("my-org/untrusted-kernel").trust == "trust-remote-code"
@@ -181,9 +201,16 @@ def test_untrusted_transitive_kernel_needs_the_named_opt_in(hub_env, make_projec
     root = make_project('"chain-org/top" = 1')
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 2
-    assert 'shady-org/dep (required by chain-org/top@v1)' in run.stderr
+    assert "shady-org/dep (required by chain-org/top@v1)" in run.stderr
     assert 'trust-remote-code = ["shady-org/dep"]' in run.stderr
-    text = (root / "pyproject.toml").read_text().replace("[tool.kernels.dependencies]", '[tool.kernels]\ntrust-remote-code = ["shady-org/dep"]\n\n[tool.kernels.dependencies]')
+    text = (
+        (root / "pyproject.toml")
+        .read_text()
+        .replace(
+            "[tool.kernels.dependencies]",
+            '[tool.kernels]\ntrust-remote-code = ["shady-org/dep"]\n\n[tool.kernels.dependencies]',
+        )
+    )
     (root / "pyproject.toml").write_text(text)
     lock_and_sync(cli, root)
     assert read_lock(root / "kernels.lock").by_key()["shady-org/dep@v1"].trust == "trust-remote-code"
@@ -194,6 +221,10 @@ def test_python_depends_are_checked(org, make_project, cli) -> None:
     root = make_project('"chain-org/needy" = 1')
     assert cli("lock", "--project", str(root)).exit_code == 0
     run = cli("sync", "--project", str(root))
-    assert run.exit_code == 0 and "definitely-not-installed-pkg" in run.stderr and "click" not in run.stderr.split("here:")[1]
+    assert (
+        run.exit_code == 0
+        and "definitely-not-installed-pkg" in run.stderr
+        and "click" not in run.stderr.split("here:")[1]
+    )
     with pytest.raises(MissingPythonDependency, match="definitely-not-installed-pkg"):
         get_kernel("chain-org/needy", lockfile=root / "kernels.lock")

@@ -50,9 +50,19 @@ EXTRA_NAMES = [
 ]
 # Edge cases of kernels' parser: some are not variants, some are odd spellings (`cu12` is CUDA 1.2).
 ODD_NAMES = [
-    "torch", "torch-", "foo", "torch2x-cpu-x86_64-linux", "torch210-cuda-x86_64-linux", "torch210-cpu-x86_64",
-    "torch-stable-abi", "torch-stable-abi210", "tvm-ffi-cpu-x86_64-linux", "torch210-cxx11-cu12-x86_64-linux",
-    "torch210-cpu-x86_64-linux-extra", "tvm-ffi0123-cu128-x86_64-linux", "torch2010-cu0128-x86_64-linux",
+    "torch",
+    "torch-",
+    "foo",
+    "torch2x-cpu-x86_64-linux",
+    "torch210-cuda-x86_64-linux",
+    "torch210-cpu-x86_64",
+    "torch-stable-abi",
+    "torch-stable-abi210",
+    "tvm-ffi-cpu-x86_64-linux",
+    "torch210-cxx11-cu12-x86_64-linux",
+    "torch210-cpu-x86_64-linux-extra",
+    "tvm-ffi0123-cu128-x86_64-linux",
+    "torch2010-cu0128-x86_64-linux",
     "torch210-cxx11-rocm071-x86_64-linux",
 ]
 ALL_NAMES = REAL_NAMES + EXTRA_NAMES + ODD_NAMES
@@ -114,18 +124,20 @@ def _kernels_order(parsed: list[tuple[object, str]], target: Target) -> tuple[li
         selected_backend=kernels_parse_backend(backend_variant_str(target.backend, target.backend_version)),
         cpu=target.arch,
         os=target.os,
-        torch_version=Version("%d.%d" % target.torch) if target.torch else None,
+        torch_version=Version("{}.{}".format(*target.torch)) if target.torch else None,
         torch_cxx11_abi=target.cxx11_abi,
         tvm_ffi_version=None,
-        macos_version=Version("%d.%d" % target.macos) if target.macos else None,
+        macos_version=Version("{}.{}".format(*target.macos)) if target.macos else None,
     )
     return [name_of[id(d.variant)] for d in trace], [isinstance(d, VariantAccepted) for d in trace]
 
 
 @pytest.mark.parametrize(("backend", "version", "macos"), BACKENDS, ids=lambda x: str(x))
-def test_agrees_with_kernels(backend: str, version: tuple[int, int] | None, macos: tuple[int, int] | None) -> None:
+def test_agrees_with_kernels(
+    backend: str, version: tuple[int, int] | None, macos: tuple[int, int] | None
+) -> None:
     for target in _targets(backend, version, macos):
-        for names, parsed in zip(VARIANT_SETS, KERNELS_PARSED):
+        for names, parsed in zip(VARIANT_SETS, KERNELS_PARSED, strict=False):
             expected_names, expected_accepted = _kernels_order(parsed, target)
             decisions = [d for d in rank_variants(names, target) if d.reason != NOT_A_VARIANT]
             context = f"{target} {names}"
@@ -163,8 +175,14 @@ def test_unparseable_names_are_rejected_last() -> None:
 
 def test_no_match_error_lists_every_variant() -> None:
     target = parse_target("torch213-cxx11-cu126-x86_64-linux")
-    names = ["torch213-cxx11-cu130-x86_64-linux", "torch212-cxx11-cu126-x86_64-linux",
-             "torch213-cxx11-cu126-aarch64-linux", "torch-rocm", "tvm-ffi01-cu126-x86_64-linux", "nonsense"]
+    names = [
+        "torch213-cxx11-cu130-x86_64-linux",
+        "torch212-cxx11-cu126-x86_64-linux",
+        "torch213-cxx11-cu126-aarch64-linux",
+        "torch-rocm",
+        "tvm-ffi01-cu126-x86_64-linux",
+        "nonsense",
+    ]
     with pytest.raises(VariantError) as info:
         select_variant(names, target, repo_id="kernels-community/activation")
     message = str(info.value)
@@ -183,14 +201,24 @@ def test_metal_needs_macos_26() -> None:
     old = Target((2, 10), None, "metal", None, "aarch64", "darwin", (15, 5))
     assert select_variant(names, old) == "torch-metal"
     assert "macOS 26.0" in str(rank_variants(names, old)[1].reason)
-    assert select_variant(names, parse_target("torch210-metal-aarch64-darwin")) == "torch210-metal-aarch64-darwin"
+    assert (
+        select_variant(names, parse_target("torch210-metal-aarch64-darwin"))
+        == "torch210-metal-aarch64-darwin"
+    )
 
 
 @pytest.mark.parametrize(
     "spec",
-    ["torch210-cxx11-cu128-x86_64-linux", "torch213-cxx11-cpu-x86_64-linux", "torch210-metal-aarch64-darwin",
-     "torch211-cxx11-rocm71-x86_64-linux", "torch213-cxx98-cpu-aarch64-linux", "torch213-cxx11-xpu20260-x86_64-linux",
-     "torch210-cpu-x86_64-windows", "torch210-cxx11-cann80-aarch64-linux"],
+    [
+        "torch210-cxx11-cu128-x86_64-linux",
+        "torch213-cxx11-cpu-x86_64-linux",
+        "torch210-metal-aarch64-darwin",
+        "torch211-cxx11-rocm71-x86_64-linux",
+        "torch213-cxx98-cpu-aarch64-linux",
+        "torch213-cxx11-xpu20260-x86_64-linux",
+        "torch210-cpu-x86_64-windows",
+        "torch210-cxx11-cann80-aarch64-linux",
+    ],
 )
 def test_parse_target_round_trips(spec: str) -> None:
     target = parse_target(spec)
@@ -205,15 +233,22 @@ def test_parse_target_fields() -> None:
     metal = Target((2, 10), None, "metal", None, "aarch64", "darwin", (26, 0))
     assert parse_target("torch210-metal-aarch64-darwin") == metal
     assert parse_target("torch213-cxx11-xpu20253-x86_64-linux").backend_version == (2025, 3)
-    assert parse_target("torch210-cxx11-cu128-x86_64-linux").describe() == "torch 2.10 (cxx11), CUDA 12.8, x86_64-linux"
+    assert (
+        parse_target("torch210-cxx11-cu128-x86_64-linux").describe()
+        == "torch 2.10 (cxx11), CUDA 12.8, x86_64-linux"
+    )
 
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
-    [("torch2x-foo", "not of the form"), ("torch210-cxx11-foo-x86_64-linux", "unknown backend 'foo'"),
-     ("torch210-cxx11-cpu-x86_64-beos", "unknown OS 'beos'"),
-     ("torch210-cxx11-metal-aarch64-darwin", "only applies to Linux"),
-     ("torch-cpu", "not of the form"), ("torch-stable-abi210-cu128-x86_64-linux", "not of the form")],
+    [
+        ("torch2x-foo", "not of the form"),
+        ("torch210-cxx11-foo-x86_64-linux", "unknown backend 'foo'"),
+        ("torch210-cxx11-cpu-x86_64-beos", "unknown OS 'beos'"),
+        ("torch210-cxx11-metal-aarch64-darwin", "only applies to Linux"),
+        ("torch-cpu", "not of the form"),
+        ("torch-stable-abi210-cu128-x86_64-linux", "not of the form"),
+    ],
 )
 def test_parse_target_errors(spec: str, expected: str) -> None:
     with pytest.raises(VariantError, match=expected) as info:
@@ -224,9 +259,17 @@ def test_parse_target_errors(spec: str, expected: str) -> None:
 
 def _from_options(**given: Any) -> Target:
     """`target_from_options` with the options not given unset, as the CLI passes them."""
-    unset: dict[str, Any] = dict(
-        torch=None, cuda=None, rocm=None, xpu=None, cpu=False, metal=False, arch=None, os=None, cxx11_abi=None
-    )
+    unset: dict[str, Any] = {
+        "torch": None,
+        "cuda": None,
+        "rocm": None,
+        "xpu": None,
+        "cpu": False,
+        "metal": False,
+        "arch": None,
+        "os": None,
+        "cxx11_abi": None,
+    }
     return target_from_options(**{**unset, **given})
 
 
@@ -250,13 +293,17 @@ def test_target_from_options() -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [(dict(torch="2.10", cuda="twelve"),
-      r"Invalid version 'twelve' for --cuda: write it as MAJOR\.MINOR, e\.g\. `--cuda 12\.8`"),
-     (dict(torch="two", cpu=True), "for --torch"),
-     (dict(torch="2.10"), "exactly one backend option, got none"),
-     (dict(torch="2.10", cpu=True, cuda="12.8"), "got --cuda, --cpu"),
-     (dict(torch="2.10", cpu=True, os="beos"), "Invalid --os 'beos'"),
-     (dict(torch="2.10", metal=True, cxx11_abi=True), "only applies to Linux")],
+    [
+        (
+            {"torch": "2.10", "cuda": "twelve"},
+            r"Invalid version 'twelve' for --cuda: write it as MAJOR\.MINOR, e\.g\. `--cuda 12\.8`",
+        ),
+        ({"torch": "two", "cpu": True}, "for --torch"),
+        ({"torch": "2.10"}, "exactly one backend option, got none"),
+        ({"torch": "2.10", "cpu": True, "cuda": "12.8"}, "got --cuda, --cpu"),
+        ({"torch": "2.10", "cpu": True, "os": "beos"}, "Invalid --os 'beos'"),
+        ({"torch": "2.10", "metal": True, "cxx11_abi": True}, "only applies to Linux"),
+    ],
 )
 def test_target_from_options_errors(given: dict[str, object], expected: str) -> None:
     with pytest.raises(VariantError, match=expected):
@@ -310,13 +357,25 @@ def fresh_detection() -> Iterator[None]:
     ("version_py", "cmake", "backend", "backend_version", "abi"),
     [
         ("cuda: Optional[str] = '12.8'\nhip: Optional[str] = None\n", "", "cuda", (12, 8), True),
-        ("hip = '6.3.42131-fa1d09cfa'\n", 'set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=0")', "rocm", (6, 3), False),
+        (
+            "hip = '6.3.42131-fa1d09cfa'\n",
+            'set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=0")',
+            "rocm",
+            (6, 3),
+            False,
+        ),
         ("cuda = None\nhip = None\nxpu: Optional[str] = '20250300'\n", "", "xpu", (2025, 3), True),
     ],
 )
 def test_detect_target_reads_version_py(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_detection: None,
-    version_py: str, cmake: str, backend: str, backend_version: tuple[int, int], abi: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_detection: None,
+    version_py: str,
+    cmake: str,
+    backend: str,
+    backend_version: tuple[int, int],
+    abi: bool,
 ) -> None:
     (tmp_path / "version.py").write_text(f"__version__ = '2.6.0+x'\n{version_py}")
     (tmp_path / "share/cmake/Torch").mkdir(parents=True)

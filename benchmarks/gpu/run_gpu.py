@@ -194,8 +194,15 @@ def build_extension(work: Path) -> Path:
 
 def variant_files(variant: str, so_bytes: bytes) -> dict[str, bytes]:
     backend = {"type": "cuda"} if "-cu" in variant else {"type": "cpu"}
-    metadata = {"id": f"_gpu_silu_{variant.replace('-', '_')}", "name": "silu-and-mul", "version": 1,
-                "license": "Apache-2.0", "backend": backend, "python-depends": [], "kernel-depends": []}
+    metadata = {
+        "id": f"_gpu_silu_{variant.replace('-', '_')}",
+        "name": "silu-and-mul",
+        "version": 1,
+        "license": "Apache-2.0",
+        "backend": backend,
+        "python-depends": [],
+        "kernel-depends": [],
+    }
     return {
         f"build/{variant}/metadata.json": json.dumps(metadata, indent=2).encode(),
         f"build/{variant}/__init__.py": INIT_PY.format(variant=variant).encode(),
@@ -206,7 +213,9 @@ def variant_files(variant: str, so_bytes: bytes) -> dict[str, bytes]:
 
 
 def run_child(code: str, *args: str, env: dict[str, str]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600
+    )
     if proc.returncode != 0:
         raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -226,8 +235,13 @@ def main() -> int:
     from kernel_lock.testing import LocalHub
 
     summary: dict = {
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-                    "gpu": torch.cuda.get_device_name(0), "huggingface_hub": huggingface_hub.__version__},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "gpu": torch.cuda.get_device_name(0),
+            "huggingface_hub": huggingface_hub.__version__,
+        },
     }
     log(json.dumps(summary["machine"]))
     target = detect_target()
@@ -236,8 +250,11 @@ def main() -> int:
     summary["expected_variant"] = expected_variant
     log(f"detected target: {target.describe()} -> {expected_variant}")
     try:
-        from kernels.variants import _resolve_variant_for_system  # noqa: F401
-        from kernels.variants import parse_variant, resolve_variant
+        from kernels.variants import (
+            _resolve_variant_for_system,  # noqa: F401
+            parse_variant,
+            resolve_variant,
+        )
 
         names = [expected_variant, *DECOYS]
         best, _ = resolve_variant([parse_variant(n) for n in names])
@@ -256,10 +273,17 @@ def main() -> int:
         files.update(variant_files(decoy, bytes(rng.getrandbits(8) for _ in range(4096))))
     project = work / "project"
     project.mkdir()
-    (project / "pyproject.toml").write_text(f'[project]\nname = "gpu"\nversion = "0"\n\n[tool.kernels.dependencies]\n"{REPO}" = 1\n')
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "gpu"\nversion = "0"\n\n[tool.kernels.dependencies]\n"{REPO}" = 1\n'
+    )
     cache = work / "hf-cache"
-    env = dict(os.environ, HF_HUB_CACHE=str(cache), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_USER_AGENT_ORIGIN="gpu-run",
-               PYTHONPATH=os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        HF_HUB_CACHE=str(cache),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_USER_AGENT_ORIGIN="gpu-run",
+        PYTHONPATH=os.environ.get("PYTHONPATH", ""),
+    )
     env.pop("HF_HUB_OFFLINE", None)
     cli = [sys.executable, "-m", "kernel_lock"]
     with LocalHub() as hub:
@@ -271,7 +295,9 @@ def main() -> int:
         for step in (["lock", "--project", str(project)], ["sync", "--project", str(project), "--json"]):
             started = time.perf_counter()
             proc = subprocess.run([*cli, *step], env=env, capture_output=True, text=True, timeout=600)
-            log(f"$ kernel-lock {' '.join(step)}  ({time.perf_counter() - started:.2f} s, exit {proc.returncode})")
+            log(
+                f"$ kernel-lock {' '.join(step)}  ({time.perf_counter() - started:.2f} s, exit {proc.returncode})"
+            )
             log(proc.stdout[-3000:] + proc.stderr[-3000:])
             if proc.returncode != 0:
                 return 1
@@ -284,11 +310,17 @@ def main() -> int:
     log("verified get_kernel vs an unverified import of the same files, fresh processes:")
     timings: dict[str, list[float]] = {"verified": [], "unverified": [], "verified_full": []}
     checks = []
-    for i in range(args.repeats):
+    for _i in range(args.repeats):
         for mode in ("unverified", "verified", "verified_full"):
             child_env = dict(offline, KERNEL_LOCK_VERIFY="full" if mode == "verified_full" else "fast")
-            result = run_child(CHILD_LOAD, "unverified" if mode == "unverified" else "verified", str(vdir), REPO,
-                               str(lockfile), env=child_env)
+            result = run_child(
+                CHILD_LOAD,
+                "unverified" if mode == "unverified" else "verified",
+                str(vdir),
+                REPO,
+                str(lockfile),
+                env=child_env,
+            )
             timings[mode].append(result["load_s"])
             checks.append(result["ok"] and result["variant"] == expected_variant)
     med = {k: statistics.median(v) for k, v in timings.items()}
@@ -300,7 +332,9 @@ def main() -> int:
     summary["so_bytes"] = len(so_bytes)
     for k, v in med.items():
         log(f"  {k:>14}: median {v * 1000:.1f} ms  (all: {', '.join(f'{t * 1000:.1f}' for t in timings[k])})")
-    log(f"  verified/unverified = {summary['verified_over_unverified']:.3f}; full/unverified = {summary['full_over_unverified']:.3f}")
+    log(
+        f"  verified/unverified = {summary['verified_over_unverified']:.3f}; full/unverified = {summary['full_over_unverified']:.3f}"
+    )
     log(f"  output equals torch's silu(x1)*x2 on the GPU in every run: {summary['output_matches_torch']}")
 
     try:
@@ -315,7 +349,9 @@ def main() -> int:
         byte = f.read(1)
         f.seek(len(so_bytes) // 2)
         f.write(bytes([byte[0] ^ 0xFF]))
-    summary["tampered"] = run_child(CHILD_TAMPERED, REPO, str(lockfile), env=dict(offline, KERNEL_LOCK_VERIFY="fast"))
+    summary["tampered"] = run_child(
+        CHILD_TAMPERED, REPO, str(lockfile), env=dict(offline, KERNEL_LOCK_VERIFY="fast")
+    )
     log(f"tampered .so: {summary['tampered']}")
 
     passed = (

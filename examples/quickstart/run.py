@@ -29,7 +29,9 @@ def step(title: str) -> None:
 def cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `kernel-lock ARGS` as a user would, echoing the command and its output."""
     print("$ kernel-lock " + " ".join(args), flush=True)
-    proc = subprocess.run([sys.executable, "-m", "kernel_lock", *args], env=env, text=True, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", *args], env=env, text=True, capture_output=True
+    )
     print((proc.stdout + proc.stderr).rstrip(), flush=True)
     if check and proc.returncode != 0:
         sys.exit(f"kernel-lock {args[0]} failed with exit code {proc.returncode}")
@@ -48,7 +50,9 @@ def publish(hub: LocalHub) -> None:
     repo = hub.create_repo(REPO)
     commit = repo.commit(repo_files(variants, name="activation"), branch="v1", message="Build activation v1")
     repo.create_branch("main", commit)
-    print(f"Local Hub at {hub.url} serves {REPO} (branch v1 @ {commit[:12]}) with variants: {', '.join(variants)}")
+    print(
+        f"Local Hub at {hub.url} serves {REPO} (branch v1 @ {commit[:12]}) with variants: {', '.join(variants)}"
+    )
 
 
 def main() -> int:
@@ -58,8 +62,9 @@ def main() -> int:
     shutil.copy(HERE / "pyproject.toml", project / "pyproject.toml")
     with LocalHub() as hub:
         publish(hub)
-        env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(work / "hf-cache"),
-                   HF_HUB_DISABLE_TELEMETRY="1")
+        env = dict(
+            os.environ, HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(work / "hf-cache"), HF_HUB_DISABLE_TELEMETRY="1"
+        )
         env.pop("HF_HUB_OFFLINE", None)
         os.environ.update(HF_HUB_CACHE=env["HF_HUB_CACHE"])
 
@@ -94,8 +99,14 @@ def main() -> int:
         f.write(bytes([first[0] ^ 0x20]))
     print(f"flipped one bit of {layers}")
     refused = subprocess.run(
-        [sys.executable, "-c", f"from kernel_lock import get_kernel; get_kernel({REPO!r}, lockfile={str(project / 'kernels.lock')!r})"],
-        env=dict(os.environ), text=True, capture_output=True,
+        [
+            sys.executable,
+            "-c",
+            f"from kernel_lock import get_kernel; get_kernel({REPO!r}, lockfile={str(project / 'kernels.lock')!r})",
+        ],
+        env=dict(os.environ),
+        text=True,
+        capture_output=True,
     )
     last = refused.stderr.strip().splitlines()[-1] if refused.stderr.strip() else ""
     print(last)
@@ -103,7 +114,9 @@ def main() -> int:
     if refused.returncode == 0 or "VerificationError" not in last:
         print("FAILED: the tampered kernel was not refused", file=sys.stderr)
         return 1
-    print(f"\nQuick start OK: locked, synced ({requests_before} requests), loaded offline, tampering refused.")
+    print(
+        f"\nQuick start OK: locked, synced ({requests_before} requests), loaded offline, tampering refused."
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -5,7 +5,15 @@ from `kernel_lock.testing.pytest_plugin`). Importing this package imports neithe
 """
 
 from kernel_lock.testing.fixtures import HubFixtures, populate, repo_files, variant_files
-from kernel_lock.testing.server import Fault, FaultKind, HubRepo, LocalHub, RequestRecord, git_blob_id, lfs_pointer
+from kernel_lock.testing.server import (
+    Fault,
+    FaultKind,
+    HubRepo,
+    LocalHub,
+    RequestRecord,
+    git_blob_id,
+    lfs_pointer,
+)
 
 __all__ = [
     "Fault",

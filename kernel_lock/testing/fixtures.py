@@ -15,10 +15,10 @@ from kernel_lock.testing.server import HubRepo, LocalHub
 
 __all__ = [
     "ACTIVATION_VARIANTS",
-    "HubFixtures",
     "RELU_V1_FIRST_VARIANTS",
     "RELU_V1_VARIANTS",
     "RELU_V2_VARIANTS",
+    "HubFixtures",
     "backend_of",
     "is_noarch",
     "kernel_id",
@@ -72,7 +72,14 @@ LEGACY_MODEL_VARIANTS: tuple[str, ...] = (
     "torch210-cxx11-cpu-x86_64-linux",
 )
 
-_NOARCH_BACKENDS = {"universal": "cpu", "cpu": "cpu", "cuda": "cuda", "rocm": "rocm", "xpu": "xpu", "metal": "metal"}
+_NOARCH_BACKENDS = {
+    "universal": "cpu",
+    "cpu": "cpu",
+    "cuda": "cuda",
+    "rocm": "rocm",
+    "xpu": "xpu",
+    "metal": "metal",
+}
 _CUDA_ARCHS = ["7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0"]
 _ROCM_ARCHS = ["gfx90a", "gfx942"]
 
@@ -336,7 +343,9 @@ def populate(hub: LocalHub) -> HubFixtures:
 
     old_relu = hub.create_repo("kernels-community/old-relu", repo_type="kernel")
     redirect = b'kind = "redirect"\ndestination = "kernels-community/relu"\n'
-    old_relu_main = old_relu.commit({"kernel-status.toml": redirect}, message="Moved to kernels-community/relu")
+    old_relu_main = old_relu.commit(
+        {"kernel-status.toml": redirect}, message="Moved to kernels-community/relu"
+    )
 
     legacy_model = hub.create_repo("kernels-community/legacy-model-kernel", repo_type="model")
     legacy_model_main = legacy_model.commit(

@@ -9,6 +9,7 @@ Faults and latency can be injected per request for reliability tests and benchma
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -175,7 +176,9 @@ def _build_trees(files: dict[str, _File]) -> dict[str, str]:
             if sub.startswith(prefix) and sub and "/" not in sub[len(prefix) :]:
                 entries[sub[len(prefix) :]] = ("40000", oid)
         ordered = sorted(entries.items(), key=lambda item: item[0] + ("/" if item[1][0] == "40000" else ""))
-        body = b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(oid) for name, (mode, oid) in ordered)
+        body = b"".join(
+            f"{mode} {name}".encode() + b"\0" + bytes.fromhex(oid) for name, (mode, oid) in ordered
+        )
         trees[directory] = hashlib.sha1(b"tree %d\0" % len(body) + body).hexdigest()
     return trees
 
@@ -302,7 +305,11 @@ class HubRepo:
             entry = {"type": "directory", "oid": node, "size": 0, "path": path}
         if expand:
             last = self._last_commit(commit, path)
-            entry["lastCommit"] = {"id": last.sha, "title": last.message.splitlines()[0], "date": _iso(last.date)}
+            entry["lastCommit"] = {
+                "id": last.sha,
+                "title": last.message.splitlines()[0],
+                "date": _iso(last.date),
+            }
         return entry
 
     def _last_commit(self, commit: _Commit, path: str) -> _Commit:
@@ -317,7 +324,9 @@ class HubRepo:
             commit = parent
         return commit
 
-    def _listing(self, commit: _Commit, path: str, recursive: bool, expand: bool) -> list[dict[str, Any]] | None:
+    def _listing(
+        self, commit: _Commit, path: str, recursive: bool, expand: bool
+    ) -> list[dict[str, Any]] | None:
         """Entries under directory `path` ("" = root) in Hub order, or None if it is not a directory."""
         override = self._tree_overrides.get(commit.sha)
         prefix = f"{path}/" if path else ""
@@ -370,7 +379,9 @@ class _Response:
         return cls(status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, body)
 
     @classmethod
-    def error(cls, status: int, message: str, code: str | None = None, commit: str | None = None) -> _Response:
+    def error(
+        cls, status: int, message: str, code: str | None = None, commit: str | None = None
+    ) -> _Response:
         headers = {"X-Error-Message": message}
         if code is not None:
             headers["X-Error-Code"] = code
@@ -431,12 +442,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.server.hub._track(self.connection, add=False)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log (see `LocalHub.requests`)."""
 
     def do_GET(self) -> None:
@@ -471,7 +480,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         def record(status: int, sent: int) -> RequestRecord:
             # Logged before the answer leaves, so a client that has its answer always finds it in the log.
-            entry = RequestRecord(method, path, query, status, sent, headers_in, started, time.monotonic() - started)
+            entry = RequestRecord(
+                method, path, query, status, sent, headers_in, started, time.monotonic() - started
+            )
             hub._log(entry)
             return entry
 
@@ -510,22 +521,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if "truncate" in kinds and method != "HEAD":
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _reset(self) -> None:
         """Close the socket without answering (RST where the platform allows it)."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.connection.close()
 
 
@@ -596,7 +601,10 @@ class LocalHub:
                 return self.url
             self._server = _Server(self)
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="LocalHub", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="LocalHub",
+                daemon=True,
             )
             self._thread.start()
         return self.url
@@ -612,10 +620,8 @@ class LocalHub:
         server.shutdown()
         server.server_close()
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if thread is not None:
             thread.join(timeout=5)
 
@@ -780,7 +786,9 @@ class LocalHub:
 
     def _refs(self, repo: HubRepo) -> _Response:
         def refs(kind: str, mapping: dict[str, str]) -> list[dict[str, str]]:
-            return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": s} for n, s in sorted(mapping.items())]
+            return [
+                {"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": s} for n, s in sorted(mapping.items())
+            ]
 
         return _Response.json(
             {
@@ -848,7 +856,9 @@ class LocalHub:
             ]
         )
 
-    def _resolve(self, repo: HubRepo, revision: str, path: str, host: str, range_header: str | None) -> _Response:
+    def _resolve(
+        self, repo: HubRepo, revision: str, path: str, host: str, range_header: str | None
+    ) -> _Response:
         commit = repo._lookup(revision)
         if commit is None:
             return _revision_not_found(revision)
