@@ -7,14 +7,10 @@ the `kernels` library uses, so the file lands in the dist-info where
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from kernel_lock import tomlread
 
 
 def write_egg_lockfile(cmd: Any, basename: str, filename: str) -> None:
@@ -23,7 +19,7 @@ def write_egg_lockfile(cmd: Any, basename: str, filename: str) -> None:
     if not pyproject.is_file():
         return
     with open(pyproject, "rb") as f:
-        if "kernels" not in tomllib.load(f).get("tool", {}):
+        if "kernels" not in tomlread.load(f).get("tool", {}):
             return
     lock = Path.cwd() / "kernels.lock"
     cmd.write_or_delete_file(basename, filename, lock.read_text(encoding="utf-8") if lock.is_file() else None)

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from kernel_lock import tomlread
 from kernel_lock.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 PYPROJECT = "pyproject.toml"
 LOCKFILE = "kernels.lock"
@@ -31,7 +26,7 @@ REPO_ID_RE = re.compile(rf"^{_REPO_PART}/{_REPO_PART}$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
-def is_repo_id(value: object) -> bool:
+def is_repo_id(value: object) -> TypeGuard[str]:
     """Whether `value` is a Hub repo id `org/name` (as `huggingface_hub` validates them)."""
     return (
         isinstance(value, str)
@@ -154,8 +149,8 @@ def read_pyproject(path: Path) -> str:
 def kernels_table(text: str, *, where: Path) -> dict[str, Any] | None:
     """The `[tool.kernels]` table of `pyproject.toml` text (None if it has none); invalid TOML is a `ConfigError`."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = tomlread.loads(text)
+    except tomlread.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}. Fix the syntax and run again.") from None
     tool = data.get("tool")
     return tool.get("kernels") if isinstance(tool, dict) else None

@@ -5,16 +5,18 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 import tomlkit
-from tomlkit.items import Table
 
 from kernel_lock.config import Dependency
 from kernel_lock.errors import ConfigError
 
 
-def _dependencies_table(doc: tomlkit.TOMLDocument, *, create: bool) -> Table | None:
+def _dependencies_table(doc: tomlkit.TOMLDocument, *, create: bool) -> MutableMapping[str, Any] | None:
     """`[tool.kernels.dependencies]`, created (parents as super tables, so no empty headers) when asked and missing."""
-    table = doc
+    table: MutableMapping[str, Any] = doc
     for key, is_super in (("tool", True), ("kernels", True), ("dependencies", False)):
         child = table.get(key)
         if child is None:

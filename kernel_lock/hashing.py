@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
+from typing import Final
 
-HASH_TYPE = "git_lfs_concat"
+HASH_TYPE: Final = "git_lfs_concat"
 _CHUNK = 1 << 20
 
 

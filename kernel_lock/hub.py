@@ -135,8 +135,8 @@ class Hub:
 
         url = f"{self.endpoint}/api/kernels/{repo_id}/tree/{quote(revision, safe='')}/{quote(path)}"
 
-        def fetch() -> list[dict]:
-            items: list[dict] = []
+        def fetch() -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = []
             seen: set[str] = set()
             page_url: str | None = url
             params: dict[str, str] | None = {"recursive": str(recursive).lower(), "expand": "false"}
@@ -167,7 +167,7 @@ class Hub:
 
         def fetch() -> bytes | None:
             try:
-                return self._get(url, follow_redirects=True).content
+                return bytes(self._get(url, follow_redirects=True).content)
             except (EntryNotFoundError, RevisionNotFoundError):
                 return None
 
@@ -191,9 +191,10 @@ class Hub:
 
         url = f"{self.endpoint}/api/organizations/{org}/overview"
 
-        def fetch() -> dict:
+        def fetch() -> dict[str, Any]:
             try:
-                return self._get(url).json()
+                overview: dict[str, Any] = self._get(url).json()
+                return overview
             except HfHubHTTPError as exc:
                 if exc.response is not None and exc.response.status_code in (401, 404):
                     return {}
@@ -254,6 +255,7 @@ class Hub:
             RevisionNotFoundError,
         )
 
+        transport: tuple[type[Exception], ...] = (LocalEntryNotFoundError, *_transport_errors())
         for attempt in range(1, attempts + 1):
             try:
                 return fn()
@@ -270,7 +272,7 @@ class Hub:
                 ) from None
             except RepositoryNotFoundError:
                 raise self._not_found(repo_id) from None
-            except (LocalEntryNotFoundError, *_transport_errors()) as exc:
+            except transport as exc:
                 # LocalEntryNotFoundError: huggingface_hub gave up on a download after its own retries.
                 if attempt == attempts:
                     raise HubError(
@@ -313,7 +315,7 @@ class Hub:
         )
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def _transport_errors() -> tuple[type[Exception], ...]:
     """Connection-level errors of the HTTP library `huggingface_hub` uses (httpx or httpx2)."""
     from huggingface_hub.utils import get_session
 

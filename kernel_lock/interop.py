@@ -130,7 +130,9 @@ def export_lock(lock: Lock, fmt: Format) -> str:
     written to the legacy format, which keys entries by repo only.
     """
     if fmt == "kernels":
-        keyed = [((k.repo_id, k.version is None, k.version or 0, k.revision or ""), k) for k in lock.kernel]
+        keyed: list[tuple[tuple[object, ...], LockedKernel]] = [
+            ((k.repo_id, k.version is None, k.version or 0, k.revision or ""), k) for k in lock.kernel
+        ]
         _refuse_conflicts(keyed, fmt)
         data: list[Any] = [
             KernelsEntry(

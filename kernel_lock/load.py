@@ -291,7 +291,7 @@ class LockedLayerRepository:
         kernel = load_locked(self._lock, self.repo_id)
         layers = getattr(kernel, "layers", None)
         layer = getattr(layers, self.layer_name, None) if layers is not None else None
-        if layer is None:
+        if not isinstance(layer, type):
             raise LockfileError(f"Kernel {self} has no layer {self.layer_name!r} in its `layers` module.")
         return layer
 

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 import tomli_w
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kernel_lock.config import COMMIT_RE, Dependency, RepoId, tomllib
+from kernel_lock import tomlread
+from kernel_lock.config import COMMIT_RE, Dependency, RepoId
 from kernel_lock.errors import LockfileError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import HASH_TYPE
@@ -103,7 +104,7 @@ class Lock(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    version: Literal[1] = LOCK_VERSION
+    version: Literal[1] = 1
     kernel: list[LockedKernel] = Field(default_factory=list, description="Locked kernels, sorted by repo id")
 
     @model_validator(mode="after")
@@ -158,8 +159,8 @@ class Lock(BaseModel):
 def parse_lock(text: str, *, where: str) -> Lock:
     """Parse and validate lock file text."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = tomlread.loads(text)
+    except tomlread.TOMLDecodeError as exc:
         raise LockfileError(
             f"{where} is not valid TOML ({exc}). Restore it from version control or run `kernel-lock lock`."
         ) from None

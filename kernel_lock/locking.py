@@ -48,9 +48,9 @@ def lock_differences(project: Project, lock: Lock | None) -> list[str]:
     for repo_id in sorted(set(locked) - set(project.dependencies)):
         problems.append(f"{repo_id}: locked but no longer in pyproject.toml")
     for entry in lock.kernel if lock else []:
-        dep = project.dependencies.get(entry.requested_repo)
+        requested = project.dependencies.get(entry.requested_repo)
         granted = (
-            entry.direct and dep is not None and dep.trust_remote_code
+            entry.direct and requested is not None and requested.trust_remote_code
         ) or entry.requested_repo in project.trusted_repos
         if entry.trust == "trust-remote-code" and not granted:
             problems.append(

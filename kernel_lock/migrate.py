@@ -15,7 +15,7 @@ MAX_FILES = 5000
 
 def function_repository_uses(root: Path) -> list[str]:
     """`file:line` of each use of the function-repository API (removed in kernels 0.17) in the project's sources."""
-    found = []
+    found: list[str] = []
     scanned = 0
     for directory, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))

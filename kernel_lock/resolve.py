@@ -15,16 +15,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kernel_lock import tomlread
 from kernel_lock.cache import RECORD_DIR, repo_dir
-from kernel_lock.config import COMMIT_RE, Dependency, KernelLockWarning, is_repo_id, tomllib
+from kernel_lock.config import COMMIT_RE, Dependency, KernelLockWarning, is_repo_id
 from kernel_lock.errors import HubError, ResolutionError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, variant_hash
-from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, kernel_key
+from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, Trust, kernel_key
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub, Refs, TreeEntry
@@ -198,7 +199,7 @@ def _notice_newer_version(repo_id: str, dep: Dependency, refs: Refs) -> None:
 
 def _trust(
     repo_id: str, target: str, dep: Dependency, parent: str | None, trusted: bool, allowlist: set[str]
-) -> str:
+) -> Trust:
     """The trust decision recorded in the lock, or an error saying how to opt in."""
     if trusted:
         return "trusted-publisher"
@@ -293,7 +294,7 @@ class MetadataCache:
             pass
 
 
-def _parse_metadata(entry: LockedKernel, variant: str, data: bytes) -> dict:
+def _parse_metadata(entry: LockedKernel, variant: str, data: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(data)
     except ValueError as exc:
@@ -303,7 +304,9 @@ def _parse_metadata(entry: LockedKernel, variant: str, data: bytes) -> dict:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _kernel_depends(entry: LockedKernel, variant: str, metadata: dict) -> list[tuple[str, Dependency]]:
+def _kernel_depends(
+    entry: LockedKernel, variant: str, metadata: dict[str, Any]
+) -> list[tuple[str, Dependency]]:
     """The `kernel-depends` requirements of one variant, refusing what cannot be loaded together."""
     where = f"build/{variant}/metadata.json of {entry.repo_id} at {entry.commit[:12]}"
     raw = metadata.get("kernel-depends") or []
@@ -396,8 +399,8 @@ def _parse_status(repo_id: str, content: bytes | None) -> Redirect | None:
     if content is None:
         return None
     try:
-        data = tomllib.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomlread.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, tomlread.TOMLDecodeError) as exc:
         raise HubError(
             f"{repo_id} has a malformed {STATUS_FILE} on main ({exc}); tell its publisher."
         ) from None

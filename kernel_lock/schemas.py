@@ -9,10 +9,12 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from kernel_lock.config import KernelsConfig
 from kernel_lock.lockfile import Lock
 
-SCHEMAS = {
+SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "tool-kernels.schema.json": (KernelsConfig, "The [tool.kernels] table of pyproject.toml"),
     "kernels-lock.schema.json": (Lock, "kernels.lock, written by kernel-lock"),
 }

@@ -214,9 +214,9 @@ def sync_variants(
                 fingerprints = dict(good)
                 for future in futures:
                     rel, fp, problem, size = future.result()
-                    if problem:
+                    if problem is not None:
                         problems.append(problem)
-                    else:
+                    elif fp is not None:
                         fingerprints[rel] = fp
                         result.downloaded_files += 1
                         result.downloaded_bytes += size
@@ -291,7 +291,9 @@ def _prepare(
     trusted = (
         record is not None and record.manifest_matches(entry.variants[variant]) and verify_mode() == "fast"
     )
-    problems, good, _ = verify_files(vdir, manifest, blobs, known=record.verified if trusted else {})
+    problems, good, _ = verify_files(
+        vdir, manifest, blobs, known=record.verified if trusted and record is not None else {}
+    )
     for problem in problems:
         if problem.problem != "missing":
             _remove(vdir / problem.path, blobs)

@@ -287,9 +287,10 @@ def detect_target() -> Target:
             source = (torch_dir / "version.py").read_text(encoding="utf-8")
         except OSError:
             source = None
-    if source is None:
-        cuda = _libcudart_version()
-        backend = ("cpu", None) if cuda is None else ("cuda", cuda)
+    backend: tuple[str, tuple[int, int] | None]
+    if torch_dir is None or source is None:
+        runtime = _libcudart_version()
+        backend = ("cpu", None) if runtime is None else ("cuda", runtime)
         return Target(None, None, backend[0], backend[1], arch, os, macos)
     cuda = _version_py_value(source, "cuda")
     hip = _version_py_value(source, "hip")

@@ -103,7 +103,7 @@ def verify_mode(mode: str | None = None) -> Mode:
         raise VerificationError(
             f"Unknown verification mode {value!r} (from KERNEL_LOCK_VERIFY or the caller). Use 'fast' or 'full'."
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 def check_variant(
