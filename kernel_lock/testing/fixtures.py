@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from kernel_lock.digest import publisher_digest
 from kernel_lock.testing.server import HubRepo, LocalHub
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "is_noarch",
     "kernel_id",
     "populate",
+    "provenance_of",
     "repo_files",
     "variant_files",
 ]
@@ -80,6 +83,8 @@ _NOARCH_BACKENDS = {
     "xpu": "xpu",
     "metal": "metal",
 }
+BUILDER_VERSION = "0.12.1"
+BUILDER_COMMIT = "5d2c1e8a0b7f4c3d9e6a1b2c3d4e5f60718293a4"
 _CUDA_ARCHS = ["7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0"]
 _ROCM_ARCHS = ["gfx90a", "gfx942"]
 
@@ -251,6 +256,15 @@ def _pseudo_random(size: int, key: str) -> bytes:
     return (magic + hashlib.shake_256(key.encode()).digest(max(size - len(magic), 0)))[:size]
 
 
+def provenance_of(name: str, version: int, *, dirty: bool = False) -> dict[str, Any]:
+    """The `provenance` object of `metadata.json`: the builder's version and git state, the kernel source's."""
+    source = hashlib.sha1(f"source\0{name}\0{version}".encode()).hexdigest()
+    return {
+        "kernel-builder": {"version": BUILDER_VERSION, "commit": BUILDER_COMMIT, "dirty": False},
+        "kernel": {"commit": source, "dirty": dirty},
+    }
+
+
 def variant_files(
     variant: str,
     *,
@@ -260,11 +274,17 @@ def variant_files(
     seed: str = "",
     kernel_depends: list[tuple[str, int]] | None = None,
     python_depends: list[str] | None = None,
+    digest: bool = True,
+    dirty: bool = False,
 ) -> dict[str, bytes]:
-    """Files of one build variant, relative to `build/<variant>/` (metadata, package, compat dir, `.so`)."""
+    """Files of one build variant, relative to `build/<variant>/` (metadata, package, compat dir, `.so`).
+
+    With `digest` (the default) `metadata.json` carries the per-file SHA-256 digest and the provenance a
+    current `kernels` builder writes; without, it is `metadata.json` as older builders wrote it.
+    """
     build_id = kernel_id(name, version, variant, seed)
     python_name = name.replace("-", "_")
-    metadata = {
+    metadata: dict[str, Any] = {
         "id": build_id,
         "name": name,
         "version": version,
@@ -275,7 +295,6 @@ def variant_files(
     }
     fields = {"name": name, "variant": variant, "kernel_id": build_id, "version": version}
     files = {
-        "metadata.json": (json.dumps(metadata, indent=2) + "\n").encode(),
         "__init__.py": _INIT_PY.format(**fields).encode(),
         "_ops.py": _OPS_PY.format(**fields).encode(),
         "layers.py": _LAYERS_PY.encode(),
@@ -283,14 +302,23 @@ def variant_files(
     }
     if not is_noarch(variant):
         files[f"{build_id}.abi3.so"] = _pseudo_random(so_size, f"{build_id}:{seed}")
-    return files
+    if digest:
+        metadata["digest"] = publisher_digest(files).model_dump()
+        metadata["provenance"] = provenance_of(name, version, dirty=dirty)
+    return {"metadata.json": (json.dumps(metadata, indent=2) + "\n").encode(), **files}
 
 
-def repo_files(variants: list[str] | tuple[str, ...], **kw: Any) -> dict[str, bytes]:
-    """The full tree of a kernel repo: `build/<variant>/...` for each variant plus README.md (kw: `variant_files`)."""
+def repo_files(
+    variants: list[str] | tuple[str, ...], *, undigested: Collection[str] = (), **kw: Any
+) -> dict[str, bytes]:
+    """The full tree of a kernel repo: `build/<variant>/...` for each variant plus README.md (kw: `variant_files`).
+
+    Variants named in `undigested` are built as older builders did, without a digest in `metadata.json`.
+    """
     files = {"README.md": _README.format(name=kw.get("name", "relu")).encode()}
     for variant in variants:
-        files.update({f"build/{variant}/{path}": data for path, data in variant_files(variant, **kw).items()})
+        built = variant_files(variant, **{"digest": variant not in undigested, **kw})
+        files.update({f"build/{variant}/{path}": data for path, data in built.items()})
     return files
 
 
@@ -316,6 +344,10 @@ class HubFixtures:
 def populate(hub: LocalHub) -> HubFixtures:
     """Create the standard repos and orgs on `hub` (deterministic: same shas on every run).
 
+    Variants carry a publisher digest in `metadata.json` (as the current `kernels` builder writes it) except
+    those of relu's first v1 commit (built before digests existed; the second commit keeps them as they were)
+    and `torch-universal` of `my-org/untrusted-kernel`.
+
     - `kernels-community/relu` (kernel): branch v1 (2 commits; tag `v1.0.0` on the first), v2 (depends on
       activation v1), main = v2.
     - `kernels-community/activation` (kernel): branches v1 and main (same commit).
@@ -327,9 +359,13 @@ def populate(hub: LocalHub) -> HubFixtures:
     hub.set_organization("my-org", trusted_kernel_publisher=False, fullname="My Org")
 
     relu = hub.create_repo("kernels-community/relu", repo_type="kernel")
-    relu_v1_first = relu.commit(repo_files(RELU_V1_FIRST_VARIANTS), branch="v1", message="Build relu v1")
+    relu_v1_first = relu.commit(
+        repo_files(RELU_V1_FIRST_VARIANTS, undigested=RELU_V1_FIRST_VARIANTS), branch="v1", message="Build relu v1"
+    )
     relu.create_tag("v1.0.0", relu_v1_first)
-    relu_v1 = relu.commit(repo_files(RELU_V1_VARIANTS), branch="v1", message="Add torch 2.13 builds")
+    relu_v1 = relu.commit(
+        repo_files(RELU_V1_VARIANTS, undigested=RELU_V1_FIRST_VARIANTS), branch="v1", message="Add torch 2.13 builds"
+    )
     relu.create_branch("v2", relu_v1)
     v2_files = repo_files(RELU_V2_VARIANTS, version=2, kernel_depends=[("kernels-community/activation", 1)])
     relu_v2 = relu.commit(v2_files, branch="v2", message="Build relu v2")
@@ -355,7 +391,9 @@ def populate(hub: LocalHub) -> HubFixtures:
 
     untrusted = hub.create_repo("my-org/untrusted-kernel", repo_type="kernel")
     untrusted_v1 = untrusted.commit(
-        repo_files(("torch-universal", "torch-cpu"), name="untrusted-kernel"), branch="v1", message="Build"
+        repo_files(("torch-universal", "torch-cpu"), name="untrusted-kernel", undigested=("torch-universal",)),
+        branch="v1",
+        message="Build",
     )
     untrusted.create_branch("main", untrusted_v1)
 
