@@ -117,14 +117,18 @@ class PublisherDigest(BaseModel):
             except (binascii.Error, ValueError):
                 raise ValueError(f"the hash of {path!r} is not base64: {value!r}") from None
             if len(raw) != size:
-                raise ValueError(f"the hash of {path!r} has {len(raw)} bytes, not the {size} of {self.algorithm}")
+                raise ValueError(
+                    f"the hash of {path!r} has {len(raw)} bytes, not the {size} of {self.algorithm}"
+                )
         return self
 
     def hex(self, path: str) -> str:
         """The digest of one listed file, in hex."""
         return b64_to_hex(self.files[path])
 
-    def check(self, actual: Mapping[str, str | None], algorithm: Algorithm = "sha256") -> list[DigestViolation]:
+    def check(
+        self, actual: Mapping[str, str | None], algorithm: Algorithm = "sha256"
+    ) -> list[DigestViolation]:
         """Compare files (relative path -> hex hash with `algorithm`, or None where unknown) with this digest.
 
         As `kernels`' `Digest.validate`: the algorithm first, then the digest's files in path order
@@ -177,7 +181,9 @@ def parse_digest(metadata: bytes | Mapping[str, Any]) -> PublisherDigest | None:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(map(str, first["loc"]))
-        raise MalformedDigest(f"its digest is malformed ({where + ': ' if where else ''}{first['msg']})") from None
+        raise MalformedDigest(
+            f"its digest is malformed ({where + ': ' if where else ''}{first['msg']})"
+        ) from None
 
 
 def hash_bytes(data: bytes, algorithm: Algorithm = "sha256") -> str:

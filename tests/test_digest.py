@@ -125,7 +125,9 @@ def test_check_kinds_and_fields() -> None:
 
 def test_in_digest_leaves_out_what_the_builder_leaves_out() -> None:
     assert not in_digest("metadata.json") and not in_digest("metadata.json.sigstore")
-    assert not in_digest("__pycache__/x.pyc") and not in_digest("pkg/__pycache__/y") and not in_digest("a.pyc")
+    assert (
+        not in_digest("__pycache__/x.pyc") and not in_digest("pkg/__pycache__/y") and not in_digest("a.pyc")
+    )
     assert in_digest("pkg/metadata.json") and in_digest("sub/__pycache__x/f") and in_digest(".hidden")
 
 

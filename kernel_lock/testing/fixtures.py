@@ -360,11 +360,15 @@ def populate(hub: LocalHub) -> HubFixtures:
 
     relu = hub.create_repo("kernels-community/relu", repo_type="kernel")
     relu_v1_first = relu.commit(
-        repo_files(RELU_V1_FIRST_VARIANTS, undigested=RELU_V1_FIRST_VARIANTS), branch="v1", message="Build relu v1"
+        repo_files(RELU_V1_FIRST_VARIANTS, undigested=RELU_V1_FIRST_VARIANTS),
+        branch="v1",
+        message="Build relu v1",
     )
     relu.create_tag("v1.0.0", relu_v1_first)
     relu_v1 = relu.commit(
-        repo_files(RELU_V1_VARIANTS, undigested=RELU_V1_FIRST_VARIANTS), branch="v1", message="Add torch 2.13 builds"
+        repo_files(RELU_V1_VARIANTS, undigested=RELU_V1_FIRST_VARIANTS),
+        branch="v1",
+        message="Add torch 2.13 builds",
     )
     relu.create_branch("v2", relu_v1)
     v2_files = repo_files(RELU_V2_VARIANTS, version=2, kernel_depends=[("kernels-community/activation", 1)])
@@ -391,7 +395,9 @@ def populate(hub: LocalHub) -> HubFixtures:
 
     untrusted = hub.create_repo("my-org/untrusted-kernel", repo_type="kernel")
     untrusted_v1 = untrusted.commit(
-        repo_files(("torch-universal", "torch-cpu"), name="untrusted-kernel", undigested=("torch-universal",)),
+        repo_files(
+            ("torch-universal", "torch-cpu"), name="untrusted-kernel", undigested=("torch-universal",)
+        ),
         branch="v1",
         message="Build",
     )
