@@ -23,6 +23,8 @@ _EXPORTS = {
     "load_project": "kernel_lock.config",
     "read_lock": "kernel_lock.lockfile",
     "KernelLockError": "kernel_lock.errors",
+    "enforce": "kernel_lock.enforcement",
+    "enforced": "kernel_lock.enforcement",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -46,3 +46,11 @@ class VerificationError(KernelLockError):
 
 class NotSyncedError(VerificationError):
     """The locked variant has not been synced (or not verified) into the cache."""
+
+
+class NotLockedError(LockfileError):
+    """Under enforcement, the `kernels` library asked for a kernel (repo and version/revision) the lock does not hold."""
+
+
+class UnsupportedKernelsVersion(KernelLockError):
+    """Enforcement cannot hook this version of the `kernels` library (it knows the hooks of 0.17.x)."""

@@ -124,6 +124,11 @@ def load_locked(
     return _load_entry(lock, entry, chosen, download=download, chain=())
 
 
+def load_entry(lock: Lock, entry: LockedKernel, *, target: Target) -> ModuleType:
+    """Load one entry of `lock` (direct or a dependency) offline, verified, once per process per variant."""
+    return _load_entry(lock, entry, target, download=False, chain=())
+
+
 def _load_entry(
     lock: Lock, entry: LockedKernel, target: Target, *, download: bool, chain: tuple[str, ...]
 ) -> ModuleType:

@@ -1,0 +1,265 @@
+"""`kernel_lock.enforce()`: the unchanged `kernels` library and transformers load only locked, verified kernels.
+
+Real kernels 0.17.2 and transformers 5.22.2; a tiny Llama built from a config (no weights downloaded); the
+kernels served by a local Hub that is stopped before anything loads.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import kernel_lock
+import kernel_lock.enforcement as enforce_module
+import kernel_lock.load as load_module
+from kernel_lock.errors import NotLockedError, NotSyncedError, UnsupportedKernelsVersion, VerificationError
+from kernel_lock.testing import LocalHub
+from kernel_lock.testing.pytest_plugin import point_clients_at
+from kernel_lock.testing.transformers_kernels import MARKER_ENV, publish_transformers_kernels
+
+torch = pytest.importorskip("torch")
+kernels = pytest.importorskip("kernels")
+transformers = pytest.importorskip("transformers")
+from transformers.integrations import hub_kernels  # noqa: E402 - transformers imports kernels names first
+
+DEPS = (
+    '"kernels-community/activation" = 1',
+    '"kernels-community/liger-kernels" = 3',
+    '"kernels-community/rotary" = 2',
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_state() -> Iterator[None]:
+    """No enforcement, no imported fixture kernel, no cached layer before and after each test."""
+    before = set(sys.modules)
+    yield
+    enforce_module.disable()
+    load_module._loaded.clear()
+    sys.modules["kernels.layer.layer"]._CACHED_LAYER.clear()
+    sys.modules["kernels.importer"]._loaded_kernels.clear()
+    for name in set(sys.modules) - before:
+        if name.startswith(("_activation", "_liger", "_rotary", "_relu")):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def tf_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """A local Hub with the three kernels of transformers' Llama mapping; clients pointed at it."""
+    hub = LocalHub()
+    publish_transformers_kernels(hub)
+    hub.start()
+    point_clients_at(monkeypatch, hub, tmp_path / "hf-cache", tmp_path / "hf-home")
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture
+def synced(tf_hub: LocalHub, make_project, cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The three kernels locked and synced for this machine; the Hub stopped; a marker file for kernel imports."""
+    root = make_project(*DEPS)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    monkeypatch.chdir(root)
+    monkeypatch.setenv(MARKER_ENV, str(tmp_path / "imported.txt"))
+    tf_hub.clear_log()
+    tf_hub.stop()
+    return root
+
+
+def imported(tmp_path: Path) -> list[str]:
+    """Ids of the fixture kernels whose code ran (each appends to the marker file when imported)."""
+    marker = tmp_path / "imported.txt"
+    return marker.read_text().split() if marker.exists() else []
+
+
+def test_kernels_get_kernel_answers_from_the_lock_with_the_hub_stopped(synced, tf_hub, tmp_path) -> None:
+    assert not kernel_lock.enforced()
+    kernel_lock.enforce(synced / "kernels.lock")
+    assert kernel_lock.enforced()
+    activation = kernels.get_kernel("kernels-community/activation", version=1)
+    assert activation.VARIANT == "torch-cpu"
+    assert activation is kernel_lock.get_kernel("kernels-community/activation")
+    assert kernels.get_kernel("kernels-community/activation", version=1) is activation
+    assert imported(tmp_path) == [activation.KERNEL_ID]
+    [loaded] = kernels.get_loaded_kernels()
+    assert loaded.module is activation and loaded.repo_info.repo_id == "kernels-community/activation"
+    assert kernels.has_kernel("kernels-community/rotary", version=2)
+    assert tf_hub.requests == []
+
+
+def test_transformers_imported_names_go_through_the_lock(synced, tf_hub, tmp_path) -> None:
+    kernel_lock.enforce(synced / "kernels.lock")
+    rotary = hub_kernels.get_kernel("kernels-community/rotary", version=2)
+    assert rotary.VARIANT == "torch-cpu"
+    with pytest.raises(NotLockedError, match="kernel-lock add kernels-community/deep-gemm --version 2"):
+        hub_kernels.lazy_load_kernel("deep-gemm", mapping={})
+    mapping: dict = {}
+    hub_kernels._HUB_KERNEL_MAPPING["activation-test"] = {
+        "repo_id": "kernels-community/activation",
+        "version": 1,
+    }
+    try:
+        assert hub_kernels.lazy_load_kernel("activation-test", mapping=mapping).VARIANT == "torch-cpu"
+    finally:
+        del hub_kernels._HUB_KERNEL_MAPPING["activation-test"]
+    assert tf_hub.requests == []
+
+
+def tiny_llama() -> transformers.LlamaForCausalLM:
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        hidden_act="silu",
+    )
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+def test_kernelize_a_tiny_llama_with_locked_layers_on_cpu(synced, tf_hub, tmp_path) -> None:
+    model = tiny_llama()
+    ids = torch.randint(0, 64, (2, 12))
+    with torch.no_grad():
+        expected = model(ids).logits
+    kernel_lock.enforce(synced / "kernels.lock")
+    mapping = {
+        "SiLU": {
+            "cpu": kernels.LayerRepository("kernels-community/activation", layer_name="Silu", version=1)
+        },
+        "RMSNorm": {
+            "cpu": kernels.LayerRepository(
+                "kernels-community/liger-kernels", layer_name="LigerRMSNorm", version=3
+            )
+        },
+    }
+    with kernels.use_kernel_mapping(mapping, inherit_mapping=False):
+        kernels.kernelize(model, device="cpu", mode=kernels.Mode.INFERENCE)
+    act = model.model.layers[0].mlp.act_fn
+    assert act.forward.__func__.__module__.endswith(".layers")
+    assert model.model.norm.forward.__func__.__qualname__ == "LigerRMSNorm.forward"
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, expected)
+    assert sorted(n.split("_")[1] for n in imported(tmp_path)) == ["activation", "liger"]
+    assert tf_hub.requests == []
+
+
+def test_a_tampered_file_is_refused_before_any_kernel_code_runs(synced, tmp_path) -> None:
+    from kernel_lock.cache import variant_dir
+    from kernel_lock.lockfile import read_lock
+
+    entry = read_lock(synced / "kernels.lock").find("kernels-community/activation")
+    layers = variant_dir(entry.repo_id, entry.commit, "torch-cpu") / "layers.py"
+    real = layers.resolve()
+    real.chmod(0o644)
+    real.write_text(real.read_text() + "\nimport os; os.system('echo pwned')\n")
+    kernel_lock.enforce(synced / "kernels.lock")
+    with pytest.raises(VerificationError, match=r"layers\.py: content changed"):
+        kernels.get_kernel("kernels-community/activation", version=1)
+    repo = kernels.LayerRepository("kernels-community/activation", layer_name="Silu", version=1)
+    with pytest.raises(VerificationError):
+        repo.load()
+    assert imported(tmp_path) == []
+
+
+def test_a_planted_bytecode_cache_is_never_run(synced, tmp_path) -> None:
+    from kernel_lock.cache import variant_dir
+    from kernel_lock.lockfile import read_lock
+
+    entry = read_lock(synced / "kernels.lock").find("kernels-community/rotary")
+    vdir = variant_dir(entry.repo_id, entry.commit, "torch-cpu")
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(tmp_path / 'pwned')!r}, 'w').close()\n")
+    import py_compile
+
+    tag = sys.implementation.cache_tag
+    py_compile.compile(str(evil), cfile=str(vdir / "__pycache__" / f"layers.{tag}.pyc"), dfile="layers.py")
+    kernel_lock.enforce(synced / "kernels.lock")
+    rotary = kernels.get_kernel("kernels-community/rotary", version=2)
+    assert hasattr(rotary.layers, "apply_rotary_transformers")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_unlocked_repos_and_versions_are_refused_naming_the_add_command(synced, tmp_path) -> None:
+    kernel_lock.enforce(synced / "kernels.lock")
+    with pytest.raises(NotLockedError, match="kernel-lock add kernels-community/flash-attn2 --version 4"):
+        kernels.get_kernel("kernels-community/flash-attn2", version=4)
+    with pytest.raises(NotLockedError, match=r"holds version 1 \(commit [0-9a-f]{12}\)") as info:
+        kernels.get_kernel("kernels-community/activation", version=2)
+    assert "kernel-lock add kernels-community/activation --version 2" in str(info.value)
+    with pytest.raises(NotLockedError, match="--revision main"):
+        kernels.get_kernel("kernels-community/activation", revision="main")
+    with pytest.raises(NotLockedError, match="--version 7"):
+        kernels.LayerRepository(
+            "kernels-community/rotary", layer_name="apply_rotary_transformers", version=7
+        ).load()
+    assert imported(tmp_path) == []
+
+
+def test_not_strict_warns_and_lets_kernels_load_it(tf_hub, make_project, cli, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(
+        constants, "HF_HUB_USER_AGENT_ORIGIN", "kernel-lock-tests"
+    )  # kernels' agent is invalid
+    root = make_project(*DEPS)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    kernel_lock.enforce(root / "kernels.lock", strict=False)
+    tf_hub.clear_log()
+    with pytest.warns(UserWarning, match="does not hold"):
+        module = kernels.get_kernel("kernels-community/activation", revision="main")
+    assert module.VARIANT == "torch-cpu"
+    assert tf_hub.requests != []
+
+
+def test_local_kernel_overrides_are_refused(synced, monkeypatch, tmp_path) -> None:
+    kernel_lock.enforce(synced / "kernels.lock")
+    from kernel_lock.cache import repo_dir
+
+    snapshot = next((repo_dir("kernels-community/activation") / "snapshots").iterdir())
+    with pytest.raises(NotLockedError, match="local path"):
+        kernels.get_local_kernel(snapshot)
+    assert imported(tmp_path) == []
+
+
+def test_a_missing_sync_names_the_sync_command(tf_hub, make_project, cli, monkeypatch) -> None:
+    root = make_project(*DEPS)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    tf_hub.stop()
+    kernel_lock.enforce(root / "kernels.lock")
+    with pytest.raises(NotSyncedError, match="kernel-lock run --sync"):
+        kernels.get_kernel("kernels-community/activation", version=1)
+
+
+def test_an_unknown_kernels_version_fails_clearly(synced, monkeypatch) -> None:
+    monkeypatch.setattr(kernels, "__version__", "0.18.0")
+    with pytest.raises(UnsupportedKernelsVersion, match=r"0\.17\.x, but kernels 0\.18\.0 is installed"):
+        kernel_lock.enforce(synced / "kernels.lock")
+    assert not kernel_lock.enforced()
+
+
+def test_enforce_before_kernels_is_imported_hooks_it_on_import(synced, tmp_path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import kernel_lock
+        kernel_lock.enforce({str(synced / "kernels.lock")!r})
+        assert "kernels" not in sys.modules
+        from transformers.integrations.hub_kernels import get_kernel
+        print(get_kernel("kernels-community/activation", version=1).VARIANT)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["torch-cpu"]
