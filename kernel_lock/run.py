@@ -1,0 +1,157 @@
+"""`kernel-lock run`: a command with kernels enforcement (or recording) on in every Python process it starts.
+
+The established way (`coverage run`, `opentelemetry-instrument`): the folder
+holding our `sitecustomize` goes first on `PYTHONPATH`, so every Python
+process the command starts, children too, turns enforcement on at start-up;
+the environment's own `sitecustomize` still runs. `--sync` first syncs what is
+missing, once across processes (a file lock in the cache), so 8 ranks started
+together make one download. Without `--record` the command replaces this
+process, so its exit status and signals are its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernel_lock.enforcement import ENFORCE_ENV, RECORD_ENV, Request
+from kernel_lock.load import LOCK_ENV
+
+SITE_DIR = Path(__file__).parent / "site"
+SYNC_LOCK = ".kernel-lock-run-sync.lock"
+
+
+def lockfile_for(project: Path | None) -> Path:
+    """The lock a run enforces: the project's (`--project`), else `KERNEL_LOCK_FILE`, else the project here."""
+    from kernel_lock.config import LOCKFILE, find_project_root
+
+    if project is None and os.environ.get(LOCK_ENV):
+        return Path(os.environ[LOCK_ENV]).absolute()
+    return (find_project_root(project) / LOCKFILE).absolute()
+
+
+def command_env(
+    base: Mapping[str, str], *, lockfile: Path | None, record: Path | None = None
+) -> dict[str, str]:
+    """The environment of the command: our `sitecustomize` first on `PYTHONPATH`, and what it should do."""
+    env = dict(base)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(SITE_DIR), *([base["PYTHONPATH"]] if base.get("PYTHONPATH") else [])]
+    )
+    if record is not None:
+        env[RECORD_ENV] = str(record)
+        env.pop(ENFORCE_ENV, None)
+    else:
+        assert lockfile is not None
+        env[ENFORCE_ENV] = "1"
+        env[LOCK_ENV] = str(lockfile)
+    return env
+
+
+def sync_once(lockfile: Path) -> int:
+    """Sync this machine's locked variants, one process at a time; returns the number of files downloaded."""
+    from filelock import FileLock
+
+    from kernel_lock.cache import hub_cache_dir
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.sync import selected_variants, sync_variants
+
+    cache = hub_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache / SYNC_LOCK)):
+        pairs = selected_variants(read_lock(lockfile), target=None, names=(), all_variants=False)
+        return sync_variants(pairs).downloaded_files
+
+
+def exec_enforced(cmd: Sequence[str], lockfile: Path) -> None:
+    """Replace this process with `cmd`, enforcement on in it and every Python process under it."""
+    from kernel_lock.lockfile import read_lock
+
+    read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
+    env = command_env(os.environ, lockfile=lockfile)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(cmd[0], list(cmd), env)
+    except OSError as exc:
+        from kernel_lock.errors import ConfigError
+
+        raise ConfigError(
+            f"Cannot run {cmd[0]!r}: {exc.strerror}. Check the command and your PATH."
+        ) from None
+
+
+@dataclass
+class Recording:
+    """What `run --record` saw and did."""
+
+    exit_code: int
+    requests: list[Request]
+    added: dict[str, str]
+    conflicts: list[str]
+
+
+def run_recording(cmd: Sequence[str], project: Path | None) -> Recording:
+    """Run `cmd` unenforced, note every kernel asked of `kernels`, add what pyproject lacks, and lock."""
+    from kernel_lock.config import Dependency, load_project
+
+    proj = load_project(project)
+    with tempfile.TemporaryDirectory(prefix="kernel-lock-record-") as tmp:
+        log = Path(tmp) / "requests.jsonl"
+        log.touch()
+        env = command_env(os.environ, lockfile=None, record=log)
+        try:
+            exit_code = subprocess.call(list(cmd), env=env)
+        except OSError as exc:
+            from kernel_lock.errors import ConfigError
+
+            raise ConfigError(
+                f"Cannot run {cmd[0]!r}: {exc.strerror}. Check the command and your PATH."
+            ) from None
+        requests = _read_requests(log)
+    added: dict[str, Dependency] = {}
+    conflicts = []
+    for request in requests:
+        dep = Dependency(
+            version=request.version, revision=request.revision, trust_remote_code=request.trust_remote_code
+        )
+        have = proj.dependencies.get(request.repo_id) or added.get(request.repo_id)
+        if have is None:
+            added[request.repo_id] = dep
+        elif (have.version, have.revision) != (dep.version, dep.revision):
+            conflicts.append(
+                f"{request.repo_id}: the program asked for {dep.describe()}, the project requires {have.describe()}"
+            )
+    if added:
+        _add_and_lock(proj.root, added)
+    return Recording(exit_code, requests, {r: d.describe() for r, d in added.items()}, conflicts)
+
+
+def _read_requests(log: Path) -> list[Request]:
+    """The distinct requests in a record log, in the order first seen."""
+    seen: dict[Request, None] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        data = json.loads(line)
+        seen.setdefault(
+            Request(data["repo_id"], data["version"], data["revision"], data["trust_remote_code"])
+        )
+    return list(seen)
+
+
+def _add_and_lock(root: Path, added: Mapping[str, object]) -> None:
+    """Add requirements to `[tool.kernels.dependencies]` (style-preserving) and lock; nothing written on error."""
+    from kernel_lock.config import Dependency
+    from kernel_lock.edit import set_dependency
+    from kernel_lock.locking import _edited_project, _read_pyproject, lock_project
+
+    root, text = _read_pyproject(root)
+    for repo_id, dep in added.items():
+        assert isinstance(dep, Dependency)
+        text = set_dependency(text, repo_id, dep)
+    lock_project(_edited_project(root, text), pyproject_text=text)

@@ -1,0 +1,1 @@
+"""The folder `kernel-lock run` puts first on `PYTHONPATH`: its `sitecustomize` turns enforcement on."""

@@ -1,0 +1,45 @@
+"""Put on `PYTHONPATH` by `kernel-lock run`: kernels enforcement (or recording) in every Python process.
+
+The environment's own `sitecustomize` (the next one on `sys.path`) runs
+first, as it would without us. Then `KERNEL_LOCK_RECORD` or
+`KERNEL_LOCK_ENFORCE=1` (with `KERNEL_LOCK_FILE`) turns kernel-lock on; the
+`kernels` library is hooked when it is imported, so a process that never
+loads a kernel pays only this file's import. If enforcement cannot start,
+the process stops with exit status 2 rather than run unenforced.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+
+def _run_next_sitecustomize() -> None:
+    """Execute the `sitecustomize` this one hides, as the module `sitecustomize`."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sitecustomize"] = module
+    spec.loader.exec_module(module)
+
+
+def _activate() -> None:
+    if not (os.environ.get("KERNEL_LOCK_RECORD") or os.environ.get("KERNEL_LOCK_ENFORCE")):
+        return
+    try:
+        from kernel_lock.enforcement import activate_from_environment
+
+        activate_from_environment()
+    except Exception as exc:
+        sys.stderr.write(f"error: kernel-lock could not turn on kernels enforcement: {exc}\n")
+        sys.stderr.flush()
+        os._exit(2)
+
+
+_run_next_sitecustomize()
+_activate()

@@ -1,0 +1,156 @@
+"""`kernel-lock run`: enforcement in every Python process of a command, `--sync` once for many ranks, `--record`.
+
+Real processes: `kernel-lock run` is started as a subprocess, its command starts Python children, and the
+kernels come from a local Hub (stopped where the run must be offline).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kernel_lock.testing import LocalHub
+from kernel_lock.testing.pytest_plugin import point_clients_at
+from kernel_lock.testing.transformers_kernels import MARKER_ENV, publish_transformers_kernels
+
+pytest.importorskip("torch")
+pytest.importorskip("kernels")
+
+DEPS = (
+    '"kernels-community/activation" = 1',
+    '"kernels-community/liger-kernels" = 3',
+    '"kernels-community/rotary" = 2',
+)
+KERNEL_LOCK = [sys.executable, "-m", "kernel_lock"]
+
+
+@pytest.fixture
+def tf_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """A local Hub with the kernels of transformers' Llama mapping; clients (and subprocesses) pointed at it."""
+    hub = LocalHub()
+    publish_transformers_kernels(hub)
+    hub.start()
+    point_clients_at(monkeypatch, hub, tmp_path / "hf-cache", tmp_path / "hf-home")
+    monkeypatch.setenv(MARKER_ENV, str(tmp_path / "imported.txt"))
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def script(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def run(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*KERNEL_LOCK, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+LOAD_TWO = """
+    import sys
+    import kernels
+    import kernel_lock
+    act = kernels.get_kernel("kernels-community/activation", version=1)
+    layer = kernels.LayerRepository("kernels-community/rotary", layer_name="apply_rotary_transformers", version=2)
+    layer.load()
+    print(kernel_lock.enforced(), act.VARIANT)
+"""
+
+
+def test_run_enforces_in_the_command_and_its_children_offline(tf_hub, make_project, cli, tmp_path) -> None:
+    root = make_project(*DEPS)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    tf_hub.stop()
+    child = script(tmp_path, "child.py", LOAD_TWO)
+    parent = script(
+        tmp_path,
+        "parent.py",
+        f"""
+        import subprocess, sys
+        import kernel_lock
+        print("parent", kernel_lock.enforced())
+        sys.exit(subprocess.call([sys.executable, {str(child)!r}]) + 40)
+        """,
+    )
+    proc = run("run", "--", sys.executable, str(parent), cwd=root)
+    assert proc.returncode == 40, proc.stderr  # the command's own exit status
+    assert proc.stdout.split() == ["parent", "True", "True", "torch-cpu"]
+    assert len((tmp_path / "imported.txt").read_text().split()) == 2
+
+
+def test_run_refuses_what_is_not_locked_and_keeps_an_existing_sitecustomize(
+    tf_hub, make_project, cli, tmp_path, monkeypatch
+) -> None:
+    root = make_project(DEPS[0])
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    tf_hub.stop()
+    theirs = tmp_path / "their-site"
+    theirs.mkdir()
+    (theirs / "sitecustomize.py").write_text(f"open({str(tmp_path / 'theirs-ran')!r}, 'w').close()\n")
+    monkeypatch.setenv("PYTHONPATH", str(theirs))
+    prog = script(tmp_path, "prog.py", LOAD_TWO)
+    proc = run("run", "--project", str(root), "--", sys.executable, str(prog), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "NotLockedError" in proc.stderr
+    assert "kernel-lock add kernels-community/rotary --version 2" in proc.stderr
+    assert (tmp_path / "theirs-ran").exists()
+    assert len((tmp_path / "imported.txt").read_text().split()) == 1  # activation only
+
+
+def test_run_without_a_lock_fails_before_the_command(tmp_path, make_project) -> None:
+    root = make_project(*DEPS)
+    proc = run("run", "--", sys.executable, "-c", "print('ran')", cwd=root)
+    assert proc.returncode == 2
+    assert "kernel-lock lock" in proc.stderr and "ran" not in proc.stdout
+
+
+def test_record_finds_two_kernels_adds_them_and_locks(tf_hub, make_project, tmp_path) -> None:
+    root = make_project('"kernels-community/liger-kernels" = 3   # keep this comment')
+    prog = script(tmp_path, "prog.py", LOAD_TWO)
+    proc = run("run", "--record", "--", sys.executable, str(prog), cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "added kernels-community/activation (version 1)" in proc.stdout
+    assert "added kernels-community/rotary (version 2)" in proc.stdout
+    pyproject = (root / "pyproject.toml").read_text()
+    assert '"kernels-community/liger-kernels" = 3   # keep this comment' in pyproject
+    assert '"kernels-community/activation" = 1' in pyproject and '"kernels-community/rotary" = 2' in pyproject
+    lock = (root / "kernels.lock").read_text()
+    assert all(repo in lock for repo in ("activation", "liger-kernels", "rotary"))
+    again = run("run", "--record", "--", sys.executable, str(prog), cwd=root)
+    assert again.returncode == 0 and "added" not in again.stdout
+
+
+def test_eight_ranks_started_together_download_each_file_once(tf_hub, make_project, cli, tmp_path) -> None:
+    root = make_project(*DEPS)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    tf_hub.clear_log()
+    prog = script(tmp_path, "rank.py", LOAD_TWO)
+    env = dict(os.environ)
+    ranks = [
+        subprocess.Popen(
+            [*KERNEL_LOCK, "run", "--sync", "--", sys.executable, str(prog)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outputs = [rank.communicate(timeout=300) for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0] * 8, [err for _, err in outputs]
+    assert all(out.split() == ["True", "torch-cpu"] for out, _ in outputs)
+    gets = Counter(r.path for r in tf_hub.requests if r.method == "GET" and "/resolve/" in r.path)
+    assert gets and set(gets.values()) == {1}, gets
+    assert len(gets) == 3 * 3  # metadata.json, __init__.py, layers.py of each kernel's torch-cpu
