@@ -12,7 +12,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from kernel_lock.config import KernelLockWarning
+from kernel_lock.errors import KernelLockWarning
 from kernel_lock.locking import lock_project
 from kernel_lock.testing import LocalHub, populate
 

@@ -14,12 +14,12 @@ every load go through it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kernel_lock import env
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import variant_hash
 
@@ -28,13 +28,7 @@ RECORD_DIR = ".kernel-lock"
 
 def hub_cache_dir() -> Path:
     """The Hugging Face hub cache, resolved from the environment as `huggingface_hub` does."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    hf_home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
-    )
-    return Path(hf_home).expanduser() / "hub"
+    return env.hub_cache()
 
 
 def repo_dir(repo_id: str, cache: Path | None = None) -> Path:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from kernel_lock import errors
+from kernel_lock import env, errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,7 +55,7 @@ class Output:
         self.json_mode = json_mode
         self.quiet = quiet
         self.verbose = verbose
-        self.color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self.color = sys.stdout.isatty() and not env.no_color()
 
     def info(self, message: str) -> None:
         """A line of normal output (silenced by --quiet and --json)."""

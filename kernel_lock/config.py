@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeGuard
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kernel_lock import tomlread
-from kernel_lock.errors import ConfigError
+from kernel_lock.errors import ConfigError, KernelLockWarning, RangeSpecifierError
 
 PYPROJECT = "pyproject.toml"
 LOCKFILE = "kernels.lock"
@@ -45,18 +45,6 @@ def _repo_id(value: str) -> str:
 RepoId = Annotated[
     str, Field(pattern=REPO_ID_RE.pattern, description="Hub repo id, `org/name`"), AfterValidator(_repo_id)
 ]
-
-
-class RangeSpecifierError(ConfigError):
-    """An old `kernels` range specifier (`">=0.0.2 && <0.1.0"`) where a major version belongs."""
-
-    def __init__(self, message: str, repo_id: str) -> None:
-        super().__init__(message)
-        self.repo_id = repo_id
-
-
-class KernelLockWarning(UserWarning):
-    """Something the user should change, but that does not stop the command."""
 
 
 class Dependency(BaseModel):

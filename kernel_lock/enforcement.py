@@ -142,7 +142,7 @@ class _Enforcer:
 
     def refuse(self, error: NotLockedError, fallback: Callable[[], Any]) -> Any:
         """Raise (strict), or warn and let `kernels` do what it would have done."""
-        from kernel_lock.config import KernelLockWarning
+        from kernel_lock.errors import KernelLockWarning
 
         if self.strict:
             raise error

@@ -7,6 +7,12 @@ what went wrong, where, and how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+
+class KernelLockWarning(UserWarning):
+    """Something the user should change, but that does not stop the command."""
+
 
 class KernelLockError(Exception):
     """Base class of every error kernel-lock raises on purpose."""
@@ -14,6 +20,14 @@ class KernelLockError(Exception):
 
 class ConfigError(KernelLockError):
     """`pyproject.toml` or its `[tool.kernels]` table is missing or malformed."""
+
+
+class RangeSpecifierError(ConfigError):
+    """An old `kernels` range specifier (`">=0.0.2 && <0.1.0"`) where a major version belongs."""
+
+    def __init__(self, message: str, repo_id: str) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
 
 
 class LockfileError(KernelLockError):
@@ -30,6 +44,31 @@ class ResolutionError(KernelLockError):
 
 class VariantError(KernelLockError):
     """A target is malformed, or no build variant fits it."""
+
+
+class NoVariantFits(VariantError):
+    """No build variant of a kernel fits the target; `rejections` holds (variant, reason) for each one."""
+
+    def __init__(self, repo_id: str, target: str, rejections: Sequence[tuple[str, str]]) -> None:
+        self.repo_id = repo_id
+        self.target = target
+        self.rejections = tuple(rejections)
+        if rejections:
+            listing = "".join(f"\n  - {variant}: {reason}" for variant, reason in rejections)
+            found = f"The available variants and why each was rejected:{listing}\n"
+        else:
+            found = "There are no build variants at all (no build/<variant>/ directory).\n"
+        super().__init__(
+            f"{self.summary}. {found}"
+            "Pick one explicitly with `--variant NAME`, or select for another environment with `--target` "
+            "(e.g. `--target torch210-cxx11-cu128-x86_64-linux`)."
+        )
+
+    @property
+    def summary(self) -> str:
+        """One line: which kernel, and for which target."""
+        of_repo = f" of {self.repo_id}" if self.repo_id else ""
+        return f"No build variant{of_repo} fits {self.target}"
 
 
 class MissingPythonDependency(KernelLockError):
@@ -54,3 +93,14 @@ class NotLockedError(LockfileError):
 
 class UnsupportedKernelsVersion(KernelLockError):
     """Enforcement cannot hook this version of the `kernels` library (it knows the hooks of 0.17.x)."""
+
+
+class SyncFailed(VerificationError):
+    """Files a sync fetched did not verify (and were removed); `failures` holds one error per variant."""
+
+    def __init__(self, failures: Sequence[VerificationError]) -> None:
+        self.failures = tuple(failures)
+        super().__init__(
+            " ".join(map(str, self.failures))
+            + " The bad files were removed from the cache; sync again from a trustworthy Hub or mirror."
+        )

@@ -9,7 +9,6 @@ bounded backoff, honouring `Retry-After`; anything else becomes a
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kernel_lock import env
 from kernel_lock.errors import HubError, KernelLockError, ResolutionError
 
 T = TypeVar("T")
@@ -113,7 +113,7 @@ class Hub:
         from kernel_lock import __version__
 
         self.api = HfApi(
-            endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None,
+            endpoint=endpoint or env.hub_endpoint(),
             token=token,
             library_name="kernel-lock",
             library_version=__version__,

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from kernel_lock import env
 from kernel_lock.config import LOCKFILE, find_project_root
 from kernel_lock.errors import LockfileError, MissingPythonDependency, NotSyncedError, VerificationError
 from kernel_lock.lockfile import Lock, LockedKernel, parse_lock, read_lock
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     import importlib.metadata
 
     from kernel_lock.target import Target
-
-LOCK_ENV = "KERNEL_LOCK_FILE"
 
 _loaded: dict[tuple[str, str, str], ModuleType] = {}
 _key_locks: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
@@ -45,9 +44,10 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
     """The lock to load from: the argument, `KERNEL_LOCK_FILE`, the caller's installed metadata, or the project here."""
     if lockfile is not None:
         return read_lock(Path(lockfile))
-    if os.environ.get(LOCK_ENV):
-        return read_lock(Path(os.environ[LOCK_ENV]))
-    looked = ["the lockfile argument (not given)", f"${LOCK_ENV} (not set)"]
+    from_env = env.lock_file()
+    if from_env is not None:
+        return read_lock(from_env)
+    looked = ["the lockfile argument (not given)", f"${env.LOCK_FILE} (not set)"]
     distributions = _caller_distributions(caller)
     for dist in distributions:
         text = dist.read_text(LOCKFILE)
@@ -63,7 +63,7 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
     looked.append(f"{here} (absent)")
     raise LockfileError(
         "No kernels.lock found. Looked at: " + "; ".join(looked) + ". Pass lockfile=..., set "
-        f"{LOCK_ENV}, or build your package with kernel-lock so it carries its kernels.lock."
+        f"{env.LOCK_FILE}, or build your package with kernel-lock so it carries its kernels.lock."
     )
 
 

@@ -16,7 +16,13 @@ from kernel_lock.config import (
     project_from_table,
     read_pyproject,
 )
-from kernel_lock.errors import ConfigError, KernelLockError, LockOutOfDate, ResolutionError
+from kernel_lock.errors import (
+    ConfigError,
+    KernelLockError,
+    LockOutOfDate,
+    RangeSpecifierError,
+    ResolutionError,
+)
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.lockfile import Lock, read_lock, read_lock_if_exists, write_lock
 
@@ -75,8 +81,6 @@ def check_lock(project: Project | Path | None = None) -> Lock:
 
 def load_project_online(project: Project | Path | None, *, endpoint: str | None = None) -> Project:
     """`load_project`, but an old range specifier's error names the major versions the Hub has."""
-    from kernel_lock.config import RangeSpecifierError
-
     if isinstance(project, Project):
         return project
     try:

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kernel_lock import tomlread
 from kernel_lock.cache import RECORD_DIR, repo_dir
-from kernel_lock.config import COMMIT_RE, Dependency, KernelLockWarning, is_repo_id
-from kernel_lock.errors import HubError, ResolutionError
+from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id
+from kernel_lock.errors import HubError, KernelLockWarning, ResolutionError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, variant_hash
 from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, Trust, kernel_key

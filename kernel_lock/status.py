@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kernel_lock.config import find_project_root
-from kernel_lock.errors import KernelLockError
+from kernel_lock.errors import NoVariantFits
 from kernel_lock.lockfile import LockedKernel, read_lock
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ def project_status(
         row = KernelStatus(entry)
         try:
             row.variant = select_variant(entry.variants, chosen, repo_id=entry.repo_id)
-        except KernelLockError as exc:
-            row.variant_error = str(exc).split(". ")[0]
+        except NoVariantFits as exc:
+            row.variant_error = exc.summary
         if row.variant:
             check = check_variant(entry, row.variant)
             row.sync = "verified" if check.ok else check.status

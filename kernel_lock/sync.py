@@ -29,7 +29,7 @@ from kernel_lock.cache import (
     write_record,
 )
 from kernel_lock.config import find_project_root, load_project
-from kernel_lock.errors import HubError, VariantError, VerificationError
+from kernel_lock.errors import HubError, SyncFailed, VariantError
 from kernel_lock.hashing import is_ignored, variant_hash
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock
 from kernel_lock.verify import (
@@ -145,7 +145,7 @@ def _warn_missing_python_depends(result: SyncResult) -> None:
     """Sync may run where the kernels will not (a build stage), so missing packages are a warning here."""
     import warnings
 
-    from kernel_lock.config import KernelLockWarning
+    from kernel_lock.errors import KernelLockWarning
     from kernel_lock.pydeps import missing, python_depends
 
     for check in result.checks:
@@ -236,10 +236,7 @@ def sync_variants(
         for lock in reversed(locks):
             lock.release()
     if failures:
-        raise VerificationError(
-            " ".join(str(f.error()) for f in failures)
-            + " The bad files were removed from the cache; sync again from a trustworthy Hub or mirror."
-        )
+        raise SyncFailed([f.error() for f in failures])
     return result
 
 

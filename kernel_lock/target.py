@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernel_lock import env
 from kernel_lock.errors import VariantError
 
 # Variant-name prefix of each versioned backend; the others are named by their backend name.
@@ -266,12 +266,9 @@ def _libcudart_version() -> tuple[int, int] | None:
     return version.value // 1000, (version.value % 1000) // 10
 
 
-TARGET_ENV = "KERNEL_LOCK_TARGET"
-
-
 def default_target() -> Target:
     """The environment to select for when none is given: `KERNEL_LOCK_TARGET` if set, else this machine's."""
-    declared = os.environ.get(TARGET_ENV)
+    declared = env.declared_target()
     return parse_target(declared) if declared else detect_target()
 
 

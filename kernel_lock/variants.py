@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kernel_lock.errors import VariantError
+from kernel_lock.errors import NoVariantFits, VariantError
 from kernel_lock.target import METAL_MIN_MACOS, Target, backend_label, backend_variant_str, parse_backend
 
 _TORCH = re.compile(r"torch(\d)(\d+)")
@@ -169,14 +169,4 @@ def select_variant(variants: Iterable[str], target: Target, *, repo_id: str = ""
     decisions = rank_variants(variants, target)
     if decisions and decisions[0].accepted:
         return decisions[0].variant
-    of_repo = f" of {repo_id}" if repo_id else ""
-    if decisions:
-        listing = "".join(f"\n  - {d.variant}: {d.reason}" for d in decisions)
-        found = f"The available variants and why each was rejected:{listing}\n"
-    else:
-        found = "There are no build variants at all (no build/<variant>/ directory).\n"
-    raise VariantError(
-        f"No build variant{of_repo} fits {target.describe()}. {found}"
-        "Pick one explicitly with `--variant NAME`, or select for another environment with `--target` "
-        "(e.g. `--target torch210-cxx11-cu128-x86_64-linux`)."
-    )
+    raise NoVariantFits(repo_id, target.describe(), [(d.variant, d.reason or "") for d in decisions])

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from kernel_lock import env
 from kernel_lock.cache import (
     Fingerprint,
     ManifestEntry,
@@ -98,7 +99,7 @@ class VariantCheck:
 
 def verify_mode(mode: str | None = None) -> Mode:
     """The verification mode: the argument, else `KERNEL_LOCK_VERIFY`, else `fast`."""
-    value = (mode or os.environ.get("KERNEL_LOCK_VERIFY") or "fast").strip().lower()
+    value = (mode or env.verify_mode() or "fast").strip().lower()
     if value not in MODES:
         raise VerificationError(
             f"Unknown verification mode {value!r} (from KERNEL_LOCK_VERIFY or the caller). Use 'fast' or 'full'."

@@ -121,6 +121,18 @@ def test_status_rows_text_json_and_outdated(hub_env, hub_fixtures, make_project,
     assert relu["newer_version"] == 2 and relu["newer_commit"] == hub_fixtures.relu.branches["v1"]
 
 
+def test_status_names_the_target_no_variant_fits(hub_env, make_project, cli) -> None:
+    root = make_project('"kernels-community/relu" = 2')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    run = cli("status", "--project", str(root), "--target", "torch213-cxx11-cu126-aarch64-linux", "--json")
+    assert run.exit_code == 0, run.stderr
+    row = next(r for r in run.json()["kernels"] if r["repo_id"] == "kernels-community/relu")
+    assert row["variant"] is None
+    assert row["variant_error"] == (
+        "No build variant of kernels-community/relu fits torch 2.13 (cxx11), CUDA 12.6, aarch64-linux"
+    )
+
+
 def test_function_repository_notice(hub_env, make_project, cli) -> None:
     root = make_project('"kernels-community/activation" = 1')
     (root / "model.py").write_text(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.config import Dependency, KernelLockWarning, load_project, parse_kernels_table
-from kernel_lock.errors import ConfigError
+from kernel_lock.config import Dependency, load_project, parse_kernels_table
+from kernel_lock.errors import ConfigError, KernelLockWarning
 
 
 def parse(deps: dict) -> dict[str, Dependency]:

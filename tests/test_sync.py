@@ -131,6 +131,18 @@ def test_corrupted_bytes_are_refused_then_repaired(locked, hub_env, cli) -> None
     assert cli("verify", "--project", str(locked), "--full").exit_code == 0
 
 
+def test_a_failed_sync_names_each_failed_variant_in_fields(locked, hub_env) -> None:
+    from kernel_lock.errors import SyncFailed
+    from kernel_lock.sync import sync_project
+
+    hub_env.add_fault(Fault(kind="corrupt", match=r"relu/resolve/.*/layers\.py$", count=None))
+    with pytest.raises(SyncFailed) as raised:
+        sync_project(locked, variants=[CPU_VARIANT])
+    (failure,) = raised.value.failures
+    assert "kernels-community/relu variant " + CPU_VARIANT in str(failure)
+    assert "layers.py: content changed" in str(failure)
+
+
 def test_corrupted_lfs_file_is_refused(locked, hub_env, cli) -> None:
     hub_env.add_fault(Fault(kind="corrupt", match=r"\.so$", count=None))
     run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT)

@@ -1,0 +1,70 @@
+"""Every environment variable kernel-lock reads, in one place.
+
+Each is read when asked for, not at import, because tests and `kernel_lock.enforce` change the
+environment of a running process. Paths are expanded (`~`, `$VAR`) as `huggingface_hub` expands its own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TARGET = "KERNEL_LOCK_TARGET"
+"""A target spec (e.g. `torch213-cxx11-cpu-x86_64-linux`) that replaces detection of this machine."""
+LOCK_FILE = "KERNEL_LOCK_FILE"
+"""The `kernels.lock` that `get_kernel` reads when no lockfile is passed."""
+VERIFY = "KERNEL_LOCK_VERIFY"
+"""How a synced variant is verified: `fast` (trust recorded fingerprints) or `full` (hash every file)."""
+HUB_ENDPOINT = "HF_ENDPOINT"
+"""The Hub or mirror to talk to (huggingface_hub's setting)."""
+
+
+def _get(name: str) -> str | None:
+    """The variable's value; unset and empty are both None."""
+    return os.environ.get(name) or None
+
+
+def _path(value: str) -> Path:
+    return Path(os.path.expandvars(os.path.expanduser(value)))
+
+
+def declared_target() -> str | None:
+    """`KERNEL_LOCK_TARGET`: the target spec to select variants for instead of this machine."""
+    return _get(TARGET)
+
+
+def lock_file() -> Path | None:
+    """`KERNEL_LOCK_FILE`: the lockfile for `get_kernel`, if set."""
+    value = _get(LOCK_FILE)
+    return _path(value) if value else None
+
+
+def verify_mode() -> str | None:
+    """`KERNEL_LOCK_VERIFY`, as written (validated by `kernel_lock.verify.verify_mode`)."""
+    return _get(VERIFY)
+
+
+def hub_endpoint() -> str | None:
+    """`HF_ENDPOINT`: the Hub URL, if set (else huggingface_hub's default)."""
+    return _get(HUB_ENDPOINT)
+
+
+def hub_cache() -> Path:
+    """The Hugging Face hub cache: `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, else `$HF_HOME/hub`.
+
+    `HF_HOME` defaults to `$XDG_CACHE_HOME/huggingface`, and that to `~/.cache/huggingface`, as in
+    `huggingface_hub.constants`.
+    """
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        value = _get(name)
+        if value:
+            return _path(value)
+    home = _get("HF_HOME") or os.path.join(
+        _get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface"
+    )
+    return _path(home) / "hub"
+
+
+def no_color() -> bool:
+    """Whether `NO_COLOR` asks for output without colour (https://no-color.org)."""
+    return bool(_get("NO_COLOR"))
