@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_VARIANTS = Path("/work/shared/reference/real-variant-names.txt")
+REFERENCE_VARIANTS = ROOT / "tests" / "data" / "real-variant-names.txt"
 # Interpreter and console scripts of the venv this script runs in (fall back to the repo's .venv).
 BIN = (
     Path(sys.executable).parent
