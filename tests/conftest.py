@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -11,7 +12,44 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from kernel_lock import env
+
 pytest_plugins = ["kernel_lock.testing.pytest_plugin"]
+
+DECLARED_TARGET = "torch213-cxx11-cpu-x86_64-linux"
+"""What every test selects variants for unless it sets another: the CPU build of the torch the tests install."""
+
+INSTALL = "pip install -e '.[test,torch]' torch==2.13.0"
+
+
+def _skip_reason(item: pytest.Item) -> str | None:
+    """Why a marked test cannot run here, or None."""
+    for marker, module in (("torch", "torch"), ("kernels", "kernels")):
+        if item.get_closest_marker(marker) and importlib.util.find_spec(module) is None:
+            return f"needs {module}, which is not installed ({INSTALL})"
+    if item.get_closest_marker("gpu"):
+        if importlib.util.find_spec("torch") is None:
+            return "needs a CUDA build of torch, and torch is not installed"
+        import torch
+
+        if not torch.cuda.is_available():
+            return "needs a CUDA GPU, and torch sees none"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reason = _skip_reason(item)
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _declared_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Select for `DECLARED_TARGET`, not this machine: no result depends on the host's torch or CUDA libraries.
+
+    A test of detection itself deletes `KERNEL_LOCK_TARGET` (`monkeypatch.delenv(env.TARGET)`).
+    """
+    monkeypatch.setenv(env.TARGET, DECLARED_TARGET)
 
 
 @dataclass

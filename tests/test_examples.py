@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel_lock.target import detect_target
+import pytest
+
+from kernel_lock.target import default_target
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.torch
 def test_quickstart_runs() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     proc = subprocess.run(
@@ -41,9 +44,9 @@ def kernel_lock(*args: str, env: dict[str, str], cwd: Path) -> str:
     return proc.stdout
 
 
+@pytest.mark.torch
 def test_docker_example_steps(hub_env, tmp_path: Path) -> None:
-    target = detect_target().spec()
-    assert target, "the tests run with torch installed"
+    target = default_target().spec()
     app = tmp_path / "app"
     app.mkdir()
     for name in ("pyproject.toml", "serve.py"):

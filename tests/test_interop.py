@@ -40,6 +40,7 @@ def fresh_project(tmp_path: Path, name: str) -> Path:
     return root
 
 
+@pytest.mark.kernels
 def test_kernels_lock_output_equals_our_export(hub_env, make_project, cli, tmp_path) -> None:
     root = make_project(RELU_V2, '"kernels-community/activation" = 1')
     ours = export_lock(locked(cli, root), "kernels")
@@ -55,6 +56,7 @@ def test_kernels_lock_output_equals_our_export(hub_env, make_project, cli, tmp_p
     ]
 
 
+@pytest.mark.kernels
 def test_revision_requirements_export_in_kernels_order(hub_env, hub_fixtures, make_project, cli) -> None:
     from kernels._rust import KernelLocks
 
@@ -257,6 +259,8 @@ def test_malformed_input_is_one_paragraph(tmp_path, content: str, expected: str)
     assert not (tmp_path / "kernels.lock").exists()
 
 
+@pytest.mark.torch
+@pytest.mark.kernels
 def test_kernels_download_and_offline_load_accept_the_export(hub_env, make_project, cli, tmp_path) -> None:
     root = make_project(RELU_V2)
     lock = locked(cli, root)

@@ -18,7 +18,8 @@ from kernel_lock.errors import LockfileError, NotSyncedError, VerificationError
 from kernel_lock.load import LockedLayerRepository, get_kernel
 from kernel_lock.lockfile import read_lock
 
-torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="test_load.py needs torch (marker `torch`)")
 
 CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 DEPS = ('"kernels-community/relu" = 1', '"kernels-community/old-relu" = 2')
@@ -332,6 +333,7 @@ def _model() -> torch.nn.Module:
     return Model()
 
 
+@pytest.mark.kernels
 def test_kernelize_with_a_locked_layer(synced) -> None:
     from kernels import Mode, kernelize, use_kernel_mapping
 
@@ -352,6 +354,7 @@ def test_kernelize_with_a_locked_layer(synced) -> None:
     assert type(model.act).forward is not None
 
 
+@pytest.mark.kernels
 def test_kernelize_refuses_a_tampered_kernel(synced) -> None:
     from kernels import Mode, kernelize, use_kernel_mapping
 

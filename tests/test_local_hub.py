@@ -15,10 +15,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.hf_api import RepoFile, RepoFolder
+from packaging.version import Version
 
 from kernel_lock.testing import (
     Fault,
@@ -182,6 +184,8 @@ def test_model_type_repo_is_served_under_model_urls(hub_env: LocalHub, hub_fixtu
 # -- fixtures -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.torch
+@pytest.mark.kernels
 def test_fixture_kernel_imports_and_runs_on_cpu(tmp_path: Path) -> None:
     import torch
     from kernels._rust import Metadata
@@ -227,6 +231,7 @@ def _kernels(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
+@pytest.mark.kernels
 def test_kernels_cli_versions_lock_download(
     hub_env: LocalHub, hub_fixtures: HubFixtures, tmp_path: Path
 ) -> None:
@@ -271,10 +276,15 @@ def test_status_fault_then_success(local_hub: LocalHub) -> None:
     assert [r.status for r in local_hub.requests] == [503, 200]
 
 
+@pytest.mark.skipif(
+    Version(huggingface_hub.__version__) < Version("2.4"),
+    reason="huggingface_hub retries the first page of a listing in 2.4 (seen); 1.33 does not",
+)
 def test_status_fault_is_retried_by_the_client(hub_env: LocalHub, hub_fixtures: HubFixtures) -> None:
     hub_env.add_fault(Fault("status", match=r"/tree/", status=502, count=1))
     entries = list(HfApi().list_repo_tree(RELU, repo_type="kernel", revision="v1"))  # http_backoff retries
     assert {e.path for e in entries} == {"README.md", "build"}
+    assert [r.status for r in hub_env.requests if "/tree/" in r.path] == [502, 200]
 
 
 def test_corrupt_truncate_wrong_commit_reset(local_hub: LocalHub, hub_fixtures: HubFixtures) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lock import env
 from kernel_lock.cache import hub_cache_dir, record_path, variant_dir
 from kernel_lock.lockfile import read_lock
 from kernel_lock.testing import Fault
@@ -38,8 +39,7 @@ def synced_variants() -> set[tuple[str, str]]:
     return found
 
 
-def test_sync_for_the_detected_cpu_environment(locked, cli) -> None:
-    pytest.importorskip("torch")  # the detected environment is torch's CPU build
+def test_sync_for_the_default_target(locked, cli) -> None:
     run = cli("sync", "--project", str(locked), "--json")
     assert run.exit_code == 0, run.stderr
     assert {(v["repo_id"], v["variant"], v["status"]) for v in run.json()["variants"]} == {
@@ -51,6 +51,20 @@ def test_sync_for_the_detected_cpu_environment(locked, cli) -> None:
         ("kernels-community/activation", CPU_VARIANT),
     }
     assert cli("verify", "--project", str(locked)).exit_code == 0
+
+
+@pytest.mark.torch  # without torch, detection would depend on this machine's CUDA libraries
+def test_sync_for_the_detected_environment(locked, cli, monkeypatch) -> None:
+    from kernel_lock.target import detect_target
+    from kernel_lock.variants import select_variant
+
+    monkeypatch.delenv(env.TARGET)
+    lock = read_lock(locked / "kernels.lock")
+    expected = {(e.repo_id, select_variant(e.variants, detect_target())) for e in lock.kernel}
+    run = cli("sync", "--project", str(locked), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert {(v["repo_id"], v["variant"]) for v in run.json()["variants"]} == expected
+    assert synced_variants() == expected
 
 
 def test_declared_cuda_target_without_importing_torch(locked, hub_env) -> None:
@@ -224,7 +238,7 @@ def test_sync_record_is_authenticated_by_the_lock(locked, cli) -> None:
 
 
 def test_kernel_lock_target_declares_the_default_environment(locked, cli, monkeypatch) -> None:
-    monkeypatch.setenv("KERNEL_LOCK_TARGET", CUDA_TARGET)
+    monkeypatch.setenv(env.TARGET, CUDA_TARGET)
     run = cli("sync", "--project", str(locked), "--json")
     assert run.exit_code == 0, run.stderr
     assert {v["variant"] for v in run.json()["variants"]} == {

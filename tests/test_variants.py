@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernels.backends import parse_backend as kernels_parse_backend
-from kernels.variants import VariantAccepted, _resolve_variant_for_system
-from kernels.variants import parse_variant as kernels_parse_variant
 from packaging.version import Version
 
 from kernel_lock import target as target_module
@@ -21,7 +18,12 @@ from kernel_lock.errors import VariantError
 from kernel_lock.target import Target, backend_variant_str, detect_target, parse_target, target_from_options
 from kernel_lock.variants import NOT_A_VARIANT, Decision, parse_variant, rank_variants, select_variant
 
-REAL_NAMES = Path("/work/shared/reference/real-variant-names.txt").read_text().split()
+pytestmark = pytest.mark.kernels
+_WHY = "test_variants.py compares with the kernels library (marker `kernels`)"
+kernels_backends = pytest.importorskip("kernels.backends", reason=_WHY)
+kernels_variants = pytest.importorskip("kernels.variants", reason=_WHY)
+
+REAL_NAMES = (Path(__file__).parent / "data" / "real-variant-names.txt").read_text().split()
 # Names the real list lacks: stable ABI, untagged and cxx98 torch, tvm-ffi, universal, CANN, older CUDA/ROCm.
 EXTRA_NAMES = [
     "torch-universal",
@@ -107,7 +109,7 @@ def _kernels_parsed(names: list[str]) -> list[tuple[object, str]]:
     parsed = []
     for name in names:
         try:
-            parsed.append((kernels_parse_variant(name), name))
+            parsed.append((kernels_variants.parse_variant(name), name))
         except ValueError:
             continue
     return parsed
@@ -119,9 +121,11 @@ KERNELS_PARSED = [_kernels_parsed(names) for names in VARIANT_SETS]
 def _kernels_order(parsed: list[tuple[object, str]], target: Target) -> tuple[list[str], list[bool]]:
     """kernels' preference-sorted trace for `target`: variant names and accepted flags."""
     name_of = {id(variant): name for variant, name in parsed}
-    _, trace = _resolve_variant_for_system(
+    _, trace = kernels_variants._resolve_variant_for_system(
         variants=[variant for variant, _ in parsed],
-        selected_backend=kernels_parse_backend(backend_variant_str(target.backend, target.backend_version)),
+        selected_backend=kernels_backends.parse_backend(
+            backend_variant_str(target.backend, target.backend_version)
+        ),
         cpu=target.arch,
         os=target.os,
         torch_version=Version("{}.{}".format(*target.torch)) if target.torch else None,
@@ -129,7 +133,9 @@ def _kernels_order(parsed: list[tuple[object, str]], target: Target) -> tuple[li
         tvm_ffi_version=None,
         macos_version=Version("{}.{}".format(*target.macos)) if target.macos else None,
     )
-    return [name_of[id(d.variant)] for d in trace], [isinstance(d, VariantAccepted) for d in trace]
+    return [name_of[id(d.variant)] for d in trace], [
+        isinstance(d, kernels_variants.VariantAccepted) for d in trace
+    ]
 
 
 @pytest.mark.parametrize(("backend", "version", "macos"), BACKENDS, ids=lambda x: str(x))
@@ -153,7 +159,7 @@ def test_agrees_with_kernels(
 def test_same_names_parse_as_in_kernels() -> None:
     for name in ALL_NAMES:
         try:
-            kernels_parse_variant(name)
+            kernels_variants.parse_variant(name)
             kernels_ok = True
         except ValueError:
             kernels_ok = False
@@ -310,6 +316,7 @@ def test_target_from_options_errors(given: dict[str, object], expected: str) -> 
         _from_options(**given)
 
 
+@pytest.mark.torch
 def test_detect_target_matches_torch() -> None:
     import platform
 
@@ -334,16 +341,15 @@ def test_detect_target_matches_torch() -> None:
 
 def test_detect_target_does_not_import_torch() -> None:
     code = (
-        "import json, sys, time; t0 = time.perf_counter()\n"
+        "import json, sys\n"
         "from kernel_lock.target import detect_target; t = detect_target()\n"
         "print(json.dumps({'torch_imported': 'torch' in sys.modules, 'kernels_imported': 'kernels' in sys.modules,"
-        " 'seconds': time.perf_counter() - t0, 'spec': t.spec()}))"
+        " 'spec': t.spec()}))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     result = json.loads(out)
     assert not result["torch_imported"] and not result["kernels_imported"]
     assert result["spec"] == detect_target().spec()
-    assert result["seconds"] < 0.3
 
 
 @pytest.fixture
