@@ -38,15 +38,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from kernel_lock import env
 from kernel_lock.errors import NotLockedError, NotSyncedError, UnsupportedKernelsVersion, VerificationError
 
 if TYPE_CHECKING:
     from kernel_lock.lockfile import Lock, LockedKernel
     from kernel_lock.target import Target
 
-ENFORCE_ENV = "KERNEL_LOCK_ENFORCE"
-STRICT_ENV = "KERNEL_LOCK_STRICT"
-RECORD_ENV = "KERNEL_LOCK_RECORD"
 SUPPORTED_KERNELS = ((0, 17),)
 _HUB_RESOLVERS = ("HubResolver", "HubCacheResolver", "LockedHubResolver", "LockedHubCacheResolver")
 _PATH_RESOLVERS = ("RepoPathsResolver", "KernelPathsResolver")
@@ -225,12 +223,11 @@ def activate_from_environment() -> None:
     The lock is read on the first kernel request, so a process that never
     loads a kernel pays nothing for it.
     """
-    recording = os.environ.get(RECORD_ENV)
-    if recording:
-        _activate(_Recorder(Path(recording)))
-    elif os.environ.get(ENFORCE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        strict = os.environ.get(STRICT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-        _activate(_Enforcer(None, strict))
+    recording = env.record_file()
+    if recording is not None:
+        _activate(_Recorder(recording))
+    elif env.enforce():
+        _activate(_Enforcer(None, env.strict()))
 
 
 def _activate(mode: _Enforcer | _Recorder) -> None:

@@ -15,6 +15,12 @@ LOCK_FILE = "KERNEL_LOCK_FILE"
 """The `kernels.lock` that `get_kernel` reads when no lockfile is passed."""
 VERIFY = "KERNEL_LOCK_VERIFY"
 """How a synced variant is verified: `fast` (trust recorded fingerprints) or `full` (hash every file)."""
+ENFORCE = "KERNEL_LOCK_ENFORCE"
+"""`1` (or true/yes/on): `kernel-lock run`'s start-up hook answers every kernel load from the lock."""
+STRICT = "KERNEL_LOCK_STRICT"
+"""`0` (or false/no/off): under enforcement, a kernel that fails verification loads unverified, with a warning."""
+RECORD = "KERNEL_LOCK_RECORD"
+"""A file: the start-up hook records every kernel request there instead of enforcing."""
 HUB_ENDPOINT = "HF_ENDPOINT"
 """The Hub or mirror to talk to (huggingface_hub's setting)."""
 
@@ -22,6 +28,16 @@ HUB_ENDPOINT = "HF_ENDPOINT"
 def _get(name: str) -> str | None:
     """The variable's value; unset and empty are both None."""
     return os.environ.get(name) or None
+
+
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off (any case); unset or anything else is `default`."""
+    value = (_get(name) or "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return default
 
 
 def _path(value: str) -> Path:
@@ -42,6 +58,22 @@ def lock_file() -> Path | None:
 def verify_mode() -> str | None:
     """`KERNEL_LOCK_VERIFY`, as written (validated by `kernel_lock.verify.verify_mode`)."""
     return _get(VERIFY)
+
+
+def enforce() -> bool:
+    """`KERNEL_LOCK_ENFORCE`: whether the start-up hook enforces the lock (default no)."""
+    return _flag(ENFORCE, False)
+
+
+def strict() -> bool:
+    """`KERNEL_LOCK_STRICT`: whether enforcement refuses a kernel that fails verification (default yes)."""
+    return _flag(STRICT, True)
+
+
+def record_file() -> Path | None:
+    """`KERNEL_LOCK_RECORD`: where the start-up hook records kernel requests, if set."""
+    value = _get(RECORD)
+    return _path(value) if value else None
 
 
 def hub_endpoint() -> str | None:

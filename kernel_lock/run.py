@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernel_lock.enforcement import ENFORCE_ENV, RECORD_ENV, Request
-from kernel_lock.load import LOCK_ENV
+from kernel_lock import env
+from kernel_lock.enforcement import Request
 
 SITE_DIR = Path(__file__).parent / "site"
 SYNC_LOCK = ".kernel-lock-run-sync.lock"
@@ -31,8 +31,9 @@ def lockfile_for(project: Path | None) -> Path:
     """The lock a run enforces: the project's (`--project`), else `KERNEL_LOCK_FILE`, else the project here."""
     from kernel_lock.config import LOCKFILE, find_project_root
 
-    if project is None and os.environ.get(LOCK_ENV):
-        return Path(os.environ[LOCK_ENV]).absolute()
+    from_env = env.lock_file() if project is None else None
+    if from_env is not None:
+        return from_env.absolute()
     return (find_project_root(project) / LOCKFILE).absolute()
 
 
@@ -40,18 +41,18 @@ def command_env(
     base: Mapping[str, str], *, lockfile: Path | None, record: Path | None = None
 ) -> dict[str, str]:
     """The environment of the command: our `sitecustomize` first on `PYTHONPATH`, and what it should do."""
-    env = dict(base)
-    env["PYTHONPATH"] = os.pathsep.join(
+    child = dict(base)
+    child["PYTHONPATH"] = os.pathsep.join(
         [str(SITE_DIR), *([base["PYTHONPATH"]] if base.get("PYTHONPATH") else [])]
     )
     if record is not None:
-        env[RECORD_ENV] = str(record)
-        env.pop(ENFORCE_ENV, None)
+        child[env.RECORD] = str(record)
+        child.pop(env.ENFORCE, None)
     else:
         assert lockfile is not None
-        env[ENFORCE_ENV] = "1"
-        env[LOCK_ENV] = str(lockfile)
-    return env
+        child[env.ENFORCE] = "1"
+        child[env.LOCK_FILE] = str(lockfile)
+    return child
 
 
 def sync_once(lockfile: Path) -> int:
@@ -74,11 +75,11 @@ def exec_enforced(cmd: Sequence[str], lockfile: Path) -> None:
     from kernel_lock.lockfile import read_lock
 
     read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
-    env = command_env(os.environ, lockfile=lockfile)
+    child = command_env(os.environ, lockfile=lockfile)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execvpe(cmd[0], list(cmd), env)
+        os.execvpe(cmd[0], list(cmd), child)
     except OSError as exc:
         from kernel_lock.errors import ConfigError
 
@@ -105,9 +106,9 @@ def run_recording(cmd: Sequence[str], project: Path | None) -> Recording:
     with tempfile.TemporaryDirectory(prefix="kernel-lock-record-") as tmp:
         log = Path(tmp) / "requests.jsonl"
         log.touch()
-        env = command_env(os.environ, lockfile=None, record=log)
+        child = command_env(os.environ, lockfile=None, record=log)
         try:
-            exit_code = subprocess.call(list(cmd), env=env)
+            exit_code = subprocess.call(list(cmd), env=child)
         except OSError as exc:
             from kernel_lock.errors import ConfigError
 

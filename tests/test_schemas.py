@@ -10,7 +10,7 @@ import pydantic
 import pytest
 from packaging.version import Version
 
-from kernel_lock.config import tomllib
+from kernel_lock import tomlread
 from kernel_lock.schemas import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ def test_schemas_are_current() -> None:
 
 def test_example_lock_and_config_validate() -> None:
     lock_schema = json.loads((ROOT / "schemas" / "kernels-lock.schema.json").read_text())
-    jsonschema.validate(tomllib.loads((ROOT / "kernels.lock.example").read_text()), lock_schema)
+    jsonschema.validate(tomlread.loads((ROOT / "kernels.lock.example").read_text()), lock_schema)
     tool_schema = json.loads((ROOT / "schemas" / "tool-kernels.schema.json").read_text())
     table = {
         "dependencies": {
