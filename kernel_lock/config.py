@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kernel_lock import tomlread
 from kernel_lock.errors import ConfigError, KernelLockWarning, RangeSpecifierError
+from kernel_lock.signers import Signer, Signing, policy
 
 PYPROJECT = "pyproject.toml"
 LOCKFILE = "kernels.lock"
@@ -59,6 +60,14 @@ class Dependency(BaseModel):
         alias="trust-remote-code",
         description="Allow a repo whose organization is not a trusted kernel publisher",
     )
+    signers: tuple[Signer, ...] = Field(
+        (), description="Signers allowed for this kernel, besides the defaults and [tool.kernels] signers"
+    )
+    require_signature: bool | None = Field(
+        None,
+        alias="require-signature",
+        description="Refuse to lock a variant without a valid signature (default: [tool.kernels] require-signature)",
+    )
 
     def describe(self) -> str:
         """The requirement in words, e.g. `version 2` or `revision main`."""
@@ -79,6 +88,20 @@ class KernelsConfig(BaseModel):
         alias="trust-remote-code",
         description="Repos (e.g. transitive kernel dependencies) allowed although their publisher is not trusted",
     )
+    signers: list[Signer] = Field(
+        default_factory=list,
+        description="Signers allowed for every kernel, besides the defaults (the kernels library's own)",
+    )
+    require_signature: bool = Field(
+        False,
+        alias="require-signature",
+        description="Refuse to lock a variant without a valid signature from an allowed signer",
+    )
+    trusted_root: str | None = Field(
+        None,
+        alias="trusted-root",
+        description="Sigstore trusted_root.json to verify signatures with (default: the production one in sigstore)",
+    )
 
 
 class Project(BaseModel):
@@ -87,6 +110,24 @@ class Project(BaseModel):
     root: Path
     dependencies: dict[str, Dependency]
     trusted_repos: list[str] = []
+    signers: tuple[Signer, ...] = ()
+    require_signature: bool = False
+    trusted_root: Path | None = None
+
+    def signing(self) -> Signing:
+        """Who may sign each kernel, whether it must be signed, and the trusted root to verify with."""
+        per_repo = {
+            repo_id: policy(
+                (*self.signers, *dep.signers),
+                required=self.require_signature if dep.require_signature is None else dep.require_signature,
+            )
+            for repo_id, dep in self.dependencies.items()
+        }
+        return Signing(
+            default=policy(self.signers, required=self.require_signature),
+            per_repo=per_repo,
+            trusted_root=self.trusted_root,
+        )
 
     @property
     def pyproject(self) -> Path:
@@ -147,22 +188,70 @@ def kernels_table(text: str, *, where: Path) -> dict[str, Any] | None:
 def project_from_table(root: Path, table: Any) -> Project:
     """The project a `[tool.kernels]` table describes, validated."""
     where = str(root / PYPROJECT)
+    dependencies = parse_kernels_table(table, where=where)
+    trusted_root = table.get("trusted-root")
+    if trusted_root is not None and (not isinstance(trusted_root, str) or not trusted_root.strip()):
+        raise ConfigError(
+            f"trusted-root in [tool.kernels] of {where} must be the path of a Sigstore trusted_root.json, "
+            f'e.g. trusted-root = "sigstore/trusted_root.json".'
+        )
     return Project(
         root=root,
-        dependencies=parse_kernels_table(table, where=where),
+        dependencies=dependencies,
         trusted_repos=parse_trust_list(table, where=where),
+        signers=parse_signers(table.get("signers", []), where=f"[tool.kernels] of {where}"),
+        require_signature=parse_flag(table, "require-signature", where=f"[tool.kernels] of {where}"),
+        trusted_root=root / trusted_root if trusted_root else None,
     )
+
+
+def parse_signers(value: Any, *, where: str) -> tuple[Signer, ...]:
+    """A `signers = [{ issuer = ..., workflow = ..., repository = ... }, ...]` list."""
+    example = (
+        'signers = [{ issuer = "https://token.actions.githubusercontent.com", '
+        'workflow = "https://github.com/ORG/REPO/.github/workflows/build.yaml@refs/heads/main", '
+        'repository = "https://github.com/ORG/REPO" }]'
+    )
+    if not isinstance(value, list):
+        raise ConfigError(f"signers in {where} must be a list of tables, e.g. {example}.")
+    signers = []
+    for item in value:
+        keys = set(item) if isinstance(item, dict) else set()
+        valid = (
+            isinstance(item, dict)
+            and keys == {"issuer", "workflow", "repository"}
+            and all(isinstance(v, str) and v.strip() for v in item.values())
+        )
+        if not valid:
+            raise ConfigError(
+                f"Invalid signer {item!r} in {where}: a signer has exactly the keys issuer, workflow and "
+                f"repository, each a non-empty string, e.g. {example}."
+            )
+        signers.append(Signer.model_validate(item))
+    return tuple(signers)
+
+
+def parse_flag(table: dict[str, Any], key: str, *, where: str) -> bool:
+    """A true/false setting (default false)."""
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"Invalid {key} {value!r} in {where}: write true or false.")
+    return value
+
+
+TABLE_KEYS = {"dependencies", "trust-remote-code", "signers", "require-signature", "trusted-root"}
+DEPENDENCY_KEYS = {"version", "revision", "trust-remote-code", "signers", "require-signature"}
 
 
 def parse_kernels_table(table: Any, *, where: str) -> dict[str, Dependency]:
     """Validate a `[tool.kernels]` table and return its dependencies, sorted by repo id."""
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.kernels] in {where} must be a table, found {type(table).__name__}.")
-    unknown = sorted(set(table) - {"dependencies", "trust-remote-code"})
+    unknown = sorted(set(table) - TABLE_KEYS)
     if unknown:
         raise ConfigError(
             f"Unknown key(s) {', '.join(map(repr, unknown))} in [tool.kernels] of {where}. "
-            f"The table accepts 'dependencies' and 'trust-remote-code'."
+            f"The table accepts {', '.join(map(repr, sorted(TABLE_KEYS)))}."
         )
     deps = table.get("dependencies", {})
     if not isinstance(deps, dict):
@@ -210,11 +299,11 @@ def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
             f"Invalid {entry}: expected a major version or a table, found {type(value).__name__}. "
             f'Write "{repo_id}" = 1 or {{ version = 1 }} or {{ revision = "..." }}.'
         )
-    unknown = sorted(set(value) - {"version", "revision", "trust-remote-code"})
+    unknown = sorted(set(value) - DEPENDENCY_KEYS)
     if unknown:
         raise ConfigError(
             f"Unknown key(s) {', '.join(map(repr, unknown))} in {entry}. "
-            f"Allowed keys: version, revision, trust-remote-code."
+            f"Allowed keys: {', '.join(sorted(DEPENDENCY_KEYS))}."
         )
     version, revision = value.get("version"), value.get("revision")
     if version is None and revision is None:
@@ -240,10 +329,14 @@ def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
     trust = value.get("trust-remote-code", False)
     if not isinstance(trust, bool):
         raise ConfigError(f"Invalid trust-remote-code {trust!r} of {entry}: write true or false.")
+    signers = parse_signers(value.get("signers", []), where=entry)
+    required = value.get("require-signature")
+    if required is not None and not isinstance(required, bool):
+        raise ConfigError(f"Invalid require-signature {required!r} of {entry}: write true or false.")
     if version == 0:
         warnings.warn(
             f"{repo_id} uses version 0, which is for alpha/beta kernels and has no API stability promise.",
             KernelLockWarning,
             stacklevel=2,
         )
-    return Dependency.model_validate(value)
+    return Dependency.model_validate({**value, "signers": signers})

@@ -104,3 +104,28 @@ class SyncFailed(VerificationError):
             " ".join(map(str, self.failures))
             + " The bad files were removed from the cache; sync again from a trustworthy Hub or mirror."
         )
+
+
+class SignatureError(VerificationError):
+    """A variant's publisher signature is missing where required, invalid, or by a signer the policy refuses.
+
+    `reason` says which (`unsigned`, `invalid-bundle`, `untrusted-signer`, `invalid-signature`,
+    `digest-mismatch`, `signer-mismatch`); `signer` is the identity the certificate named, where one was read.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        repo_id: str | None = None,
+        commit: str | None = None,
+        variant: str | None = None,
+        reason: str | None = None,
+        signer: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+        self.commit = commit
+        self.variant = variant
+        self.reason = reason
+        self.signer = signer

@@ -1,0 +1,99 @@
+"""Who may sign a kernel's builds: signer identities, the `kernels` library's defaults, the per-kernel policy.
+
+A signer is the identity a Sigstore certificate vouches for: the OIDC issuer, the workflow that signed
+(Fulcio's build signer URI) and the source repository it ran for. A variant's `metadata.json.sigstore`
+is accepted only from a signer its kernel's policy allows. Nothing here imports sigstore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+_Text = Annotated[str, Field(min_length=1)]
+
+
+class Signer(BaseModel):
+    """A signing identity, as Fulcio writes it into the certificate (issuer, build signer URI, source repo)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: _Text = Field(description="OIDC issuer, e.g. https://token.actions.githubusercontent.com")
+    workflow: _Text = Field(
+        description="Workflow that signed (build signer URI), e.g. https://github.com/ORG/REPO/.github/workflows/build.yaml@refs/heads/main"
+    )
+    repository: _Text = Field(description="Source repository URI, e.g. https://github.com/ORG/REPO")
+
+    def describe(self) -> str:
+        """The identity in one line: the workflow, and the issuer when it is not GitHub Actions."""
+        return (
+            self.workflow
+            if self.issuer == GITHUB_ACTIONS_ISSUER
+            else f"{self.workflow} (issuer {self.issuer})"
+        )
+
+
+def _community(workflow: str) -> Signer:
+    repo = "https://github.com/huggingface/kernels-community"
+    return Signer(
+        issuer=GITHUB_ACTIONS_ISSUER,
+        workflow=f"{repo}/.github/workflows/{workflow}@refs/heads/main",
+        repository=repo,
+    )
+
+
+# The `kernels` library's own defaults (kernels.verify.DEFAULT_POLICIES; a test keeps them equal).
+DEFAULT_SIGNERS: tuple[Signer, ...] = tuple(
+    _community(w) for w in ("build.yaml", "build-mac.yaml", "build-windows.yaml", "sign-old-builds.yaml")
+)
+
+
+@dataclass(frozen=True)
+class SignaturePolicy:
+    """What one kernel's variants must satisfy: who may sign them, and whether a signature is required."""
+
+    signers: tuple[Signer, ...] = DEFAULT_SIGNERS
+    required: bool = False
+
+    def allows(self, signer: Signer) -> bool:
+        """Whether `signer` is one of the allowed identities."""
+        return signer in self.signers
+
+
+def policy(extra: Iterable[Signer] = (), *, required: bool = False) -> SignaturePolicy:
+    """The default signers plus `extra` (deduplicated, in order), and the requirement."""
+    return SignaturePolicy(signers=tuple(dict.fromkeys((*DEFAULT_SIGNERS, *extra))), required=required)
+
+
+@dataclass(frozen=True)
+class Signing:
+    """A project's signature settings: the policy of each kernel (by the repo id pyproject.toml names)."""
+
+    default: SignaturePolicy = SignaturePolicy()
+    per_repo: Mapping[str, SignaturePolicy] = field(default_factory=dict)
+    trusted_root: Path | None = None  # a Sigstore trusted_root.json; None: the production root in sigstore
+
+    def policy(self, repo_id: str) -> SignaturePolicy:
+        """The policy for `repo_id`: its dependency's own, else the project-wide one."""
+        return self.per_repo.get(repo_id, self.default)
+
+
+def policy_problems(
+    variants: Iterable[str], signed_by: Mapping[str, Signer], policy: SignaturePolicy
+) -> list[str]:
+    """What a lock entry's recorded signers break of `policy`, one line per variant (offline, no crypto)."""
+    problems = []
+    for variant in sorted(variants):
+        signer = signed_by.get(variant)
+        if signer is None and policy.required:
+            problems.append(f"variant {variant} is unsigned, and require-signature is set")
+        elif signer is not None and not policy.allows(signer):
+            problems.append(
+                f"variant {variant} is signed by {signer.describe()}, which is not an allowed signer"
+            )
+    return problems
