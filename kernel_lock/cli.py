@@ -159,18 +159,39 @@ def lock(
     """Resolve [tool.kernels] dependencies and write kernels.lock."""
     from kernel_lock.config import load_project
     from kernel_lock.lockfile import read_lock_if_exists
-    from kernel_lock.locking import load_project_online, lock_differences, lock_project
+    from kernel_lock.locking import load_project_online, lock_differences, lock_project, recheck_signatures
 
     proj = load_project(project) if check else load_project_online(project)
     if check:
-        problems = lock_differences(proj, read_lock_if_exists(proj.lockfile))
-        out.result({"up_to_date": not problems, "differences": problems, "lockfile": str(proj.lockfile)})
-        if problems:
+        current = read_lock_if_exists(proj.lockfile)
+        problems = lock_differences(proj, current)
+        if problems or current is None:
+            out.result({"up_to_date": False, "differences": problems, "lockfile": str(proj.lockfile)})
             for line in problems:
                 click.echo(f"  {line}", err=True)
             click.echo(f"error: {proj.lockfile} is out of date. Run `kernel-lock lock`.", err=True)
             return 1
-        out.info(f"{proj.lockfile.name} is up to date ({len(proj.dependencies)} kernel(s)).")
+        signatures = recheck_signatures(proj, current)
+        if signatures.unavailable:
+            warnings.warn(
+                f"{len(signatures.unavailable)} signed variant(s) not verified again: their metadata.json is "
+                f"neither kept from `kernel-lock lock` nor synced on this machine "
+                f"(e.g. {signatures.unavailable[0]}).",
+                stacklevel=1,
+            )
+        out.result(
+            {
+                "up_to_date": True,
+                "differences": [],
+                "lockfile": str(proj.lockfile),
+                "signatures_verified": signatures.verified,
+                "signatures_unavailable": signatures.unavailable,
+            }
+        )
+        out.info(
+            f"{proj.lockfile.name} is up to date ({len(proj.dependencies)} kernel(s); "
+            f"{signatures.verified} signature(s) verified again)."
+        )
         return 0
     from kernel_lock.migrate import function_repository_notice
 
@@ -369,6 +390,11 @@ def sync(
     is_flag=True,
     help="Hash every file, ignoring recorded fingerprints (as KERNEL_LOCK_VERIFY=full).",
 )
+@click.option(
+    "--signatures",
+    is_flag=True,
+    help="Also verify each variant's publisher signature again (offline) against pyproject.toml's signers.",
+)
 @command
 def verify(
     *,
@@ -377,6 +403,7 @@ def verify(
     variant_names: tuple[str, ...],
     all_variants: bool,
     full: bool,
+    signatures: bool,
     **kw: Any,
 ) -> int:
     """Re-verify synced kernels in the cache against kernels.lock, offline."""
@@ -389,10 +416,14 @@ def verify(
     lock = read_lock(find_project_root(project) / "kernels.lock")
     pairs = selected_variants(lock, target=target, names=variant_names, all_variants=all_variants)
     checks = [check_variant(entry, variant, mode="full" if full else None) for entry, variant in pairs]
+    signers = _recheck_synced_signatures(project, pairs, checks) if signatures else {}
     for check in checks:
         colour = {"ok": "green", "missing": "yellow", "corrupt": "red"}[check.status]
+        signed = (
+            f"  {signers[check.variant, check.repo_id]}" if (check.variant, check.repo_id) in signers else ""
+        )
         out.info(
-            f"{out.style(check.status, fg=colour)} {check.repo_id} {check.variant} ({check.commit[:12]})"
+            f"{out.style(check.status, fg=colour)} {check.repo_id} {check.variant} ({check.commit[:12]}){signed}"
         )
         for problem in check.problems:
             out.info(f"    {problem}")
@@ -402,6 +433,37 @@ def verify(
         click.echo(f"error: {len(bad)} of {len(checks)} variant(s) failed verification.", err=True)
         return 4
     return 0
+
+
+def _recheck_synced_signatures(project: Path | None, pairs: list[Any], checks: list[Any]) -> dict[Any, str]:
+    """Verify the signature of every variant that verified, from its synced files; a failure is a problem.
+
+    Returns (variant, repo) -> "signed by ..." / "unsigned" for the lines of output.
+    """
+    from kernel_lock.config import load_project
+    from kernel_lock.signatures import Verifiers, recheck_signature, synced_material
+    from kernel_lock.verify import FileProblem
+
+    signing = load_project(project).signing()
+    verifiers = Verifiers()
+    shown = {}
+    for check, (entry, variant) in zip(checks, pairs, strict=True):
+        if not check.ok:
+            continue
+        try:
+            signer = recheck_signature(
+                entry,
+                variant,
+                *synced_material(entry, variant),
+                signing.policy(entry.requested_repo),
+                lambda: verifiers.get(signing.trusted_root),
+            )
+        except errors.SignatureError as exc:
+            check.status = "corrupt"
+            check.problems.append(FileProblem("metadata.json.sigstore", f"signature: {exc}"))
+            continue
+        shown[variant, entry.repo_id] = f"signed by {signer.describe()}" if signer else "unsigned"
+    return shown
 
 
 def _lock_summary(out: Output, result: Any) -> None:
@@ -525,6 +587,8 @@ def status(*, out: Output, project: Path | None, outdated: bool, **kw: Any) -> i
         name = e.requested_repo if e.direct else f"  {e.requested_repo} (dependency)"
         variant = row.variant or f"no variant fits ({row.variant_error})"
         line = f"{name}  {e.requirement().describe()}  {e.commit[:12]}  {variant}  {out.style(row.sync, fg=colours[row.sync])}"
+        if row.variant:
+            line += f"  signed by {row.signer.describe()}" if row.signer else "  unsigned"
         if row.python_missing:
             line += f"  missing Python packages: {', '.join(row.python_missing)}"
         elif row.python_depends:

@@ -25,6 +25,7 @@ from kernel_lock.errors import (
 )
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.lockfile import Lock, read_lock, read_lock_if_exists, write_lock
+from kernel_lock.signers import policy_problems
 
 
 @dataclass
@@ -62,7 +63,66 @@ def lock_differences(project: Project, lock: Lock | None) -> list[str]:
             problems.append(
                 f"{entry.key}: locked with trust-remote-code, which pyproject.toml no longer grants"
             )
+    signing = project.signing()
+    for entry in lock.kernel if lock else []:
+        policy = signing.policy(entry.requested_repo)
+        problems.extend(f"{entry.key}: {p}" for p in policy_problems(entry.variants, entry.signed_by, policy))
     return problems
+
+
+@dataclass
+class SignatureRecheck:
+    """What `recheck_signatures` verified again: variants whose files were at hand, and those that were not."""
+
+    verified: int = 0
+    unavailable: list[str] = field(default_factory=list)
+
+
+def recheck_signatures(project: Project, lock: Lock) -> SignatureRecheck:
+    """Verify every locked variant's signature again, offline, from the files kept at lock or synced.
+
+    A signature that does not verify, names another signer than the lock, or is claimed for a variant
+    without one, raises `SignatureError`. Nothing is fetched: a signed variant whose files were neither
+    kept at lock nor synced is listed in `unavailable`.
+    """
+    from kernel_lock.resolve import MetadataCache
+    from kernel_lock.signatures import (
+        BUNDLE_NAME,
+        METADATA_NAME,
+        Verifiers,
+        recheck_signature,
+        synced_material,
+    )
+
+    signing = project.signing()
+    verifiers = Verifiers()
+    result = SignatureRecheck()
+    for entry in lock.kernel:
+        kept = [
+            MetadataCache(entry.repo_id, entry.commit, name).files for name in (METADATA_NAME, BUNDLE_NAME)
+        ]
+        for variant in sorted(entry.variants):
+            metadata, bundle = (kept[0].get(variant), kept[1].get(variant))
+            material: tuple[bytes | None, bytes | None] | None = None
+            if metadata and bundle is not None:
+                material = (metadata.encode(), bundle.encode() or None)
+            elif (synced := synced_material(entry, variant))[0] is not None:
+                material = synced
+            if material is None:
+                if variant in entry.signed_by:
+                    result.unavailable.append(f"{entry.key} {variant}")
+                continue
+            if variant not in entry.signed_by and material[1] is None:
+                continue
+            recheck_signature(
+                entry,
+                variant,
+                *material,
+                signing.policy(entry.requested_repo),
+                lambda: verifiers.get(signing.trusted_root),
+            )
+            result.verified += 1
+    return result
 
 
 def check_lock(project: Project | Path | None = None) -> Lock:
@@ -125,6 +185,7 @@ def lock_project(
         previous=previous,
         upgrade=True if upgrade else upgrade_packages,
         trusted_repos=project.trusted_repos,
+        signing=project.signing(),
     )
     if pyproject_text is not None:
         atomic_write(project.pyproject, pyproject_text.encode("utf-8"))

@@ -26,6 +26,8 @@ from kernel_lock.errors import HubError, KernelLockWarning, ResolutionError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, variant_hash
 from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, Trust, kernel_key
+from kernel_lock.signatures import BUNDLE_NAME, METADATA_NAME, Verifiers, check_signatures, unsigned_notice
+from kernel_lock.signers import Signing, policy_problems
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub, Refs, TreeEntry
@@ -62,6 +64,7 @@ def lock_dependencies(
     upgrade: bool | Iterable[str] = False,
     trusted_repos: Iterable[str] = (),
     pins: Mapping[str, str] | None = None,
+    signing: Signing | None = None,
 ) -> Lock:
     """The lock for `dependencies` and every kernel they depend on, keeping unchanged entries of `previous`.
 
@@ -69,18 +72,24 @@ def lock_dependencies(
     concurrently; an entry of `previous` for the same (repo, requirement) is
     reused without a request unless it is upgraded. `pins` (key -> commit, or
     repo id -> commit) fixes the commit of a requirement instead of taking the
-    head of its branch, as when importing another tool's lock.
+    head of its branch, as when importing another tool's lock. `signing` says
+    who may sign each kernel's variants (default: the `kernels` library's
+    signers, signatures optional); every variant that carries a signature is
+    verified, and a kept entry whose recorded signers no longer satisfy it is
+    resolved again.
     """
     upgrade_all = upgrade is True
     upgrade_some = set() if isinstance(upgrade, bool) else set(upgrade)
     allowlist = set(trusted_repos)
     prior = previous.by_key() if previous else {}
     nodes: dict[str, _Node] = {}
+    fresh: set[str] = set()
     direct = {kernel_key(repo, dep) for repo, dep in dependencies.items()}
     wanted: dict[str, tuple[str, Dependency, str | None]] = {
         kernel_key(repo, dep): (repo, dep, None) for repo, dep in dependencies.items()
     }
-    context = _Context(hub, allowlist, dict(pins or {}))
+    signing = signing or Signing()
+    context = _Context(hub, allowlist, dict(pins or {}), signing)
     with (
         context.side,
         ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="kernel-lock-resolve") as pool,
@@ -95,12 +104,14 @@ def lock_dependencies(
                     and not upgrade_all
                     and repo not in upgrade_some
                     and (old.trust != "trust-remote-code" or opted_in)
+                    and not policy_problems(old.variants, old.signed_by, signing.policy(repo))
                 ):
                     nodes[key] = _Node(old, _prior_needs(previous, old))
                 else:
                     futures[key] = pool.submit(_resolve_node, repo, dep, parent, context)
             for key, future in futures.items():
                 nodes[key] = future.result()
+                fresh.add(key)
             wanted = {}
             for key, node in list(nodes.items()):
                 for requirements in node.needs.values():
@@ -109,6 +120,10 @@ def lock_dependencies(
                         if dkey not in nodes and dkey not in wanted:
                             wanted[dkey] = (repo, dep, key)
     _refuse_cycles(nodes)
+    for key in sorted(fresh):
+        notice = unsigned_notice(nodes[key].entry)
+        if notice:
+            warnings.warn(notice, KernelLockWarning, stacklevel=2)
     required_by: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for key, node in nodes.items():
         for variant, requirements in node.needs.items():
@@ -143,10 +158,12 @@ def _prior_needs(previous: Lock | None, entry: LockedKernel) -> dict[str, list[t
 class _Context:
     """What every resolution of one lock run shares: the Hub, the trust opt-ins, one org-trust answer per org."""
 
-    def __init__(self, hub: Hub, allowlist: set[str], pins: dict[str, str]) -> None:
+    def __init__(self, hub: Hub, allowlist: set[str], pins: dict[str, str], signing: Signing) -> None:
         self.hub = hub
         self.allowlist = allowlist
         self.pins = pins
+        self.signing = signing
+        self.verifiers = Verifiers()
         self._orgs: dict[str, Future[bool]] = {}
         self._lock = threading.Lock()
         self.side = ThreadPoolExecutor(max_workers=SIDE_WORKERS, thread_name_prefix="kernel-lock-side")
@@ -182,7 +199,18 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
         trust=trust,
         variants=variants,
     )
-    return _Node(entry, _variant_needs(entry, tree, context))
+    metadata, bundles = _fetch_small_files(entry, tree, (METADATA_NAME, BUNDLE_NAME), context)
+    lfs_bundles = {
+        e.path.split("/")[1] for e in tree if e.lfs is not None and e.path.endswith(f"/{BUNDLE_NAME}")
+    }
+    signed_by = check_signatures(
+        entry,
+        metadata,
+        {**bundles, **dict.fromkeys(lfs_bundles)},
+        context.signing.policy(repo_id),
+        lambda: context.verifiers.get(context.signing.trusted_root),
+    )
+    return _Node(entry.model_copy(update={"signed_by": signed_by}), _variant_needs(entry, metadata))
 
 
 def _notice_newer_version(repo_id: str, dep: Dependency, refs: Refs) -> None:
@@ -218,25 +246,41 @@ def _trust(
     )
 
 
-def _variant_needs(
-    entry: LockedKernel, tree: list[TreeEntry], context: _Context
-) -> dict[str, list[tuple[str, Dependency]]]:
-    """Per variant, the `kernel-depends` of its `metadata.json` (fetched concurrently, cached by commit)."""
-    oids = {
+def variant_files_named(tree: Iterable[TreeEntry], name: str) -> dict[str, str]:
+    """Variant -> blob id of its regular (non-LFS) file `build/<variant>/<name>`, from a listing."""
+    return {
         e.path.split("/")[1]: e.oid
         for e in tree
-        if e.type == "file"
-        and e.lfs is None
-        and len(e.path.split("/")) == 3
-        and e.path.endswith("/metadata.json")
+        if e.type == "file" and e.lfs is None and len(e.path.split("/")) == 3 and e.path.endswith(f"/{name}")
     }
-    cache = MetadataCache(entry.repo_id, entry.commit)
-    fetched = {
-        oid: context.side.submit(cache.get, variant, oid, context.hub)
-        for variant, oid in sorted(oids.items(), reverse=True)
-    }
-    metadata = {variant: fetched[oid].result() for variant, oid in sorted(oids.items())}
-    cache.save()
+
+
+def _fetch_small_files(
+    entry: LockedKernel, tree: list[TreeEntry], names: tuple[str, ...], context: _Context
+) -> list[dict[str, bytes]]:
+    """Per name, each variant's file of that name (fetched concurrently, checked against the listing, cached
+    by commit); variants without one are left out."""
+    jobs = []
+    for name in names:
+        oids = variant_files_named(tree, name)
+        cache = MetadataCache(entry.repo_id, entry.commit, name)
+        fetched = {
+            oid: context.side.submit(cache.get, variant, oid, context.hub)
+            for variant, oid in sorted(oids.items(), reverse=True)
+        }
+        jobs.append((cache, oids, fetched))
+    found = []
+    for cache, oids, fetched in jobs:
+        found.append({variant: fetched[oid].result() for variant, oid in sorted(oids.items())})
+        cache.note_absent(set(entry.variants) - set(oids))
+        cache.save()
+    return found
+
+
+def _variant_needs(
+    entry: LockedKernel, metadata: dict[str, bytes]
+) -> dict[str, list[tuple[str, Dependency]]]:
+    """Per variant, the `kernel-depends` of its `metadata.json`."""
     needs = {}
     for variant, data in metadata.items():
         requirements = _kernel_depends(entry, variant, _parse_metadata(entry, variant, data))
@@ -246,16 +290,18 @@ def _variant_needs(
 
 
 class MetadataCache:
-    """The `metadata.json` files of one commit, checked against their listed blob ids, kept in one cache file.
+    """One small file of every variant of a commit (`metadata.json`, or its signature), checked against the
+    listed blob ids, kept in one cache file; an empty entry records that a variant has no such file.
 
     A commit's files never change, so the cache needs no invalidation; a cached
     file that does not match its blob id (or a missing one) is fetched again.
     """
 
-    def __init__(self, repo_id: str, commit: str) -> None:
+    def __init__(self, repo_id: str, commit: str, name: str = "metadata.json") -> None:
         self.repo_id = repo_id
         self.commit = commit
-        self.path = repo_dir(repo_id) / RECORD_DIR / commit / "metadata.json"
+        self.name = name
+        self.path = repo_dir(repo_id) / RECORD_DIR / commit / name
         try:
             cached = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
@@ -270,10 +316,10 @@ class MetadataCache:
         cached = self.files.get(variant)
         if cached is not None and git_blob_sha1(cached.encode()) == oid:
             return cached.encode()
-        data = hub.read_file(self.repo_id, self.commit, f"build/{variant}/metadata.json") or b""
+        data = hub.read_file(self.repo_id, self.commit, f"build/{variant}/{self.name}") or b""
         if git_blob_sha1(data) != oid:
             raise HubError(
-                f"The Hub served build/{variant}/metadata.json of {self.repo_id} at {self.commit[:12]} with content "
+                f"The Hub served build/{variant}/{self.name} of {self.repo_id} at {self.commit[:12]} with content "
                 f"that does not match its own listing (blob {oid}). Refusing to lock from it."
             )
         try:
@@ -282,6 +328,13 @@ class MetadataCache:
         except UnicodeDecodeError:
             pass
         return data
+
+    def note_absent(self, variants: Iterable[str]) -> None:
+        """Remember that these variants have no such file (kept as an empty entry)."""
+        for variant in variants:
+            if self.files.get(variant) != "":
+                self.files[variant] = ""
+                self.changed = True
 
     def save(self) -> None:
         """Write the cache if anything was fetched (best effort: it is only an optimisation)."""

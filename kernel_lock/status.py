@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from kernel_lock.config import find_project_root
 from kernel_lock.errors import NoVariantFits
 from kernel_lock.lockfile import LockedKernel, read_lock
+from kernel_lock.signers import Signer
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub
@@ -30,6 +31,11 @@ class KernelStatus:
     newer_version: int | None = None
     newer_commit: str | None = None
 
+    @property
+    def signer(self) -> Signer | None:
+        """Who signed the selected variant's metadata, as the lock records it (None: unsigned or none selected)."""
+        return self.entry.signed_by.get(self.variant) if self.variant else None
+
     def to_json(self) -> dict[str, object]:
         """The row as JSON-able data."""
         e = self.entry
@@ -48,6 +54,8 @@ class KernelStatus:
             "python_missing": self.python_missing,
             "newer_version": self.newer_version,
             "newer_commit": self.newer_commit,
+            "signer": self.signer.model_dump() if self.signer else None,
+            "signed_variants": len(e.signed_by),
         }
 
 

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import json
 import struct
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,27 +22,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["GITHUB_ACTIONS_ISSUER", "SigningIdentity", "SigstoreInstance"]
+from kernel_lock.signers import Signer
 
-GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+__all__ = ["SigstoreInstance"]
+
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 CERT_LIFETIME = timedelta(minutes=10)
 
 _FULCIO = "1.3.6.1.4.1.57264.1."
 _SCT_LIST_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
-
-
-@dataclass(frozen=True)
-class SigningIdentity:
-    """The OIDC claims of a GitHub Actions run, as Fulcio copies them into the signing certificate."""
-
-    workflow: str  # build signer URI: https://github.com/ORG/REPO/.github/workflows/FILE.yaml@REF
-    repository: str  # source repository URI: https://github.com/ORG/REPO
-    issuer: str = GITHUB_ACTIONS_ISSUER
-
-    @property
-    def ref(self) -> str:
-        return self.workflow.rpartition("@")[2]
 
 
 def _key(seed: str, role: str) -> ec.EllipticCurvePrivateKey:
@@ -60,18 +47,17 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _der(tag: int, raw: bytes) -> bytes:
+    """A DER primitive (tag, definite length, content)."""
+    n = len(raw)
+    width = (n.bit_length() + 7) // 8
+    length = bytes([n]) if n < 0x80 else bytes([0x80 | width]) + n.to_bytes(width, "big")
+    return bytes([tag]) + length + raw
+
+
 def _der_utf8(value: str) -> bytes:
     """A DER UTF8String, as Fulcio encodes its newer (`.8` onwards) extensions."""
-    raw = value.encode()
-    n = len(raw)
-    length = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return b"\x0c" + length + raw
-
-
-def _der_octet_string(raw: bytes) -> bytes:
-    n = len(raw)
-    length = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return b"\x04" + length + raw
+    return _der(0x0C, value.encode())
 
 
 def _leaf_hash(data: bytes) -> bytes:
@@ -162,7 +148,11 @@ class SigstoreInstance:
             return {
                 "baseUrl": url,
                 "hashAlgorithm": "SHA2_256",
-                "publicKey": {"rawBytes": _b64(spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": {"start": start}},
+                "publicKey": {
+                    "rawBytes": _b64(spki),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": start},
+                },
                 "logId": {"keyId": _b64(hashlib.sha256(spki).digest())},
             }
 
@@ -173,7 +163,11 @@ class SigstoreInstance:
                 {
                     "subject": {"organization": self.name, "commonName": f"{self.name} fulcio"},
                     "uri": f"https://fulcio.{self.name}",
-                    "certChain": {"certificates": [{"rawBytes": _b64(self._ca_cert.public_bytes(serialization.Encoding.DER))}]},
+                    "certChain": {
+                        "certificates": [
+                            {"rawBytes": _b64(self._ca_cert.public_bytes(serialization.Encoding.DER))}
+                        ]
+                    },
                     "validFor": {"start": start},
                 }
             ],
@@ -181,6 +175,23 @@ class SigstoreInstance:
             "timestampAuthorities": [],
         }
         return json.dumps(root, indent=2) + "\n"
+
+    def sign_variants(
+        self, files: dict[str, bytes], identity: Signer, *, skip: tuple[str, ...] = ()
+    ) -> dict[str, bytes]:
+        """A repo's files with a `metadata.json.sigstore` by `identity` beside every `build/<variant>/metadata.json`
+        (except the variants in `skip`), as the `kernels` builder's CI leaves them."""
+        signed = dict(files)
+        for path, data in files.items():
+            parts = path.split("/")
+            if (
+                len(parts) == 3
+                and parts[0] == "build"
+                and parts[2] == "metadata.json"
+                and parts[1] not in skip
+            ):
+                signed[f"{path}.sigstore"] = self.sign(data, identity).encode()
+        return signed
 
     def write_trusted_root(self, path: Path) -> Path:
         """Write `trusted_root.json` to `path` and return it."""
@@ -190,7 +201,7 @@ class SigstoreInstance:
     def sign(
         self,
         data: bytes,
-        identity: SigningIdentity,
+        identity: Signer,
         *,
         at: datetime | None = None,
         logged_after: timedelta = timedelta(seconds=2),
@@ -235,16 +246,19 @@ class SigstoreInstance:
         }
         return json.dumps(bundle, indent=2) + "\n"
 
-    def _issue(self, public: ec.EllipticCurvePublicKey, identity: SigningIdentity, issued: datetime) -> x509.Certificate:
+    def _issue(
+        self, public: ec.EllipticCurvePublicKey, identity: Signer, issued: datetime
+    ) -> x509.Certificate:
         """A Fulcio-profile leaf certificate with an embedded SCT from this instance's CT log."""
         repo_path = identity.repository.removeprefix("https://github.com/")
+        ref = identity.workflow.rpartition("@")[2]
         raw = {  # the deprecated (v1) extensions hold raw bytes
             "1": identity.issuer,
             "2": "push",
             "3": "0" * 40,
             "4": "build",
             "5": repo_path,
-            "6": identity.ref,
+            "6": ref,
         }
         der = {  # the newer ones hold a DER UTF8String
             "8": identity.issuer,
@@ -253,7 +267,7 @@ class SigstoreInstance:
             "11": "github-hosted",
             "12": identity.repository,
             "13": "0" * 40,
-            "14": identity.ref,
+            "14": ref,
             "18": identity.workflow,
             "20": "push",
         }
@@ -285,21 +299,24 @@ class SigstoreInstance:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._ca_key.public_key()), critical=False
             )
             .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity.workflow)]), critical=True
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity.workflow)]),
+                critical=True,
             )
         )
         for oid, value in raw.items():
             builder = builder.add_extension(
-                x509.UnrecognizedExtension(x509.ObjectIdentifier(_FULCIO + oid), value.encode()), critical=False
+                x509.UnrecognizedExtension(x509.ObjectIdentifier(_FULCIO + oid), value.encode()),
+                critical=False,
             )
         for oid, value in der.items():
             builder = builder.add_extension(
-                x509.UnrecognizedExtension(x509.ObjectIdentifier(_FULCIO + oid), _der_utf8(value)), critical=False
+                x509.UnrecognizedExtension(x509.ObjectIdentifier(_FULCIO + oid), _der_utf8(value)),
+                critical=False,
             )
         precert = builder.sign(self._ca_key, hashes.SHA384())
         sct = self._sct(precert.tbs_certificate_bytes, issued)
         cert = builder.add_extension(
-            x509.UnrecognizedExtension(_SCT_LIST_OID, _der_octet_string(struct.pack("!H", len(sct)) + sct)),
+            x509.UnrecognizedExtension(_SCT_LIST_OID, _der(0x04, struct.pack("!H", len(sct)) + sct)),
             critical=False,
         ).sign(self._ca_key, hashes.SHA384())
         if cert.tbs_precertificate_bytes != precert.tbs_certificate_bytes:
@@ -338,7 +355,12 @@ class SigstoreInstance:
         note_sig = self._log_key.sign(note.encode(), ec.ECDSA(hashes.SHA256()))
         checkpoint = f"{note}\n\u2014 {self.name} {_b64(self.log_id[:4] + note_sig)}\n"
         promise = json.dumps(
-            {"body": _b64(body), "integratedTime": integrated_time, "logID": self.log_id.hex(), "logIndex": index},
+            {
+                "body": _b64(body),
+                "integratedTime": integrated_time,
+                "logID": self.log_id.hex(),
+                "logIndex": index,
+            },
             separators=(",", ":"),
             sort_keys=True,
         ).encode()

@@ -1,0 +1,411 @@
+"""Publisher signatures: verified at lock with sigstore's own Verifier, recorded, re-checked offline.
+
+End-to-end cases run against the local Hub with a private Sigstore instance (`kernel_lock.testing.
+sigstore_instance`): its trusted root is the project's `trusted-root`, and sigstore's `Verifier` checks
+the chain, SCT, log inclusion proof, checkpoint and entry timestamp of every bundle. The real production
+bundle in `tests/data/sigstore/` checks the same policy code against Sigstore's production root.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from kernel_lock.errors import SignatureError
+from kernel_lock.lockfile import read_lock
+from kernel_lock.signatures import Verifiers, Where, verify_signature
+from kernel_lock.signers import DEFAULT_SIGNERS, GITHUB_ACTIONS_ISSUER, Signer, policy
+from kernel_lock.testing import LocalHub, repo_files
+from kernel_lock.testing.sigstore_instance import SigstoreInstance
+
+DATA = Path(__file__).parent / "data" / "sigstore"
+COMMUNITY = "https://github.com/huggingface/kernels-community"
+BUILD = DEFAULT_SIGNERS[0]
+EVIL = Signer(
+    issuer=GITHUB_ACTIONS_ISSUER,
+    workflow=f"{COMMUNITY}/.github/workflows/evil.yaml@refs/heads/main",
+    repository=COMMUNITY,
+)
+FORK = Signer(
+    issuer=GITHUB_ACTIONS_ISSUER,
+    workflow="https://github.com/someone/kernels-community/.github/workflows/build.yaml@refs/heads/main",
+    repository="https://github.com/someone/kernels-community",
+)
+VARIANTS = ("torch-cpu", "torch213-cxx11-cpu-x86_64-linux", "torch213-cxx11-cu126-x86_64-linux")
+RFC8785 = Signer(
+    issuer=GITHUB_ACTIONS_ISSUER,
+    workflow="https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2",
+    repository="https://github.com/trailofbits/rfc8785.py",
+)
+
+
+@pytest.fixture(autouse=True)
+def _sigstore_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sigstore keeps its (offline) trust root copy under the user's cache dir: keep it in the test's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+@pytest.fixture
+def instance() -> SigstoreInstance:
+    return SigstoreInstance()
+
+
+def publish(hub: LocalHub, instance: SigstoreInstance, name: str, signer: Signer, **kw: object) -> str:
+    """Create `kernels-community/<name>` (branch v1) with every variant signed by `signer`; its commit."""
+    skip = kw.pop("skip", ())
+    files = instance.sign_variants(repo_files(VARIANTS, name=name), signer, skip=skip)  # type: ignore[arg-type]
+    edit = kw.pop("edit", None)
+    if edit is not None:
+        edit(files)  # type: ignore[operator]
+    repo = hub.create_repo(f"kernels-community/{name}", repo_type="kernel")
+    commit = repo.commit(files, branch="v1", message="Build")
+    repo.create_branch("main", commit)
+    return commit
+
+
+@pytest.fixture
+def signed_project(
+    hub_env: LocalHub, instance: SigstoreInstance, make_project: Callable[..., Path]
+) -> Callable[..., Path]:
+    """A project depending on the given repos, verifying with the private instance's trusted root."""
+
+    def make(*deps: str, table: str = "") -> Path:
+        root = make_project(*deps)
+        instance.write_trusted_root(root / "trusted_root.json")
+        text = (root / "pyproject.toml").read_text()
+        text = text.replace(
+            "[tool.kernels.dependencies]",
+            f'[tool.kernels]\ntrusted-root = "trusted_root.json"\n{table}\n[tool.kernels.dependencies]',
+        )
+        (root / "pyproject.toml").write_text(text)
+        return root
+
+    return make
+
+
+# --- the real production bundle, through our policy code and sigstore's production trusted root ---
+
+
+def production_verify(artifact: bytes, signers: tuple[Signer, ...]) -> Signer:
+    bundle = (DATA / "bundle_v3_github.whl.sigstore").read_bytes()
+    verifier = Verifiers().get(None)
+    return verify_signature(artifact, bundle, policy(signers), verifier, Where("o/r", "0" * 40, "v"))
+
+
+def test_production_bundle_verifies_offline_and_names_its_signer() -> None:
+    artifact = (DATA / "bundle_v3_github.whl").read_bytes()
+    assert production_verify(artifact, (RFC8785,)) == RFC8785
+
+
+def test_production_bundle_refuses_a_changed_byte() -> None:
+    artifact = bytearray((DATA / "bundle_v3_github.whl").read_bytes())
+    artifact[len(artifact) // 2] ^= 1
+    with pytest.raises(SignatureError) as caught:
+        production_verify(bytes(artifact), (RFC8785,))
+    assert caught.value.reason == "invalid-signature"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        RFC8785.model_copy(update={"workflow": RFC8785.workflow.replace("release.yml", "ci.yml")}),
+        RFC8785.model_copy(update={"repository": "https://github.com/trailofbits/other"}),
+        RFC8785.model_copy(update={"issuer": "https://gitlab.com"}),
+    ],
+    ids=["other-workflow", "other-repository", "other-issuer"],
+)
+def test_production_bundle_refused_for_another_identity(other: Signer) -> None:
+    artifact = (DATA / "bundle_v3_github.whl").read_bytes()
+    with pytest.raises(SignatureError) as caught:
+        production_verify(artifact, (other,))
+    assert caught.value.reason == "untrusted-signer"
+    assert caught.value.signer == RFC8785
+
+
+def test_default_signers_are_the_kernels_librarys() -> None:
+    from kernels.verify import DEFAULT_POLICIES
+
+    [default] = DEFAULT_POLICIES
+    assert {s.workflow for s in DEFAULT_SIGNERS} == set(default.signer_uris)
+    assert {s.repository for s in DEFAULT_SIGNERS} == {f"https://github.com/{default.repo_id}"}
+    assert {s.issuer for s in DEFAULT_SIGNERS} == {"https://token.actions.githubusercontent.com"}
+
+
+# --- end to end against the local Hub and the private instance ---
+
+
+def test_signed_by_a_trusted_workflow_locks_and_records_the_signer(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    publish(hub_env, instance, "signed", BUILD)
+    root = signed_project('"kernels-community/signed" = 1')
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 0, run.stderr
+    assert "unsigned" not in run.stderr
+    [entry] = read_lock(root / "kernels.lock").kernel
+    assert entry.signed_by == dict.fromkeys(VARIANTS, BUILD)
+    assert (
+        '[kernel.signed-by.torch-cpu]\nissuer = "https://token.actions.githubusercontent.com"'
+        in (root / "kernels.lock").read_text()
+    )
+
+    check = cli("lock", "--check", "--project", str(root), "--json")
+    assert check.exit_code == 0, check.stderr
+    assert check.json()["signatures_verified"] == len(VARIANTS)
+
+    status = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux", "--json")
+    [row] = status.json()["kernels"]
+    assert row["signer"] == BUILD.model_dump() and row["signed_variants"] == len(VARIANTS)
+    text = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux")
+    assert f"signed by {BUILD.workflow}" in text.stdout
+
+
+def test_relock_of_a_signed_lock_is_byte_identical_and_makes_no_request(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    publish(hub_env, instance, "signed", BUILD)
+    root = signed_project('"kernels-community/signed" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    before = (root / "kernels.lock").read_bytes()
+    hub_env.clear_log()
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert (root / "kernels.lock").read_bytes() == before
+    assert [r for r in hub_env.requests if "/kernels-community/signed" in r.path] == []
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("other-workflow", "untrusted-signer"),
+        ("fork", "untrusted-signer"),
+        ("wrong-issuer", "untrusted-signer"),
+        ("other-bytes", "invalid-signature"),
+        ("expired-certificate", "invalid-signature"),
+        ("untrusted-instance", "invalid-signature"),
+        ("garbage-bundle", "invalid-bundle"),
+        ("truncated-bundle", "invalid-bundle"),
+    ],
+)
+def test_a_bad_signature_is_a_lock_error_naming_the_variant(
+    case: str,
+    reason: str,
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    victim = "build/torch-cpu/metadata.json"
+    signer = {"other-workflow": EVIL, "fork": FORK}.get(case, BUILD)
+
+    def edit(files: dict[str, bytes]) -> None:
+        if case == "wrong-issuer":
+            files[victim + ".sigstore"] = instance.sign(
+                files[victim], BUILD.model_copy(update={"issuer": "https://gitlab.com"})
+            ).encode()
+        elif case == "other-bytes":
+            files[victim + ".sigstore"] = instance.sign(files[victim] + b" ", BUILD).encode()
+        elif case == "expired-certificate":
+            files[victim + ".sigstore"] = instance.sign(
+                files[victim], BUILD, logged_after=timedelta(minutes=11)
+            ).encode()
+        elif case == "untrusted-instance":
+            files[victim + ".sigstore"] = SigstoreInstance("rogue").sign(files[victim], BUILD).encode()
+        elif case == "garbage-bundle":
+            files[victim + ".sigstore"] = b"not json"
+        elif case == "truncated-bundle":
+            files[victim + ".sigstore"] = files[victim + ".sigstore"][:-200]
+
+    publish(hub_env, instance, "kernel", signer, edit=edit)
+    root = signed_project('"kernels-community/kernel" = 1')
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 4, run.stderr
+    assert "kernels-community/kernel variant torch-cpu" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (root / "kernels.lock").exists()
+
+    from kernel_lock.locking import lock_project
+
+    with pytest.raises(SignatureError) as caught:
+        lock_project(root)
+    assert (caught.value.reason, caught.value.variant, caught.value.repo_id) == (
+        reason,
+        "torch-cpu",
+        "kernels-community/kernel",
+    )
+
+
+def test_a_signer_the_project_adds_is_accepted_globally_or_per_dependency(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    publish(hub_env, instance, "forked", FORK)
+    publish(hub_env, instance, "signed", BUILD)
+    fork = f'{{ issuer = "{FORK.issuer}", workflow = "{FORK.workflow}", repository = "{FORK.repository}" }}'
+    per_dep = signed_project(
+        f'"kernels-community/forked" = {{ version = 1, signers = [{fork}] }}',
+        '"kernels-community/signed" = 1',
+    )
+    assert cli("lock", "--project", str(per_dep)).exit_code == 0
+    by_repo = {k.repo_id: k for k in read_lock(per_dep / "kernels.lock").kernel}
+    assert set(by_repo["kernels-community/forked"].signed_by.values()) == {FORK}
+    assert set(by_repo["kernels-community/signed"].signed_by.values()) == {BUILD}
+
+    project_wide = signed_project('"kernels-community/forked" = 1', table=f"signers = [{fork}]")
+    assert cli("lock", "--project", str(project_wide)).exit_code == 0
+
+
+def test_the_default_trust_root_is_productions(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    make_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    publish(hub_env, instance, "signed", BUILD)
+    root = make_project('"kernels-community/signed" = 1')
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 4 and "failed to build timestamp certificate chain" in run.stderr
+
+
+def test_unsigned_variants_lock_with_a_notice_unless_a_signature_is_required(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    publish(hub_env, instance, "partly", BUILD, skip=("torch-cpu",))
+    root = signed_project('"kernels-community/partly" = 1')
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr.count("warning:") == 1 and "1 of 3 variant(s) are unsigned" in run.stderr
+    [entry] = read_lock(root / "kernels.lock").kernel
+    assert sorted(entry.signed_by) == sorted(set(VARIANTS) - {"torch-cpu"})
+
+    required_globally = signed_project('"kernels-community/partly" = 1', table="require-signature = true")
+    required_for_one = signed_project(
+        '"kernels-community/partly" = { version = 1, require-signature = true }'
+    )
+    for project in (required_globally, required_for_one):
+        run = cli("lock", "--project", str(project))
+        assert run.exit_code == 4, run.stderr
+        assert (
+            "kernels-community/partly variant torch-cpu" in run.stderr and "require-signature" in run.stderr
+        )
+
+    exempt = signed_project(
+        '"kernels-community/partly" = { version = 1, require-signature = false }',
+        table="require-signature = true",
+    )
+    assert cli("lock", "--project", str(exempt)).exit_code == 0
+
+
+def test_lock_check_notices_a_policy_change_and_a_hand_edited_signer(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    publish(hub_env, instance, "forked", FORK, skip=("torch-cpu",))
+    fork = f'{{ issuer = "{FORK.issuer}", workflow = "{FORK.workflow}", repository = "{FORK.repository}" }}'
+    root = signed_project('"kernels-community/forked" = 1', table=f"signers = [{fork}]")
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    pyproject = (root / "pyproject.toml").read_text()
+    lock_text = (root / "kernels.lock").read_text()
+
+    (root / "pyproject.toml").write_text(pyproject.replace(f"signers = [{fork}]", ""))
+    run = cli("lock", "--check", "--project", str(root))
+    assert run.exit_code == 1 and "not an allowed signer" in run.stderr
+    (root / "pyproject.toml").write_text(pyproject.replace(f"signers = [{fork}]", "require-signature = true"))
+    run = cli("lock", "--check", "--project", str(root))
+    assert run.exit_code == 1 and "variant torch-cpu is unsigned" in run.stderr
+
+    # A signer claimed for a variant that is not signed, and another identity swapped in for a signed one.
+    (root / "pyproject.toml").write_text(pyproject)
+    extra = f'\n[kernel.signed-by.torch-cpu]\nissuer = "{FORK.issuer}"\nrepository = "{FORK.repository}"\nworkflow = "{FORK.workflow}"\n'
+    (root / "kernels.lock").write_text(lock_text + extra)
+    run = cli("lock", "--check", "--project", str(root))
+    assert run.exit_code == 4 and "torch-cpu" in run.stderr and "no metadata.json.sigstore" in run.stderr
+    both = pyproject.replace(
+        f"signers = [{fork}]", f"signers = [{fork}, {fork.replace('someone', 'mallory')}]"
+    )
+    (root / "pyproject.toml").write_text(both)
+    (root / "kernels.lock").write_text(lock_text.replace("someone", "mallory"))
+    run = cli("lock", "--check", "--project", str(root))
+    assert run.exit_code == 4 and "but the lock records" in run.stderr
+
+
+def test_verify_signatures_rechecks_synced_variants_offline(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish(hub_env, instance, "signed", BUILD)
+    root = signed_project('"kernels-community/signed" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root), "--all-variants").exit_code == 0
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_env.clear_log()
+    run = cli("verify", "--project", str(root), "--all-variants", "--signatures")
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.count(f"signed by {BUILD.workflow}") == len(VARIANTS)
+    assert hub_env.requests == []
+
+    # The policy changed since: the synced files still match the lock, but the signer is no longer allowed.
+    (root / "pyproject.toml").write_text(
+        (root / "pyproject.toml")
+        .read_text()
+        .replace('trusted-root = "trusted_root.json"', 'trusted-root = "other.json"')
+    )
+    SigstoreInstance("rogue").write_trusted_root(root / "other.json")
+    run = cli("verify", "--project", str(root), "--all-variants", "--signatures")
+    assert run.exit_code == 4 and "signature:" in run.stdout
+
+
+def test_no_signature_path_never_imports_sigstore(
+    hub_env: LocalHub, make_project: Callable[..., Path]
+) -> None:
+    root = make_project('"kernels-community/relu" = 1')
+    code = (
+        "import sys\nfrom kernel_lock.locking import lock_project, recheck_signatures, check_lock\n"
+        f"lock_project({str(root)!r})\nrecheck_signatures(__import__('kernel_lock.config').config.load_project({str(root)!r}), check_lock({str(root)!r}))\n"
+        "assert 'sigstore' not in sys.modules, 'sigstore imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('signers = [{ issuer = "x", workflow = "y" }]', "exactly the keys issuer, workflow and repository"),
+        ('signers = "everyone"', "must be a list of tables"),
+        ('require-signature = "yes"', "write true or false"),
+        ("trusted-root = 3", "trusted_root.json"),
+    ],
+)
+def test_malformed_signature_settings_are_config_errors(
+    table: str, says: str, make_project: Callable[..., Path], cli: Callable[..., object]
+) -> None:
+    root = make_project('"kernels-community/relu" = 1')
+    text = (root / "pyproject.toml").read_text()
+    (root / "pyproject.toml").write_text(
+        text.replace("[tool.kernels.dependencies]", f"[tool.kernels]\n{table}\n[tool.kernels.dependencies]")
+    )
+    run = cli("lock", "--check", "--project", str(root))
+    assert run.exit_code == 2 and says in run.stderr
