@@ -441,7 +441,7 @@ def _recheck_synced_signatures(project: Path | None, pairs: list[Any], checks: l
     Returns (variant, repo) -> "signed by ..." / "unsigned" for the lines of output.
     """
     from kernel_lock.config import load_project
-    from kernel_lock.signatures import Verifiers, recheck_signature, synced_material
+    from kernel_lock.signatures import Verifiers, check_synced_signature
     from kernel_lock.verify import FileProblem
 
     signing = load_project(project).signing()
@@ -451,10 +451,9 @@ def _recheck_synced_signatures(project: Path | None, pairs: list[Any], checks: l
         if not check.ok:
             continue
         try:
-            signer = recheck_signature(
+            signer = check_synced_signature(
                 entry,
                 variant,
-                *synced_material(entry, variant),
                 signing.policy(entry.requested_repo),
                 lambda: verifiers.get(signing.trusted_root),
             )

@@ -207,6 +207,7 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
         entry,
         metadata,
         {**bundles, **dict.fromkeys(lfs_bundles)},
+        listed_files(target, commit, tree),
         context.signing.policy(repo_id),
         lambda: context.verifiers.get(context.signing.trusted_root),
     )
@@ -524,6 +525,16 @@ def variant_hashes(repo_id: str, commit: str, entries: Iterable[TreeEntry]) -> d
     if not files:
         raise ResolutionError(f"{repo_id} has no build variants (no files under build/) at commit {commit}.")
     return {name: variant_hash(fs.items()) for name, fs in sorted(files.items())}
+
+
+def listed_files(repo_id: str, commit: str, tree: Iterable[TreeEntry]) -> dict[str, dict[str, str | None]]:
+    """Variant -> relative path -> the LFS SHA-256 of each listed file (None for a git-stored one)."""
+    files: dict[str, dict[str, str | None]] = defaultdict(dict)
+    for entry in tree:
+        split = split_variant_path(repo_id, commit, entry.path) if entry.type == "file" else None
+        if split is not None:
+            files[split[0]][split[1]] = entry.lfs.oid if entry.lfs else None
+    return dict(files)
 
 
 def split_variant_path(repo_id: str, commit: str, path: str) -> tuple[str, str] | None:

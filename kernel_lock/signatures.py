@@ -23,6 +23,7 @@ from kernel_lock.signers import SignaturePolicy, Signer
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
+    from kernel_lock.digest import Algorithm
     from kernel_lock.lockfile import LockedKernel
 
 BUNDLE_NAME = "metadata.json.sigstore"
@@ -193,14 +194,41 @@ def verify_signature(
     return check.matched
 
 
+def check_digest(
+    where: Where, metadata: bytes, files: Mapping[str, str | None], algorithm: Algorithm = "sha256"
+) -> None:
+    """The variant's files (relative path -> hex hash with `algorithm`, or None where only presence is known)
+    against the digest in its signed `metadata.json`; a signed `metadata.json` without one covers no file."""
+    from kernel_lock.digest import MalformedDigest, parse_digest
+
+    try:
+        digest = parse_digest(metadata)
+    except MalformedDigest as exc:
+        raise refuse(where, "digest-mismatch", f"the signed {METADATA_NAME}: {exc.reason}") from None
+    if digest is None:
+        raise refuse(
+            where,
+            "digest-mismatch",
+            f"the signed {METADATA_NAME} has no digest of the variant's files, so the signature does not cover them",
+        )
+    hashes = files if digest.algorithm == algorithm else dict.fromkeys(files)
+    violations = digest.check(hashes, digest.algorithm)
+    if violations:
+        shown = "; ".join(map(str, violations[:3])) + ("; ..." if len(violations) > 3 else "")
+        raise refuse(where, "digest-mismatch", f"the files do not match the signed digest ({shown})")
+
+
 def check_signatures(
     entry: LockedKernel,
     metadata: Mapping[str, bytes],
     bundles: Mapping[str, bytes | None],
+    files: Mapping[str, Mapping[str, str | None]],
     policy: SignaturePolicy,
     verifier: Callable[[], Any],
 ) -> dict[str, Signer]:
-    """Verify every variant's bundle (None: listed, but in Git LFS) at lock; variant -> signer.
+    """Verify every variant's bundle (None: listed, but in Git LFS) at lock, then its listed files (`files`:
+    variant -> relative path -> LFS SHA-256, or None for a git-stored file) against the signed digest;
+    variant -> signer.
 
     A bundle that is present must verify, always; a variant without one is an error under
     `require-signature` (else `unsigned_notice` has a line for the kernel).
@@ -224,6 +252,7 @@ def check_signatures(
                 where, "invalid-bundle", f"it has a {BUNDLE_NAME} but no {METADATA_NAME} for it to sign"
             )
         signed[variant] = verify_signature(data, bundle, policy, verifier(), where)
+        check_digest(where, data, files.get(variant, {}))
     return signed
 
 
@@ -285,3 +314,30 @@ def unsigned_notice(entry: LockedKernel) -> str | None:
         f"{entry.repo_id}: {len(unsigned)} of {len(entry.variants)} variant(s) are unsigned "
         f"(no {BUNDLE_NAME}: {shown}); set require-signature = true to refuse unsigned builds."
     )
+
+
+def check_synced_signature(
+    entry: LockedKernel,
+    variant: str,
+    policy: SignaturePolicy,
+    verifier: Callable[[], Any],
+    cache: Path | None = None,
+) -> Signer | None:
+    """A synced variant's signature verified again (as `recheck_signature`), then every file of it hashed
+    against the signed digest: its signer, or None where it is unsigned."""
+    from kernel_lock.cache import variant_dir
+    from kernel_lock.digest import MalformedDigest, digest_folder, parse_digest
+
+    metadata, bundle = synced_material(entry, variant, cache)
+    signer = recheck_signature(entry, variant, metadata, bundle, policy, verifier)
+    if signer is not None and metadata is not None:
+        try:
+            digest = parse_digest(metadata)
+        except MalformedDigest:
+            digest = None
+        algorithm = digest.algorithm if digest else "sha256"
+        folder = variant_dir(entry.repo_id, entry.commit, variant, cache)
+        check_digest(
+            Where(entry.repo_id, entry.commit, variant), metadata, digest_folder(folder, algorithm), algorithm
+        )
+    return signer

@@ -8,6 +8,8 @@ bundle in `tests/data/sigstore/` checks the same policy code against Sigstore's 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -57,13 +59,26 @@ def instance() -> SigstoreInstance:
     return SigstoreInstance()
 
 
-def publish(hub: LocalHub, instance: SigstoreInstance, name: str, signer: Signer, **kw: object) -> str:
-    """Create `kernels-community/<name>` (branch v1) with every variant signed by `signer`; its commit."""
-    skip = kw.pop("skip", ())
-    files = instance.sign_variants(repo_files(VARIANTS, name=name), signer, skip=skip)  # type: ignore[arg-type]
-    edit = kw.pop("edit", None)
+def publish(
+    hub: LocalHub,
+    instance: SigstoreInstance,
+    name: str,
+    signer: Signer,
+    *,
+    skip: tuple[str, ...] = (),
+    before_signing: Callable[[dict[str, bytes]], None] | None = None,
+    edit: Callable[[dict[str, bytes]], None] | None = None,
+) -> str:
+    """Create `kernels-community/<name>` (branch v1) with every variant signed by `signer`; its commit.
+
+    `before_signing` changes the built files before CI signs them, `edit` the files after.
+    """
+    files = repo_files(VARIANTS, name=name)
+    if before_signing is not None:
+        before_signing(files)
+    files = instance.sign_variants(files, signer, skip=skip)
     if edit is not None:
-        edit(files)  # type: ignore[operator]
+        edit(files)
     repo = hub.create_repo(f"kernels-community/{name}", repo_type="kernel")
     commit = repo.commit(files, branch="v1", message="Build")
     repo.create_branch("main", commit)
@@ -409,3 +424,95 @@ def test_malformed_signature_settings_are_config_errors(
     )
     run = cli("lock", "--check", "--project", str(root))
     assert run.exit_code == 2 and says in run.stderr
+
+
+# --- the signed digest against the files ---
+
+SO_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
+
+
+def edit_digest(change: Callable[[dict[str, str]], None]) -> Callable[[dict[str, bytes]], None]:
+    """A `before_signing` step that changes the digest in SO_VARIANT's metadata.json (`None`: remove it)."""
+
+    def before_signing(files: dict[str, bytes]) -> None:
+        path = f"build/{SO_VARIANT}/metadata.json"
+        metadata = json.loads(files[path])
+        change(metadata["digest"]["files"])
+        files[path] = json.dumps(metadata).encode()
+
+    return before_signing
+
+
+def _so_name(digest: dict[str, str]) -> str:
+    return next(p for p in digest if p.endswith(".so"))
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (
+            lambda d: d.__setitem__(_so_name(d), base64.b64encode(b"\0" * 32).decode()),
+            "File hash mismatch for",
+        ),
+        (
+            lambda d: d.__setitem__("extra.py", base64.b64encode(b"\0" * 32).decode()),
+            "Missing file: extra.py",
+        ),
+        (lambda d: d.pop("layers.py"), "Unknown file: layers.py"),
+        (lambda d: d.clear(), "Unknown file"),
+    ],
+    ids=["lfs-hash", "listed-but-absent", "present-but-unlisted", "empty"],
+)
+def test_files_that_do_not_match_the_signed_digest_are_refused_at_lock(
+    change: Callable[[dict[str, str]], None],
+    says: str,
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    publish(hub_env, instance, "kernel", BUILD, before_signing=edit_digest(change))
+    root = signed_project('"kernels-community/kernel" = 1')
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 4, run.stderr
+    assert f"variant {SO_VARIANT}" in run.stderr and says in run.stderr
+    assert not (root / "kernels.lock").exists()
+
+
+def test_a_signed_metadata_without_a_digest_is_refused(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    def drop(files: dict[str, bytes]) -> None:
+        path = f"build/{SO_VARIANT}/metadata.json"
+        metadata = json.loads(files[path])
+        del metadata["digest"]
+        files[path] = json.dumps(metadata).encode()
+
+    publish(hub_env, instance, "kernel", BUILD, before_signing=drop)
+    run = cli("lock", "--project", str(signed_project('"kernels-community/kernel" = 1')))
+    assert run.exit_code == 4 and "has no digest" in run.stderr
+
+
+def test_python_changed_after_signing_is_caught_by_verify_signatures(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """At lock a git-stored file is known by its blob id only (presence against the digest); once synced,
+    `verify --signatures` hashes it against the signed digest."""
+    target = f"build/{SO_VARIANT}/layers.py"
+
+    def tamper(files: dict[str, bytes]) -> None:
+        files[target] += b"\nimport os  # added after signing\n"
+
+    publish(hub_env, instance, "kernel", BUILD, edit=tamper)
+    root = signed_project('"kernels-community/kernel" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root), "--variant", SO_VARIANT).exit_code == 0
+    run = cli("verify", "--project", str(root), "--variant", SO_VARIANT, "--signatures")
+    assert run.exit_code == 4
+    assert "File hash mismatch for layers.py" in run.stdout
