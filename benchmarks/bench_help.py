@@ -148,10 +148,14 @@ def main() -> int:
             "kernel-lock --help": [KERNEL_LOCK, "--help"],
             "kernels --help": [KERNELS, "--help"],
             "kernel-lock lock --check": [KERNEL_LOCK, "lock", "--check", "--project", str(project)],
+            "kernel-lock lock (up to date)": [KERNEL_LOCK, "lock", "--project", str(project)],
         }
         # warm-up (page cache, .pyc): two untimed runs each; also check what they print
         for name, cmd in [*cases.items(), *cases.items()]:
             _, proc = run(cmd, offline, name)
+            if name == "kernel-lock lock (up to date)" and "Unchanged" not in proc.stdout:
+                sys.stderr.write(f"lock did not leave the lock unchanged: {proc.stdout}{proc.stderr}\n")
+                return 2
             if name == "kernel-lock lock --check" and "up to date" not in proc.stdout:
                 sys.stderr.write(f"lock --check did not report up to date: {proc.stdout}{proc.stderr}\n")
                 return 2

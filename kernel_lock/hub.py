@@ -9,17 +9,21 @@ bounded backoff, honouring `Retry-After`; anything else becomes a
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kernel_lock import env
 from kernel_lock.errors import HubError, KernelLockError, ResolutionError
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -105,20 +109,34 @@ class OrganizationOverview(BaseModel):
 
 
 class Hub:
-    """A client for one Hub endpoint (`HF_ENDPOINT`, else huggingface.co)."""
+    """A client for one Hub endpoint (`HF_ENDPOINT`, else huggingface.co).
+
+    `huggingface_hub` and its HTTP client are imported on the first request, not here: an up-to-date
+    `kernel-lock lock` makes none, and importing them is most of what it would otherwise spend.
+    """
 
     def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
+        self._endpoint = endpoint
+        self._token = token
+
+    @functools.cached_property
+    def api(self) -> HfApi:
+        """The `huggingface_hub` client, created on first use."""
         from huggingface_hub import HfApi
 
         from kernel_lock import __version__
 
-        self.api = HfApi(
-            endpoint=endpoint or env.hub_endpoint(),
-            token=token,
+        return HfApi(
+            endpoint=self._endpoint or env.hub_endpoint(),
+            token=self._token,
             library_name="kernel-lock",
             library_version=__version__,
         )
-        self.endpoint: str = self.api.endpoint
+
+    @property
+    def endpoint(self) -> str:
+        """The Hub's base URL."""
+        return str(self.api.endpoint)
 
     def refs(self, repo_id: str) -> Refs:
         """Branches and tags of a kernel repo."""
