@@ -1,0 +1,91 @@
+"""The import graph: every module imports on its own, and fast paths leave the heavy libraries unimported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kernel_lock
+
+PACKAGE = Path(kernel_lock.__file__).parent
+HEAVY = ("pydantic", "huggingface_hub", "torch", "kernels", "transformers", "sigstore")
+HTTP_CLIENTS = ("huggingface_hub", "httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
+
+
+def _modules() -> list[str]:
+    """Every module of the package, by dotted name (the `-m` entry point aside)."""
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__main__":
+            continue
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def _imported_after(code: str, roots: tuple[str, ...], **env: str) -> list[str]:
+    """Run `code` in a fresh interpreter; the top-level packages among `roots` it left in `sys.modules`."""
+    report = (
+        "\nimport json as _json, sys as _sys\n"
+        f"print(_json.dumps(sorted({{m.split('.')[0] for m in _sys.modules}} & {set(roots)!r})))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code + report],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return list(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def test_the_module_list_is_the_package() -> None:
+    modules = _modules()
+    assert {"kernel_lock", "kernel_lock.cli", "kernel_lock.env", "kernel_lock.testing.server"} <= set(modules)
+    assert len(modules) == len(list(PACKAGE.rglob("*.py"))) - 1
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_each_module_imports_on_its_own(module: str) -> None:
+    """A fresh interpreter imports the module alone: an import cycle fails here with a partial module."""
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"`import {module}` alone failed:\n{proc.stderr}"
+
+
+def test_help_imports_no_heavy_library() -> None:
+    code = (
+        "from kernel_lock.cli import main\n"
+        "for args in (['--help'], *([name, '--help'] for name in main.commands)):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, (args, exit.code)\n"
+    )
+    assert _imported_after(code, HEAVY) == []
+
+
+def test_an_up_to_date_lock_imports_no_http_client(hub_env, make_project, cli) -> None:
+    root = make_project('"kernels-community/relu" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    hub_env.clear_log()
+    code = (
+        "from kernel_lock.cli import main\n"
+        "try:\n"
+        f"    main(['lock', '--project', {str(root)!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+    )
+    assert _imported_after(code, HTTP_CLIENTS) == []
+    assert hub_env.requests == []
+    # the same lock with a changed requirement does reach the Hub, through those clients
+    make_project('"kernels-community/relu" = 2')
+    assert "huggingface_hub" in _imported_after(code, HTTP_CLIENTS)
+    assert hub_env.requests != []
