@@ -19,31 +19,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kernel_lock import env
+from kernel_lock.cachepaths import RECORD_DIR as RECORD_DIR
+from kernel_lock.cachepaths import hub_cache_dir as hub_cache_dir
+from kernel_lock.cachepaths import record_path as record_path
+from kernel_lock.cachepaths import repo_dir as repo_dir
+from kernel_lock.cachepaths import variant_dir as variant_dir
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import variant_hash
-
-RECORD_DIR = ".kernel-lock"
-
-
-def hub_cache_dir() -> Path:
-    """The Hugging Face hub cache, resolved from the environment as `huggingface_hub` does."""
-    return env.hub_cache()
-
-
-def repo_dir(repo_id: str, cache: Path | None = None) -> Path:
-    """The cache folder of a kernel repo: `kernels--{org}--{name}`."""
-    return (cache or hub_cache_dir()) / ("kernels--" + repo_id.replace("/", "--"))
-
-
-def variant_dir(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> Path:
-    """The snapshot folder of one variant at one commit."""
-    return repo_dir(repo_id, cache) / "snapshots" / commit / "build" / variant
-
-
-def record_path(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> Path:
-    """Where the `VariantRecord` of a synced variant lives."""
-    return repo_dir(repo_id, cache) / RECORD_DIR / commit / f"{variant}.json"
 
 
 class ManifestEntry(BaseModel):

@@ -26,13 +26,12 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kernel_lock import env
-from kernel_lock.config import LOCKFILE, find_project_root
 from kernel_lock.errors import LockfileError, MissingPythonDependency, NotSyncedError, VerificationError
-from kernel_lock.lockfile import Lock, LockedKernel, parse_lock, read_lock
 
 if TYPE_CHECKING:
     import importlib.metadata
 
+    from kernel_lock.lockfile import Lock, LockedKernel
     from kernel_lock.target import Target
 
 _loaded: dict[tuple[str, str, str], ModuleType] = {}
@@ -42,6 +41,9 @@ _registry_lock = threading.Lock()
 
 def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleType | None = None) -> Lock:
     """The lock to load from: the argument, `KERNEL_LOCK_FILE`, the caller's installed metadata, or the project here."""
+    from kernel_lock.config import LOCKFILE, find_project_root
+    from kernel_lock.lockfile import parse_lock, read_lock
+
     if lockfile is not None:
         return read_lock(Path(lockfile))
     from_env = env.lock_file()
@@ -103,6 +105,13 @@ def get_kernel(
     synced first (and verified as `kernel-lock sync` does); otherwise nothing
     touches the network.
     """
+    known = lockfile if lockfile is not None else env.lock_file()
+    if known and target is None:
+        from kernel_lock.quickload import quick_get_kernel
+
+        module = quick_get_kernel(Path(known), repo_id)
+        if module is not None:
+            return module
     lock = find_lock(lockfile, caller=_calling_module())
     return load_locked(lock, repo_id, target=target, download=download)
 

@@ -1,0 +1,238 @@
+"""The common verified load without pydantic: a fresh process pays for the checks, not for 100 ms of imports.
+
+`get_kernel` in fast mode, for a kernel without kernel dependencies, reads
+the lock with `tomllib` and the sync record with `json`, checks the fields it
+uses by the same rules as the models, and accepts the variant only where the
+full check (`kernel_lock.verify`) would accept it without hashing: the record's
+manifest reproduces the lock's variant hash, the folder holds exactly the
+manifest's files (bytecode caches aside), each a regular file or a symlink into
+the repo's own `blobs/`, and each file's fingerprint equals the one recorded at
+its last successful hash. Anything else (an unusual field, a file to hash, a
+dependency, a missing record) returns None, and the full path decides and
+gives the proper error. So this module may only say yes where the full path
+says yes, faster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from kernel_lock import env
+from kernel_lock.cachepaths import record_path, repo_dir, variant_dir
+from kernel_lock.hashing import HASH_TYPE, is_ignored, variant_hash
+
+_PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9])?"
+_REPO = re.compile(rf"^{_PART}/{_PART}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_VARIANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+_VARIANT_HASH = re.compile(r"^sha256-[0-9a-f]{64}$")
+_FILE_HASH = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
+_ENTRY_KEYS = {"repo-id", "version", "revision", "redirected-from", "ref", "commit", "hash-type", "trust"}
+_ENTRY_KEYS |= {"direct", "variants", "required-by"}
+_RECORD_KEYS = {"repo_id", "commit", "variant", "variant_hash", "manifest", "verified"}
+_FINGERPRINT_KEYS = ("dev", "ino", "size", "mtime_ns", "ctime_ns", "link")
+
+
+def quick_get_kernel(lockfile: Path, repo_id: str) -> ModuleType | None:
+    """The verified kernel, or None where the full path must decide (see the module docstring)."""
+    if (env.verify_mode() or "fast").strip().lower() != "fast":
+        return None
+    found = _direct_entry(lockfile, repo_id)
+    if found is None:
+        return None
+    entry, key = found
+    from kernel_lock.target import default_target
+    from kernel_lock.variants import select_variant
+
+    try:
+        variant = select_variant(entry["variants"], default_target(), repo_id=entry["repo-id"])
+    except Exception:
+        return None
+    if not _verified_without_hashing(entry, variant):
+        return None
+    return _import_once(entry, variant, key)
+
+
+def _direct_entry(lockfile: Path, repo_id: str) -> tuple[dict[str, Any], str] | None:
+    """The lock's direct entry for `repo_id` (as `Lock.find` picks it) and its key, if all is plainly well-formed."""
+    from kernel_lock import tomlread as tomllib
+
+    try:
+        data = tomllib.loads(lockfile.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return None
+    kernels = data.get("kernel")
+    if data.get("version") != 1 or set(data) - {"version", "kernel"} or not isinstance(kernels, list):
+        return None
+    if not all(_plain_entry(k) for k in kernels):
+        return None
+    direct = [k for k in kernels if k.get("direct", True)]
+    exact = [k for k in direct if k.get("redirected-from", k["repo-id"]) == repo_id]
+    redirected = [k for k in direct if k["repo-id"] == repo_id]
+    chosen = exact[:1] or (redirected if len(redirected) == 1 else [])
+    if not chosen:
+        return None
+    entry = chosen[0]
+    requested = entry.get("redirected-from", entry["repo-id"])
+    key = f"{requested}@v{entry['version']}" if "version" in entry else f"{requested}@rev:{entry['revision']}"
+    keys = [k.get("redirected-from", k["repo-id"]) for k in kernels]
+    if len(set(keys)) != len(keys) and keys.count(requested) > 1:
+        return None  # the same repo locked twice: let the full path apply its rules
+    if any(r.get("kernel") == key for k in kernels for r in k.get("required-by", [])):
+        return None
+    return entry, key
+
+
+def _plain_entry(k: Any) -> bool:
+    """Whether an entry has exactly the shape the lock model accepts, for the fields loading uses."""
+    if not isinstance(k, dict) or set(k) - _ENTRY_KEYS:
+        return False
+    variants = k.get("variants")
+    return (
+        isinstance(k.get("repo-id"), str)
+        and _is_repo(k["repo-id"])
+        and (
+            "redirected-from" not in k
+            or (isinstance(k["redirected-from"], str) and _is_repo(k["redirected-from"]))
+        )
+        and isinstance(k.get("commit"), str)
+        and bool(_COMMIT.fullmatch(k["commit"]))
+        and k.get("hash-type", HASH_TYPE) == HASH_TYPE
+        and (("version" in k) != ("revision" in k))
+        and (type(k.get("version", 0)) is int and k.get("version", 0) >= 0)
+        and isinstance(k.get("revision", ""), str)
+        and type(k.get("direct", True)) is bool
+        and isinstance(variants, dict)
+        and all(
+            isinstance(n, str)
+            and bool(_VARIANT.fullmatch(n))
+            and ".." not in n
+            and isinstance(h, str)
+            and bool(_VARIANT_HASH.fullmatch(h))
+            for n, h in variants.items()
+        )
+        and isinstance(k.get("required-by", []), list)
+        and all(isinstance(r, dict) for r in k.get("required-by", []))
+    )
+
+
+def _is_repo(value: str) -> bool:
+    return bool(_REPO.fullmatch(value)) and "--" not in value and ".." not in value
+
+
+def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
+    """Whether the fast-mode check passes with no file to hash (the record's fingerprints all hold)."""
+    repo_id, commit = entry["repo-id"], entry["commit"]
+    try:
+        record = json.loads(record_path(repo_id, commit, variant).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    if (
+        not isinstance(record, dict)
+        or set(record) - _RECORD_KEYS
+        or not set(record) | {"verified"} >= _RECORD_KEYS
+    ):
+        return False
+    manifest, verified = record.get("manifest"), record.get("verified", {})
+    if not isinstance(manifest, list) or not isinstance(verified, dict):
+        return False
+    by_path: dict[str, dict[str, Any]] = {}
+    for m in manifest:
+        if not (
+            isinstance(m, dict)
+            and set(m) == {"path", "size", "kind", "hash"}
+            and isinstance(m["path"], str)
+            and type(m["size"]) is int
+            and m["size"] >= 0
+            and m["kind"] in ("git", "lfs")
+            and isinstance(m["hash"], str)
+            and _FILE_HASH.fullmatch(m["hash"])
+        ):
+            return False
+        by_path[m["path"]] = m
+    expected = entry["variants"].get(variant)
+    if (
+        record.get("variant_hash") != expected
+        or variant_hash((p, m["hash"]) for p, m in by_path.items()) != expected
+    ):
+        return False
+    vdir = variant_dir(repo_id, commit, variant)
+    blobs = os.path.realpath(repo_dir(repo_id) / "blobs")
+    present = _files_under(vdir)
+    if present is None or present != set(by_path):
+        return False
+    for rel, m in by_path.items():
+        known = verified.get(rel)
+        if not isinstance(known, dict) or tuple(known) != _FINGERPRINT_KEYS:
+            return False
+        now = _fingerprint(vdir / rel, blobs)
+        if now is None or now != known or now["size"] != m["size"]:
+            return False
+    return True
+
+
+def _files_under(vdir: Path) -> set[str] | None:
+    """Relative paths of the files under `vdir` (bytecode caches skipped); None for a symlinked folder."""
+    found: set[str] = set()
+    if not vdir.is_dir() or vdir.is_symlink():
+        return None
+    for root, dirs, files in os.walk(vdir):
+        rel_root = os.path.relpath(root, vdir)
+        for d in list(dirs):
+            if d == "__pycache__":
+                dirs.remove(d)
+            elif os.path.islink(os.path.join(root, d)):
+                return None
+        for name in files:
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            if not is_ignored(rel):
+                found.add(rel.replace(os.sep, "/"))
+    return found
+
+
+def _fingerprint(path: Path, blobs_real: str) -> dict[str, Any] | None:
+    """A file's fingerprint as the record stores it; None unless a regular file or a link into `blobs/`."""
+    link = None
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            link = os.readlink(path)
+            if os.path.dirname(os.path.realpath(path)) != blobs_real:
+                return None
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return {
+        "dev": st.st_dev,
+        "ino": st.st_ino,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "link": link,
+    }
+
+
+def _import_once(entry: dict[str, Any], variant: str, key: str) -> ModuleType | None:
+    """Import the verified variant through the loader's registry (once per process per variant)."""
+    from kernel_lock import load
+    from kernel_lock.pydeps import missing, python_depends
+
+    vdir = variant_dir(entry["repo-id"], entry["commit"], variant)
+    registry_key = (entry["repo-id"], entry["commit"], variant)
+    with load._registry_lock:
+        key_lock = load._key_locks[registry_key]
+    with key_lock:
+        module = load._loaded.get(registry_key)
+        if module is None:
+            if missing(python_depends(vdir)):
+                return None  # the full path names what is missing
+            module = load.import_variant(vdir, where=f"{entry['repo-id']} variant {variant}")
+            load._loaded[registry_key] = module
+    return module

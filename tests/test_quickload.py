@@ -1,0 +1,79 @@
+"""The quick load path: a fresh process loads a verified kernel without pydantic, and says yes only where
+the full path would (everything unusual goes to the full path, which gives the proper error)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+CPU = "torch213-cxx11-cpu-x86_64-linux"
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from kernel_lock import get_kernel
+    try:
+        k = get_kernel("kernels-community/relu")
+    except Exception as exc:
+        print(type(exc).__name__, str(exc)[:300])
+    else:
+        print("loaded", k.VARIANT)
+    print("pydantic" in sys.modules)
+    """
+)
+
+
+@pytest.fixture
+def synced(hub_env, make_project, cli, monkeypatch) -> Path:
+    root = make_project('"kernels-community/relu" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root), "--variant", CPU).exit_code == 0
+    monkeypatch.setenv("KERNEL_LOCK_FILE", str(root / "kernels.lock"))
+    monkeypatch.setenv("KERNEL_LOCK_TARGET", CPU)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return root
+
+
+def child(cwd: Path) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()
+
+
+def test_a_fresh_process_loads_without_pydantic(synced, tmp_path) -> None:
+    assert child(tmp_path) == [f"loaded {CPU}", "False"]
+
+
+def test_a_changed_file_goes_to_the_full_check_and_is_refused(synced, tmp_path) -> None:
+    from kernel_lock.cache import variant_dir
+    from kernel_lock.lockfile import read_lock
+
+    entry = read_lock(synced / "kernels.lock").find("kernels-community/relu")
+    target = (variant_dir(entry.repo_id, entry.commit, CPU) / "_ops.py").resolve()
+    target.write_text(target.read_text() + "\n# changed\n")
+    out = child(tmp_path)
+    assert out[0].startswith("VerificationError") and "_ops.py: content changed" in out[0]
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (
+            lambda t: t.replace('hash-type = "git_lfs_concat"', 'hash-type = "git_lfs_concat"\nsurprise = 1'),
+            "malformed",
+        ),
+        (lambda t: t.replace("version = 1\n", "version = 2\n", 1), "lock format version"),
+        (lambda t: t.replace('repo-id = "kernels-community/relu"', 'repo-id = "../relu"'), "malformed"),
+    ],
+)
+def test_an_unusual_lock_gets_the_full_paths_error(synced, tmp_path, edit, error) -> None:
+    lock = synced / "kernels.lock"
+    lock.write_text(edit(lock.read_text()))
+    out = child(tmp_path)
+    assert out[0].startswith("LockfileError") and error in out[0]
