@@ -1,9 +1,10 @@
 """`kernel-lock`: a thin command line over the Python API.
 
-Heavy modules (huggingface_hub, torch) are imported inside commands, so
+Heavy modules (pydantic, huggingface_hub, torch) are imported inside commands, so
 `kernel-lock --help` stays fast. Errors of our own become one paragraph on
-stderr and an exit code from `EXIT_CODES`; nothing else prints a traceback
-unless `--verbose` asks for one.
+stderr (and, with `--json`, an `{"error": {"code", "message"}}` document on
+stdout) and an exit code from `EXIT_CODES`; nothing prints a traceback unless
+`--verbose` asks for one.
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from kernel_lock import env, errors
+from kernel_lock import env as environ
+from kernel_lock import errors
+from kernel_lock.target import BACKENDS, TargetChoice
+
+if TYPE_CHECKING:
+    from kernel_lock.locking import LockResult
+    from kernel_lock.reports import Report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,16 +35,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_VERIFICATION = 4
 EXIT_CODES: dict[type[errors.KernelLockError], int] = {
-    errors.LockOutOfDate: 1,
+    errors.LockOutOfDate: EXIT_CHECK_FAILED,
     errors.ConfigError: 2,
     errors.LockfileError: 2,
     errors.ResolutionError: 2,
     errors.VariantError: 2,
     errors.MissingPythonDependency: 2,
     errors.HubError: 3,
-    errors.VerificationError: 4,
+    errors.VerificationError: EXIT_VERIFICATION,
 }
+# Error codes of failures that are not a KernelLockError.
+USAGE, FILE_SYSTEM, INTERRUPTED, INTERNAL = "usage", "file-system", "interrupted", "internal"
 
 
 def exit_code_for(exc: errors.KernelLockError) -> int:
@@ -48,81 +60,177 @@ def exit_code_for(exc: errors.KernelLockError) -> int:
     return 2
 
 
-class Output:
-    """Where a command writes: human text (quiet-able) or one JSON document; colour only on a terminal."""
+def _stream_wants_color(mode: str, stream: Any) -> bool:
+    """`--color` as uv and cargo read it: auto means a terminal, and no `NO_COLOR`."""
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)()) and not environ.no_color()
 
-    def __init__(self, *, json_mode: bool, quiet: bool, verbose: bool) -> None:
+
+class Output:
+    """Where a command writes: human text on stdout, notes and problems on stderr, or one JSON document."""
+
+    def __init__(self, *, json_mode: bool, quiet: bool, verbose: bool, color: str = "auto") -> None:
         self.json_mode = json_mode
         self.quiet = quiet
         self.verbose = verbose
-        self.color = sys.stdout.isatty() and not env.no_color()
+        self.color = _stream_wants_color(color, sys.stdout)
+        self.err_color = _stream_wants_color(color, sys.stderr)
+        self.warnings: list[str] = []
+        self.report: Report | None = None
 
     def info(self, message: str) -> None:
         """A line of normal output (silenced by --quiet and --json)."""
         if not self.quiet and not self.json_mode:
             click.echo(message)
 
+    def note(self, message: str) -> None:
+        """A line about what the command is doing (the target, a lock it wrote), on stderr; silenced by --quiet."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
     def detail(self, message: str) -> None:
         """A line of --verbose output, on stderr."""
         if self.verbose:
             click.echo(message, err=True)
 
+    def warn(self, message: str) -> None:
+        """A warning: on stderr always, and in the JSON document."""
+        self.warnings.append(message)
+        label = click.style("warning:", fg="yellow", bold=True) if self.err_color else "warning:"
+        click.echo(f"{label} {message}", err=True)
+
+    def error(self, code: str, message: str) -> None:
+        """An error: `error: ...` on stderr, and with --json the error document on stdout."""
+        if self.json_mode:
+            self.emit(_error_report(code, message))
+        self.problem(message)
+
+    def problem(self, message: str) -> None:
+        """`error: ...` on stderr for a failed check, whose JSON document is its report, not an error."""
+        label = click.style("error:", fg="red", bold=True) if self.err_color else "error:"
+        click.echo(f"{label} {message}", err=True)
+
     def style(self, text: str, **kw: Any) -> str:
         """Colour `text` where colour is wanted."""
         return click.style(text, **kw) if self.color else text
 
-    def result(self, data: Any) -> None:
-        """The JSON document of a --json run."""
-        if self.json_mode:
-            click.echo(json.dumps(data, indent=2, sort_keys=True))
+    def result(self, report: Report) -> None:
+        """The JSON document of this run (printed when the command ends, with its warnings)."""
+        self.report = report
+
+    def emit(self, report: Report) -> None:
+        """Print a JSON document, with the warnings seen so far."""
+        report.warnings = [*self.warnings, *report.warnings]
+        click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
 
 
-def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-    click.echo(f"warning: {message}", err=True)
+def _json_requested(args: Sequence[str]) -> bool:
+    """Whether `--json` is among the options (before any `--`), for errors found before options are parsed."""
+    return "--json" in (args[: list(args).index("--")] if "--" in args else args)
+
+
+class Group(click.Group):
+    """The `kernel-lock` group: usage errors (a bad option, a missing argument) honour `--json` too."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **kw: Any
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        standalone = kw.pop("standalone_mode", True)
+        try:
+            return super().main(argv, prog_name, standalone_mode=False, **kw)
+        except click.ClickException as exc:
+            if not standalone:
+                raise
+            if _json_requested(argv):
+                Output(json_mode=True, quiet=False, verbose=False, color="never").emit(
+                    _error_report(USAGE, exc.format_message())
+                )
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            if not standalone:
+                raise
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit as exc:
+            if not standalone:
+                raise
+            sys.exit(exc.exit_code)
+
+
+def _error_report(code: str, message: str) -> Report:
+    from kernel_lock.reports import ErrorDetail, ErrorReport
+
+    return ErrorReport(error=ErrorDetail(code=code, message=message))
+
+
+def _fail(out: Output, code: str, message: str, exit_code: int) -> NoReturn:
+    out.error(code, message)
+    sys.exit(exit_code)
 
 
 def command(fn: F) -> F:
-    """Wrap a command: shared options, our warnings on stderr, our errors mapped to exit codes."""
+    """Wrap a command: shared options, warnings on stderr and in JSON, our errors mapped to exit codes."""
 
-    @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document for scripts and CI.")
-    @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+    @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document (schemas/output/).")
+    @click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
     @click.option(
         "-v", "--verbose", is_flag=True, help="Print more detail (and tracebacks of unexpected errors)."
     )
+    @click.option(
+        "--color",
+        type=click.Choice(["auto", "always", "never"]),
+        default="auto",
+        show_default=True,
+        help="Colour output: auto means on a terminal without NO_COLOR.",
+    )
     @functools.wraps(fn)
-    def wrapper(*args: Any, json_mode: bool, quiet: bool, verbose: bool, **kwargs: Any) -> None:
-        out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose)
-        warnings.showwarning = _show_warning
-        try:
-            code = fn(*args, out=out, **kwargs)
-        except errors.KernelLockError as exc:
-            if json_mode:
-                click.echo(json.dumps({"error": str(exc), "kind": type(exc).__name__}, indent=2))
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exit_code_for(exc))
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
-        except OSError as exc:
-            if verbose:
-                raise
-            click.echo(
-                f"error: {exc.strerror or exc} ({exc.filename or type(exc).__name__}). Check the path and its permissions.",
-                err=True,
-            )
-            sys.exit(2)
-        except Exception as exc:
-            if verbose:
-                raise
-            click.echo(
-                f"error: unexpected {type(exc).__name__}: {exc}. This is a bug in kernel-lock; "
-                f"run again with --verbose for the traceback and report it.",
-                err=True,
-            )
-            sys.exit(70)
+    def wrapper(*args: Any, json_mode: bool, quiet: bool, verbose: bool, color: str, **kwargs: Any) -> None:
+        out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=color)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", errors.KernelLockWarning)
+            warnings.showwarning = lambda message, *_, **__: out.warn(str(message))
+            code = _run(fn, out, verbose, args, kwargs)
+        if json_mode and out.report is not None:
+            out.emit(out.report)
         sys.exit(code or EXIT_OK)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _run(fn: Callable[..., int], out: Output, verbose: bool, args: Any, kwargs: Any) -> int:
+    """Run a command; our errors (and any other) become one paragraph and an exit code."""
+    try:
+        if "target_spec" in kwargs:
+            kwargs["target"] = take_target(kwargs)
+        return fn(*args, out=out, **kwargs)
+    except errors.KernelLockError as exc:
+        _fail(out, exc.code, str(exc), exit_code_for(exc))
+    except KeyboardInterrupt:
+        _fail(out, INTERRUPTED, "Interrupted.", 130)
+    except OSError as exc:
+        if verbose:
+            raise
+        _fail(
+            out,
+            FILE_SYSTEM,
+            f"{exc.strerror or exc} ({exc.filename or type(exc).__name__}). Check the path and its permissions.",
+            2,
+        )
+    except Exception as exc:
+        if verbose:
+            raise
+        _fail(
+            out,
+            INTERNAL,
+            f"unexpected {type(exc).__name__}: {exc}. This is a bug in kernel-lock; run again with --verbose "
+            f"for the traceback and report it.",
+            70,
+        )
 
 
 project_option = click.option(
@@ -133,13 +241,132 @@ project_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="kernel-lock")
+def target_options(fn: F) -> F:
+    """Options declaring the environment to select variants for; the command gets `target: TargetChoice | None`.
+
+    One option per backend of `kernel_lock.target.BACKENDS`, so a new backend needs no change here. Put it
+    above `@command`, which turns the options into the target (so a bad target is an error like any other).
+    """
+    backend_options = [
+        click.option(
+            f"--{b.name}",
+            f"backend_{b.name}",
+            metavar="X.Y" if b.prefix else None,
+            is_flag=not b.prefix,
+            default=None,
+            help=f"Declared {b.label} version (e.g. {b.example})."
+            if b.prefix
+            else f"Declared {b.label} backend.",
+        )
+        for b in BACKENDS.values()
+    ]
+    options = [
+        click.option(
+            "--target",
+            "target_spec",
+            metavar="SPEC",
+            help="Environment as a variant-like name, e.g. torch210-cxx11-cu128-x86_64-linux "
+            "(default: KERNEL_LOCK_TARGET, else this machine).",
+        ),
+        click.option(
+            "--torch", "torch_version", metavar="X.Y", help="Declared torch version (with a backend option)."
+        ),
+        *backend_options,
+        click.option("--arch", metavar="ARCH", help="Declared CPU architecture (default: this machine's)."),
+        click.option("--os", "os_name", metavar="OS", help="Declared OS (default: this machine's)."),
+    ]
+
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def take_target(kw: dict[str, Any]) -> TargetChoice | None:
+    """Replace the target options in a command's kwargs by the `target` they declare (run by `command`)."""
+    spec, torch, arch, os_name = (kw.pop(k) for k in ("target_spec", "torch_version", "arch", "os_name"))
+    backends = {name: kw.pop(f"backend_{name}") for name in BACKENDS}
+    return declared_target(spec, torch=torch, arch=arch, os_name=os_name, backends=backends)
+
+
+def declared_target(
+    spec: str | None, *, torch: str | None, arch: str | None, os_name: str | None, backends: dict[str, Any]
+) -> TargetChoice | None:
+    """The target the options declare, or None to use `KERNEL_LOCK_TARGET` or this machine."""
+    declared = any([torch, arch, os_name, *backends.values()])
+    if spec and declared:
+        raise errors.VariantError("Give either --target SPEC or --torch/--cuda/... options, not both.")
+    if spec:
+        from kernel_lock.target import parse_target
+
+        return TargetChoice(parse_target(spec), "--target")
+    if declared:
+        from kernel_lock.target import target_from_options
+
+        target = target_from_options(torch=torch, arch=arch, os=os_name, **backends)
+        return TargetChoice(target, "options")
+    return None
+
+
+def announce_target(out: Output, declared: TargetChoice | None) -> TargetChoice:
+    """Choose the target, say which (once per command), and warn where detection found no torch."""
+    from kernel_lock.target import choose_target
+
+    choice = choose_target(declared)
+    out.note(f"Target: {choice.describe()}")
+    if choice.source == "detected" and choice.target.torch is None:
+        warnings.warn(
+            "torch is not importable here, so the target is this machine without torch: only noarch variants "
+            "(torch-universal, torch-cpu, ...) fit. If the kernels run elsewhere (a Docker build stage, another "
+            f"machine), declare that environment with --target or {environ.TARGET}, e.g. "
+            "--target torch210-cxx11-cu128-x86_64-linux.",
+            errors.KernelLockWarning,
+            stacklevel=2,
+        )
+    return choice
+
+
+def human_bytes(size: int) -> str:
+    """`1.5 MiB`, `820 B`: sizes as people read them."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def print_changes(out: Output, result: LockResult) -> None:
+    """A lock's change summary, one line per kernel, then where it was written."""
+    for change in result.changes():
+        out.info(str(change))
+    if result.written:
+        out.info(f"Wrote {result.path}")
+    else:
+        out.info(f"{result.path.name} unchanged ({len(result.lock.kernel)} kernel(s)).")
+
+
+def table(rows: list[list[str]]) -> list[str]:
+    """Rows as lines with aligned columns (two spaces apart; the last column not padded)."""
+    if not rows:
+        return []
+    widths = [max(len(click.unstyle(r[i])) for r in rows if i < len(r)) for i in range(max(map(len, rows)))]
+    return [
+        "  ".join(
+            cell + " " * (widths[i] - len(click.unstyle(cell))) if i < len(row) - 1 else cell
+            for i, cell in enumerate(row)
+        )
+        for row in rows
+    ]
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kernel-lock", message="%(prog)s %(version)s")
 def main() -> None:
     """Lock, sync and verify Hugging Face Hub kernels for reproducible, tamper-evident loading.
 
     Exit codes: 0 ok, 1 check failed (lock out of date), 2 bad input,
-    3 network or Hub error, 4 verification failed.
+    3 network or Hub error, 4 verification failed. With --json, errors are
+    {"error": {"code": ..., "message": ...}} on stdout.
     """
 
 
@@ -158,165 +385,57 @@ def lock(
 ) -> int:
     """Resolve [tool.kernels] dependencies and write kernels.lock."""
     from kernel_lock.config import load_project
-    from kernel_lock.lockfile import read_lock_if_exists
     from kernel_lock.locking import load_project_online, lock_differences, lock_project, recheck_signatures
+    from kernel_lock.reports import LockChanges, LockCheckReport, LockReport
 
     proj = load_project(project) if check else load_project_online(project)
     if check:
+        from kernel_lock.lockfile import read_lock_if_exists
+
         current = read_lock_if_exists(proj.lockfile)
         problems = lock_differences(proj, current)
+        count = len(current.kernel) if current else 0
+        report = LockCheckReport(
+            lockfile=str(proj.lockfile), up_to_date=False, differences=problems, kernels=count
+        )
         if problems or current is None:
-            out.result({"up_to_date": False, "differences": problems, "lockfile": str(proj.lockfile)})
+            out.result(report)
             for line in problems:
                 click.echo(f"  {line}", err=True)
-            click.echo(f"error: {proj.lockfile} is out of date. Run `kernel-lock lock`.", err=True)
-            return 1
+            out.problem(f"{proj.lockfile} is out of date. Run `kernel-lock lock`.")
+            return EXIT_CHECK_FAILED
         signatures = recheck_signatures(proj, current)
         if signatures.unavailable:
             warnings.warn(
                 f"{len(signatures.unavailable)} signed variant(s) not verified again: their metadata.json is "
                 f"neither kept from `kernel-lock lock` nor synced on this machine "
                 f"(e.g. {signatures.unavailable[0]}).",
+                errors.KernelLockWarning,
                 stacklevel=1,
             )
-        out.result(
-            {
-                "up_to_date": True,
-                "differences": [],
-                "lockfile": str(proj.lockfile),
-                "signatures_verified": signatures.verified,
-                "signatures_unavailable": signatures.unavailable,
-            }
-        )
+        report.up_to_date = True
+        report.signatures_verified = signatures.verified
+        report.signatures_unavailable = signatures.unavailable
+        out.result(report)
         out.info(
-            f"{proj.lockfile.name} is up to date ({len(proj.dependencies)} kernel(s); "
+            f"{proj.lockfile.name} is up to date ({count} kernel(s); "
             f"{signatures.verified} signature(s) verified again)."
         )
-        return 0
+        return EXIT_OK
     from kernel_lock.migrate import function_repository_notice
 
     notice = function_repository_notice(proj.root)
     if notice:
-        warnings.warn(notice, stacklevel=1)
+        warnings.warn(notice, errors.KernelLockWarning, stacklevel=1)
     unknown = sorted(set(upgrade_package) - set(proj.dependencies))
     if unknown:
         raise errors.ConfigError(
             f"--upgrade-package {', '.join(unknown)}: not in [tool.kernels.dependencies] of {proj.pyproject}."
         )
     result = lock_project(proj, upgrade=upgrade, upgrade_packages=upgrade_package)
-    for kind, names in (("added", result.added), ("updated", result.updated), ("removed", result.removed)):
-        for name in names:
-            out.detail(f"{kind} {name}")
-    for entry in result.lock.kernel:
-        via = f" (via {entry.redirected_from})" if entry.redirected_from else ""
-        out.info(f"{entry.repo_id}{via} {entry.ref} @ {entry.commit[:12]}: {len(entry.variants)} variant(s)")
-    verb = "Wrote" if result.written else "Unchanged:"
-    out.info(f"{verb} {result.path}")
-    out.result(
-        {
-            "lockfile": str(result.path),
-            "written": result.written,
-            "added": result.added,
-            "updated": result.updated,
-            "removed": result.removed,
-            "kernels": [k.model_dump(by_alias=True, exclude_none=True) for k in result.lock.kernel],
-        }
-    )
-    return 0
-
-
-def target_options(fn: F) -> F:
-    """Options that declare the environment to select variants for (default: this machine)."""
-    options = [
-        click.option(
-            "--target",
-            "target_spec",
-            metavar="SPEC",
-            help="Environment as a variant-like name, e.g. torch210-cxx11-cu128-x86_64-linux.",
-        ),
-        click.option(
-            "--torch",
-            "torch_version",
-            metavar="X.Y",
-            help="Declared torch version (with --cuda/--rocm/--xpu/--cpu/--metal).",
-        ),
-        click.option("--cuda", metavar="X.Y", help="Declared CUDA version."),
-        click.option("--rocm", metavar="X.Y", help="Declared ROCm version."),
-        click.option("--xpu", metavar="X.Y", help="Declared XPU version."),
-        click.option("--cpu", "cpu_backend", is_flag=True, help="Declared CPU-only backend."),
-        click.option("--metal", is_flag=True, help="Declared Metal backend."),
-        click.option("--arch", metavar="ARCH", help="Declared CPU architecture (default: this machine's)."),
-        click.option("--os", "os_name", metavar="OS", help="Declared OS (default: this machine's)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def resolve_target(
-    *,
-    target_spec: str | None,
-    torch_version: str | None,
-    cuda: str | None,
-    rocm: str | None,
-    xpu: str | None,
-    cpu_backend: bool,
-    metal: bool,
-    arch: str | None,
-    os_name: str | None,
-) -> Any:
-    """The declared target from the options, or None to detect this machine."""
-    declared = any([torch_version, cuda, rocm, xpu, cpu_backend, metal, arch, os_name])
-    if target_spec and declared:
-        raise errors.VariantError("Give either --target SPEC or --torch/--cuda/... options, not both.")
-    if target_spec:
-        from kernel_lock.target import parse_target
-
-        return parse_target(target_spec)
-    if declared:
-        from kernel_lock.target import target_from_options
-
-        return target_from_options(
-            torch=torch_version,
-            cuda=cuda,
-            rocm=rocm,
-            xpu=xpu,
-            cpu=cpu_backend,
-            metal=metal,
-            arch=arch,
-            os=os_name,
-            cxx11_abi=None,
-        )
-    return None
-
-
-TARGET_KEYS = (
-    "target_spec",
-    "torch_version",
-    "cuda",
-    "rocm",
-    "xpu",
-    "cpu_backend",
-    "metal",
-    "arch",
-    "os_name",
-)
-
-
-def pop_target(kwargs: dict[str, Any]) -> Any:
-    """Take the target options out of a command's kwargs and build the target."""
-    return resolve_target(**{k: kwargs.pop(k) for k in TARGET_KEYS})
-
-
-def _check_json(check: Any) -> dict[str, Any]:
-    return {
-        "repo_id": check.repo_id,
-        "commit": check.commit,
-        "variant": check.variant,
-        "status": check.status,
-        "path": str(check.path),
-        "problems": [str(p) for p in check.problems],
-    }
+    print_changes(out, result)
+    out.result(LockReport(**LockChanges.of(result).model_dump(), kernels=result.lock.kernel))
+    return EXIT_OK
 
 
 @main.command()
@@ -331,45 +450,64 @@ def _check_json(check: Any) -> dict[str, Any]:
 )
 @click.option("--all-variants", is_flag=True, help="Sync every locked variant.")
 @click.option(
-    "--frozen", is_flag=True, help="Use kernels.lock as is, without checking it against pyproject.toml."
+    "--locked",
+    is_flag=True,
+    help="Fail (exit 1) if kernels.lock is missing or out of date, instead of locking first (as uv).",
+)
+@click.option(
+    "--frozen",
+    is_flag=True,
+    help="Use kernels.lock as is, without checking it against pyproject.toml (as uv).",
 )
 @command
 def sync(
     *,
     out: Output,
     project: Path | None,
+    target: TargetChoice | None,
     variant_names: tuple[str, ...],
     all_variants: bool,
+    locked: bool,
     frozen: bool,
-    **kw: Any,
 ) -> int:
-    """Fetch the locked variant(s) into the Hugging Face cache and verify every file."""
+    """Fetch the locked variant(s) into the Hugging Face cache and verify every file.
+
+    As `uv sync`: a missing or stale kernels.lock is updated first (as `kernel-lock lock`
+    would, keeping the commits of unchanged requirements); --locked fails instead;
+    --frozen uses the lock as it is.
+    """
+    from kernel_lock.reports import LockChanges, SyncReport, TargetReport, VariantReport
     from kernel_lock.sync import sync_project
 
-    target = pop_target(kw)
+    choice = None if variant_names or all_variants else announce_target(out, target)
     progress = (lambda msg: click.echo(msg, err=True)) if sys.stderr.isatty() and not out.quiet else None
     result = sync_project(
         project,
-        target=target,
+        target=choice.target if choice else None,
         variants=variant_names,
         all_variants=all_variants,
+        locked=locked,
         frozen=frozen,
         progress=progress,
     )
+    if result.lock_result is not None:
+        print_changes(out, result.lock_result)
     for check in result.checks:
         out.info(f"{out.style('ok', fg='green')} {check.repo_id} {check.variant} ({check.commit[:12]})")
-    size_mb = result.downloaded_bytes / 1e6
     out.info(
-        f"Synced {len(result.checks)} variant(s); downloaded {result.downloaded_files} file(s), {size_mb:.1f} MB."
+        f"Synced {len(result.checks)} variant(s); downloaded {result.downloaded_files} file(s), "
+        f"{human_bytes(result.downloaded_bytes)}."
     )
     out.result(
-        {
-            "variants": [_check_json(c) for c in result.checks],
-            "downloaded_files": result.downloaded_files,
-            "downloaded_bytes": result.downloaded_bytes,
-        }
+        SyncReport(
+            target=TargetReport.of(choice) if choice else None,
+            lock=LockChanges.of(result.lock_result) if result.lock_result else None,
+            variants=[VariantReport.of(c) for c in result.checks],
+            downloaded_files=result.downloaded_files,
+            downloaded_bytes=result.downloaded_bytes,
+        )
     )
-    return 0
+    return EXIT_OK
 
 
 @main.command()
@@ -400,21 +538,24 @@ def verify(
     *,
     out: Output,
     project: Path | None,
+    target: TargetChoice | None,
     variant_names: tuple[str, ...],
     all_variants: bool,
     full: bool,
     signatures: bool,
-    **kw: Any,
 ) -> int:
     """Re-verify synced kernels in the cache against kernels.lock, offline."""
     from kernel_lock.config import find_project_root
     from kernel_lock.lockfile import read_lock
+    from kernel_lock.reports import TargetReport, VariantReport, VerifyReport
     from kernel_lock.sync import selected_variants
     from kernel_lock.verify import check_variant
 
-    target = pop_target(kw)
     lock = read_lock(find_project_root(project) / "kernels.lock")
-    pairs = selected_variants(lock, target=target, names=variant_names, all_variants=all_variants)
+    choice = None if variant_names or all_variants else announce_target(out, target)
+    pairs = selected_variants(
+        lock, target=choice.target if choice else None, names=variant_names, all_variants=all_variants
+    )
     checks = [check_variant(entry, variant, mode="full" if full else None) for entry, variant in pairs]
     signers = _recheck_synced_signatures(project, pairs, checks) if signatures else {}
     for check in checks:
@@ -427,12 +568,18 @@ def verify(
         )
         for problem in check.problems:
             out.info(f"    {problem}")
-    out.result({"ok": all(c.ok for c in checks), "variants": [_check_json(c) for c in checks]})
+    out.result(
+        VerifyReport(
+            ok=all(c.ok for c in checks),
+            target=TargetReport.of(choice) if choice else None,
+            variants=[VariantReport.of(c, signers.get((c.variant, c.repo_id))) for c in checks],
+        )
+    )
     bad = [c for c in checks if not c.ok]
     if bad:
-        click.echo(f"error: {len(bad)} of {len(checks)} variant(s) failed verification.", err=True)
-        return 4
-    return 0
+        out.problem(f"{len(bad)} of {len(checks)} variant(s) failed verification.")
+        return EXIT_VERIFICATION
+    return EXIT_OK
 
 
 def _recheck_synced_signatures(project: Path | None, pairs: list[Any], checks: list[Any]) -> dict[Any, str]:
@@ -465,26 +612,18 @@ def _recheck_synced_signatures(project: Path | None, pairs: list[Any], checks: l
     return shown
 
 
-def _lock_summary(out: Output, result: Any) -> None:
-    """What a lock-writing command changed, as lines and as JSON."""
-    for kind, names in (("added", result.added), ("updated", result.updated), ("removed", result.removed)):
-        for name in names:
-            out.info(f"{kind} {name}")
-    out.info(f"{'Wrote' if result.written else 'Unchanged:'} {result.path}")
-
-
 @main.command()
 @click.argument("repo")
 @target_options
 @command
-def versions(*, out: Output, repo: str, **kw: Any) -> int:
+def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
     """List the major versions of REPO and their build variants; ✅ marks what this environment would load."""
     from kernel_lock.hub import Hub
-    from kernel_lock.target import default_target
+    from kernel_lock.reports import TargetReport, VersionReport, VersionsReport
     from kernel_lock.versions import list_versions
 
-    target = pop_target(kw) or default_target()
-    holder, infos = list_versions(repo, hub=Hub(), target=target)
+    choice = announce_target(out, target)
+    holder, infos = list_versions(repo, hub=Hub(), target=choice.target)
     if holder != repo:
         out.info(f"{repo} redirects to {holder}")
     if not infos:
@@ -496,22 +635,22 @@ def versions(*, out: Output, repo: str, **kw: Any) -> int:
         )
         out.info(f"{label}: {', '.join(names)}")
     out.result(
-        {
-            "repo_id": holder,
-            "target": target.describe(),
-            "versions": [
-                {
-                    "version": i.version,
-                    "commit": i.commit,
-                    "unstable": i.unstable,
-                    "variants": i.variants,
-                    "selected": i.selected,
-                }
+        VersionsReport(
+            repo_id=holder,
+            target=TargetReport.of(choice),
+            versions=[
+                VersionReport(
+                    version=i.version,
+                    commit=i.commit,
+                    unstable=i.unstable,
+                    variants=i.variants,
+                    selected=i.selected,
+                )
                 for i in infos
             ],
-        }
+        )
     )
-    return 0
+    return EXIT_OK
 
 
 @main.command()
@@ -534,25 +673,32 @@ def add(
 ) -> int:
     """Add REPO to [tool.kernels.dependencies] (keeping the rest of pyproject.toml) and update the lock."""
     from kernel_lock.locking import add_dependency
+    from kernel_lock.reports import AddReport, LockChanges
 
     if version is not None and revision is not None:
         raise errors.ConfigError("Give --version or --revision, not both.")
-    dep, result = add_dependency(
+    added = add_dependency(
         repo, project, version=version, revision=revision, trust_remote_code=trust_remote_code
     )
-    out.info(f"Added {repo} ({dep.describe()}) to {result.path.parent / 'pyproject.toml'}")
-    _lock_summary(out, result)
+    pyproject = added.lock.path.parent / "pyproject.toml"
+    requirement = added.dependency.describe()
+    if added.action == "added":
+        out.note(f"Added {repo} ({requirement}) to {pyproject}")
+    elif added.action == "updated":
+        assert added.before is not None
+        out.note(f"Updated {repo} from {added.before.describe()} to {requirement} in {pyproject}")
+    else:
+        out.note(f"{repo} already requires {requirement} in {pyproject}")
+    print_changes(out, added.lock)
     out.result(
-        {
-            "repo_id": repo,
-            "requirement": dep.describe(),
-            "lockfile": str(result.path),
-            "added": result.added,
-            "updated": result.updated,
-            "removed": result.removed,
-        }
+        AddReport(
+            **LockChanges.of(added.lock).model_dump(),
+            repo_id=repo,
+            requirement=requirement,
+            action=added.action,
+        )
     )
-    return 0
+    return EXIT_OK
 
 
 @main.command()
@@ -562,48 +708,147 @@ def add(
 def remove(*, out: Output, repo: str, project: Path | None) -> int:
     """Remove REPO from [tool.kernels.dependencies] and from the lock."""
     from kernel_lock.locking import remove_dependency
+    from kernel_lock.reports import LockChanges, RemoveReport
 
     result = remove_dependency(repo, project)
-    out.info(f"Removed {repo} from {result.path.parent / 'pyproject.toml'}")
-    _lock_summary(out, result)
-    out.result({"repo_id": repo, "lockfile": str(result.path), "removed": result.removed})
-    return 0
+    out.note(f"Removed {repo} from {result.path.parent / 'pyproject.toml'}")
+    print_changes(out, result)
+    out.result(RemoveReport(**LockChanges.of(result).model_dump(), repo_id=repo))
+    return EXIT_OK
 
 
 @main.command()
 @project_option
 @target_options
 @click.option("--outdated", is_flag=True, help="Also ask the Hub for newer major versions and newer commits.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 if kernels.lock is out of date (or, with --outdated, anything is newer).",
+)
 @command
-def status(*, out: Output, project: Path | None, outdated: bool, **kw: Any) -> int:
-    """One row per locked kernel: requirement, commit, selected variant, sync state, Python needs."""
+def status(
+    *, out: Output, project: Path | None, target: TargetChoice | None, outdated: bool, check: bool
+) -> int:
+    """One row per locked kernel: requirement, commit, selected variant, sync state, Python needs.
+
+    Also says whether kernels.lock still matches pyproject.toml. `show` is an alias.
+    """
+    from kernel_lock.reports import KernelStatusReport, StatusReport, TargetReport
     from kernel_lock.status import project_status
 
-    rows = project_status(project, target=pop_target(kw), outdated=outdated)
+    choice = announce_target(out, target)
+    state = project_status(project, target=choice.target, outdated=outdated)
+    if state.differences:
+        warnings.warn(
+            f"{state.lockfile} is out of date: {'; '.join(state.differences)}. Run `kernel-lock lock` "
+            f"(or `kernel-lock sync`, which locks first).",
+            errors.KernelLockWarning,
+            stacklevel=1,
+        )
     colours = {"verified": "green", "missing": "yellow", "corrupt": "red"}
-    for row in rows:
+    rows = []
+    for row in state.rows:
         e = row.entry
         name = e.requested_repo if e.direct else f"  {e.requested_repo} (dependency)"
-        variant = row.variant or f"no variant fits ({row.variant_error})"
-        line = f"{name}  {e.requirement().describe()}  {e.commit[:12]}  {variant}  {out.style(row.sync, fg=colours[row.sync])}"
+        notes = []
         if row.variant:
-            line += f"  signed by {row.signer.describe()}" if row.signer else "  unsigned"
+            notes.append(f"signed by {row.signer.describe()}" if row.signer else "unsigned")
         if row.python_missing:
-            line += f"  missing Python packages: {', '.join(row.python_missing)}"
+            notes.append(f"missing Python packages: {', '.join(row.python_missing)}")
         elif row.python_depends:
-            line += f"  needs: {', '.join(row.python_depends)}"
+            notes.append(f"needs: {', '.join(row.python_depends)}")
         if row.newer_version is not None:
-            line += f"  (version {row.newer_version} available)"
+            notes.append(f"(version {row.newer_version} available)")
         if row.newer_commit is not None:
-            line += f"  ({e.ref} moved to {row.newer_commit[:12]}; `kernel-lock lock -P {e.requested_repo}`)"
-        out.info(line)
-        for problem in row.problems:
-            out.info(f"    {problem}")
-    out.result({"kernels": [row.to_json() for row in rows]})
-    return 1 if outdated and any(r.newer_version is not None or r.newer_commit for r in rows) else 0
+            notes.append(
+                f"({e.ref} moved to {row.newer_commit[:12]}; `kernel-lock lock -P {e.requested_repo}`)"
+            )
+        rows.append(
+            [
+                name,
+                e.requirement().describe(),
+                e.commit[:12],
+                row.variant or f"no variant fits ({row.variant_error})",
+                out.style(row.sync, fg=colours[row.sync]),
+                "  ".join(notes),
+            ]
+        )
+        rows.extend([["", f"  {problem}"] for problem in row.problems])
+    for line in table(rows):
+        out.info(line.rstrip())
+    out.result(
+        StatusReport(
+            lockfile=str(state.lockfile),
+            up_to_date=state.up_to_date,
+            differences=state.differences or [],
+            target=TargetReport.of(choice),
+            kernels=[
+                KernelStatusReport(
+                    repo_id=r.entry.requested_repo,
+                    resolved_repo=r.entry.repo_id,
+                    requirement=r.entry.requirement().describe(),
+                    direct=r.entry.direct,
+                    commit=r.entry.commit,
+                    trust=r.entry.trust,
+                    variant=r.variant,
+                    variant_error=r.variant_error,
+                    sync=r.sync,
+                    problems=r.problems,
+                    python_depends=r.python_depends,
+                    python_missing=r.python_missing,
+                    newer_version=r.newer_version,
+                    newer_commit=r.newer_commit,
+                    signer=r.signer,
+                    signed_variants=len(r.entry.signed_by),
+                )
+                for r in state.rows
+            ],
+        )
+    )
+    newer = outdated and any(r.newer_version is not None or r.newer_commit for r in state.rows)
+    return EXIT_CHECK_FAILED if (check and state.differences) or newer else EXIT_OK
 
 
-main.add_command(status, name="show")
+main.add_command(
+    click.Command(
+        "show",
+        params=status.params,
+        callback=status.callback,
+        help=status.help,
+        short_help="Alias of `status`.",
+    )
+)
+
+
+@main.command(name="env")
+@target_options
+@command
+def env_(*, out: Output, target: TargetChoice | None) -> int:
+    """Print the environment variants are selected for, and where it came from.
+
+    That is --target (or --torch/--cuda/...), else KERNEL_LOCK_TARGET, else this
+    machine as the `kernels` library would see it (found without importing torch).
+    """
+    import platform
+
+    from kernel_lock.reports import EnvReport, TargetReport
+    from kernel_lock.target import choose_target, torch_dir
+
+    choice = choose_target(target)
+    torch_path = torch_dir()
+    out.info(f"target: {choice.target.spec() or '(no torch)'}")
+    out.info(f"environment: {choice.describe()}")
+    out.info(f"python: {platform.python_version()} ({sys.executable})")
+    out.info(f"torch: {torch_path or 'not importable'}")
+    out.result(
+        EnvReport(
+            target=TargetReport.of(choice),
+            python=platform.python_version(),
+            torch_path=str(torch_path) if torch_path else None,
+        )
+    )
+    return EXIT_OK
 
 
 @main.command(name="export")
@@ -632,31 +877,40 @@ def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) 
     else:
         atomic_write(output, text.encode("utf-8"))
         out.info(f"Wrote {output} ({fmt} format)")
-    return 0
+    return EXIT_OK
 
 
 @main.command(name="import")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("source", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @project_option
 @command
-def import_(*, out: Output, source: Path, project: Path | None) -> int:
-    """Turn a `kernels` JSON lock (0.17 or legacy) into kernels.lock, keeping its commits."""
+def import_(*, out: Output, source: Path | None, project: Path | None) -> int:
+    """Turn a `kernels` JSON lock (0.17 or legacy) into kernels.lock, keeping its commits.
+
+    Without SOURCE, the project's own kernels.lock written by `kernels lock` is
+    converted in place; the JSON is kept next to it as kernels.lock.kernels.json.
+    """
     from kernel_lock.interop import import_lock
+    from kernel_lock.reports import ImportReport
 
     result = import_lock(source, project)
-    out.info(f"Imported {source} ({result.format} format): {len(result.lock.kernel)} kernel(s)")
+    out.info(f"Imported {result.source} ({result.format} format): {len(result.lock.kernel)} kernel(s)")
+    if result.backup is not None:
+        out.info(f"Kept the `kernels` lock as {result.backup}")
     for repo, dep in result.added_dependencies.items():
         out.info(f"added {repo} ({dep.describe()}) to pyproject.toml")
     for path in result.written:
         out.info(f"Wrote {path}")
     out.result(
-        {
-            "format": result.format,
-            "written": [str(p) for p in result.written],
-            "added_dependencies": {r: d.describe() for r, d in result.added_dependencies.items()},
-        }
+        ImportReport(
+            format=result.format,
+            source=str(result.source),
+            backup=str(result.backup) if result.backup else None,
+            written=[str(p) for p in result.written],
+            added_dependencies={r: d.describe() for r, d in result.added_dependencies.items()},
+        )
     )
-    return 0
+    return EXIT_OK
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -680,6 +934,8 @@ def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cm
     from kernel_lock import run as runner
 
     if record:
+        from kernel_lock.reports import KernelRequestReport, RunRecordReport
+
         if sync_first:
             raise errors.ConfigError(
                 "--record runs unenforced and online; it cannot be combined with --sync."
@@ -690,14 +946,14 @@ def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cm
         for repo, requirement in rec.added.items():
             out.info(f"added {repo} ({requirement}) to pyproject.toml")
         for conflict in rec.conflicts:
-            click.echo(f"warning: {conflict}; pyproject.toml left as it is.", err=True)
+            out.warn(f"{conflict}; pyproject.toml left as it is.")
         out.result(
-            {
-                "exit_code": rec.exit_code,
-                "requests": [r.__dict__ for r in rec.requests],
-                "added": rec.added,
-                "conflicts": rec.conflicts,
-            }
+            RunRecordReport(
+                exit_code=rec.exit_code,
+                requests=[KernelRequestReport(**vars(r)) for r in rec.requests],
+                added=rec.added,
+                conflicts=rec.conflicts,
+            )
         )
         return rec.exit_code
     lockfile = runner.lockfile_for(project)

@@ -2,12 +2,14 @@
 
 The CLI maps each class to an exit code in one place (`kernel_lock.cli`); the
 Python API raises them as they are. Every message is one paragraph that says
-what went wrong, where, and how to fix it.
+what went wrong, where, and how to fix it. Each class has a stable `code`, the
+`error.code` of `--json` output: scripts match on it, never on the message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 
 class KernelLockWarning(UserWarning):
@@ -17,13 +19,19 @@ class KernelLockWarning(UserWarning):
 class KernelLockError(Exception):
     """Base class of every error kernel-lock raises on purpose."""
 
+    code: ClassVar[str] = "error"
+
 
 class ConfigError(KernelLockError):
     """`pyproject.toml` or its `[tool.kernels]` table is missing or malformed."""
 
+    code = "config-invalid"
+
 
 class RangeSpecifierError(ConfigError):
     """An old `kernels` range specifier (`">=0.0.2 && <0.1.0"`) where a major version belongs."""
+
+    code = "version-specifier-unsupported"
 
     def __init__(self, message: str, repo_id: str) -> None:
         super().__init__(message)
@@ -33,21 +41,31 @@ class RangeSpecifierError(ConfigError):
 class LockfileError(KernelLockError):
     """`kernels.lock` is missing, unreadable or malformed."""
 
+    code = "lock-invalid"
+
 
 class LockOutOfDate(KernelLockError):
     """The lock does not match `pyproject.toml` (`lock --check`, `sync` without `--frozen`)."""
+
+    code = "lock-out-of-date"
 
 
 class ResolutionError(KernelLockError):
     """A requirement cannot be resolved: unknown repo, missing version, wrong repo type."""
 
+    code = "resolution-failed"
+
 
 class VariantError(KernelLockError):
     """A target is malformed, or no build variant fits it."""
 
+    code = "target-invalid"
+
 
 class NoVariantFits(VariantError):
     """No build variant of a kernel fits the target; `rejections` holds (variant, reason) for each one."""
+
+    code = "no-variant-fits"
 
     def __init__(self, repo_id: str, target: str, rejections: Sequence[tuple[str, str]]) -> None:
         self.repo_id = repo_id
@@ -74,29 +92,54 @@ class NoVariantFits(VariantError):
 class MissingPythonDependency(KernelLockError):
     """A kernel variant needs Python packages that are not installed in this environment."""
 
+    code = "missing-python-dependency"
+
 
 class HubError(KernelLockError):
     """The Hub (or mirror) is unreachable, failed, or served something inconsistent."""
+
+    code = "hub-error"
 
 
 class VerificationError(KernelLockError):
     """Files on disk do not match the lock: changed, missing, extra, or not synced."""
 
+    code = "verification-failed"
+
 
 class NotSyncedError(VerificationError):
     """The locked variant has not been synced (or not verified) into the cache."""
+
+    code = "not-synced"
+
+
+class KernelsLockFound(LockfileError):
+    """Where kernel-lock's TOML lock belongs lies a JSON lock of the `kernels` library (`kernels lock`)."""
+
+    code = "lock-is-kernels-json"
+
+    def __init__(self, message: str, path: str, format: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.format = format
 
 
 class NotLockedError(LockfileError):
     """Under enforcement, the `kernels` library asked for a kernel (repo and version/revision) the lock does not hold."""
 
+    code = "not-locked"
+
 
 class UnsupportedKernelsVersion(KernelLockError):
     """Enforcement cannot hook this version of the `kernels` library (it knows the hooks of 0.17.x)."""
 
+    code = "kernels-version-unsupported"
+
 
 class SyncFailed(VerificationError):
     """Files a sync fetched did not verify (and were removed); `failures` holds one error per variant."""
+
+    code = "sync-failed"
 
     def __init__(self, failures: Sequence[VerificationError]) -> None:
         self.failures = tuple(failures)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, m
 
 from kernel_lock.config import (
     COMMIT_RE,
+    LOCKFILE,
     PYPROJECT,
     Dependency,
     Project,
@@ -34,7 +35,16 @@ from kernel_lock.config import (
 from kernel_lock.errors import LockfileError
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import HASH_TYPE
-from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, VariantHash, kernel_key, write_lock
+from kernel_lock.lockfile import (
+    BACKUP_SUFFIX,
+    Lock,
+    LockedKernel,
+    RequiredBy,
+    VariantHash,
+    kernel_key,
+    kernels_json_format,
+    write_lock,
+)
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub
@@ -118,8 +128,10 @@ class ImportResult:
 
     lock: Lock
     format: Format
+    source: Path
     written: list[Path]
     added_dependencies: dict[str, Dependency] = field(default_factory=dict)
+    backup: Path | None = None  # where an imported-in-place kernels.lock was kept
 
 
 def export_lock(lock: Lock, fmt: Format) -> str:
@@ -171,8 +183,14 @@ def _refuse_conflicts(keyed: list[tuple[tuple[Any, ...], LockedKernel]], fmt: Fo
         )
 
 
-def import_lock(source: Path, project: Path | None = None, *, endpoint: str | None = None) -> ImportResult:
+def import_lock(
+    source: Path | None, project: Path | None = None, *, endpoint: str | None = None
+) -> ImportResult:
     """Import a `kernels` or legacy `kernels` lock file into the project's `kernels.lock`, keeping its commits.
+
+    Without `source` (or where it is the project's own `kernels.lock`, as `kernels lock`
+    writes it) the import is in place: the JSON is first copied next to it
+    (`kernels.lock.kernels.json`, or a numbered name where that is taken by other bytes).
 
     Each entry is re-resolved at the commit the file names, so the result has
     our hashes and trust decisions; a legacy file's hashes must match them.
@@ -185,9 +203,16 @@ def import_lock(source: Path, project: Path | None = None, *, endpoint: str | No
     from kernel_lock.locking import lock_differences
     from kernel_lock.resolve import lock_dependencies
 
-    source = Path(source)
-    fmt, parsed = _parse(source)
     root = find_project_root(project)
+    lockfile = root / LOCKFILE
+    source = lockfile if source is None else Path(source)
+    in_place = source.resolve() == lockfile.resolve()
+    if in_place and _is_our_lock(source):
+        raise LockfileError(
+            f"{source} is already kernel-lock's TOML lock; there is nothing to import. To import a `kernels` JSON "
+            f"lock, give its path: `kernel-lock import PATH`."
+        )
+    fmt, parsed = _parse(source)
     declared, trusted, pyproject_text = _read_pyproject(root / PYPROJECT)
     hub = Hub(endpoint)
 
@@ -231,16 +256,39 @@ def import_lock(source: Path, project: Path | None = None, *, endpoint: str | No
                 "[tool.kernels.dependencies] to match the imported lock (or remove the table to have it written), "
                 "and import again."
             )
+    backup = _backup(source) if in_place else None
     written = []
     added: dict[str, Dependency] = {}
     if not declared:
         added = dict(sorted(direct.items()))
         atomic_write(root / PYPROJECT, _with_dependencies(pyproject_text, added).encode("utf-8"))
         written.append(root / PYPROJECT)
-    lockfile = root / "kernels.lock"
     if write_lock(lockfile, lock):
         written.append(lockfile)
-    return ImportResult(lock=lock, format=fmt, written=written, added_dependencies=added)
+    return ImportResult(
+        lock=lock, format=fmt, source=source, written=written, added_dependencies=added, backup=backup
+    )
+
+
+def _is_our_lock(path: Path) -> bool:
+    """Whether `path` holds a TOML lock of ours (any text that is not a `kernels` JSON lock)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return not text.lstrip().startswith("[") or text.lstrip().startswith("[[")
+
+
+def _backup(source: Path) -> Path:
+    """Copy `source` to `<name>.kernels.json` (numbered where that name holds other bytes); the copy's path."""
+    data = source.read_bytes()
+    for n in range(1000):
+        suffix = BACKUP_SUFFIX if n == 0 else f".{n}{BACKUP_SUFFIX}"
+        path = source.with_name(source.name + suffix)
+        if not path.exists() or path.read_bytes() == data:
+            atomic_write(path, data)
+            return path
+    raise LockfileError(f"Too many backups of {source} next to it; remove old ones and import again.")
 
 
 def _resolve_all(
@@ -321,12 +369,12 @@ def _parse(source: Path) -> tuple[Format, KernelsLockFile | LegacyLockFile]:
         raise LockfileError(f"Cannot read {source}: {exc}.") from None
     except ValueError as exc:
         raise LockfileError(f"{source} is not valid JSON ({exc}). {how}") from None
-    first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
-    if "dependency" in first or "lock" in first:
-        fmt: Format = "kernels"
-        model: type[KernelsLockFile] | type[LegacyLockFile] = KernelsLockFile
-    elif "repo_id" in first or "sha" in first:
-        fmt, model = "kernels-legacy", LegacyLockFile
+    fmt = kernels_json_format(data)
+    model: type[KernelsLockFile] | type[LegacyLockFile]
+    if fmt == "kernels":
+        model = KernelsLockFile
+    elif fmt == "kernels-legacy":
+        model = LegacyLockFile
     else:
         if not isinstance(data, list):
             found = f"it holds a JSON {_JSON_TYPES.get(type(data).__name__, 'value')}, not a list"

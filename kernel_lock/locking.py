@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from kernel_lock.config import (
     PYPROJECT,
@@ -24,8 +25,62 @@ from kernel_lock.errors import (
     ResolutionError,
 )
 from kernel_lock.fsutil import atomic_write
-from kernel_lock.lockfile import Lock, read_lock, read_lock_if_exists, write_lock
+from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
 from kernel_lock.signers import policy_problems
+
+
+@dataclass(frozen=True)
+class Change:
+    """One kernel's line of a change summary: `relu v1 (e25d292) -> v2 (97406b2)`."""
+
+    repo_id: str
+    change: Literal["added", "removed", "updated", "commit-moved"]
+    before: str | None
+    after: str | None
+    direct: bool
+
+    def __str__(self) -> str:
+        mark = {"added": "+", "removed": "-", "updated": "~", "commit-moved": "~"}[self.change]
+        text = f"{mark} {self.repo_id}{'' if self.direct else ' (dependency)'}"
+        if self.before and self.after:
+            return f"{text} {self.before} \N{RIGHTWARDS ARROW} {self.after}"
+        return f"{text} {self.before or self.after}"
+
+
+def _label(entry: LockedKernel) -> str:
+    """`v2 (97406b2)` or `main (97406b2)`: an entry's requirement and short commit."""
+    requirement = f"v{entry.version}" if entry.version is not None else str(entry.revision)
+    return f"{requirement} ({entry.commit[:7]})"
+
+
+def lock_changes(before: Lock | None, after: Lock) -> list[Change]:
+    """Every entry that was added, removed, re-required or moved to another commit, by repo."""
+    old = before.by_key() if before else {}
+    new = after.by_key()
+    changes = [
+        Change(
+            new[k].requested_repo,
+            "commit-moved" if new[k].commit != old[k].commit else "updated",
+            _label(old[k]),
+            _label(new[k]),
+            new[k].direct,
+        )
+        for k in sorted(set(old) & set(new))
+        if new[k] != old[k]
+    ]
+    gone = [old[k] for k in sorted(set(old) - set(new))]
+    came = [new[k] for k in sorted(set(new) - set(old))]
+    for entry in came:
+        was = [e for e in gone if e.requested_repo == entry.requested_repo and e.direct == entry.direct]
+        if len(was) == 1:
+            gone.remove(was[0])
+            changes.append(
+                Change(entry.requested_repo, "updated", _label(was[0]), _label(entry), entry.direct)
+            )
+        else:
+            changes.append(Change(entry.requested_repo, "added", None, _label(entry), entry.direct))
+    changes += [Change(e.requested_repo, "removed", _label(e), None, e.direct) for e in gone]
+    return sorted(changes, key=lambda c: (not c.direct, c.repo_id, c.change))
 
 
 @dataclass
@@ -35,9 +90,14 @@ class LockResult:
     lock: Lock
     path: Path
     written: bool
+    previous: Lock | None = None
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+
+    def changes(self) -> list[Change]:
+        """The change summary of this lock against the previous one."""
+        return lock_changes(self.previous, self.lock)
 
 
 def lock_differences(project: Project, lock: Lock | None) -> list[str]:
@@ -196,6 +256,7 @@ def lock_project(
         lock=lock,
         path=project.lockfile,
         written=written,
+        previous=previous,
         added=sorted(set(new) - set(old)),
         updated=sorted(r for r in set(new) & set(old) if new[r] != old[r]),
         removed=sorted(set(old) - set(new)),
@@ -215,6 +276,21 @@ def _read_pyproject(project: Path | None) -> tuple[Path, str]:
     return root, text
 
 
+@dataclass
+class AddResult:
+    """What `add_dependency` did: the requirement, the one it replaced (None if new), the lock."""
+
+    dependency: Dependency
+    before: Dependency | None
+    lock: LockResult
+
+    @property
+    def action(self) -> Literal["added", "updated", "unchanged"]:
+        if self.before is None:
+            return "added"
+        return "unchanged" if self.before == self.dependency else "updated"
+
+
 def add_dependency(
     repo_id: str,
     project: Path | None = None,
@@ -223,7 +299,7 @@ def add_dependency(
     revision: str | None = None,
     trust_remote_code: bool = False,
     endpoint: str | None = None,
-) -> tuple[Dependency, LockResult]:
+) -> AddResult:
     """Require `repo_id` in `pyproject.toml` (newest major version unless told) and update the lock.
 
     Nothing is written unless the new requirement resolves.
@@ -244,8 +320,10 @@ def add_dependency(
             )
         version = max(versions)
     dep = Dependency(version=version, revision=revision, trust_remote_code=trust_remote_code)
+    before = _edited_project(root, text).dependencies.get(repo_id)
     new_text = set_dependency(text, repo_id, dep)
-    return dep, lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
+    result = lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
+    return AddResult(dep, before, result)
 
 
 def remove_dependency(

@@ -1,6 +1,8 @@
-"""JSON Schemas of the files kernel-lock reads and writes, generated from their pydantic models.
+"""JSON Schemas of what kernel-lock reads and writes, generated from their pydantic models.
 
-`python -m kernel_lock.schemas` rewrites `schemas/`; a test fails when they are stale.
+`schemas/` holds the files (`[tool.kernels]`, `kernels.lock`); `schemas/output/` the
+`--json` document of each command (`kernel_lock.reports`). `python -m kernel_lock.schemas`
+rewrites them; a test fails when they are stale.
 """
 
 from __future__ import annotations
@@ -13,18 +15,29 @@ from pydantic import BaseModel
 
 from kernel_lock.config import KernelsConfig
 from kernel_lock.lockfile import Lock
+from kernel_lock.reports import REPORTS
 
-SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
-    "tool-kernels.schema.json": (KernelsConfig, "The [tool.kernels] table of pyproject.toml"),
-    "kernels-lock.schema.json": (Lock, "kernels.lock, written by kernel-lock"),
+SCHEMAS: dict[str, tuple[type[BaseModel], str, str]] = {
+    "tool-kernels.schema.json": (KernelsConfig, "The [tool.kernels] table of pyproject.toml", "validation"),
+    "kernels-lock.schema.json": (Lock, "kernels.lock, written by kernel-lock", "validation"),
+    **{
+        f"output/{name}.schema.json": (model, f"The --json output of kernel-lock {name}", "serialization")
+        for name, model in REPORTS.items()
+        if name != "error"
+    },
+    "output/error.schema.json": (
+        REPORTS["error"],
+        "The --json output of any failed kernel-lock command",
+        "serialization",
+    ),
 }
 
 
 def render() -> dict[str, str]:
-    """File name -> schema text, deterministic."""
+    """Relative file name -> schema text, deterministic."""
     out = {}
-    for name, (model, title) in SCHEMAS.items():
-        schema = model.model_json_schema(by_alias=True, mode="validation")
+    for name, (model, title, mode) in SCHEMAS.items():
+        schema = model.model_json_schema(by_alias=True, mode=mode)  # type: ignore[arg-type]
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, **schema}
         out[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return out
@@ -32,10 +45,10 @@ def render() -> dict[str, str]:
 
 def main(directory: str = "schemas") -> None:
     """Write every schema into `directory`."""
-    target = Path(directory)
-    target.mkdir(exist_ok=True)
     for name, text in render().items():
-        (target / name).write_text(text, encoding="utf-8")
+        path = Path(directory) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from kernel_lock.config import find_project_root
+from kernel_lock.config import LOCKFILE, PYPROJECT, find_project_root, load_project
 from kernel_lock.errors import NoVariantFits
 from kernel_lock.lockfile import LockedKernel, read_lock
 from kernel_lock.signers import Signer
@@ -24,7 +24,7 @@ class KernelStatus:
     entry: LockedKernel
     variant: str | None = None
     variant_error: str | None = None
-    sync: str = "missing"
+    sync: Literal["verified", "missing", "corrupt"] = "missing"
     problems: list[str] = field(default_factory=list)
     python_depends: list[str] = field(default_factory=list)
     python_missing: list[str] = field(default_factory=list)
@@ -36,27 +36,18 @@ class KernelStatus:
         """Who signed the selected variant's metadata, as the lock records it (None: unsigned or none selected)."""
         return self.entry.signed_by.get(self.variant) if self.variant else None
 
-    def to_json(self) -> dict[str, object]:
-        """The row as JSON-able data."""
-        e = self.entry
-        return {
-            "repo_id": e.requested_repo,
-            "resolved_repo": e.repo_id,
-            "requirement": e.requirement().describe(),
-            "direct": e.direct,
-            "commit": e.commit,
-            "trust": e.trust,
-            "variant": self.variant,
-            "variant_error": self.variant_error,
-            "sync": self.sync,
-            "problems": self.problems,
-            "python_depends": self.python_depends,
-            "python_missing": self.python_missing,
-            "newer_version": self.newer_version,
-            "newer_commit": self.newer_commit,
-            "signer": self.signer.model_dump() if self.signer else None,
-            "signed_variants": len(e.signed_by),
-        }
+
+@dataclass
+class ProjectStatus:
+    """`kernel-lock status` of a project: whether the lock matches pyproject.toml, and one row per kernel."""
+
+    lockfile: Path
+    differences: list[str] | None  # why the lock is stale; None where there is no pyproject.toml to compare
+    rows: list[KernelStatus]
+
+    @property
+    def up_to_date(self) -> bool | None:
+        return None if self.differences is None else not self.differences
 
 
 def project_status(
@@ -65,14 +56,17 @@ def project_status(
     target: Target | None = None,
     outdated: bool = False,
     hub: Hub | None = None,
-) -> list[KernelStatus]:
-    """The status of every locked kernel (direct first); `outdated` asks the Hub for newer versions and commits."""
+) -> ProjectStatus:
+    """The status of the lock and every locked kernel; `outdated` asks the Hub for newer versions and commits."""
+    from kernel_lock.locking import lock_differences
     from kernel_lock.pydeps import missing, python_depends
     from kernel_lock.target import default_target
     from kernel_lock.variants import select_variant
     from kernel_lock.verify import check_variant
 
-    lock = read_lock(find_project_root(project) / "kernels.lock")
+    root = find_project_root(project)
+    lock = read_lock(root / LOCKFILE)
+    differences = lock_differences(load_project(root), lock) if (root / PYPROJECT).is_file() else None
     chosen = target or default_target()
     rows = []
     for entry in lock.kernel:
@@ -83,7 +77,13 @@ def project_status(
             row.variant_error = exc.summary
         if row.variant:
             check = check_variant(entry, row.variant)
-            row.sync = "verified" if check.ok else check.status
+            row.sync = (
+                "missing"
+                if check.status == "missing"
+                else "corrupt"
+                if check.status == "corrupt"
+                else "verified"
+            )
             row.problems = [str(p) for p in check.problems if check.status == "corrupt"]
             if check.ok:
                 row.python_depends = python_depends(check.path)
@@ -91,7 +91,7 @@ def project_status(
         rows.append(row)
     if outdated:
         _add_newer(rows, hub)
-    return rows
+    return ProjectStatus(root / LOCKFILE, differences, rows)
 
 
 def _add_newer(rows: list[KernelStatus], hub: Hub | None) -> None:

@@ -29,9 +29,9 @@ from kernel_lock.cache import (
     write_record,
 )
 from kernel_lock.config import find_project_root, load_project
-from kernel_lock.errors import HubError, SyncFailed, VariantError
+from kernel_lock.errors import ConfigError, HubError, SyncFailed, VariantError
 from kernel_lock.hashing import is_ignored, variant_hash
-from kernel_lock.lockfile import Lock, LockedKernel, read_lock
+from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists
 from kernel_lock.verify import (
     FileProblem,
     VariantCheck,
@@ -44,6 +44,7 @@ from kernel_lock.verify import (
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub
+    from kernel_lock.locking import LockResult
     from kernel_lock.target import Target
 
 DOWNLOAD_WORKERS = 32
@@ -57,6 +58,7 @@ class SyncResult:
     checks: list[VariantCheck] = field(default_factory=list)
     downloaded_files: int = 0
     downloaded_bytes: int = 0
+    lock_result: LockResult | None = None  # what locking first changed, where the lock was missing or stale
 
     @property
     def fetched_anything(self) -> bool:
@@ -125,18 +127,37 @@ def sync_project(
     variants: Iterable[str] = (),
     all_variants: bool = False,
     frozen: bool = False,
+    locked: bool = False,
     endpoint: str | None = None,
     progress: Progress | None = None,
 ) -> SyncResult:
-    """Sync a project's locked kernels; without `frozen`, first check the lock matches `pyproject.toml`."""
+    """Sync a project's locked kernels, with `uv sync`'s semantics for the lock.
+
+    By default a missing or stale lock is brought up to date first (as `kernel-lock lock`
+    would: unchanged requirements keep their commits); `locked` instead fails with
+    `LockOutOfDate` when it is stale; `frozen` uses the lock as it is, unchecked.
+    """
+    if frozen and locked:
+        raise ConfigError("Give --locked or --frozen, not both: --frozen does not check the lock at all.")
+    lock_result = None
     if frozen:
         lock = read_lock(find_project_root(project) / "kernels.lock")
     else:
-        from kernel_lock.locking import check_lock
+        from kernel_lock.locking import check_lock, lock_differences, lock_project
 
-        lock = check_lock(load_project(project))
+        config = load_project(project)
+        if locked:
+            lock = check_lock(config)
+        else:
+            current = read_lock_if_exists(config.lockfile)
+            if current is None or lock_differences(config, current):
+                lock_result = lock_project(config, endpoint=endpoint)
+                lock = lock_result.lock
+            else:
+                lock = current
     pairs = selected_variants(lock, target=target, names=variants, all_variants=all_variants)
     result = sync_variants(pairs, endpoint=endpoint, progress=progress)
+    result.lock_result = lock_result
     _warn_missing_python_depends(result)
     return result
 

@@ -12,24 +12,42 @@ import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from kernel_lock import env
 from kernel_lock.errors import VariantError
 
-# Variant-name prefix of each versioned backend; the others are named by their backend name.
-_VERSIONED_PREFIX = {"cuda": "cu", "rocm": "rocm", "xpu": "xpu", "cann": "cann"}
-_LABELS = {
-    "cpu": "CPU",
-    "cuda": "CUDA",
-    "rocm": "ROCm",
-    "xpu": "XPU",
-    "metal": "Metal",
-    "cann": "CANN",
-    "neuron": "Neuron",
-    "tpu": "TPU",
+
+@dataclass(frozen=True)
+class Backend:
+    """A compute backend, as variant names, targets and the command line spell it."""
+
+    name: str  # as in `Target.backend`, and the name of its CLI option (`--cuda`)
+    label: str  # for people: `CUDA 12.8`
+    prefix: str | None = (
+        None  # variant-name prefix of a versioned backend (`cu` of `cu128`); None: unversioned
+    )
+    example: str | None = None  # a version, for help and error text
+    noarch: str | None = None  # the `torch-<name>` noarch variant it loads, where not `name`
+
+
+# The one table of backends: adding one here adds its variant parsing, labels and CLI option.
+BACKENDS = {
+    b.name: b
+    for b in (
+        Backend("cpu", "CPU"),
+        Backend("cuda", "CUDA", "cu", "12.8"),
+        Backend("rocm", "ROCm", "rocm", "7.1"),
+        Backend("xpu", "XPU", "xpu", "2025.3"),
+        Backend("metal", "Metal"),
+        Backend("cann", "CANN", "cann", "8.2", noarch="npu"),
+        Backend("neuron", "Neuron"),
+        Backend("tpu", "TPU"),
+    )
 }
+_BY_PREFIX = {b.prefix: b for b in BACKENDS.values() if b.prefix}
 # Same grouping as kernels: the last digit is the minor version (`cu128` is 12.8, `xpu20253` 2025.3).
-_VERSIONED_BACKEND = re.compile(r"(cu|rocm|xpu|cann)(\d+)(\d)")
+_VERSIONED_BACKEND = re.compile(rf"({'|'.join(_BY_PREFIX)})(\d+)(\d)")
 _TARGET = re.compile(r"torch(\d)(\d+)(?:-(cxx11|cxx98))?-([^-]+)-([^-]+)-([^-]+)")
 _ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 _OSES = ("linux", "darwin", "windows")
@@ -38,31 +56,31 @@ METAL_MIN_MACOS = (26, 0)
 _TARGET_FORMAT = (
     "A target is written like a build variant name, torch<MAJOR><MINOR>[-cxx11|-cxx98]-<backend>-<arch>-<os>, "
     "e.g. torch210-cxx11-cu128-x86_64-linux, torch213-cxx11-cpu-aarch64-linux or torch210-metal-aarch64-darwin; "
-    "<backend> is cpu, metal, neuron, tpu, or cu, rocm, xpu or cann followed by <MAJOR><MINOR>."
+    f"<backend> is {', '.join(n for n, b in BACKENDS.items() if not b.prefix)}, or "
+    f"{', '.join(_BY_PREFIX)} followed by <MAJOR><MINOR>."
 )
 
 
 def parse_backend(text: str) -> tuple[str, tuple[int, int] | None]:
     """Parse a variant's backend part (`cu128`, `rocm71`, `cpu`, ...) into (name, version); ValueError if unknown."""
-    if text in ("cpu", "metal", "neuron", "tpu"):
+    if text in BACKENDS and not BACKENDS[text].prefix:
         return text, None
     m = _VERSIONED_BACKEND.fullmatch(text)
     if not m:
         raise ValueError(f"unknown backend {text!r}")
-    name = "cuda" if m.group(1) == "cu" else m.group(1)
-    return name, (int(m.group(2)), int(m.group(3)))
+    return _BY_PREFIX[m.group(1)].name, (int(m.group(2)), int(m.group(3)))
 
 
 def backend_variant_str(backend: str, version: tuple[int, int] | None) -> str:
     """The backend part of a variant name: `cu128` for CUDA 12.8, `cpu` for CPU."""
     if version is None:
         return backend
-    return f"{_VERSIONED_PREFIX[backend]}{version[0]}{version[1]}"
+    return f"{BACKENDS[backend].prefix}{version[0]}{version[1]}"
 
 
 def backend_label(backend: str, version: tuple[int, int] | None) -> str:
     """Human name of a backend, e.g. `CUDA 12.8`, `CPU`."""
-    label = _LABELS.get(backend, backend)
+    label = BACKENDS[backend].label if backend in BACKENDS else backend
     return label if version is None else f"{label} {version[0]}.{version[1]}"
 
 
@@ -147,33 +165,39 @@ def _parse_version_option(value: str, option: str, example: str) -> tuple[int, i
 
 def target_from_options(
     *,
-    torch: str | None,
-    cuda: str | None,
-    rocm: str | None,
-    xpu: str | None,
-    cpu: bool,
-    metal: bool,
-    arch: str | None,
-    os: str | None,
-    cxx11_abi: bool | None,
+    torch: str | None = None,
+    arch: str | None = None,
+    os: str | None = None,
+    cxx11_abi: bool | None = None,
+    **backends: str | bool | None,
 ) -> Target:
-    """Build a target from CLI options (`--torch 2.10 --cuda 12.8 ...`); arch/os default to this machine."""
-    chosen = [
-        (name, value)
-        for name, value in (("cuda", cuda), ("rocm", rocm), ("xpu", xpu), ("cpu", cpu), ("metal", metal))
-        if value
-    ]
+    """Build a target from CLI options (`--torch 2.10 --cuda 12.8 ...`); arch/os default to this machine.
+
+    `backends` holds one value per backend of `BACKENDS`: a version text for a versioned one
+    (`cuda="12.8"`), True for an unversioned one (`cpu=True`); exactly one must be given.
+    """
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise TypeError(f"unknown backend option(s): {', '.join(unknown)}")
+    chosen = [(name, value) for name, value in backends.items() if value]
     if len(chosen) != 1:
         given = ", ".join(f"--{name}" for name, _ in chosen) or "none"
+        unversioned = ", ".join(f"--{b.name}" for b in BACKENDS.values() if not b.prefix)
+        versioned = ", ".join(f"--{b.name} {b.example}" for b in BACKENDS.values() if b.prefix)
         raise VariantError(
-            f"A target needs exactly one backend option, got {given}: pass one of --cpu, --metal, "
-            "--cuda MAJOR.MINOR, --rocm MAJOR.MINOR or --xpu YEAR.MINOR (e.g. `--torch 2.10 --cuda 12.8`)."
+            f"A target needs exactly one backend option, got {given}: pass one of {unversioned}, or a "
+            f"version with {versioned} (e.g. `--torch 2.10 --cuda 12.8`)."
         )
     backend, value = chosen[0]
-    examples = {"cuda": "12.8", "rocm": "7.1", "xpu": "2025.3"}
+    example = BACKENDS[backend].example
+    if isinstance(value, str) and example is None:
+        raise TypeError(f"--{backend} takes no version")
     backend_version = (
-        _parse_version_option(value, f"--{backend}", examples[backend]) if isinstance(value, str) else None
+        _parse_version_option(value, f"--{backend}", example)
+        if isinstance(value, str) and example is not None
+        else None
     )
+    metal = backend == "metal"
     here = _machine()
     os = (os or ("darwin" if metal else here[1])).lower()
     if os not in _OSES:
@@ -218,7 +242,7 @@ def _major_minor(text: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2) or 0)) if m else None
 
 
-def _torch_dir() -> Path | None:
+def torch_dir() -> Path | None:
     """Directory of the installed torch package, found without importing it."""
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
@@ -266,10 +290,40 @@ def _libcudart_version() -> tuple[int, int] | None:
     return version.value // 1000, (version.value % 1000) // 10
 
 
+TargetSource = Literal["--target", "options", "KERNEL_LOCK_TARGET", "detected"]
+_SOURCE_WORDS = {
+    "--target": "from --target",
+    "options": "from --torch/--cuda/... options",
+    "KERNEL_LOCK_TARGET": "from KERNEL_LOCK_TARGET",
+    "detected": "detected",
+}
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    """A target and where it came from, for commands to say what they selected for."""
+
+    target: Target
+    source: TargetSource
+
+    def describe(self) -> str:
+        """E.g. `torch 2.13 (cxx11), CPU, x86_64-linux (detected)`."""
+        return f"{self.target.describe()} ({_SOURCE_WORDS[self.source]})"
+
+
+def choose_target(declared: TargetChoice | None = None) -> TargetChoice:
+    """`declared` if given, else `KERNEL_LOCK_TARGET` if set, else this machine's environment."""
+    if declared is not None:
+        return declared
+    spec = env.declared_target()
+    if spec:
+        return TargetChoice(parse_target(spec), "KERNEL_LOCK_TARGET")
+    return TargetChoice(detect_target(), "detected")
+
+
 def default_target() -> Target:
     """The environment to select for when none is given: `KERNEL_LOCK_TARGET` if set, else this machine's."""
-    declared = env.declared_target()
-    return parse_target(declared) if declared else detect_target()
+    return choose_target().target
 
 
 @functools.cache
@@ -277,11 +331,11 @@ def detect_target() -> Target:
     """The running environment, as kernels would see it, computed without importing torch (cached)."""
     arch, os = _machine()
     macos = _macos_version() if os == "darwin" else None
-    torch_dir = _torch_dir()
+    torch_path = torch_dir()
     source = None
-    if torch_dir is not None:
+    if torch_path is not None:
         try:
-            source = (torch_dir / "version.py").read_text(encoding="utf-8")
+            source = (torch_path / "version.py").read_text(encoding="utf-8")
         except OSError:
             source = None
     backend: tuple[str, tuple[int, int] | None]
@@ -303,5 +357,5 @@ def detect_target() -> Target:
     else:
         backend = ("cpu", None)
     torch_version = _major_minor(_version_py_value(source, "__version__") or "")
-    cxx11_abi = _cxx11_abi(torch_dir) if os == "linux" else None
+    cxx11_abi = _cxx11_abi(torch_path) if os == "linux" else None
     return Target(torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos)

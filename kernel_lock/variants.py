@@ -13,7 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kernel_lock.errors import NoVariantFits, VariantError
-from kernel_lock.target import METAL_MIN_MACOS, Target, backend_label, backend_variant_str, parse_backend
+from kernel_lock.target import (
+    BACKENDS,
+    METAL_MIN_MACOS,
+    Target,
+    backend_label,
+    backend_variant_str,
+    parse_backend,
+)
 
 _TORCH = re.compile(r"torch(\d)(\d+)")
 _STABLE_ABI = re.compile(r"torch-stable-abi(\d)(\d+)")
@@ -92,7 +99,8 @@ def _dotted(version: tuple[int, int]) -> str:
 def _rejection(v: Variant, t: Target) -> str | None:
     """Why `v` does not fit `t` (None if it does), checked in the order of kernels' `_check_variants`."""
     if v.framework == "noarch":
-        wanted = "npu" if t.backend == "cann" else t.backend
+        backend = BACKENDS.get(t.backend)
+        wanted = (backend.noarch if backend else None) or t.backend
         if v.backend in (wanted, "universal"):
             return None
         return f"noarch build for {v.backend!r}; the target needs {wanted!r} or 'universal'"

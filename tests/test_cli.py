@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def test_versions_text_and_json(hub_env, cli) -> None:
     data = cli(
         "versions", "kernels-community/old-relu", "--json", "--target", "torch213-cxx11-cu126-x86_64-linux"
     ).json()
-    assert data["repo_id"] == "kernels-community/relu"
+    assert data["repo-id"] == "kernels-community/relu"
     assert [v["version"] for v in data["versions"]] == [1, 2]
     assert data["versions"][0]["selected"] == "torch213-cxx11-cu126-x86_64-linux"
     assert data["versions"][0]["variants"] == sorted(data["versions"][0]["variants"])
@@ -107,18 +108,24 @@ def test_status_rows_text_json_and_outdated(hub_env, hub_fixtures, make_project,
     assert cli("sync", "--project", str(root), "--variant", "torch-cpu").exit_code == 0
     run = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux")
     assert run.exit_code == 0, run.stderr
-    assert "kernels-community/relu  version 1" in run.stdout and "missing" in run.stdout
+    lines = run.stdout.splitlines()
+    relu = next(line for line in lines if line.startswith("kernels-community/relu "))
+    assert re.match(
+        r"kernels-community/relu +version 1  [0-9a-f]{12}  torch213-cxx11-cpu-x86_64-linux  missing", relu
+    )
+    assert len({line.index(" version ") for line in lines}) == 1, "the columns line up"
+    assert "Target: torch 2.13 (cxx11), CPU, x86_64-linux (from --target)" in run.stderr
     data = cli("show", "--project", str(root), "--cpu", "--torch", "2.13", "--json").json()
-    rows = {(r["repo_id"], r["requirement"]): r for r in data["kernels"]}
+    rows = {(r["repo-id"], r["requirement"]): r for r in data["kernels"]}
     assert rows[("kernels-community/activation", "version 1")]["direct"] is False
     assert rows[("kernels-community/relu", "version 1")]["variant"] == "torch213-cxx11-cpu-x86_64-linux"
     hub_fixtures.relu.commit(repo_files(["torch-cpu"], seed="newer"), branch="v1", message="newer")
     run = cli("status", "--project", str(root), "--outdated", "--json")
     assert run.exit_code == 1
     relu = next(
-        r for r in run.json()["kernels"] if r["requirement"] == "version 1" and r["repo_id"].endswith("/relu")
+        r for r in run.json()["kernels"] if r["requirement"] == "version 1" and r["repo-id"].endswith("/relu")
     )
-    assert relu["newer_version"] == 2 and relu["newer_commit"] == hub_fixtures.relu.branches["v1"]
+    assert relu["newer-version"] == 2 and relu["newer-commit"] == hub_fixtures.relu.branches["v1"]
 
 
 def test_status_names_the_target_no_variant_fits(hub_env, make_project, cli) -> None:
@@ -181,7 +188,7 @@ def test_export_and_import_commands(hub_env, make_project, tmp_path: Path, cli) 
     (fresh / "pyproject.toml").write_text('[project]\nname = "fresh"\n')
     run = cli("import", str(exported), "--project", str(fresh), "--json")
     assert run.exit_code == 0, run.stderr
-    assert run.json()["added_dependencies"] == {"kernels-community/relu": "version 2"}
+    assert run.json()["added-dependencies"] == {"kernels-community/relu": "version 2"}
     assert (fresh / "kernels.lock").read_text() == (root / "kernels.lock").read_text()
     (tmp_path / "bad.json").write_text("{not json")
     bad = cli("import", str(tmp_path / "bad.json"), "--project", str(fresh))

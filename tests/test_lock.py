@@ -83,12 +83,12 @@ def test_relock_is_byte_identical_and_check_passes(hub_env, make_project, cli) -
     mtime = (root / "kernels.lock").stat().st_mtime_ns
     hub_env.clear_log()
     run = cli("lock", "--project", str(root))
-    assert run.exit_code == 0 and "Unchanged" in run.stdout
+    assert run.exit_code == 0 and "unchanged" in run.stdout
     assert (root / "kernels.lock").read_bytes() == first
     assert (root / "kernels.lock").stat().st_mtime_ns == mtime
     assert hub_env.requests == [], "an up-to-date lock needs no request"
     check = cli("lock", "--check", "--project", str(root), "--json")
-    assert check.exit_code == 0 and check.json()["up_to_date"] is True
+    assert check.exit_code == 0 and check.json()["up-to-date"] is True
 
 
 def test_locked_commit_survives_a_moved_branch_until_upgrade(

@@ -176,11 +176,11 @@ def test_signed_by_a_trusted_workflow_locks_and_records_the_signer(
 
     check = cli("lock", "--check", "--project", str(root), "--json")
     assert check.exit_code == 0, check.stderr
-    assert check.json()["signatures_verified"] == len(VARIANTS)
+    assert check.json()["signatures-verified"] == len(VARIANTS)
 
     status = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux", "--json")
     [row] = status.json()["kernels"]
-    assert row["signer"] == BUILD.model_dump() and row["signed_variants"] == len(VARIANTS)
+    assert row["signer"] == BUILD.model_dump() and row["signed-variants"] == len(VARIANTS)
     text = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux")
     assert f"signed by {BUILD.workflow}" in text.stdout
 

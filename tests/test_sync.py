@@ -42,7 +42,7 @@ def synced_variants() -> set[tuple[str, str]]:
 def test_sync_for_the_default_target(locked, cli) -> None:
     run = cli("sync", "--project", str(locked), "--json")
     assert run.exit_code == 0, run.stderr
-    assert {(v["repo_id"], v["variant"], v["status"]) for v in run.json()["variants"]} == {
+    assert {(v["repo-id"], v["variant"], v["status"]) for v in run.json()["variants"]} == {
         ("kernels-community/relu", CPU_VARIANT, "ok"),
         ("kernels-community/activation", CPU_VARIANT, "ok"),
     }
@@ -109,7 +109,7 @@ def test_noop_sync_makes_no_request_even_offline(locked, hub_env, cli, monkeypat
     assert cli("sync", "--project", str(locked)).exit_code == 0
     hub_env.clear_log()
     run = cli("sync", "--project", str(locked), "--json")
-    assert run.exit_code == 0 and run.json()["downloaded_files"] == 0
+    assert run.exit_code == 0 and run.json()["downloaded-files"] == 0
     assert hub_env.requests == []
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     proc = subprocess.run(
@@ -122,13 +122,17 @@ def test_noop_sync_makes_no_request_even_offline(locked, hub_env, cli, monkeypat
     assert hub_env.requests == []
 
 
-def test_sync_refuses_a_stale_lock_unless_frozen(locked, make_project, cli) -> None:
+def test_stale_lock_fails_with_locked_and_is_used_as_is_with_frozen(locked, make_project, cli) -> None:
+    before = (locked / "kernels.lock").read_bytes()
     make_project(RELU)
-    run = cli("sync", "--project", str(locked))
+    run = cli("sync", "--project", str(locked), "--locked", "--variant", "torch-cpu")
     assert run.exit_code == 1 and "does not match" in run.stderr
-    assert synced_variants() == set()
-    assert cli("sync", "--project", str(locked), "--frozen").exit_code == 0
-    assert len(synced_variants()) == 2
+    assert synced_variants() == set() and (locked / "kernels.lock").read_bytes() == before
+    assert cli("sync", "--project", str(locked), "--frozen", "--variant", "torch-cpu").exit_code == 0
+    assert len(synced_variants()) == 2, "frozen: the stale lock's two kernels, as they are"
+    assert (locked / "kernels.lock").read_bytes() == before
+    both = cli("sync", "--project", str(locked), "--locked", "--frozen")
+    assert both.exit_code == 2 and "not both" in both.stderr
 
 
 def test_corrupted_bytes_are_refused_then_repaired(locked, hub_env, cli) -> None:
@@ -218,7 +222,7 @@ def test_verify_names_changed_deleted_and_added_files(locked, cli) -> None:
     (vdir / "extra.py").write_text("print('hi')\n")
     run = cli("verify", "--project", str(locked), "--json")
     assert run.exit_code == 4
-    [relu_check] = [v for v in run.json()["variants"] if v["repo_id"] == "kernels-community/relu"]
+    [relu_check] = [v for v in run.json()["variants"] if v["repo-id"] == "kernels-community/relu"]
     problems = "\n".join(relu_check["problems"])
     assert "layers.py: content changed" in problems
     assert "metadata.json: missing" in problems

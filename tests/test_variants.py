@@ -386,7 +386,7 @@ def test_detect_target_reads_version_py(
     (tmp_path / "version.py").write_text(f"__version__ = '2.6.0+x'\n{version_py}")
     (tmp_path / "share/cmake/Torch").mkdir(parents=True)
     (tmp_path / "share/cmake/Torch/TorchConfig.cmake").write_text(cmake)
-    monkeypatch.setattr(target_module, "_torch_dir", lambda: tmp_path)
+    monkeypatch.setattr(target_module, "torch_dir", lambda: tmp_path)
     monkeypatch.setattr(target_module, "_machine", lambda: ("x86_64", "linux"))
     assert detect_target() == Target((2, 6), abi, backend, backend_version, "x86_64", "linux")
 
@@ -394,7 +394,7 @@ def test_detect_target_reads_version_py(
 def test_detect_target_without_torch(monkeypatch: pytest.MonkeyPatch, fresh_detection: None) -> None:
     from kernels.backends import _get_cuda
 
-    monkeypatch.setattr(target_module, "_torch_dir", lambda: None)
+    monkeypatch.setattr(target_module, "torch_dir", lambda: None)
     cuda = _get_cuda()
     target = detect_target()
     assert (target.torch, target.cxx11_abi) == (None, None)

@@ -1,0 +1,291 @@
+"""The `--json` documents of the command line, one pydantic model per command.
+
+Every document uses the lock's key style (kebab-case), carries `schema-version`
+(raised when a field changes meaning or goes away; new fields do not raise it)
+and the `warnings` the command printed. Errors are one `ErrorReport` with a
+stable `code` (see `kernel_lock.errors`). `python -m kernel_lock.schemas`
+writes their JSON Schemas into `schemas/output/`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernel_lock.lockfile import LockedKernel
+
+if TYPE_CHECKING:
+    from kernel_lock.locking import LockResult
+    from kernel_lock.target import TargetChoice
+    from kernel_lock.verify import VariantCheck
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class JsonModel(BaseModel):
+    """A part of a `--json` document: kebab-case keys, nothing unknown."""
+
+    model_config = ConfigDict(alias_generator=_kebab, populate_by_name=True, extra="forbid")
+
+    def to_json(self) -> dict[str, object]:
+        """The document as JSON-able data, keys as written."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Report(JsonModel):
+    """What every `--json` document has."""
+
+    schema_version: Literal[1] = Field(1, description="Version of this document's layout")
+    warnings: list[str] = Field(default_factory=list, description="Warnings printed while the command ran")
+
+
+class ErrorDetail(JsonModel):
+    """What went wrong: a stable code to match on, and the message a person reads."""
+
+    code: str = Field(
+        description="Stable, e.g. lock-out-of-date, config-invalid, hub-error, usage (see the README)"
+    )
+    message: str
+
+
+class ErrorReport(Report):
+    """The document of a command that failed (exit code not 0)."""
+
+    error: ErrorDetail
+
+
+class TargetReport(JsonModel):
+    """The environment variants were selected for, and where that came from."""
+
+    spec: str | None = Field(description="As `--target` takes it; null where the target has no torch")
+    description: str
+    source: Literal["--target", "options", "KERNEL_LOCK_TARGET", "detected"]
+    torch: bool = Field(description="Whether the target has torch (detection found it importable)")
+
+    @classmethod
+    def of(cls, choice: TargetChoice) -> TargetReport:
+        return cls(
+            spec=choice.target.spec(),
+            description=choice.target.describe(),
+            source=choice.source,
+            torch=choice.target.torch is not None,
+        )
+
+
+class Change(JsonModel):
+    """One kernel's line of a lock's change summary."""
+
+    repo_id: str = Field(description="As pyproject.toml (or the requiring kernel) names it")
+    change: Literal["added", "removed", "updated", "commit-moved"]
+    before: str | None = Field(description="Requirement and commit before, e.g. `v1 (e25d292)`")
+    after: str | None
+    direct: bool
+
+
+class LockChanges(JsonModel):
+    """What writing the lock changed."""
+
+    lockfile: str
+    written: bool
+    added: list[str] = Field(description="Direct requirements newly locked")
+    updated: list[str] = Field(description="Direct requirements whose entry changed")
+    removed: list[str] = Field(description="Direct requirements no longer locked")
+    changes: list[Change] = Field(description="Every entry (direct or not) that changed")
+
+    @classmethod
+    def of(cls, result: LockResult) -> LockChanges:
+        return cls(
+            lockfile=str(result.path),
+            written=result.written,
+            added=result.added,
+            updated=result.updated,
+            removed=result.removed,
+            changes=[Change(**vars(c)) for c in result.changes()],
+        )
+
+
+class LockReport(LockChanges, Report):
+    """`kernel-lock lock --json`."""
+
+    kernels: list[LockedKernel] = Field(description="Every locked kernel, as in kernels.lock")
+
+
+class LockCheckReport(Report):
+    """`kernel-lock lock --check --json`."""
+
+    lockfile: str
+    up_to_date: bool
+    differences: list[str] = Field(description="Why the lock does not match pyproject.toml")
+    kernels: int = Field(description="How many kernels the lock holds, direct or not")
+    signatures_verified: int = Field(0, description="Signed variants whose signature was verified again")
+    signatures_unavailable: list[str] = Field(
+        default_factory=list, description="Signed variants whose metadata was not at hand to verify again"
+    )
+
+
+class VariantReport(JsonModel):
+    """One variant checked by `sync` or `verify`."""
+
+    repo_id: str
+    commit: str
+    variant: str
+    status: Literal["ok", "missing", "corrupt"]
+    path: str
+    problems: list[str]
+    signature: str | None = Field(
+        None, description="With verify --signatures: `signed by WORKFLOW` or `unsigned`; else null"
+    )
+
+    @classmethod
+    def of(cls, check: VariantCheck, signature: str | None = None) -> VariantReport:
+        return cls(
+            repo_id=check.repo_id,
+            commit=check.commit,
+            variant=check.variant,
+            status=check.status,
+            path=str(check.path),
+            problems=[str(p) for p in check.problems],
+            signature=signature,
+        )
+
+
+class SyncReport(Report):
+    """`kernel-lock sync --json`."""
+
+    target: TargetReport | None = Field(description="null with --variant or --all-variants")
+    lock: LockChanges | None = Field(
+        description="Set where sync locked first (the lock was missing or stale)"
+    )
+    variants: list[VariantReport]
+    downloaded_files: int
+    downloaded_bytes: int
+
+
+class VerifyReport(Report):
+    """`kernel-lock verify --json`."""
+
+    ok: bool
+    target: TargetReport | None
+    variants: list[VariantReport]
+
+
+class KernelStatusReport(JsonModel):
+    """One row of `kernel-lock status --json`."""
+
+    repo_id: str = Field(description="As pyproject.toml names it")
+    resolved_repo: str = Field(description="The repo that holds it, after any redirect")
+    requirement: str
+    direct: bool
+    commit: str
+    trust: str | None
+    variant: str | None = Field(description="The variant selected for the target; null where none fits")
+    variant_error: str | None
+    sync: Literal["verified", "missing", "corrupt"]
+    problems: list[str]
+    python_depends: list[str]
+    python_missing: list[str]
+    newer_version: int | None = Field(description="With --outdated: a newer major version on the Hub")
+    newer_commit: str | None = Field(
+        description="With --outdated: the head of the locked branch, if it moved"
+    )
+    signer: Signer | None = Field(description="Who signed the selected variant, as the lock records it")
+    signed_variants: int = Field(description="How many of the kernel's locked variants are signed")
+
+
+class StatusReport(Report):
+    """`kernel-lock status --json`."""
+
+    lockfile: str
+    up_to_date: bool | None = Field(
+        description="Whether the lock matches pyproject.toml; null where there is no pyproject.toml"
+    )
+    differences: list[str]
+    target: TargetReport
+    kernels: list[KernelStatusReport]
+
+
+class VersionReport(JsonModel):
+    """One major version of a kernel repo."""
+
+    version: int
+    commit: str
+    unstable: bool
+    variants: list[str]
+    selected: str | None = Field(description="The variant the target would load; null where none fits")
+
+
+class VersionsReport(Report):
+    """`kernel-lock versions --json`."""
+
+    repo_id: str = Field(description="The repo that holds the kernel, after any redirect")
+    target: TargetReport
+    versions: list[VersionReport]
+
+
+class AddReport(LockChanges, Report):
+    """`kernel-lock add --json`."""
+
+    repo_id: str
+    requirement: str
+    action: Literal["added", "updated", "unchanged"]
+
+
+class RemoveReport(LockChanges, Report):
+    """`kernel-lock remove --json`."""
+
+    repo_id: str
+
+
+class ImportReport(Report):
+    """`kernel-lock import --json`."""
+
+    format: Literal["kernels", "kernels-legacy"]
+    source: str
+    backup: str | None = Field(description="Where an imported kernels.lock was kept, when imported in place")
+    written: list[str]
+    added_dependencies: dict[str, str] = Field(description="Requirements written to pyproject.toml")
+
+
+class EnvReport(Report):
+    """`kernel-lock env --json`."""
+
+    target: TargetReport
+    python: str
+    torch_path: str | None = Field(description="Where torch is installed; null where it is not importable")
+
+
+class KernelRequestReport(JsonModel):
+    """A kernel a program asked the `kernels` library for."""
+
+    repo_id: str
+    version: int | None
+    revision: str | None
+    trust_remote_code: bool
+
+
+class RunRecordReport(Report):
+    """`kernel-lock run --record --json`."""
+
+    exit_code: int = Field(description="The command's exit status")
+    requests: list[KernelRequestReport]
+    added: dict[str, str] = Field(description="Requirements written to pyproject.toml, by repo id")
+    conflicts: list[str]
+
+
+REPORTS: dict[str, type[Report]] = {
+    "error": ErrorReport,
+    "lock": LockReport,
+    "lock-check": LockCheckReport,
+    "sync": SyncReport,
+    "verify": VerifyReport,
+    "status": StatusReport,
+    "versions": VersionsReport,
+    "add": AddReport,
+    "remove": RemoveReport,
+    "import": ImportReport,
+    "env": EnvReport,
+    "run-record": RunRecordReport,
+}

@@ -1,0 +1,202 @@
+"""The command line as a uv/cargo/`kernels` user meets it: a `kernels` JSON lock in the project, `sync`
+that locks first (`--locked`, `--frozen`), a stale lock shown by `status`, the target printed with its source."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernel_lock.lockfile import read_lock
+from kernel_lock.testing import repo_files
+
+RELU_V2 = '"kernels-community/relu" = 2'  # relu v2 depends on activation v1
+RELU_V1 = '"kernels-community/relu" = 1'
+CPU = "torch213-cxx11-cpu-x86_64-linux"
+KERNELS = 'import sys; from kernels.cli import main; sys.argv[0] = "kernels"; sys.exit(main())'
+
+
+def kernels_lock(root: Path) -> bytes:
+    """`kernels lock ROOT` with the real `kernels` 0.17.2 (against the local Hub); the JSON it wrote."""
+    run = subprocess.run(
+        [sys.executable, "-c", KERNELS, "lock", str(root)], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    return (root / "kernels.lock").read_bytes()
+
+
+def test_every_command_names_import_for_a_kernels_json_lock(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    theirs = kernels_lock(root)
+    assert theirs.startswith(b"[")
+    for args in (
+        ["lock"],
+        ["lock", "--check"],
+        ["sync"],
+        ["sync", "--frozen"],
+        ["verify"],
+        ["status"],
+        ["export", "--format", "kernels"],
+    ):
+        run = cli(*args, "--project", str(root), "--json")
+        assert run.exit_code == 2, (args, run.stdout, run.stderr)
+        error = run.json()["error"]
+        assert error["code"] == "lock-is-kernels-json", args
+        assert (
+            "written by the `kernels` library" in error["message"]
+            and "`kernel-lock import`" in error["message"]
+        )
+        assert "Run `kernel-lock lock`" not in run.stderr
+        assert (root / "kernels.lock").read_bytes() == theirs, f"{args} must not touch the kernels lock"
+
+
+def test_import_in_place_keeps_a_backup_and_the_commits(hub_env, hub_fixtures, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    theirs = kernels_lock(root)
+    locked_commits = {e["dependency"]["repo-id"]: e["lock"]["commit"] for e in json.loads(theirs)}
+    hub_fixtures.relu.commit(repo_files(["torch-cpu"], seed="moved"), branch="v2", message="moved on")
+
+    run = cli("import", "--project", str(root))
+    assert run.exit_code == 0, run.stderr
+    backup = root / "kernels.lock.kernels.json"
+    assert backup.read_bytes() == theirs, "the kernels lock is kept byte for byte"
+    lock = read_lock(root / "kernels.lock")
+    assert {k.repo_id: k.commit for k in lock.kernel} == locked_commits, (
+        "the commits of the file, not the heads"
+    )
+    assert cli("lock", "--check", "--project", str(root)).exit_code == 0
+
+    again = cli("import", "--project", str(root), "--json")
+    assert again.exit_code == 2 and "already kernel-lock's TOML lock" in again.json()["error"]["message"]
+    assert backup.read_bytes() == theirs
+
+
+def test_import_in_place_never_overwrites_another_backup(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    theirs = kernels_lock(root)
+    (root / "kernels.lock.kernels.json").write_bytes(b"something the user keeps\n")
+    run = cli("import", str(root / "kernels.lock"), "--project", str(root), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["backup"] == str(root / "kernels.lock.1.kernels.json")
+    assert (root / "kernels.lock.kernels.json").read_bytes() == b"something the user keeps\n"
+    assert (root / "kernels.lock.1.kernels.json").read_bytes() == theirs
+
+
+def test_a_failed_in_place_import_changes_nothing(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    theirs = kernels_lock(root)
+    make_project(RELU_V1)  # pyproject.toml now disagrees with the kernels lock
+    run = cli("import", "--project", str(root))
+    assert run.exit_code == 2 and "does not match" in run.stderr
+    assert (root / "kernels.lock").read_bytes() == theirs
+    assert not (root / "kernels.lock.kernels.json").exists()
+
+
+def test_sync_locks_first_when_the_lock_is_missing(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V1)
+    run = cli("sync", "--project", str(root), "--target", CPU)
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.startswith("+ kernels-community/relu v1 (")
+    assert read_lock(root / "kernels.lock").find("kernels-community/relu") is not None
+    assert f"ok kernels-community/relu {CPU}" in run.stdout
+
+
+def test_sync_relocks_a_stale_lock_keeping_unchanged_commits(
+    hub_env, hub_fixtures, make_project, cli
+) -> None:
+    root = make_project(RELU_V1)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    relu_commit = read_lock(root / "kernels.lock").find("kernels-community/relu").commit
+    hub_fixtures.relu.commit(repo_files(["torch-cpu"], seed="moved"), branch="v1", message="moved on")
+    make_project(RELU_V1, '"kernels-community/activation" = 1')
+    run = cli("sync", "--project", str(root), "--target", CPU, "--json")
+    assert run.exit_code == 0, run.stderr
+    data = run.json()
+    assert [(c["repo-id"], c["change"]) for c in data["lock"]["changes"]] == [
+        ("kernels-community/activation", "added")
+    ]
+    assert read_lock(root / "kernels.lock").find("kernels-community/relu").commit == relu_commit
+    assert {v["repo-id"] for v in data["variants"]} == {
+        "kernels-community/relu",
+        "kernels-community/activation",
+    }
+
+
+def test_sync_help_says_it_behaves_as_uv(cli) -> None:
+    text = cli("sync", "--help").stdout
+    assert "As `uv sync`" in text and "--locked" in text and "--frozen" in text
+
+
+def test_status_shows_a_stale_lock_and_check_fails(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V1)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    fresh = cli("status", "--project", str(root), "--check", "--target", CPU, "--json")
+    assert fresh.exit_code == 0 and fresh.json()["up-to-date"] is True and fresh.json()["warnings"] == []
+    make_project(RELU_V2)
+    run = cli("status", "--project", str(root), "--target", CPU)
+    assert run.exit_code == 0
+    assert "warning:" in run.stderr and "kernels.lock is out of date" in run.stderr
+    assert "pyproject.toml asks for version 2, the lock has version 1" in run.stderr
+    check = cli("status", "--project", str(root), "--check", "--target", CPU, "--json")
+    assert check.exit_code == 1
+    data = check.json()
+    assert data["up-to-date"] is False and data["differences"] and "out of date" in data["warnings"][0]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "source"),
+    [
+        (["--target", CPU], {}, "from --target"),
+        (
+            ["--torch", "2.13", "--cpu", "--arch", "x86_64", "--os", "linux"],
+            {},
+            "from --torch/--cuda/... options",
+        ),
+        ([], {"KERNEL_LOCK_TARGET": CPU}, "from KERNEL_LOCK_TARGET"),
+    ],
+)
+def test_the_target_is_printed_once_with_its_source(
+    hub_env, make_project, cli, monkeypatch, args, env, source
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    root = make_project(RELU_V1)
+    for command in ("sync", "verify", "status"):
+        run = cli(command, "--project", str(root), *args)
+        assert run.exit_code == 0, run.stderr
+        assert run.stderr.count("Target: ") == 1
+        assert f"Target: torch 2.13 (cxx11), CPU, x86_64-linux ({source})" in run.stderr
+    data = cli("env", *args, "--json").json()
+    assert data["target"]["spec"] == CPU and data["target"]["source"] in (
+        "--target",
+        "options",
+        "KERNEL_LOCK_TARGET",
+    )
+
+
+def test_detection_without_torch_warns(tmp_path: Path, hub_env, make_project, cli) -> None:
+    """In an interpreter where torch is not importable, commands say so and name --target."""
+    root = make_project('"kernels-community/activation" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    blocker = tmp_path / "no_torch"
+    blocker.mkdir()
+    (blocker / "torch.py").write_text("raise ImportError('no torch in this environment')\n")  # shadows torch
+    env = {k: v for k, v in os.environ.items() if k != "KERNEL_LOCK_TARGET"}
+    env["PYTHONPATH"] = str(blocker)
+    run = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "status", "--project", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["target"]["source"] == "detected" and data["target"]["torch"] is False
+    assert "torch is not importable here" in run.stderr and "--target" in run.stderr
+    assert any("torch is not importable here" in w for w in data["warnings"])
+    assert {k["variant"] for k in data["kernels"]} <= {"torch-universal", "torch-cpu", None}
