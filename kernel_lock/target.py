@@ -339,7 +339,7 @@ def detect_target() -> Target:
         except OSError:
             source = None
     backend: tuple[str, tuple[int, int] | None]
-    if torch_dir is None or source is None:
+    if torch_path is None or source is None:
         runtime = _libcudart_version()
         backend = ("cpu", None) if runtime is None else ("cuda", runtime)
         return Target(None, None, backend[0], backend[1], arch, os, macos)
