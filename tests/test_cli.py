@@ -133,9 +133,9 @@ def test_status_names_the_target_no_variant_fits(hub_env, make_project, cli) -> 
     assert cli("lock", "--project", str(root)).exit_code == 0
     run = cli("status", "--project", str(root), "--target", "torch213-cxx11-cu126-aarch64-linux", "--json")
     assert run.exit_code == 0, run.stderr
-    row = next(r for r in run.json()["kernels"] if r["repo_id"] == "kernels-community/relu")
+    row = next(r for r in run.json()["kernels"] if r["repo-id"] == "kernels-community/relu")
     assert row["variant"] is None
-    assert row["variant_error"] == (
+    assert row["variant-error"] == (
         "No build variant of kernels-community/relu fits torch 2.13 (cxx11), CUDA 12.6, aarch64-linux"
     )
 

@@ -63,7 +63,7 @@ def test_sync_for_the_detected_environment(locked, cli, monkeypatch) -> None:
     expected = {(e.repo_id, select_variant(e.variants, detect_target())) for e in lock.kernel}
     run = cli("sync", "--project", str(locked), "--json")
     assert run.exit_code == 0, run.stderr
-    assert {(v["repo_id"], v["variant"]) for v in run.json()["variants"]} == expected
+    assert {(v["repo-id"], v["variant"]) for v in run.json()["variants"]} == expected
     assert synced_variants() == expected
 
 
