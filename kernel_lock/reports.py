@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel_lock.lockfile import LockedKernel
+from kernel_lock.signers import Signer
 
 if TYPE_CHECKING:
     from kernel_lock.locking import LockResult
