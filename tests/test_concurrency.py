@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.sync import sync_project
-from kernel_lock.target import parse_target
+from kernel_lock.lockfile import read_lock
+from kernel_lock.sync import selected_variants, sync_project
+from kernel_lock.target import Target, parse_target
+from kernel_lock.verify import VariantCheck
 
 RELU = '"kernels-community/relu" = 1'
 ACTIVATION = '"kernels-community/activation" = 1'
@@ -123,14 +125,14 @@ def test_two_lock_runs_at_once_leave_one_complete_valid_lock(hub_env, make_proje
 
 def test_syncs_in_many_threads_of_one_process(hub_env, locked) -> None:
     hub_env.latency = 0.005
-    targets = [None, parse_target("torch213-cxx11-cu128-x86_64-linux"), parse_target(CPU_VARIANT)] * 2
+    targets = [parse_target("torch213-cxx11-cu128-x86_64-linux"), parse_target(CPU_VARIANT)] * 3
+    lock = read_lock(locked / "kernels.lock")
     errors: list[BaseException] = []
-    checks: list[list] = []
+    outcomes: list[tuple[Target, list[VariantCheck]]] = []
 
-    def one(target) -> None:
+    def one(target: Target) -> None:
         try:
-            result = sync_project(locked, target=target or parse_target(CPU_VARIANT))
-            checks.append(result.checks)
+            outcomes.append((target, sync_project(locked, target=target).checks))
         except BaseException as exc:
             errors.append(exc)
 
@@ -141,7 +143,13 @@ def test_syncs_in_many_threads_of_one_process(hub_env, locked) -> None:
         t.join(timeout=120)
     COUNTS["concurrent_runs"] += len(threads)
     assert not errors, errors
-    assert len(checks) == len(threads) and all(c.ok for run in checks for c in run)
+    assert len(outcomes) == len(threads)
+    for target, checks in outcomes:
+        expected = {(e.repo_id, e.commit, variant) for e, variant in selected_variants(lock, target=target)}
+        assert len(expected) == 3, "relu 1, activation and old-relu (relu 2) each have a variant for both"
+        assert sorted((c.repo_id, c.commit, c.variant, c.status) for c in checks) == sorted(
+            (*key, "ok") for key in expected
+        )
     check = verify_full(locked, "--target", "torch213-cxx11-cu128-x86_64-linux")
     assert check.returncode == 0, check.stdout + check.stderr
 

@@ -168,14 +168,11 @@ def test_corrupted_lfs_file_is_refused(locked, hub_env, cli) -> None:
 
 
 def test_hub_listing_that_disagrees_with_the_lock(locked, hub_fixtures, cli) -> None:
-    from kernel_lock.testing import repo_files
-
     relu = read_lock(locked / "kernels.lock").find("kernels-community/relu")
     entries = [{"type": "file", "path": f"build/{CPU_VARIANT}/evil.py", "oid": "1" * 40, "size": 3}]
     hub_fixtures.relu.override_tree(relu.commit, entries)
     run = cli("sync", "--project", str(locked))
     assert run.exit_code == 3 and "nothing was downloaded" in run.stderr
-    assert repo_files  # fixtures module stays importable without torch
 
 
 def test_killed_sync_then_sync_ends_verified(locked, hub_env) -> None:
@@ -192,7 +189,18 @@ def test_killed_sync_then_sync_ends_verified(locked, hub_env) -> None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # The kill landed mid-sync: downloads had started, the process died of the signal, and the cache
+    # does not verify yet.
+    assert sum(r.path.count("/resolve/") for r in hub_env.requests) >= 10, "no download had started"
+    assert proc.returncode == -signal.SIGKILL, "the sync had finished before the kill"
     hub_env.latency = 0
+    interrupted = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "verify", "--project", str(locked), "--all-variants"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert interrupted.returncode == 4, interrupted.stdout + interrupted.stderr
     done = subprocess.run(
         [sys.executable, "-m", "kernel_lock", "sync", "--project", str(locked), "--all-variants"],
         capture_output=True,

@@ -102,7 +102,10 @@ class Fault:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request as the hub saw it (header names lower-cased; status 0: reset without an answer)."""
+    """One request as the hub saw it (header names lower-cased; status 0: reset without an answer).
+
+    `faults` names the kinds of the injected faults that hit it (empty: answered as it is).
+    """
 
     method: str
     path: str
@@ -112,6 +115,7 @@ class RequestRecord:
     headers: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
     duration: float = 0.0
+    faults: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -481,7 +485,15 @@ class _Handler(BaseHTTPRequestHandler):
         def record(status: int, sent: int) -> RequestRecord:
             # Logged before the answer leaves, so a client that has its answer always finds it in the log.
             entry = RequestRecord(
-                method, path, query, status, sent, headers_in, started, time.monotonic() - started
+                method,
+                path,
+                query,
+                status,
+                sent,
+                headers_in,
+                started,
+                time.monotonic() - started,
+                faults=tuple(sorted(kinds)),
             )
             hub._log(entry)
             return entry
