@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The GPU run, from a clean checkout on the GPU machine (no network, no package registry):
 #   bash benchmarks/gpu/run.sh [OUT_DIR]
-# Wheels of kernel-lock's pure-Python dependencies (and kernels 0.17.2) must be in .carry/wheels
-# (made on a machine with PyPI access by benchmarks/gpu/fetch_wheels.sh); torch, CUDA, ninja and
-# huggingface_hub come from the machine. Nothing is installed into the machine's Python: the
+# Wheels of kernel-lock's pure-Python dependencies, kernels 0.17.2 and transformers 5.22.2 must be in
+# .carry/wheels (made on a machine with PyPI access by benchmarks/gpu/fetch_wheels.sh); torch, CUDA,
+# ninja and huggingface_hub come from the machine. Nothing is installed into the machine's Python: the
 # wheels are unpacked into a folder of their own that PYTHONPATH puts first.
-set -euo pipefail
+#   run_gpu.py           a real CUDA kernel locked, synced, loaded with kernel_lock.get_kernel; load timings
+#   run_transformers.py  a tiny Llama with use_kernels=True under `kernel-lock run`; start-up vs kernels alone
+set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${1:-${OUT:-/tmp/kernel-lock-gpu}}"
 site=/tmp/kernel-lock-gpu-site
 mkdir -p "$out"
-python3 -m pip install -q --no-index --no-deps --target "$site" .carry/wheels/*.whl
+python3 -m pip install -q --no-index --no-deps --target "$site" .carry/wheels/*.whl || exit 2
 export PYTHONPATH="$PWD:$site"
 which nvcc ninja || true
-exec python3 benchmarks/gpu/run_gpu.py --out "$out"
+status=0
+python3 benchmarks/gpu/run_gpu.py --out "$out" || status=1
+python3 benchmarks/gpu/run_transformers.py --out "$out" || status=1
+exit $status
