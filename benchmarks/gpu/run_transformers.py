@@ -308,12 +308,12 @@ def main() -> int:
         summary["hub_requests_kernels_online"] = len(hub.requests)
         log(f"kernels alone, online: {summary['kernels_online']} ({len(hub.requests)} Hub requests)")
         # kernels resolves LayerRepository(version=N) offline from refs/vN in the cache, which its own online
-        # run never writes (it downloads by commit): write them, so that its offline load can run at all.
+        # run never writes (it downloads by commit): write them, so that its offline load can run at all. And
+        # huggingface_hub 2.x serves an offline snapshot only when the whole repo is in the cache: fetch it.
+        from huggingface_hub import HfApi
+
         from kernel_lock.cache import repo_dir
         from kernel_lock.lockfile import read_lock
-
-        # And huggingface_hub 2.x serves its offline snapshot only when the whole repo is in the cache.
-        from huggingface_hub import HfApi
 
         api = HfApi(endpoint=hub.url)
         for entry in read_lock(project / "kernels.lock").kernel:
