@@ -71,7 +71,11 @@ def variant_names(n: int) -> list[str]:
 
 
 def hub_env(url: str, cache: Path | None) -> dict[str, str]:
-    """Environment for a tool talking to the local Hub (see DESIGN.md for HF_HUB_USER_AGENT_ORIGIN)."""
+    """Environment for a tool talking to the local Hub.
+
+    `HF_HUB_USER_AGENT_ORIGIN` is set because kernels 0.17.2 with telemetry off sends a User-Agent ending
+    in "; ", which the HTTP library rejects.
+    """
     env = {
         k: v
         for k, v in os.environ.items()

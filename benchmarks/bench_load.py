@@ -213,7 +213,7 @@ def base_env(cache: Path) -> dict[str, str]:
     env.update(
         HF_HUB_CACHE=str(cache),
         HF_HOME=str(cache.parent / "hf-home"),
-        HF_HUB_USER_AGENT_ORIGIN="bench",  # see DESIGN.md: kernels 0.17.2's User-Agent bug
+        HF_HUB_USER_AGENT_ORIGIN="bench",  # without it kernels 0.17.2 sends an invalid User-Agent
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
@@ -266,7 +266,7 @@ class Bench:
         self.child_load.write_text(CHILD_LOAD)
         self.child_verify.write_text(CHILD_VERIFY)
         t = detect_target()
-        # The variant the brief names on x86_64 Linux with torch 2.13 CPU: torch213-cxx11-cpu-x86_64-linux.
+        # On x86_64 Linux with torch 2.13 CPU: torch213-cxx11-cpu-x86_64-linux.
         self.variant = f"torch{t.torch[0]}{t.torch[1]}-cxx11-cpu-{t.arch}-{t.os}" if t.torch else "torch-cpu"
         self.hub = LocalHub()
         self.hub.set_organization("bench-org", trusted_kernel_publisher=True, fullname="Bench Org")

@@ -118,7 +118,7 @@ def critical_path(hub, repos, locked_ids, latency: float, reads_metadata: bool, 
 
     Per repo: 1 (refs || kernel-status.toml [|| org overview]) + listing pages, + 1 when it reads the variants'
     `metadata.json` (all at once, after the listing). A kernel-depends chain `levels` deep repeats that.
-    The "2-RTT design" bound is the one from the brief: refs || status, then the listing.
+    The "2-RTT design" bound is the shortest a lock can be: refs || status, then the listing.
     """
     chains = {}
     for repo_id in locked_ids:
@@ -351,7 +351,7 @@ def main() -> int:
         + (", then every variant's metadata.json (kernel-lock reads them now)" if reads_metadata else "")
         + (f", x {levels} levels of kernel-depends" if levels > 1 else "")
         + f" = {cp['round_trips']} round trips x {args.latency * 1000:.0f} ms = {cp['bound_s'] * 1000:.0f} ms"
-        + f"  (brief's 2-RTT design: {cp['two_rtt_bound_s'] * 1000:.0f} ms)"
+        + f"  (2-RTT design bound: {cp['two_rtt_bound_s'] * 1000:.0f} ms)"
     )
     print(
         f"ratio resolve / bound (medians): {ratio:.2f}x incl. Hub(), {ratio_excl:.2f}x excl. Hub(); "

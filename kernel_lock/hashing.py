@@ -1,6 +1,6 @@
 """File and variant hashes: git blob ids, LFS sha256, and the `git_lfs_concat` variant hash.
 
-`git_lfs_concat` is computable from a Hub tree listing alone (DESIGN.md): for each
+`git_lfs_concat` is computable from a Hub tree listing alone (docs/architecture.md): for each
 file of a variant except `*.pyc` and `__pycache__/`, its path relative to the
 variant directory and its hash (LFS sha256, else git blob sha1), sorted by path
 bytes, fed to one sha256 as path bytes followed by the raw hash bytes.
