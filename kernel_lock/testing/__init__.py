@@ -4,10 +4,9 @@ Point the real `huggingface_hub` client at it with `HF_ENDPOINT=<hub.url>` (or t
 from `kernel_lock.testing.pytest_plugin`). Importing this package imports neither torch nor kernels.
 """
 
+from kernel_lock.testing.faults import Answer, Fault, FaultKind
 from kernel_lock.testing.fixtures import HubFixtures, populate, repo_files, variant_files
 from kernel_lock.testing.server import (
-    Fault,
-    FaultKind,
     HubRepo,
     LocalHub,
     RequestRecord,
@@ -16,6 +15,7 @@ from kernel_lock.testing.server import (
 )
 
 __all__ = [
+    "Answer",
     "Fault",
     "FaultKind",
     "HubFixtures",

@@ -16,6 +16,7 @@ import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from kernel_lock.testing.faults import Answer, Fault, FaultKind
+
 __all__ = [
+    "Answer",
     "Fault",
     "FaultKind",
     "HubRepo",
@@ -37,10 +41,6 @@ __all__ = [
     "lfs_pointer",
 ]
 
-FaultKind = Literal["status", "stall", "reset", "truncate", "corrupt", "wrong_commit"]
-_FAULT_KINDS: frozenset[str] = frozenset(("status", "stall", "reset", "truncate", "corrupt", "wrong_commit"))
-_BODY_FAULTS: frozenset[str] = frozenset(("truncate", "corrupt"))
-
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 LFS_SUFFIXES = (".so", ".bin", ".safetensors", ".pt")
 HUB_TREE_PAGE_SIZE = 1000
@@ -50,6 +50,7 @@ _URL_PREFIXES = {"kernels": "kernel", "datasets": "dataset", "spaces": "space"}
 _EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z: commit dates are deterministic
 _AUTHOR = "kernel-lock <kernel-lock@localhost>"
 _HEX40 = re.compile(r"[0-9a-f]{40}")
+_Pending = TypeVar("_Pending", Fault, Answer)
 
 
 def git_blob_id(data: bytes) -> str:
@@ -66,38 +67,6 @@ def lfs_pointer(data: bytes) -> bytes:
 def default_lfs_rule(path: str, data: bytes) -> bool:
     """Files ending in .so/.bin/.safetensors/.pt, or larger than 10 MiB, are stored in LFS."""
     return path.endswith(LFS_SUFFIXES) or len(data) > LFS_SIZE_THRESHOLD
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A fault injected into requests whose (decoded) path matches the regex `match`.
-
-    `count` matching requests are affected (None: every one). `truncate` and `corrupt` only apply to GET
-    requests, since only those carry a body.
-    """
-
-    kind: FaultKind
-    match: str = ""
-    method: str | None = None
-    count: int | None = 1
-    status: int = 503
-    retry_after: float | None = None
-    seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in _FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(_FAULT_KINDS)}")
-        if self.count is not None and self.count < 1:
-            raise ValueError(f"fault count must be >= 1 or None, got {self.count}")
-        re.compile(self.match)
-
-    def applies_to(self, method: str, path: str) -> bool:
-        """Whether this fault matches a request (ignoring its remaining count)."""
-        if self.method is not None and self.method.upper() != method:
-            return False
-        if self.kind in _BODY_FAULTS and method != "GET":
-            return False
-        return re.search(self.match, path) is not None
 
 
 @dataclass(frozen=True)
@@ -376,6 +345,7 @@ class _Response:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    chunked: bool = False
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> _Response:
@@ -424,6 +394,18 @@ def _content(data: bytes, headers: dict[str, str], range_header: str | None) -> 
     return _Response(206, {**headers, "Content-Range": f"bytes {start}-{end}/{total}"}, data[start : end + 1])
 
 
+def _answered(response: _Response, answer: Answer) -> _Response:
+    """`response` with a hostile answer's status, headers and body put over it."""
+    headers = {k: v for k, v in response.headers.items() if answer.headers.get(k, "") is not None}
+    headers.update({k: v for k, v in answer.headers.items() if v is not None})
+    return _Response(
+        answer.status if answer.status is not None else response.status,
+        headers,
+        answer.body if answer.body is not None else response.body,
+        answer.chunked,
+    )
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -431,6 +413,11 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, hub: LocalHub) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.hub = hub
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (a refused download closes early) is not an error of the hub."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -513,6 +500,8 @@ class _Handler(BaseHTTPRequestHandler):
                 response = _Response.error(500, f"{type(exc).__name__}: {exc}")
         if "wrong_commit" in kinds:
             response.headers["X-Repo-Commit"] = "0" * 40
+        for answer in hub._take(hub._answers, method, path):
+            response = _answered(response, answer)
         body = response.body
         if "corrupt" in kinds and body:
             middle = len(body) // 2
@@ -524,9 +513,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(response.status)
             for key, value in response.headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
+            if response.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(payload)
+            if response.chunked and method != "HEAD":
+                for start in range(0, len(payload), 1 << 16):
+                    piece = payload[start : start + (1 << 16)]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.wfile.write(payload)
         except OSError:
             self.close_connection = True
             hub._replace_log(entry, dataclasses.replace(entry, bytes_sent=0))
@@ -557,6 +555,7 @@ class LocalHub:
         self._orgs: dict[str, dict[str, Any]] = {}
         self._lfs_objects: dict[str, bytes] = {}
         self._faults: list[Fault] = []
+        self._answers: list[Answer] = []
         self._log_records: list[RequestRecord] = []
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -664,9 +663,10 @@ class LocalHub:
             self._faults.append(fault)
 
     def clear_faults(self) -> None:
-        """Remove every pending fault."""
+        """Remove every pending fault and hostile answer."""
         with self._lock:
             self._faults.clear()
+            self._answers.clear()
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -696,20 +696,29 @@ class LocalHub:
             else:
                 self._connections.discard(connection)
 
-    def _take_faults(self, method: str, path: str) -> list[Fault]:
-        taken: list[Fault] = []
+    def add_answer(self, answer: Answer) -> None:
+        """Answer the next matching request(s) with `answer`'s status, headers and body (a hostile Hub)."""
         with self._lock:
-            remaining: list[Fault] = []
-            for fault in self._faults:
-                if fault.applies_to(method, path):
-                    taken.append(fault)
-                    if fault.count is None:
-                        remaining.append(fault)
-                    elif fault.count > 1:
-                        remaining.append(dataclasses.replace(fault, count=fault.count - 1))
+            self._answers.append(answer)
+
+    def _take_faults(self, method: str, path: str) -> list[Fault]:
+        return self._take(self._faults, method, path)
+
+    def _take(self, pending: list[_Pending], method: str, path: str) -> list[_Pending]:
+        """The pending faults or answers that match a request; each one's count goes down by one."""
+        taken: list[_Pending] = []
+        with self._lock:
+            remaining: list[_Pending] = []
+            for item in pending:
+                if item.applies_to(method, path):
+                    taken.append(item)
+                    if item.count is None:
+                        remaining.append(item)
+                    elif item.count > 1:
+                        remaining.append(dataclasses.replace(item, count=item.count - 1))
                 else:
-                    remaining.append(fault)
-            self._faults = remaining
+                    remaining.append(item)
+            pending[:] = remaining
         return taken
 
     # -- routing -------------------------------------------------------------------------------------
