@@ -14,18 +14,88 @@ every load go through it.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kernel_lock.cachepaths import RECORD_DIR as RECORD_DIR
+from kernel_lock.cachepaths import blob_path as blob_path
 from kernel_lock.cachepaths import hub_cache_dir as hub_cache_dir
 from kernel_lock.cachepaths import record_path as record_path
 from kernel_lock.cachepaths import repo_dir as repo_dir
 from kernel_lock.cachepaths import variant_dir as variant_dir
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import variant_hash
+
+NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows file systems alike
+PATH_MAX = 1024  # bytes in a path inside a variant; the cache adds its own prefix (PATH_MAX is 4096 on Linux)
+
+
+def unwritable_paths(paths: list[str]) -> list[str]:
+    """Paths of one variant that no cache could hold: unsafe, too long, or a file where another needs a folder.
+
+    `a` and `a/b.py` cannot both be files; a name over 255 bytes cannot be created; `..`, an absolute path,
+    a backslash or a NUL could leave the variant folder. Lock and sync refuse such listings, naming them.
+    """
+    bad = []
+    as_set = set(paths)
+    for path in paths:
+        parts = path.split("/")
+        unsafe = (
+            not path
+            or "\\" in path
+            or "\0" in path
+            or path.startswith("/")
+            or any(p in ("", ".", "..") for p in parts)
+            or len(path.encode("utf-8", "surrogatepass")) > PATH_MAX
+            or any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX for p in parts)
+        )
+        if unsafe or any("/".join(parts[:i]) in as_set for i in range(1, len(parts))):
+            bad.append(path)
+    return sorted(bad)
+
+
+def first_unsafe_folder(base: Path, path: Path) -> Path | None:
+    """The first folder from `base` (exclusive) down to `path` (inclusive) that is a symlink or not a folder.
+
+    A snapshot or variant folder replaced by a symlink (to a copy outside the cache, say) is refused like a
+    symlinked file is. None when every one is a real folder or does not exist yet.
+    """
+    current = base
+    for part in path.relative_to(base).parts:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISDIR(mode):
+            return current
+    return None
+
+
+def real_folder(base: Path, path: Path) -> Path:
+    """Make `path` (under `base`) a real folder, replacing any symlink or file in the way by a folder.
+
+    Only the link or file itself is removed, never what a link points to; nothing is created outside `base`.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    current = base
+    for part in path.relative_to(base).parts:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current)
+            continue
+        if not stat.S_ISDIR(mode):
+            os.unlink(current)
+            os.mkdir(current)
+    return path
 
 
 class ManifestEntry(BaseModel):

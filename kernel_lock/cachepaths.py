@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kernel_lock import env
 
-__all__ = ["RECORD_DIR", "hub_cache_dir", "record_path", "repo_dir", "variant_dir"]
+__all__ = ["RECORD_DIR", "blob_path", "hub_cache_dir", "record_path", "repo_dir", "variant_dir"]
 
 RECORD_DIR = ".kernel-lock"
 
@@ -27,6 +27,11 @@ def repo_dir(repo_id: str, cache: Path | None = None) -> Path:
 def variant_dir(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> Path:
     """The snapshot folder of one variant at one commit."""
     return repo_dir(repo_id, cache) / "snapshots" / commit / "build" / variant
+
+
+def blob_path(repo_id: str, name: str, cache: Path | None = None) -> Path:
+    """Where a file's content lives, named by its hash (git blob id, or LFS sha256), as `huggingface_hub` names it."""
+    return repo_dir(repo_id, cache) / "blobs" / name
 
 
 def record_path(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> Path:

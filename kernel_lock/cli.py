@@ -209,6 +209,9 @@ def _run(fn: Callable[..., int], out: Output, verbose: bool, args: Any, kwargs: 
             kwargs["target"] = take_target(kwargs)
         return fn(*args, out=out, **kwargs)
     except errors.KernelLockError as exc:
+        request_id = getattr(exc, "request_id", None)
+        if request_id:
+            out.detail(f"Hub request id: {request_id}")
         _fail(out, exc.code, str(exc), exit_code_for(exc))
     except KeyboardInterrupt:
         _fail(out, INTERRUPTED, "Interrupted.", 130)

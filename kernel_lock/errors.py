@@ -55,6 +55,10 @@ class ResolutionError(KernelLockError):
 
     code = "resolution-failed"
 
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
 
 class VariantError(KernelLockError):
     """A target is malformed, or no build variant fits it."""
@@ -96,9 +100,29 @@ class MissingPythonDependency(KernelLockError):
 
 
 class HubError(KernelLockError):
-    """The Hub (or mirror) is unreachable, failed, or served something inconsistent."""
+    """The Hub (or mirror) is unreachable, failed, or served something inconsistent.
+
+    `request_id` is the Hub's id of the request that failed (its `X-Request-Id`), when there was an answer:
+    quote it to the Hub's support. The CLI shows it with `--verbose`.
+    """
 
     code = "hub-error"
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class MalformedReply(HubError):
+    """The Hub answered, but with something that is not what its API returns (bad JSON, wrong shape)."""
+
+    code = "hub-malformed-reply"
+
+
+class CacheError(KernelLockError):
+    """The Hugging Face cache cannot be written or read here (permissions, a full disk, a read-only mount)."""
+
+    code = "cache-unwritable"
 
 
 class VerificationError(KernelLockError):
@@ -137,15 +161,17 @@ class UnsupportedKernelsVersion(KernelLockError):
 
 
 class SyncFailed(VerificationError):
-    """Files a sync fetched did not verify (and were removed); `failures` holds one error per variant."""
+    """Files the Hub served for a sync did not match the lock (none was kept); `failures` holds one error per variant."""
 
     code = "sync-failed"
 
-    def __init__(self, failures: Sequence[VerificationError]) -> None:
+    def __init__(self, failures: Sequence[VerificationError], *, endpoint: str) -> None:
         self.failures = tuple(failures)
+        self.endpoint = endpoint
         super().__init__(
             " ".join(map(str, self.failures))
-            + " The bad files were removed from the cache; sync again from a trustworthy Hub or mirror."
+            + f" The Hub at {endpoint} served files that do not match kernels.lock; none of them was kept, and "
+            f"nothing that verified before was touched. Sync again once the Hub or mirror serves the locked files."
         )
 
 

@@ -1,9 +1,11 @@
 """All Hub access of kernel-lock, through `huggingface_hub`, with errors translated to ours.
 
 One `Hub` holds one `HfApi` client; its methods are safe to call from many
-threads. Transient failures (connection errors, 408/429/5xx) are retried with
-bounded backoff, honouring `Retry-After`; anything else becomes a
-`ResolutionError` or `HubError` that names the repo and what failed.
+threads. Every failed request goes through one classifier (`classify`):
+transient failures (connection errors, 408/429/5xx) are retried with bounded
+backoff, honouring `Retry-After`; anything else becomes a `ResolutionError`,
+`MalformedReply` or `HubError` that names the repo and what failed and keeps
+the Hub's request id.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import functools
 import re
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kernel_lock import env
-from kernel_lock.errors import HubError, KernelLockError, ResolutionError
+from kernel_lock.errors import HubError, KernelLockError, MalformedReply, ResolutionError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -30,7 +32,6 @@ M = TypeVar("M", bound=BaseModel)
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5
-DOWNLOAD_ATTEMPTS = 2  # huggingface_hub retries each download itself
 MAX_RETRY_AFTER = 10.0
 MAX_PAGES = 10_000
 MAX_ENTRIES = 2_000_000
@@ -142,7 +143,7 @@ class Hub:
         """Branches and tags of a kernel repo."""
         url = f"{self.endpoint}/api/kernels/{repo_id}/refs"
         return self._parse(
-            Refs, self._call(repo_id, "list its refs", lambda: self._get(url).json()), repo_id, "refs"
+            Refs, self.call(repo_id, "list its refs", lambda: _json(self._get(url), "refs")), repo_id, "refs"
         )
 
     def tree(
@@ -153,8 +154,8 @@ class Hub:
 
         url = f"{self.endpoint}/api/kernels/{repo_id}/tree/{quote(revision, safe='')}/{quote(path)}"
 
-        def fetch() -> list[dict[str, Any]]:
-            items: list[dict[str, Any]] = []
+        def fetch() -> list[Any]:
+            items: list[Any] = []
             seen: set[str] = set()
             page_url: str | None = url
             params: dict[str, str] | None = {"recursive": str(recursive).lower(), "expand": "false"}
@@ -166,22 +167,25 @@ class Hub:
                     )
                 seen.add(page_url)
                 response = self._get(page_url, params=params)
-                page = response.json()
+                page = _json(response, f"listing of {repo_id}")
                 if not isinstance(page, list):
-                    raise ValueError("a listing page is not a JSON list")
+                    raise MalformedReply(
+                        f"The Hub at {self.endpoint} sent a listing page of {repo_id} at {revision} that is not a "
+                        f"JSON list. Refusing it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
+                        request_id=_request_id(response),
+                    )
                 items.extend(page)
                 page_url, params = response.links.get("next", {}).get("url"), None
             return items
 
-        raw = self._call(repo_id, f"list {path}/ at {revision}", fetch, missing_path_ok=True)
+        raw = self.call(repo_id, f"list {path}/ at {revision}", fetch, missing_path_ok=True)
         return [self._parse(TreeEntry, item, repo_id, f"tree listing at {revision}") for item in raw]
 
     def read_file(self, repo_id: str, revision: str, path: str) -> bytes | None:
         """The bytes of a small file at `revision` (one GET), or None if the repo has no such file or revision."""
-        from huggingface_hub import hf_hub_url
         from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
 
-        url = hf_hub_url(repo_id, path, repo_type="kernel", revision=revision, endpoint=self.endpoint)
+        url = self.file_url(repo_id, revision, path)
 
         def fetch() -> bytes | None:
             try:
@@ -189,19 +193,33 @@ class Hub:
             except (EntryNotFoundError, RevisionNotFoundError):
                 return None
 
-        return self._call(repo_id, f"download {path} at {revision}", fetch)
+        return self.call(repo_id, f"download {path} at {revision}", fetch)
 
-    def download(self, repo_id: str, revision: str, path: str, cache_dir: Path) -> Path:
-        """Fetch one file into the Hugging Face cache (as `hf_hub_download` does) and return its snapshot path."""
-        fetched = self._call(
-            repo_id,
-            f"download {path} at {revision[:12]}",
-            lambda: self.api.hf_hub_download(
-                repo_id, path, repo_type="kernel", revision=revision, cache_dir=cache_dir
-            ),
-            attempts=DOWNLOAD_ATTEMPTS,
-        )
-        return Path(fetched)
+    def file_url(self, repo_id: str, revision: str, path: str) -> str:
+        """The `resolve` URL of a file of a kernel repo at `revision` on this endpoint."""
+        from huggingface_hub import hf_hub_url
+
+        return hf_hub_url(repo_id, path, repo_type="kernel", revision=revision, endpoint=self.endpoint)
+
+    @contextlib.contextmanager
+    def stream(self, url: str, *, headers: dict[str, str]) -> Iterator[Any]:
+        """One streamed GET (redirects followed, our headers and timeout); an error status raises `StatusError`.
+
+        The body of an error is not read: its status and headers say all the classifier needs.
+        """
+        from huggingface_hub import constants
+        from huggingface_hub.utils import get_session
+
+        with get_session().stream(
+            "GET",
+            url,
+            headers={**self._headers(), **headers},
+            follow_redirects=True,
+            timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
+        ) as response:
+            if response.status_code >= 400:
+                raise StatusError(response)
+            yield response
 
     def org_is_trusted(self, org: str) -> bool:
         """Whether the Hub marks this organization a trusted kernel publisher (an unknown org is not)."""
@@ -209,10 +227,9 @@ class Hub:
 
         url = f"{self.endpoint}/api/organizations/{org}/overview"
 
-        def fetch() -> dict[str, Any]:
+        def fetch() -> Any:
             try:
-                overview: dict[str, Any] = self._get(url).json()
-                return overview
+                return _json(self._get(url), "organization overview")
             except HfHubHTTPError as exc:
                 if exc.response is not None and exc.response.status_code in (401, 404):
                     return {}
@@ -220,23 +237,27 @@ class Hub:
 
         return self._parse(
             OrganizationOverview,
-            self._call(org, "read the organization overview", fetch),
+            self.call(org, "read the organization overview", fetch),
             org,
             "organization overview",
         ).trusted_kernel_publisher
 
+    def _headers(self) -> dict[str, str]:
+        from huggingface_hub.utils import build_hf_headers
+
+        return build_hf_headers(
+            token=self.api.token, library_name="kernel-lock", library_version=self.api.library_version
+        )
+
     def _get(self, url: str, *, params: dict[str, str] | None = None, follow_redirects: bool = False) -> Any:
         """One GET with the client's headers and a timeout; HTTP errors raised as `huggingface_hub` classifies them."""
         from huggingface_hub import constants
-        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+        from huggingface_hub.utils import get_session, hf_raise_for_status
 
-        headers = build_hf_headers(
-            token=self.api.token, library_name="kernel-lock", library_version=self.api.library_version
-        )
         response = get_session().get(
             url,
             params=params,
-            headers=headers,
+            headers=self._headers(),
             follow_redirects=follow_redirects,
             timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
         )
@@ -249,12 +270,12 @@ class Hub:
             return model.model_validate(data)
         except (ValidationError, TypeError) as exc:
             first = exc.errors(include_url=False)[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            raise HubError(
+            raise MalformedReply(
                 f"The Hub at {self.endpoint} sent a malformed {what} for {repo_id} ({first}). Refusing it; check "
                 f"HF_ENDPOINT points at a Hub or a faithful mirror."
             ) from None
 
-    def _call(
+    def call(
         self,
         repo_id: str,
         what: str,
@@ -263,82 +284,204 @@ class Hub:
         missing_path_ok: bool = False,
         attempts: int = MAX_ATTEMPTS,
     ) -> T:
-        """Run one Hub request with bounded retries, translating every failure to our errors."""
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            HfHubHTTPError,
-            LocalEntryNotFoundError,
-            OfflineModeIsEnabled,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-
-        transport: tuple[type[Exception], ...] = (LocalEntryNotFoundError, *_transport_errors())
+        """Run one Hub request with bounded retries; every failure is classified (`classify`) and becomes ours."""
         for attempt in range(1, attempts + 1):
             try:
                 return fn()
             except KernelLockError:
                 raise
-            except OfflineModeIsEnabled:
-                raise HubError(
-                    f"Cannot {what} of {repo_id}: HF_HUB_OFFLINE is set. Unset it to reach the Hub at {self.endpoint}."
-                ) from None
-            except RevisionNotFoundError:
-                raise ResolutionError(
-                    f"Revision not found while trying to {what} of {repo_id} on {self.endpoint}. "
-                    f"Check the branch, tag or commit in pyproject.toml (`kernel-lock versions {repo_id}` lists versions)."
-                ) from None
-            except RepositoryNotFoundError:
-                raise self._not_found(repo_id) from None
-            except transport as exc:
-                # LocalEntryNotFoundError: huggingface_hub gave up on a download after its own retries.
-                if attempt == attempts:
-                    raise HubError(
-                        f"Cannot reach the Hub at {self.endpoint} to {what} of {repo_id} "
-                        f"({type(exc).__name__}: {exc}) after {attempt} attempts. Check your network "
-                        f"and HF_ENDPOINT."
-                    ) from None
-                _sleep_before_retry(attempt, None)
-            except EntryNotFoundError:
-                if missing_path_ok:
+            except Exception as exc:
+                decision = classify(exc)
+                if isinstance(decision, Retry) and attempt < attempts:
+                    _sleep_before_retry(attempt, decision.retry_after)
+                    continue
+                failure = decision.otherwise if isinstance(decision, Retry) else decision
+                if failure.kind == "bug":
+                    raise
+                if failure.kind == "entry-not-found" and missing_path_ok:
                     return []  # type: ignore[return-value]
-                raise ResolutionError(
-                    f"Not found while trying to {what} of {repo_id} on {self.endpoint}."
-                ) from None
-            except HfHubHTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                if status not in RETRY_STATUS or attempt == attempts:
-                    raise HubError(
-                        f"The Hub at {self.endpoint} failed to {what} of {repo_id} (HTTP {status}) "
-                        f"after {attempt} attempt(s). Try again later, or check HF_ENDPOINT and HF_TOKEN."
-                    ) from None
-                _sleep_before_retry(
-                    attempt, exc.response.headers.get("Retry-After") if exc.response else None
-                )
+                raise self._error(failure, repo_id, what, attempt) from None
         raise AssertionError("unreachable")
 
-    def _not_found(self, repo_id: str) -> ResolutionError:
+    def _error(self, failure: Fail, repo_id: str, what: str, attempt: int) -> KernelLockError:
+        """Our error for a failure the classifier gave up on, with the Hub's request id."""
+        rid = failure.request_id
+        seen = f" (request id {rid})" if rid else ""
+        if failure.kind == "offline":
+            return HubError(
+                f"Cannot {what} of {repo_id}: HF_HUB_OFFLINE is set. Unset it to reach the Hub at {self.endpoint}."
+            )
+        if failure.kind == "revision-not-found":
+            return ResolutionError(
+                f"Revision not found while trying to {what} of {repo_id} on {self.endpoint}{seen}. Check the "
+                f"branch, tag or commit in pyproject.toml (`kernel-lock versions {repo_id}` lists versions).",
+                request_id=rid,
+            )
+        if failure.kind == "repo-not-found":
+            return self._not_found(repo_id, rid)
+        if failure.kind == "entry-not-found":
+            return ResolutionError(
+                f"Not found while trying to {what} of {repo_id} on {self.endpoint}{seen}.", request_id=rid
+            )
+        if failure.kind == "malformed":
+            return MalformedReply(
+                f"The Hub at {self.endpoint} sent a malformed reply when asked to {what} of {repo_id} "
+                f"({failure.detail}){seen}. Refusing it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
+                request_id=rid,
+            )
+        if failure.kind == "unreachable":
+            return HubError(
+                f"Cannot reach the Hub at {self.endpoint} to {what} of {repo_id} ({failure.detail}) after "
+                f"{attempt} attempts. Check your network and HF_ENDPOINT."
+            )
+        return HubError(
+            f"The Hub at {self.endpoint} failed to {what} of {repo_id} (HTTP {failure.status}) after {attempt} "
+            f"attempt(s){seen}. Try again later, or check HF_ENDPOINT and HF_TOKEN.",
+            request_id=rid,
+        )
+
+    def _not_found(self, repo_id: str, request_id: str | None) -> ResolutionError:
         """Explain a missing kernel repo, telling apart one that exists as a model-type repo."""
         try:
             self.api.repo_info(repo_id, repo_type="model")
         except Exception:
             return ResolutionError(
                 f"Kernel repository {repo_id} not found on {self.endpoint}. Check the repo id in "
-                f"pyproject.toml, and set HF_TOKEN if it is private."
+                f"pyproject.toml, and set HF_TOKEN if it is private.",
+                request_id=request_id,
             )
         return ResolutionError(
             f"{repo_id} is a model-type repository; kernel-lock supports only kernel-type repositories. "
             f"Ask its publisher to move it to a kernel repository (huggingface.co/kernels/...), "
-            f"or depend on the kernel repository that replaces it."
+            f"or depend on the kernel repository that replaces it.",
+            request_id=request_id,
         )
 
 
-def _transport_errors() -> tuple[type[Exception], ...]:
+class StatusError(Exception):
+    """An error status on a streamed answer, whose body is left unread (see `Hub.stream`)."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+FailKind = Literal[
+    "offline",
+    "revision-not-found",
+    "repo-not-found",
+    "entry-not-found",
+    "http-status",
+    "unreachable",
+    "malformed",
+    "bug",
+]
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Give up on a request: what kind of failure, its HTTP status and the Hub's request id, if any."""
+
+    kind: FailKind
+    status: int | None = None
+    request_id: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try the request again (after the server's `Retry-After`, if any); `otherwise` when no attempt is left."""
+
+    otherwise: Fail
+    retry_after: str | None = None
+
+
+_ERROR_CODES: dict[str, FailKind] = {
+    "RevisionNotFound": "revision-not-found",
+    "EntryNotFound": "entry-not-found",
+    "RepoNotFound": "repo-not-found",
+}
+
+
+def classify(failure: BaseException | Any) -> Retry | Fail:
+    """What to do about a failed request: a raised exception, or an answer with an error status.
+
+    Connection-level errors and 408/429/5xx are retried; the Hub's `X-Error-Code` (or `huggingface_hub`'s
+    class for it) names a missing repo, revision or file; a reply that does not parse is malformed; any
+    other exception is a bug of ours and propagates.
+    """
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(failure, StatusError):
+        failure = failure.response
+    if isinstance(failure, OfflineModeIsEnabled):
+        return Fail("offline")
+    if isinstance(failure, HfHubHTTPError):
+        rid = failure.request_id
+        for cls, kind in (
+            (RevisionNotFoundError, "revision-not-found"),
+            (RepositoryNotFoundError, "repo-not-found"),
+            (EntryNotFoundError, "entry-not-found"),
+        ):
+            if isinstance(failure, cls):
+                return Fail(kind, _status(getattr(failure, "response", None)), rid)  # type: ignore[arg-type]
+        return _by_status(failure.response, rid)
+    if isinstance(failure, BaseException):
+        if isinstance(failure, _transport_errors()):
+            return Retry(Fail("unreachable", detail=f"{type(failure).__name__}: {failure}"))
+        if isinstance(failure, ValueError):
+            return Fail("malformed", detail=f"{type(failure).__name__}: {failure}")
+        return Fail("bug", detail=repr(failure))
+    return _by_status(failure, _request_id(failure))
+
+
+def _by_status(response: Any, request_id: str | None) -> Retry | Fail:
+    """Classify an error answer by its `X-Error-Code` and status."""
+    status = _status(response)
+    headers = response.headers if response is not None else {}
+    code = headers.get("X-Error-Code") if headers else None
+    if code in _ERROR_CODES:
+        return Fail(_ERROR_CODES[code], status, request_id)
+    if status in RETRY_STATUS:
+        return Retry(Fail("http-status", status, request_id), headers.get("Retry-After") if headers else None)
+    return Fail("http-status", status, request_id)
+
+
+def _status(response: Any) -> int | None:
+    return int(response.status_code) if response is not None else None
+
+
+def _request_id(response: Any) -> str | None:
+    """The Hub's id of the request an answer belongs to (as `huggingface_hub` reads it)."""
+    headers = response.headers
+    value = headers.get("x-request-id") or headers.get("X-Amzn-Trace-Id") or headers.get("x-amz-cf-id")
+    return str(value) if value else None
+
+
+def _json(response: Any, what: str) -> Any:
+    """The JSON body of an answer, or `MalformedReply` (with the request id) when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise MalformedReply(
+            f"The Hub sent a {what} that is not JSON ({type(exc).__name__} at {response.url}). Refusing it; "
+            f"check HF_ENDPOINT points at a Hub or a faithful mirror.",
+            request_id=_request_id(response),
+        ) from None
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
     """Connection-level errors of the HTTP library `huggingface_hub` uses (httpx or httpx2)."""
     from huggingface_hub.utils import get_session
 
     httpx = sys.modules[type(get_session()).__module__.split(".")[0]]
-    return (httpx.TransportError, httpx.DecodingError, ValueError)
+    return (httpx.TransportError, httpx.DecodingError, httpx.TooManyRedirects)
 
 
 def _sleep_before_retry(attempt: int, retry_after: str | None) -> None:

@@ -3,17 +3,27 @@
 For each selected variant: if it already verifies (offline, from its record) nothing
 is fetched and no request is made. Otherwise the Hub's listing of the variant at
 the locked commit becomes its manifest, accepted only if it reproduces the lock's
-variant hash; files that are wrong are deleted, missing ones are downloaded
-through `huggingface_hub` (many at once) and hashed as they land; the variant's
-record gets its fingerprints only once every file matched. A variant is never
-marked synced before it verified, and a bad file never stays in the cache.
+variant hash. Then, as pip-tools does, a plan (`diff`: what to clear, link and
+fetch, computed without writing) and its application (`apply`). Downloads go
+through our own fetcher (`kernel_lock.fetch`), which takes every path from the
+lock, never from the Hub's headers, and keeps nothing that does not match. The
+standard Hugging Face layout is kept (`snapshots/<commit>/...` as relative
+symlinks into `blobs/<hash>`), so other tools find the files. A sync touches
+only the folder of the variant it syncs and the blobs it needs; it deletes no
+blob (another snapshot may link to it) and writes no `refs/`. The variant's
+record gets its fingerprints only once every file matched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+import shutil
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,25 +31,30 @@ from typing import TYPE_CHECKING
 from kernel_lock.cache import (
     Fingerprint,
     ManifestEntry,
+    blob_path,
+    first_unsafe_folder,
     hub_cache_dir,
     read_record,
+    real_folder,
     record_path,
-    repo_dir,
+    unwritable_paths,
     variant_dir,
     write_record,
 )
 from kernel_lock.config import find_project_root, load_project
-from kernel_lock.errors import ConfigError, HubError, SyncFailed, VariantError
+from kernel_lock.errors import CacheError, ConfigError, HubError, SyncFailed, VariantError
+from kernel_lock.fetch import Digests, Source, digests_of, fetch_blob
 from kernel_lock.hashing import is_ignored, variant_hash
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists
 from kernel_lock.verify import (
     FileProblem,
     VariantCheck,
     check_variant,
+    hash_files,
+    inspect_file,
     record_for,
-    verify_file,
-    verify_files,
     verify_mode,
+    walk,
 )
 
 if TYPE_CHECKING:
@@ -187,7 +202,11 @@ def sync_variants(
     cache: Path | None = None,
     progress: Progress | None = None,
 ) -> SyncResult:
-    """Make each (kernel, variant) present and verified in the cache, fetching only what is missing or wrong."""
+    """Make each (kernel, variant) present and verified in the cache, fetching only what is missing or wrong.
+
+    Variants that verify offline cost no request. For the others: their manifests (one listing each), then a
+    plan per variant (`diff`, no writes), then its application (`apply`), under a per-variant file lock.
+    """
     cache = cache or hub_cache_dir()
     result = SyncResult()
     todo = []
@@ -200,65 +219,53 @@ def sync_variants(
     if not todo:
         return result
 
-    from filelock import FileLock
-
     from kernel_lock.hub import Hub
 
     hub = Hub(endpoint)
-    _quiet_client()
+    failures = []
+    with (
+        _variant_locks(todo, cache),
+        ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS, thread_name_prefix="kernel-lock-sync") as pool,
+    ):
+        manifests = list(pool.map(lambda p: _manifest(hub, *p), todo))
+        plans = []
+        for (entry, variant), manifest in zip(todo, manifests, strict=True):
+            check = check_variant(entry, variant, cache=cache)  # another process may have synced it meanwhile
+            if check.ok:
+                result.checks.append(check)
+            else:
+                plans.append(diff(entry, variant, manifest, cache))
+        for check in apply(plans, hub, cache, pool, result):
+            result.checks.append(check)
+            if not check.ok:
+                failures.append(check)
+            elif progress:
+                progress(f"synced {check.repo_id} {check.variant}")
+    if failures:
+        raise SyncFailed([f.error() for f in failures], endpoint=hub.endpoint)
+    return result
+
+
+@contextlib.contextmanager
+def _variant_locks(todo: list[tuple[LockedKernel, str]], cache: Path) -> Iterator[None]:
+    """Hold the file lock of every variant to sync (in one order, so two syncs never deadlock)."""
+    from filelock import FileLock
+
     locks = []
     try:
         for entry, variant in sorted(todo, key=lambda p: (p[0].repo_id, p[1])):
             path = record_path(entry.repo_id, entry.commit, variant, cache)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(path) + ".lock")
+            real_folder(cache, path.parent)
+            lock_path = Path(f"{path}.lock")
+            if lock_path.is_symlink():
+                lock_path.unlink()  # a planted link would have the lock truncate its target
+            lock = FileLock(str(lock_path))
             lock.acquire()
             locks.append(lock)
-        with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS, thread_name_prefix="kernel-lock-sync") as pool:
-            manifests = list(pool.map(lambda p: _manifest(hub, *p), todo))
-            jobs = []
-            for (entry, variant), manifest in zip(todo, manifests, strict=False):
-                check = check_variant(
-                    entry, variant, cache=cache
-                )  # another process may have synced it meanwhile
-                if check.ok:
-                    result.checks.append(check)
-                    continue
-                jobs.append((entry, variant, manifest, _prepare(entry, variant, manifest, cache)))
-            fetched = [
-                [pool.submit(_fetch, hub, entry, variant, e, cache) for e in missing]
-                for entry, variant, manifest, (good, missing) in jobs
-            ]
-            failures = []
-            for (entry, variant, manifest, (good, _)), futures in zip(jobs, fetched, strict=False):
-                problems = []
-                fingerprints = dict(good)
-                for future in futures:
-                    rel, fp, problem, size = future.result()
-                    if problem is not None:
-                        problems.append(problem)
-                    elif fp is not None:
-                        fingerprints[rel] = fp
-                        result.downloaded_files += 1
-                        result.downloaded_bytes += size
-                record = record_for(entry, variant, manifest)
-                if not problems:
-                    record.verified = fingerprints
-                write_record(record_path(entry.repo_id, entry.commit, variant, cache), record)
-                check = check_variant(entry, variant, cache=cache)
-                if problems:
-                    check.status, check.problems = "corrupt", problems
-                result.checks.append(check)
-                if not check.ok:
-                    failures.append(check)
-                elif progress:
-                    progress(f"synced {entry.repo_id} {variant}")
+        yield
     finally:
         for lock in reversed(locks):
             lock.release()
-    if failures:
-        raise SyncFailed([f.error() for f in failures])
-    return result
 
 
 def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry]:
@@ -292,69 +299,217 @@ def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry
             f"with hash {got}, but kernels.lock says {entry.variants[variant]}. The Hub or mirror serves "
             f"something other than what was locked; nothing was downloaded."
         )
+    bad = unwritable_paths([e.path for e in manifest])
+    if bad:
+        raise HubError(
+            f"{entry.repo_id} variant {variant} at {entry.commit[:12]} lists paths no cache can hold: "
+            f"{', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''} (unsafe, over 255 bytes a name, or "
+            f"a file where another needs a folder). Nothing was downloaded; tell the kernel's publisher."
+        )
     return manifest
 
 
-def _prepare(
-    entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache: Path
-) -> tuple[dict[str, Fingerprint], list[ManifestEntry]]:
-    """Delete wrong and extra files of a variant; return (fingerprints of good files, entries to fetch).
+@dataclass(frozen=True)
+class VariantPlan:
+    """What sync does to one variant that did not verify; computed without writing anything (`diff`).
+
+    `clear`: paths inside the variant folder to remove first (extra files, wrong files, a folder or link
+    where a file belongs); `link`: files whose blob is already in the cache and correct; `fetch`: files to
+    download. `keep` holds the fingerprints of the files that verified as they are.
+    """
+
+    entry: LockedKernel
+    variant: str
+    manifest: tuple[ManifestEntry, ...]
+    keep: dict[str, Fingerprint]
+    clear: tuple[str, ...]
+    link: tuple[ManifestEntry, ...]
+    fetch: tuple[ManifestEntry, ...]
+
+    @property
+    def source(self) -> str:
+        """`repo variant` for messages."""
+        return f"{self.entry.repo_id} {self.variant}"
+
+
+def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache: Path) -> VariantPlan:
+    """The plan that makes a variant's folder hold exactly its manifest; reads the cache, writes nothing.
 
     Files whose fingerprint matches the variant's record are not hashed again (unless KERNEL_LOCK_VERIFY=full),
-    as at load time.
+    as at load time. A folder on the way that is a symlink or a file makes every file count as missing: its
+    contents are not ours to read or delete.
     """
     vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
-    blobs = repo_dir(entry.repo_id, cache) / "blobs"
+    blobs = blob_path(entry.repo_id, "", cache)
     record = read_record(record_path(entry.repo_id, entry.commit, variant, cache))
-    trusted = (
-        record is not None and record.manifest_matches(entry.variants[variant]) and verify_mode() == "fast"
+    known = (
+        record.verified
+        if record is not None and record.manifest_matches(entry.variants[variant]) and verify_mode() == "fast"
+        else {}
     )
-    problems, good, _ = verify_files(
-        vdir, manifest, blobs, known=record.verified if trusted and record is not None else {}
+    keep: dict[str, Fingerprint] = {}
+    clear: set[str] = set()
+    need: list[ManifestEntry] = []
+    if first_unsafe_folder(cache, vdir) is not None:
+        need = list(manifest)
+    else:
+        present, walk_problems = walk(vdir)
+        by_path = {e.path: e for e in manifest}
+        clear = {p.path for p in walk_problems} | (present - by_path.keys())
+        to_hash = []
+        blobs_real = os.path.realpath(blobs)
+        for item in manifest:
+            path = vdir / item.path
+            blocker = first_unsafe_folder(vdir, path.parent)
+            if blocker is not None:
+                clear.add(blocker.relative_to(vdir).as_posix())
+                need.append(item)
+                continue
+            found = inspect_file(vdir, item, blobs_real)
+            if isinstance(found, Fingerprint):
+                if known.get(item.path) == found and found.size == item.size:
+                    keep[item.path] = found
+                else:
+                    to_hash.append((item, path, found))
+            else:
+                if os.path.lexists(path):
+                    clear.add(item.path)
+                need.append(item)
+        for item, fp, actual in hash_files(to_hash):
+            if actual == item.hash:
+                keep[item.path] = fp
+            else:
+                clear.add(item.path)
+                need.append(item)
+    link: list[ManifestEntry] = []
+    fetch: list[ManifestEntry] = []
+    for item in need:
+        (link if _good_blob(blobs / item.hash, item) else fetch).append(item)
+    return VariantPlan(
+        entry=entry,
+        variant=variant,
+        manifest=tuple(manifest),
+        keep=keep,
+        clear=tuple(sorted(clear, key=lambda p: (p.count("/"), p))),
+        link=tuple(link),
+        fetch=tuple(fetch),
     )
-    for problem in problems:
-        if problem.problem != "missing":
-            _remove(vdir / problem.path, blobs)
-    return good, [e for e in manifest if e.path not in good]
 
 
-def _fetch(
-    hub: Hub, entry: LockedKernel, variant: str, item: ManifestEntry, cache: Path
-) -> tuple[str, Fingerprint | None, FileProblem | None, int]:
-    """Download one file and hash it as soon as it lands; a wrong file is deleted again."""
-    vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
-    blobs = repo_dir(entry.repo_id, cache) / "blobs"
-    path = hub.download(entry.repo_id, entry.commit, f"build/{variant}/{item.path}", cache)
-    expected = vdir / item.path
-    if os.path.abspath(path) != os.path.abspath(expected):
-        _remove(path, blobs)
-        raise HubError(
-            f"The Hub at {hub.endpoint} answered {entry.repo_id} {item.path} for commit {entry.commit[:12]} "
-            f"with another commit's file ({path}). Refusing it; check HF_ENDPOINT."
-        )
-    found = verify_file(vdir, item, blobs)
-    if isinstance(found, FileProblem):
-        _remove(expected, blobs)
-        return item.path, None, found, 0
-    return item.path, found, None, item.size
-
-
-def _remove(path: Path, blobs: Path) -> None:
-    """Delete a snapshot file and, if it links into the repo's blobs, the blob it points to."""
+def _good_blob(blob: Path, item: ManifestEntry) -> bool:
+    """Whether the cache already holds this file's content, under its own name, as a regular file."""
     try:
-        if path.is_symlink():
-            real = Path(os.path.realpath(path))
-            if real.parent == Path(os.path.realpath(blobs)):
-                real.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
-    except IsADirectoryError:
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
+        st = os.lstat(blob)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != item.size:
+            return False
+        return digests_of(blob, item.size).for_kind(item.kind) == item.hash
+    except OSError:
+        return False
 
 
-def _quiet_client() -> None:
-    """Silence `huggingface_hub`'s own progress bars; sync reports progress itself."""
-    from huggingface_hub.utils import disable_progress_bars
+def apply(
+    plans: list[VariantPlan], hub: Hub, cache: Path, pool: ThreadPoolExecutor, result: SyncResult
+) -> list[VariantCheck]:
+    """Carry out the plans: clear, download every missing blob once (all at once), link, record, verify.
 
-    disable_progress_bars()
+    Nothing outside a variant's own folder is removed; no blob is ever deleted (another snapshot may link
+    to it); a download lands under its blob name only once it matched the lock.
+    """
+    downloads: dict[tuple[str, str], Future[FileProblem | Digests]] = {}
+    try:
+        for plan in plans:
+            vdir = variant_dir(plan.entry.repo_id, plan.entry.commit, plan.variant, cache)
+            real_folder(cache, vdir)
+            blobs = real_folder(cache, blob_path(plan.entry.repo_id, "", cache))
+            for rel in plan.clear:
+                _clear(vdir, vdir / rel)
+            for item in plan.fetch:
+                key = (plan.entry.repo_id, item.hash)
+                if key not in downloads:
+                    _clear(blobs, blobs / item.hash, folders_only=True)
+                    source = Source(
+                        plan.entry.repo_id, plan.entry.commit, f"build/{plan.variant}/{item.path}"
+                    )
+                    downloads[key] = pool.submit(fetch_blob, hub, source, item, blobs)
+        checks = []
+        for plan in plans:
+            checks.append(_finish(plan, cache, downloads, result))
+        return checks
+    except OSError as exc:
+        for future in downloads.values():
+            future.cancel()
+        raise CacheError(
+            f"Cannot write {exc.filename or 'a file'} in the Hugging Face cache at {cache} ({exc.strerror or exc}). "
+            f"Check the permissions and free space of the cache (HF_HUB_CACHE), then sync again."
+        ) from None
+
+
+def _finish(
+    plan: VariantPlan,
+    cache: Path,
+    downloads: dict[tuple[str, str], Future[FileProblem | Digests]],
+    result: SyncResult,
+) -> VariantCheck:
+    """Link a variant's files to their blobs once downloaded, write its record, and verify it."""
+    entry, variant = plan.entry, plan.variant
+    vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
+    blobs = blob_path(entry.repo_id, "", cache)
+    problems = []
+    linked = list(plan.link)
+    for item in plan.fetch:
+        got = downloads[(entry.repo_id, item.hash)].result()
+        if isinstance(got, FileProblem):
+            problems.append(dataclasses.replace(got, path=item.path))
+            continue
+        linked.append(item)
+        result.downloaded_files += 1
+        result.downloaded_bytes += item.size
+    fingerprints = dict(plan.keep)
+    blobs_real = os.path.realpath(blobs)
+    for item in linked:
+        path = vdir / item.path
+        real_folder(vdir, path.parent)
+        _symlink(os.path.relpath(blobs / item.hash, path.parent), path)
+        found = inspect_file(vdir, item, blobs_real)
+        if isinstance(found, Fingerprint):
+            fingerprints[item.path] = found
+        else:
+            problems.append(found)
+    record = record_for(entry, variant, list(plan.manifest))
+    if not problems:
+        record.verified = fingerprints
+    rpath = record_path(entry.repo_id, entry.commit, variant, cache)
+    real_folder(cache, rpath.parent)
+    write_record(rpath, record)
+    check = check_variant(entry, variant, cache=cache)
+    if problems:
+        check.status, check.problems = "corrupt", problems
+    return check
+
+
+def _clear(base: Path, path: Path, *, folders_only: bool = False) -> None:
+    """Remove one path under `base` (a folder with what is in it); never through a symlinked folder, never a link's target."""
+    if first_unsafe_folder(base, path.parent) is not None:
+        return  # a folder on the way is itself being cleared or replaced; what is behind it is not ours
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path)
+    elif not folders_only:
+        os.unlink(path)
+
+
+def _symlink(target: str, path: Path) -> None:
+    """Point `path` at `target` (relative), replacing whatever is there in one rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.link")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -35,6 +35,8 @@ from kernel_lock.cache import (
     Fingerprint,
     ManifestEntry,
     VariantRecord,
+    first_unsafe_folder,
+    hub_cache_dir,
     read_record,
     record_path,
     repo_dir,
@@ -138,6 +140,15 @@ def check_variant(
             )
         )
         return check
+    root = cache or hub_cache_dir()
+    for folder in (vdir, rpath.parent):
+        unsafe = first_unsafe_folder(root, folder)
+        if unsafe is not None:
+            check.status = "corrupt"
+            check.problems.append(
+                FileProblem(str(unsafe), "a symlink or a file where the cache needs a real folder")
+            )
+            return check
     if not vdir.is_dir():
         check.status = "missing"
         check.problems.append(FileProblem("", f"no folder {vdir}"))
@@ -166,7 +177,7 @@ def verify_files(
 ) -> tuple[list[FileProblem], dict[str, Fingerprint], int]:
     """Check a folder against a manifest: (problems, fingerprints of good files, number of files hashed)."""
     by_path = {e.path: e for e in manifest}
-    present, problems = _walk(vdir)
+    present, problems = walk(vdir)
     for rel in sorted(present - by_path.keys()):
         problems.append(FileProblem(rel, "extra file, not in the locked variant"))
     for rel in sorted(by_path.keys() - present):
@@ -183,8 +194,10 @@ def verify_files(
             fingerprints[rel] = found
         else:
             to_hash.append((entry, vdir / rel, found))
-    for entry, fp, actual in _hash_all(to_hash):
-        if actual != entry.hash:
+    for entry, fp, actual in hash_files(to_hash):
+        if isinstance(actual, OSError):
+            problems.append(FileProblem(entry.path, f"cannot be read ({actual.strerror})", entry.hash))
+        elif actual != entry.hash:
             problems.append(FileProblem(entry.path, "content changed", entry.hash, actual))
         else:
             fingerprints[entry.path] = fp
@@ -196,7 +209,9 @@ def verify_file(vdir: Path, entry: ManifestEntry, blobs: Path) -> FileProblem | 
     found = inspect_file(vdir, entry, os.path.realpath(blobs))
     if isinstance(found, FileProblem):
         return found
-    [(_, fp, actual)] = _hash_all([(entry, vdir / entry.path, found)])
+    [(_, fp, actual)] = hash_files([(entry, vdir / entry.path, found)])
+    if isinstance(actual, OSError):
+        return FileProblem(entry.path, f"cannot be read ({actual.strerror})", entry.hash)
     return fp if actual == entry.hash else FileProblem(entry.path, "content changed", entry.hash, actual)
 
 
@@ -225,7 +240,7 @@ def inspect_file(vdir: Path, entry: ManifestEntry, blobs_real: str) -> FileProbl
     )
 
 
-def _walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
+def walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
     """Relative paths of every non-directory under `vdir` (bytecode caches skipped); symlinked dirs are problems."""
     found: set[str] = set()
     problems: list[FileProblem] = []
@@ -245,17 +260,17 @@ def _walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
     return found, problems
 
 
-def _hash_all(
+def hash_files(
     jobs: list[tuple[ManifestEntry, Path, Fingerprint]],
-) -> list[tuple[ManifestEntry, Fingerprint, str]]:
-    """Hash files in parallel (hashlib releases the GIL), each read once."""
+) -> list[tuple[ManifestEntry, Fingerprint, str | OSError]]:
+    """Hash files in parallel (hashlib releases the GIL), each read once; a file that cannot be read gives its error."""
 
-    def one(job: tuple[ManifestEntry, Path, Fingerprint]) -> tuple[ManifestEntry, Fingerprint, str]:
+    def one(job: tuple[ManifestEntry, Path, Fingerprint]) -> tuple[ManifestEntry, Fingerprint, str | OSError]:
         entry, path, fp = job
         try:
             return entry, fp, hash_file(path, lfs=entry.kind == "lfs")
         except OSError as exc:
-            return entry, fp, f"unreadable: {exc.strerror}"
+            return entry, fp, exc
 
     if len(jobs) <= 1:
         return [one(j) for j in jobs]

@@ -10,7 +10,6 @@ verifying it. Set `KERNEL_LOCK_COUNTS=/path/file.jsonl` to collect the number of
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -216,7 +215,7 @@ def test_sync_survives_status_bursts_on_listings_and_downloads(hub_env, locked, 
         Fault("status", match=r"/resolve/.*/__init__\.py$", count=1, status=503, method="GET", retry_after=0),
         Fault("status", match=r"^/cdn/", count=1, status=429, retry_after=0),
         Fault(
-            "status", match=r"/resolve/.*/metadata\.json$", count=1, status=429, method="HEAD", retry_after=0
+            "status", match=r"/resolve/.*/metadata\.json$", count=1, status=429, method="GET", retry_after=0
         ),
     )
     run = cli("sync", "--project", str(locked))
@@ -260,23 +259,28 @@ def test_download_stalled_past_its_timeout_is_retried(hub_env, locked, cli, monk
     assert cli("verify", "--project", str(locked), "--full").exit_code == 0
 
 
-def test_download_failing_through_huggingface_hubs_own_retries_is_retried(hub_env, locked, cli) -> None:
-    # huggingface_hub makes 1 + 6 HEAD attempts per download (one plain, then http_backoff); 7 failures exhaust them.
+def test_download_failing_all_but_its_last_attempt_is_retried(hub_env, locked, cli) -> None:
+    # One GET per attempt, MAX_ATTEMPTS (5) attempts per file: four failures in a row are survived.
     faults = Injector(hub_env)
     faults.add(
         Fault(
-            "status", match=r"relu/resolve/.*/layers\.py$", method="HEAD", count=7, status=503, retry_after=0
+            "status", match=r"relu/resolve/.*/layers\.py$", method="GET", count=4, status=503, retry_after=0
         )
     )
     run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT)
     assert run.exit_code == 0, run.stderr
-    assert faults.survived() == 7
-    heads = [
-        r
-        for r in hub_env.requests
-        if r.method == "HEAD" and re.search(r"relu/resolve/.*/layers\.py$", r.path)
-    ]
-    assert [r.status for r in heads] == [503] * 7 + [200]
+    assert faults.survived() == 4
+    served = [r.status for r in hub_env.requests if r.path.endswith("/layers.py") and "relu" in r.path]
+    assert served == [503, 503, 503, 503, 200]
+
+
+def test_download_failing_every_attempt_fails_cleanly(hub_env, locked, cli) -> None:
+    hub_env.add_fault(Fault("status", match=r"relu/resolve/.*/layers\.py$", count=None, status=503))
+    run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT)
+    assert_clean_error(run, 3, "kernels-community/relu", "layers.py", "(HTTP 503) after 5 attempt(s)")
+    nothing_accepted(locked / "kernels.lock")
+    COUNTS["faults_injected"] += faulted_requests(hub_env)
+    COUNTS["persistent_faults_failed_cleanly"] += 1
 
 
 # -- sync: persistent faults ---------------------------------------------------------------------------------
