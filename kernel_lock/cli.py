@@ -657,7 +657,7 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
 
 
 @main.command()
-@click.argument("repo")
+@click.argument("repos", nargs=-1, required=True, metavar="REPO[@VERSION|@REVISION]...")
 @project_option
 @click.option("--version", "version", type=click.IntRange(min=0), help="Major version (default: the newest).")
 @click.option("--revision", metavar="REV", help="A branch, tag or 40-hex commit instead of a version.")
@@ -668,37 +668,49 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
 def add(
     *,
     out: Output,
-    repo: str,
+    repos: tuple[str, ...],
     project: Path | None,
     version: int | None,
     revision: str | None,
     trust_remote_code: bool,
 ) -> int:
-    """Add REPO to [tool.kernels.dependencies] (keeping the rest of pyproject.toml) and update the lock."""
-    from kernel_lock.locking import add_dependency
-    from kernel_lock.reports import AddReport, LockChanges
+    """Require each REPO in [tool.kernels.dependencies] (keeping the rest of pyproject.toml) and lock.
+
+    `org/name@2` requires version 2, `org/name@main` a revision; otherwise --version or
+    --revision, or else the newest major version. A repo already required is updated.
+    """
+    from kernel_lock.locking import add_dependencies, parse_add_spec
+    from kernel_lock.reports import AddedKernel, AddReport, LockChanges
 
     if version is not None and revision is not None:
         raise errors.ConfigError("Give --version or --revision, not both.")
-    added = add_dependency(
-        repo, project, version=version, revision=revision, trust_remote_code=trust_remote_code
-    )
-    pyproject = added.lock.path.parent / "pyproject.toml"
-    requirement = added.dependency.describe()
-    if added.action == "added":
-        out.note(f"Added {repo} ({requirement}) to {pyproject}")
-    elif added.action == "updated":
-        assert added.before is not None
-        out.note(f"Updated {repo} from {added.before.describe()} to {requirement} in {pyproject}")
-    else:
-        out.note(f"{repo} already requires {requirement} in {pyproject}")
-    print_changes(out, added.lock)
+    requests: dict[str, tuple[int | None, str | None]] = {}
+    for spec in repos:
+        repo_id, pinned_version, pinned_revision = parse_add_spec(spec)
+        pinned = pinned_version is not None or pinned_revision is not None
+        if pinned and (version is not None or revision is not None):
+            raise errors.ConfigError(f"{spec} names its version; drop --version/--revision, or the @ part.")
+        requests[repo_id] = (pinned_version, pinned_revision) if pinned else (version, revision)
+    result = add_dependencies(requests, project, trust_remote_code=trust_remote_code)
+    pyproject = result.lock.path.parent / "pyproject.toml"
+    for added in result.added:
+        requirement = added.dependency.describe()
+        if added.action == "added":
+            out.note(f"Added {added.repo_id} ({requirement}) to {pyproject}")
+        elif added.before is not None and added.action == "updated":
+            out.note(
+                f"Updated {added.repo_id} from {added.before.describe()} to {requirement} in {pyproject}"
+            )
+        else:
+            out.note(f"{added.repo_id} already requires {requirement} in {pyproject}")
+    print_changes(out, result.lock)
     out.result(
         AddReport(
-            **LockChanges.of(added.lock).model_dump(),
-            repo_id=repo,
-            requirement=requirement,
-            action=added.action,
+            **LockChanges.of(result.lock).model_dump(),
+            kernels=[
+                AddedKernel(repo_id=a.repo_id, requirement=a.dependency.describe(), action=a.action)
+                for a in result.added
+            ],
         )
     )
     return EXIT_OK
@@ -715,8 +727,13 @@ def remove(*, out: Output, repo: str, project: Path | None) -> int:
 
     result = remove_dependency(repo, project)
     out.note(f"Removed {repo} from {result.path.parent / 'pyproject.toml'}")
+    required_by = sorted(
+        {r.kernel for k in result.lock.kernel if k.requested_repo == repo for r in k.required_by}
+    )
+    if required_by:
+        out.note(f"{repo} stays in the lock: required by {', '.join(required_by)}.")
     print_changes(out, result)
-    out.result(RemoveReport(**LockChanges.of(result).model_dump(), repo_id=repo))
+    out.result(RemoveReport(**LockChanges.of(result).model_dump(), repo_id=repo, required_by=required_by))
     return EXIT_OK
 
 

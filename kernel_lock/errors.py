@@ -60,6 +60,40 @@ class ResolutionError(KernelLockError):
         self.request_id = request_id
 
 
+class NoSuchVersion(ResolutionError):
+    """A required major version has no `vN` branch; `available` lists the versions there are."""
+
+    code = "no-such-version"
+
+    def __init__(self, repo_id: str, version: int, available: Sequence[int], how: str | None = None) -> None:
+        self.repo_id, self.version, self.available = repo_id, version, tuple(available)
+        listed = ", ".join(map(str, self.available)) or "none"
+        super().__init__(
+            f"{repo_id} has no version {version} (no branch v{version}). Available versions: {listed}. "
+            + (how or "Set the version in pyproject.toml to one of them.")
+        )
+
+
+class UntrustedPublisher(ResolutionError):
+    """A kernel's organization is not a trusted kernel publisher and the project did not opt in."""
+
+    code = "untrusted-publisher"
+
+    def __init__(self, repo_id: str, org: str, parent: str | None, how: str | None = None) -> None:
+        self.repo_id, self.org, self.parent = repo_id, org, parent
+        who = repo_id if parent is None else f"{repo_id} (required by {parent})"
+        if how is None:
+            how = (
+                "set { version = ..., trust-remote-code = true } on its entry in [tool.kernels.dependencies]"
+                if parent is None
+                else f'add trust-remote-code = ["{repo_id}"] under [tool.kernels]'
+            ) + " in pyproject.toml"
+        super().__init__(
+            f"{who} is published by {org}, which is not a trusted kernel publisher on the Hub. If you have "
+            f"reviewed its code and trust it, {how}."
+        )
+
+
 class VariantError(KernelLockError):
     """A target is malformed, or no build variant fits it."""
 

@@ -199,6 +199,7 @@ def import_lock(
     `[tool.kernels.dependencies]`, else the lock must match what it declares.
     Nothing is written on any error.
     """
+    from kernel_lock.edit import set_dependencies
     from kernel_lock.hub import Hub
     from kernel_lock.locking import lock_differences
     from kernel_lock.resolve import lock_dependencies
@@ -261,7 +262,7 @@ def import_lock(
     added: dict[str, Dependency] = {}
     if not declared:
         added = dict(sorted(direct.items()))
-        atomic_write(root / PYPROJECT, _with_dependencies(pyproject_text, added).encode("utf-8"))
+        atomic_write(root / PYPROJECT, set_dependencies(pyproject_text, added).encode("utf-8"))
         written.append(root / PYPROJECT)
     if write_lock(lockfile, lock):
         written.append(lockfile)
@@ -447,30 +448,3 @@ def _check_legacy_hashes(source: Path, parsed: LegacyLockFile, lock: Lock) -> No
             f"was written, or the lock file was edited; nothing was imported. Check where the file came from, or "
             f"lock afresh with `kernel-lock lock`."
         )
-
-
-def _with_dependencies(text: str, dependencies: dict[str, Dependency]) -> str:
-    """`pyproject.toml` text with `[tool.kernels.dependencies]` set, the rest of the file kept as it was."""
-    import tomlkit
-
-    doc = tomlkit.parse(text)
-    tool = doc.get("tool")
-    if tool is None:
-        tool = tomlkit.table(is_super_table=True)
-        doc["tool"] = tool
-    kernels = tool.get("kernels")
-    if kernels is None:
-        kernels = tomlkit.table(is_super_table=True)
-        tool["kernels"] = kernels
-    table = tomlkit.table()
-    for repo, dep in dependencies.items():
-        if dep.version is not None:
-            table[repo] = dep.version
-        else:
-            value = tomlkit.inline_table()  # spaced as the README writes it: { revision = "..." }
-            value.add(tomlkit.ws(" "))
-            value.add("revision", dep.revision)
-            value.add(tomlkit.ws(" "))
-            table[repo] = value
-    kernels["dependencies"] = table
-    return tomlkit.dumps(doc)

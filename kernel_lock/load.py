@@ -59,6 +59,11 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
         looked.append(f"{where} (absent)")
     if not distributions:
         looked.append("the metadata of the calling package (no installed distribution provides it)")
+    beside = _lock_beside(caller)
+    if beside is not None:
+        return read_lock(beside)
+    if caller is not None and getattr(caller, "__file__", None):
+        looked.append(f"the folders above {caller.__file__} (none holds a {LOCKFILE})")
     here = find_project_root(None) / LOCKFILE
     if here.is_file():
         return read_lock(here)
@@ -67,6 +72,20 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
         "No kernels.lock found. Looked at: " + "; ".join(looked) + ". Pass lockfile=..., set "
         f"{env.LOCK_FILE}, or build your package with kernel-lock so it carries its kernels.lock."
     )
+
+
+def _lock_beside(caller: ModuleType | None) -> Path | None:
+    """The `kernels.lock` nearest above the calling module's file, so `python /path/app.py` works from anywhere."""
+    from kernel_lock.config import LOCKFILE
+
+    file = getattr(caller, "__file__", None) if caller is not None else None
+    if not file:
+        return None
+    folder = Path(file).resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / LOCKFILE).is_file():
+            return candidate / LOCKFILE
+    return None
 
 
 def _caller_distributions(caller: ModuleType | None) -> list[importlib.metadata.Distribution]:
@@ -94,6 +113,8 @@ def _calling_module() -> ModuleType | None:
 def get_kernel(
     repo_id: str,
     *,
+    version: int | None = None,
+    revision: str | None = None,
     lockfile: str | os.PathLike[str] | None = None,
     target: Target | str | None = None,
     download: bool = False,
@@ -103,21 +124,28 @@ def get_kernel(
     The variant is the one the `kernels` library would pick for this environment
     (or for `target`). With `download=True` a variant that is not synced yet is
     synced first (and verified as `kernel-lock sync` does); otherwise nothing
-    touches the network.
+    touches the network. `version=` / `revision=`, as `kernels.get_kernel` takes
+    them, must be what the lock holds for `repo_id` (a `LockfileError` if not).
     """
     known = lockfile if lockfile is not None else env.lock_file()
-    if known and target is None:
+    if known and target is None and version is None and revision is None:
         from kernel_lock.quickload import quick_get_kernel
 
         module = quick_get_kernel(Path(known), repo_id)
         if module is not None:
             return module
     lock = find_lock(lockfile, caller=_calling_module())
-    return load_locked(lock, repo_id, target=target, download=download)
+    return load_locked(lock, repo_id, target=target, download=download, version=version, revision=revision)
 
 
 def load_locked(
-    lock: Lock, repo_id: str, *, target: Target | str | None = None, download: bool = False
+    lock: Lock,
+    repo_id: str,
+    *,
+    target: Target | str | None = None,
+    download: bool = False,
+    version: int | None = None,
+    revision: str | None = None,
 ) -> ModuleType:
     """`get_kernel` for a lock already in hand."""
     from kernel_lock.target import default_target, parse_target
@@ -129,8 +157,36 @@ def load_locked(
             f"{repo_id} is not in kernels.lock (locked: {locked}). Add it to [tool.kernels.dependencies] "
             f"and run `kernel-lock lock` and `kernel-lock sync`."
         )
+    _check_requested(entry, version, revision)
     chosen = parse_target(target) if isinstance(target, str) else target or default_target()
     return _load_entry(lock, entry, chosen, download=download, chain=())
+
+
+def _check_requested(entry: LockedKernel, version: int | None, revision: str | None) -> None:
+    """A `LockfileError` where `get_kernel(..., version=, revision=)` asks for other than what is locked."""
+    if version is not None and revision is not None:
+        raise LockfileError(f"get_kernel({entry.requested_repo!r}): give version= or revision=, not both.")
+    asked = (
+        f"version {version}"
+        if version is not None
+        else f"revision {revision}"
+        if revision is not None
+        else None
+    )
+    if asked is None:
+        return
+    same = (
+        entry.version == version
+        if version is not None
+        else revision in (entry.revision, entry.ref, entry.commit)
+    )
+    if not same:
+        raise LockfileError(
+            f"get_kernel({entry.requested_repo!r}) asks for {asked}, but kernels.lock holds "
+            f"{entry.requirement().describe()} (commit {entry.commit[:12]}). Change the call, or require {asked} "
+            f"in [tool.kernels.dependencies] (`kernel-lock add {entry.requested_repo} "
+            f"{'--version ' + str(version) if version is not None else '--revision ' + str(revision)}`) and sync."
+        )
 
 
 def load_entry(lock: Lock, entry: LockedKernel, *, target: Target) -> ModuleType:
@@ -158,13 +214,30 @@ def _load_entry(
                 deps[dep.requested_repo] = deps[dep.repo_id] = _load_entry(
                     lock, dep, target, download=download, chain=(*chain, entry.key)
                 )
-            module = _verify_and_import(entry, variant, download=download, deps=deps)
+            module = _verify_and_import(entry, variant, download=download, deps=deps, target=target)
             _loaded[key] = module
     return module
 
 
+def _synced_elsewhere(entry: LockedKernel, variant: str, target: Target) -> str:
+    """` Synced: V (for ENV); this machine is ENV.` where another environment's variant is synced (else empty).
+
+    The usual cause is a sync for another target (a Docker build stage without torch, say).
+    """
+    from kernel_lock.variants import describe_variant
+    from kernel_lock.verify import check_variant
+
+    others = [
+        v for v in sorted(entry.variants) if v != variant and check_variant(entry, v).status != "missing"
+    ]
+    if not others:
+        return ""
+    synced = ", ".join(f"{v} (for {describe_variant(v)})" for v in others)
+    return f" Synced: {synced}; this environment is {target.describe()}, which loads {variant}."
+
+
 def _verify_and_import(
-    entry: LockedKernel, variant: str, *, download: bool, deps: dict[str, ModuleType]
+    entry: LockedKernel, variant: str, *, download: bool, deps: dict[str, ModuleType], target: Target
 ) -> ModuleType:
     from kernel_lock.pydeps import missing, python_depends
     from kernel_lock.verify import check_variant
@@ -177,8 +250,9 @@ def _verify_and_import(
         check = check_variant(entry, variant)
     if check.status == "missing":
         raise NotSyncedError(
-            f"{check.error()} Run `kernel-lock sync --variant {variant}` (or `kernel-lock sync` on a machine "
-            f"like this one) before loading, or call get_kernel(..., download=True)."
+            f"{check.error()}{_synced_elsewhere(entry, variant, target)} Run `kernel-lock sync --variant {variant}` "
+            f"(or `kernel-lock sync` on a machine like this one) before loading, or call "
+            f"get_kernel(..., download=True)."
         )
     if not check.ok:
         raise check.error()

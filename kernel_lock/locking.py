@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,8 +22,10 @@ from kernel_lock.errors import (
     ConfigError,
     KernelLockError,
     LockOutOfDate,
+    NoSuchVersion,
     RangeSpecifierError,
     ResolutionError,
+    UntrustedPublisher,
 )
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
@@ -42,6 +45,10 @@ class Change:
     def __str__(self) -> str:
         mark = {"added": "+", "removed": "-", "updated": "~", "commit-moved": "~"}[self.change]
         text = f"{mark} {self.repo_id}{'' if self.direct else ' (dependency)'}"
+        if self.before == self.after:
+            return (
+                f"{text} {self.after} ({'now required directly' if self.direct else 'now only a dependency'})"
+            )
         if self.before and self.after:
             return f"{text} {self.before} \N{RIGHTWARDS ARROW} {self.after}"
         return f"{text} {self.before or self.after}"
@@ -276,13 +283,13 @@ def _read_pyproject(project: Path | None) -> tuple[Path, str]:
     return root, text
 
 
-@dataclass
-class AddResult:
-    """What `add_dependency` did: the requirement, the one it replaced (None if new), the lock."""
+@dataclass(frozen=True)
+class Added:
+    """One repo `add` required: the requirement, and the one it replaced (None if new)."""
 
+    repo_id: str
     dependency: Dependency
     before: Dependency | None
-    lock: LockResult
 
     @property
     def action(self) -> Literal["added", "updated", "unchanged"]:
@@ -291,39 +298,96 @@ class AddResult:
         return "unchanged" if self.before == self.dependency else "updated"
 
 
-def add_dependency(
-    repo_id: str,
+@dataclass
+class AddResult:
+    """What `add_dependencies` did: each repo's requirement, and the lock."""
+
+    added: list[Added]
+    lock: LockResult
+
+
+def parse_add_spec(spec: str) -> tuple[str, int | None, str | None]:
+    """`org/name`, `org/name@2` (version 2) or `org/name@main` (a revision) as (repo, version, revision)."""
+    repo_id, _, pin = spec.partition("@")
+    if not is_repo_id(repo_id) or (_ and not pin):
+        raise ConfigError(
+            f"{spec!r} is not a repo id; write it as org/name, optionally with @VERSION or @REVISION, "
+            f"e.g. kernels-community/activation or kernels-community/activation@1."
+        )
+    if not pin:
+        return repo_id, None, None
+    return (repo_id, int(pin), None) if pin.isdigit() else (repo_id, None, pin)
+
+
+def add_dependencies(
+    requests: Mapping[str, tuple[int | None, str | None]],
     project: Path | None = None,
     *,
-    version: int | None = None,
-    revision: str | None = None,
     trust_remote_code: bool = False,
     endpoint: str | None = None,
 ) -> AddResult:
-    """Require `repo_id` in `pyproject.toml` (newest major version unless told) and update the lock.
+    """Require each repo (at its version or revision; the newest major where neither) and update the lock.
 
-    Nothing is written unless the new requirement resolves.
+    A repo already required keeps its other settings (signers, trust). Nothing is
+    written unless every requirement resolves; errors name the `add` options to use.
     """
-    from kernel_lock.edit import set_dependency
-    from kernel_lock.hub import Hub
+    from concurrent.futures import ThreadPoolExecutor
 
-    if not is_repo_id(repo_id):
-        raise ConfigError(
-            f"{repo_id!r} is not a repo id; write it as org/name, e.g. kernels-community/activation."
-        )
+    from kernel_lock.edit import set_dependencies
+    from kernel_lock.hub import Hub
+    from kernel_lock.resolve import follow_redirects
+
     root, text = _read_pyproject(project)
-    if version is None and revision is None:
-        versions = Hub(endpoint).refs(repo_id).versions()
-        if not versions:
-            raise ResolutionError(
-                f"{repo_id} has no major versions (no vN branches). Add it with --revision <branch, tag or commit>."
-            )
-        version = max(versions)
-    dep = Dependency(version=version, revision=revision, trust_remote_code=trust_remote_code)
-    before = _edited_project(root, text).dependencies.get(repo_id)
-    new_text = set_dependency(text, repo_id, dep)
-    result = lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
-    return AddResult(dep, before, result)
+    declared = _edited_project(root, text).dependencies
+    hub = Hub(endpoint)
+    newest_needed = [
+        repo for repo, (version, revision) in requests.items() if version is None and revision is None
+    ]
+    with ThreadPoolExecutor(max_workers=8) as side, ThreadPoolExecutor(max_workers=8) as pool:
+        found = pool.map(lambda r: follow_redirects(r, hub, side)[1], newest_needed)
+        refs = dict(zip(newest_needed, found, strict=True))
+    added = []
+    for repo_id, (version, revision) in requests.items():
+        if version is None and revision is None:
+            versions = refs[repo_id].versions()
+            if not versions:
+                raise ResolutionError(
+                    f"{repo_id} has no major versions (no vN branches). Add it with `kernel-lock add {repo_id} "
+                    f"--revision <branch, tag or commit>`."
+                )
+            version = max(versions)
+        before = declared.get(repo_id)
+        dep = Dependency(
+            version=version,
+            revision=revision,
+            trust_remote_code=trust_remote_code or (before is not None and before.trust_remote_code),
+            signers=before.signers if before else (),
+            require_signature=before.require_signature if before else None,
+        )
+        added.append(Added(repo_id, dep, before))
+    new_text = set_dependencies(text, {a.repo_id: a.dependency for a in added})
+    try:
+        result = lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
+    except NoSuchVersion as exc:
+        if exc.repo_id not in requests:
+            raise
+        newest = f"--version {max(exc.available)}" if exc.available else "--revision <branch, tag or commit>"
+        raise NoSuchVersion(
+            exc.repo_id,
+            exc.version,
+            exc.available,
+            how=f"Pick one: `kernel-lock add {exc.repo_id} {newest}`.",
+        ) from None
+    except UntrustedPublisher as exc:
+        if exc.parent is not None or exc.repo_id not in requests:
+            raise
+        raise UntrustedPublisher(
+            exc.repo_id,
+            exc.org,
+            None,
+            how=f"add it with `kernel-lock add {exc.repo_id} --trust-remote-code`",
+        ) from None
+    return AddResult(added, result)
 
 
 def remove_dependency(

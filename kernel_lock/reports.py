@@ -226,18 +226,27 @@ class VersionsReport(Report):
     versions: list[VersionReport]
 
 
-class AddReport(LockChanges, Report):
-    """`kernel-lock add --json`."""
+class AddedKernel(JsonModel):
+    """One repo `add` required."""
 
     repo_id: str
     requirement: str
     action: Literal["added", "updated", "unchanged"]
 
 
+class AddReport(LockChanges, Report):
+    """`kernel-lock add --json`."""
+
+    kernels: list[AddedKernel] = Field(description="Each repo named, in the order given")
+
+
 class RemoveReport(LockChanges, Report):
     """`kernel-lock remove --json`."""
 
     repo_id: str
+    required_by: list[str] = Field(
+        description="Locked kernels that still require it (it stays in the lock as their dependency)"
+    )
 
 
 class ImportReport(Report):

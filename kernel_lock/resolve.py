@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from kernel_lock import tomlread
 from kernel_lock.cache import RECORD_DIR, repo_dir
 from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id
-from kernel_lock.errors import HubError, KernelLockWarning, ResolutionError
+from kernel_lock.errors import HubError, KernelLockWarning, NoSuchVersion, ResolutionError, UntrustedPublisher
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, variant_hash
 from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, Trust, kernel_key
@@ -219,8 +219,9 @@ def _notice_newer_version(repo_id: str, dep: Dependency, refs: Refs) -> None:
     newest = max(refs.versions(), default=None)
     if dep.version is not None and newest is not None and newest > dep.version:
         warnings.warn(
-            f"{repo_id}: version {dep.version} is locked, but version {newest} is available "
-            f"(`kernel-lock versions {repo_id}` lists them; majors may change the API).",
+            f"{repo_id}: version {dep.version} is locked, but version {newest} is available; "
+            f"`kernel-lock add {repo_id} --version {newest}` moves to it (majors may change the API; "
+            f"`kernel-lock versions {repo_id}` lists them).",
             KernelLockWarning,
             stacklevel=2,
         )
@@ -234,17 +235,7 @@ def _trust(
         return "trusted-publisher"
     if dep.trust_remote_code or repo_id in allowlist or target in allowlist:
         return "trust-remote-code"
-    org = target.split("/", 1)[0]
-    if parent is None:
-        how = "set { version = ..., trust-remote-code = true } on its entry in [tool.kernels.dependencies]"
-        who = f"{repo_id}"
-    else:
-        how = f'add trust-remote-code = ["{repo_id}"] under [tool.kernels]'
-        who = f"{repo_id} (required by {parent})"
-    raise ResolutionError(
-        f"{who} is published by {org}, which is not a trusted kernel publisher on the Hub. If you have reviewed "
-        f"its code and trust it, {how} in pyproject.toml."
-    )
+    raise UntrustedPublisher(repo_id, target.split("/", 1)[0], parent)
 
 
 def variant_files_named(tree: Iterable[TreeEntry], name: str) -> dict[str, str]:
@@ -479,11 +470,7 @@ def _pick_commit(repo_id: str, dep: Dependency, refs: Refs) -> tuple[str, str]:
     if dep.version is not None:
         versions = refs.versions()
         if dep.version not in versions:
-            available = ", ".join(str(v) for v in sorted(versions)) or "none"
-            raise ResolutionError(
-                f"{repo_id} has no version {dep.version} (no branch v{dep.version}). Available versions: "
-                f"{available}. Set the version in pyproject.toml to one of them."
-            )
+            raise NoSuchVersion(repo_id, dep.version, sorted(versions))
         return f"v{dep.version}", versions[dep.version]
     revision = dep.revision or ""
     branches, tags = refs.branch_heads, refs.tag_commits

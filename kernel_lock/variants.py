@@ -92,6 +92,21 @@ def parse_variant(name: str) -> Variant:
     raise _not_a_variant(name)
 
 
+def describe_variant(name: str) -> str:
+    """The environment a variant is built for, in words: `torch >= 2.10, CUDA 12.8, x86_64-linux`."""
+    try:
+        v = parse_variant(name)
+    except VariantError:
+        return "an unknown environment"
+    if v.framework == "noarch":
+        return (
+            f"any environment with the {v.backend} backend" if v.backend != "universal" else "any environment"
+        )
+    assert v.version is not None
+    torch = {"torch": "torch ", "torch-stable-abi": "torch >= ", "tvm-ffi": "tvm-ffi "}[v.framework]
+    return f"{torch}{_dotted(v.version)}, {backend_label(v.backend, v.backend_version)}, {v.arch}-{v.os}"
+
+
 def _dotted(version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
 

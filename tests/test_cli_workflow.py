@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,134 @@ def test_detection_without_torch_warns(tmp_path: Path, hub_env, make_project, cl
     assert "torch is not importable here" in run.stderr and "--target" in run.stderr
     assert any("torch is not importable here" in w for w in data["warnings"])
     assert {k["variant"] for k in data["kernels"]} <= {"torch-universal", "torch-cpu", None}
+
+
+def short(root: Path, repo: str) -> str:
+    """`v2 (97406b2)`: how a change summary names a locked entry."""
+    entry = read_lock(root / "kernels.lock").find(repo)
+    assert entry is not None
+    return f"v{entry.version} ({entry.commit[:7]})"
+
+
+def test_lock_add_and_remove_print_what_changed(hub_env, hub_fixtures, make_project, cli) -> None:
+    root = make_project(RELU_V1)
+    first = cli("lock", "--project", str(root))
+    assert first.exit_code == 0
+    v1 = short(root, "kernels-community/relu")
+    assert first.stdout.splitlines()[0] == f"+ kernels-community/relu {v1}"
+    assert "`kernel-lock add kernels-community/relu --version 2` moves to it" in first.stderr
+
+    up = cli("add", "kernels-community/relu", "--version", "2", "--project", str(root))
+    assert up.exit_code == 0, up.stderr
+    assert (
+        "Updated kernels-community/relu from version 1 to version 2" in up.stderr and "Added" not in up.stderr
+    )
+    v2 = short(root, "kernels-community/relu")
+    lines = up.stdout.splitlines()
+    assert f"~ kernels-community/relu {v1} → {v2}" in lines
+    assert any(line.startswith("+ kernels-community/activation (dependency) v1 (") for line in lines)
+
+    same = cli("add", "kernels-community/relu", "--version", "2", "--project", str(root), "--json")
+    assert same.json()["kernels"][0]["action"] == "unchanged" and same.json()["changes"] == []
+    assert "already requires version 2" in same.stderr
+
+    hub_fixtures.relu.commit(repo_files(["torch-cpu"], seed="moved"), branch="v2", message="moved on")
+    moved = cli("lock", "--upgrade", "--project", str(root), "--json")
+    [change] = [c for c in moved.json()["changes"] if c["repo-id"] == "kernels-community/relu"]
+    assert change["change"] == "commit-moved" and change["before"] == v2
+    assert change["after"] == short(root, "kernels-community/relu") != v2
+
+    gone = cli("remove", "kernels-community/relu", "--project", str(root))
+    assert gone.stdout.splitlines()[0].startswith("- kernels-community/relu v2 (")
+
+
+def test_remove_of_a_kernel_still_required_says_it_stays(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2, '"kernels-community/activation" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    run = cli("remove", "kernels-community/activation", "--project", str(root), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["required-by"] == ["kernels-community/relu@v2"]
+    text = cli("add", "kernels-community/activation", "--version", "1", "--project", str(root))
+    assert "~ kernels-community/activation" in text.stdout and "now required directly" in text.stdout
+    again = cli("remove", "kernels-community/activation", "--project", str(root))
+    assert (
+        "kernels-community/activation stays in the lock: required by kernels-community/relu@v2."
+        in again.stderr
+    )
+    assert "now only a dependency" in again.stdout
+    entry = [
+        k
+        for k in read_lock(root / "kernels.lock").kernel
+        if k.requested_repo == "kernels-community/activation"
+    ]
+    assert len(entry) == 1 and not entry[0].direct
+
+
+def test_lock_check_counts_every_locked_kernel(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    run = cli("lock", "--check", "--project", str(root))
+    assert run.exit_code == 0 and "up to date (2 kernel(s);" in run.stdout  # relu and, through it, activation
+
+
+def test_add_keeps_the_entrys_own_spacing_and_other_keys(hub_env, tmp_path: Path, cli) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.kernels.dependencies]\n"
+        '"kernels-community/relu" = {version = 1, require-signature = false}  # tight, as I like it\n'
+    )
+    run = cli("add", "kernels-community/relu", "--version", "2", "--project", str(tmp_path))
+    assert run.exit_code == 0, run.stderr
+    assert (tmp_path / "pyproject.toml").read_text() == (
+        "[tool.kernels.dependencies]\n"
+        '"kernels-community/relu" = {version = 2, require-signature = false}  # tight, as I like it\n'
+    )
+    run = cli("add", "kernels-community/activation", "--revision", "v1", "--project", str(tmp_path))
+    assert run.exit_code == 0, run.stderr
+    assert '"kernels-community/activation" = {revision = "v1"}\n' in (tmp_path / "pyproject.toml").read_text()
+
+
+def test_show_is_marked_as_an_alias(cli) -> None:
+    text = cli("--help").stdout
+    assert re.search(r"^  show +Alias of `status`\.$", text, re.MULTILINE)
+
+
+def test_add_errors_name_the_add_options(hub_env, make_project, tmp_path: Path, cli) -> None:
+    root = make_project()
+    before = (root / "pyproject.toml").read_text()
+    seven = cli("add", "kernels-community/relu", "--version", "7", "--project", str(root), "--json")
+    assert seven.exit_code == 2 and seven.json()["error"]["code"] == "no-such-version"
+    message = seven.json()["error"]["message"]
+    assert (
+        "Available versions: 1, 2" in message
+        and "`kernel-lock add kernels-community/relu --version 2`" in message
+    )
+    assert "pyproject.toml" not in message
+    untrusted = cli("add", "my-org/untrusted-kernel", "--project", str(root), "--json")
+    assert untrusted.json()["error"]["code"] == "untrusted-publisher"
+    assert (
+        "`kernel-lock add my-org/untrusted-kernel --trust-remote-code`"
+        in untrusted.json()["error"]["message"]
+    )
+    assert (root / "pyproject.toml").read_text() == before and not (root / "kernels.lock").exists()
+    trusted = cli("add", "my-org/untrusted-kernel", "--trust-remote-code", "--project", str(root))
+    assert trusted.exit_code == 0, trusted.stderr
+    bad = cli("add", "kernels-community/relu@", "--project", str(root))
+    assert bad.exit_code == 2 and "@VERSION" in bad.stderr
+
+
+def test_add_several_pinned_and_a_redirecting_repo(hub_env, make_project, cli) -> None:
+    root = make_project()
+    run = cli(
+        "add", "kernels-community/relu@1", "kernels-community/old-relu", "--project", str(root), "--json"
+    )
+    assert run.exit_code == 0, run.stderr
+    assert [(k["repo-id"], k["requirement"], k["action"]) for k in run.json()["kernels"]] == [
+        ("kernels-community/relu", "version 1", "added"),
+        ("kernels-community/old-relu", "version 2", "added"),  # the newest of the repo it redirects to
+    ]
+    text = (root / "pyproject.toml").read_text()
+    assert '"kernels-community/relu" = 1\n"kernels-community/old-relu" = 2\n' in text
+    lock = read_lock(root / "kernels.lock")
+    assert lock.find("kernels-community/old-relu").redirected_from == "kernels-community/old-relu"
+    both = cli("add", "kernels-community/relu@1", "--version", "2", "--project", str(root))
+    assert both.exit_code == 2 and "names its version" in both.stderr
