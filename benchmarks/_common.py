@@ -1,14 +1,17 @@
-"""Shared helpers of the side-by-side benchmarks (`bench_lock.py`, `bench_sync.py`).
+"""Shared helpers of the benchmarks: where the tools are, their environment, timing, statistics, tables.
 
 Everything runs against `kernel_lock.testing.LocalHub` in *this* process; the tools under test run as
-subprocesses (their own interpreters), so the server and the client never share a GIL.
+subprocesses (their own interpreters), so the server and the client never share a GIL. Scripts a child
+interpreter runs are files in `children/`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+CHILDREN = Path(__file__).resolve().parent / "children"
 REFERENCE_VARIANTS = ROOT / "tests" / "data" / "real-variant-names.txt"
 # Interpreter and console scripts of the venv this script runs in (fall back to the repo's .venv).
 BIN = (
@@ -31,6 +35,7 @@ BIN = (
 PYTHON = str(BIN / "python")
 KERNEL_LOCK = str(BIN / "kernel-lock")
 KERNELS = str(BIN / "kernels")
+UNREACHABLE = "http://127.0.0.1:9"  # an endpoint nothing answers: offline runs must not need one
 
 _FALLBACK_REAL = [
     "torch-cpu",
@@ -70,11 +75,13 @@ def variant_names(n: int) -> list[str]:
     return sorted(names[:n])
 
 
-def hub_env(url: str, cache: Path | None) -> dict[str, str]:
+def hub_env(url: str, cache: Path | None, *, pycache: Path | None = None) -> dict[str, str]:
     """Environment for a tool talking to the local Hub.
 
     `HF_HUB_USER_AGENT_ORIGIN` is set because kernels 0.17.2 with telemetry off sends a User-Agent ending
-    in "; ", which the HTTP library rejects.
+    in "; ", which the HTTP library rejects. With `pycache`, every module's bytecode is kept in that scratch
+    tree: installed packages come with bytecode, and an editable checkout under PYTHONDONTWRITEBYTECODE=1
+    would make kernel-lock (and only it) compile its modules from source in every process.
     """
     env = {
         k: v
@@ -93,7 +100,25 @@ def hub_env(url: str, cache: Path | None) -> dict[str, str]:
     if cache is not None:
         env["HF_HUB_CACHE"] = str(cache)
         env["HF_HOME"] = str(cache.parent / (cache.name + "-home"))
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
+
+
+def add_bytecode_option(parser: argparse.ArgumentParser) -> None:
+    """`--as-is`: keep the caller's bytecode settings instead of a scratch `PYTHONPYCACHEPREFIX`."""
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="keep the caller's bytecode settings (default: the tools byte-compile into a scratch "
+        "PYTHONPYCACHEPREFIX, as installed packages would be)",
+    )
+
+
+def offline_env(cache: Path, *, pycache: Path | None = None) -> dict[str, str]:
+    """`hub_env` with `HF_HUB_OFFLINE=1` and an endpoint nothing answers: the Hub is gone."""
+    return {**hub_env(UNREACHABLE, cache, pycache=pycache), "HF_HUB_OFFLINE": "1"}
 
 
 @dataclass
@@ -104,6 +129,7 @@ class Run:
     rc: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + sys seconds of the process (and any children it waited for)
     requests: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,11 +137,14 @@ class Run:
 def run_timed(
     cmd: Sequence[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 900
 ) -> Run:
-    """Run `cmd`, timing its wall clock from spawn to exit (interpreter start included)."""
+    """Run `cmd`, timing its wall clock from spawn to exit (interpreter start included) and its CPU time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - start
-    return Run(wall, proc.returncode, proc.stdout, proc.stderr)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(wall, proc.returncode, proc.stdout, proc.stderr, cpu)
 
 
 def check_ok(run: Run, what: str) -> None:
@@ -126,6 +155,40 @@ def check_ok(run: Run, what: str) -> None:
             f"--- stderr ---\n{run.stderr[-4000:]}\n"
         )
         raise SystemExit(2)
+
+
+def run_checked(
+    cmd: Sequence[str], env: dict[str, str], what: str, *, cwd: Path | None = None, timeout: float = 900
+) -> Run:
+    """`run_timed`, aborting the benchmark (exit 2) when the command fails."""
+    run = run_timed(cmd, env, cwd=cwd, timeout=timeout)
+    check_ok(run, what)
+    return run
+
+
+def last_json_line(run: Run) -> dict[str, Any]:
+    """The JSON document a child script printed last."""
+    data: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return data
+
+
+def importtime(stderr: str) -> list[tuple[int, int, str]]:
+    """(self us, cumulative us, module) for each line `python -X importtime` wrote to `stderr`."""
+    rows = []
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            parts = [p.strip() for p in line[len("import time:") :].split("|")]
+            if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+                rows.append((int(parts[0]), int(parts[1]), parts[2]))
+    return rows
+
+
+def loadavg() -> list[float]:
+    """The 1, 5 and 15 minute load averages (empty where the platform has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return []
 
 
 @dataclass
@@ -150,6 +213,11 @@ class Stat:
     def spread(self) -> float:
         """(max - min) / median, a rough relative spread."""
         return (self.worst - self.best) / self.median if self.median else 0.0
+
+    def ms(self) -> str:
+        """`median  (best .. worst)` in milliseconds."""
+        d = 1 if self.median >= 0.01 else 3
+        return f"{self.median * 1e3:8.{d}f}  ({self.best * 1e3:.{d}f} .. {self.worst * 1e3:.{d}f})"
 
     def fmt(self, unit: str = "s", scale: float = 1.0, digits: int = 3) -> str:
         if len(self.values) == 1:
@@ -181,28 +249,22 @@ def table(rows: Iterable[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def machine_info() -> dict[str, Any]:
-    """What the figures were measured on."""
-    import huggingface_hub
+def machine_info(packages: Sequence[str] = ("huggingface_hub", "kernels")) -> dict[str, Any]:
+    """What the figures were measured on: CPUs, Python, platform, the load, and the versions of `packages`."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        from importlib.metadata import version
-
-        kernels_version = version("kernels")
-    except Exception:  # pragma: no cover
-        kernels_version = "?"
-    try:
-        load = os.getloadavg()
-    except OSError:  # pragma: no cover
-        load = (0.0, 0.0, 0.0)
-    return {
+    info: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "huggingface_hub": huggingface_hub.__version__,
-        "kernels": kernels_version,
-        "loadavg_at_start": [round(x, 2) for x in load],
+        "loadavg_at_start": loadavg(),
     }
+    for package in packages:
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            info[package] = None
+    return info
 
 
 def write_project(directory: Path, deps: dict[str, int]) -> Path:

@@ -43,28 +43,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BIN = (
-    Path(sys.executable).parent
-    if (Path(sys.executable).parent / "kernel-lock").exists()
-    else ROOT / ".venv" / "bin"
+from _common import (
+    CHILDREN,
+    KERNEL_LOCK,
+    PYTHON,
+    Stat,
+    add_bytecode_option,
+    dump_json,
+    hub_env,
+    importtime,
+    last_json_line,
+    loadavg,
+    machine_info,
+    offline_env,
+    run_checked,
+    run_timed,
+    table,
+    tempdir,
 )
-PYTHON = str(BIN / "python")
-KERNEL_LOCK = str(BIN / "kernel-lock")
 
 REPO = "bench-org/bigkernel"
 NAME = "bigkernel"
@@ -72,187 +77,13 @@ NAME = "bigkernel"
 FAST_FIRST_TARGET = 1.15
 REPEAT_TARGET = 1.03
 
-# A load in a fresh interpreter: torch first (every program that uses a kernel has it), then the library,
-# then the load call alone. Prints one JSON line with the in-process times.
-CHILD_LOAD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-import torch
-t1 = time.perf_counter()
-tool, repo, lockfile = sys.argv[1], sys.argv[2], sys.argv[3]
-if tool == "kernel-lock":
-    from kernel_lock import get_kernel
-    t2 = time.perf_counter()
-    kernel = get_kernel(repo, lockfile=lockfile)
-elif tool == "kernels":
-    from pathlib import Path
-    from kernels import load_kernel
-    t2 = time.perf_counter()
-    kernel = load_kernel(repo, lockfile=Path(lockfile))
-else:
-    t2 = time.perf_counter()
-    kernel = None
-t3 = time.perf_counter()
-if kernel is not None:
-    x = torch.randn(4, 8)
-    out = torch.empty_like(x)
-    assert torch.equal(kernel.relu(out, x), torch.relu(x)), "kernel computes wrong"
-    variant = kernel.VARIANT
-else:
-    variant = None
-print(json.dumps({"torch_import": t1 - t0, "lib_import": t2 - t1, "load": t3 - t2, "variant": variant,
-                  "module": getattr(kernel, "__name__", None)}))
-"""
-
-# In-process verification cost and hashing throughput.
-CHILD_VERIFY = r"""
-import hashlib, json, os, sys, time
-from pathlib import Path
-t0 = time.perf_counter()
-from kernel_lock.lockfile import read_lock
-from kernel_lock.verify import check_variant
-from kernel_lock.cache import read_record, record_path, variant_dir
-from kernel_lock.hashing import hash_file
-t1 = time.perf_counter()
-repo, lockfile, variant, n_fast, n_full = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-entry = read_lock(Path(lockfile)).find(repo)
-out = {"import": t1 - t0}
-
-def timed(fn, n):
-    values = []
-    for _ in range(n):
-        s = time.perf_counter(); r = fn(); values.append(time.perf_counter() - s)
-    return values, r
-
-s = time.perf_counter(); first = check_variant(entry, variant, mode="fast"); out["fast_first_call"] = time.perf_counter() - s
-assert first.ok, first.problems
-out["fast"], check = timed(lambda: check_variant(entry, variant, mode="fast"), n_fast)
-assert check.ok and check.hashed == 0, (check.status, check.hashed)
-out["fast_hashed_files"] = check.hashed
-rpath = record_path(entry.repo_id, entry.commit, variant)
-out["read_record"], _ = timed(lambda: read_record(rpath), n_fast)
-out["full"], check = timed(lambda: check_variant(entry, variant, mode="full"), n_full)
-assert check.ok, check.problems
-out["full_hashed_files"] = check.hashed
-vdir = variant_dir(entry.repo_id, entry.commit, variant)
-record = read_record(rpath)
-out["variant_bytes"] = sum(e.size for e in record.manifest)
-out["variant_files"] = len(record.manifest)
-big = max(record.manifest, key=lambda e: e.size)
-out["so_bytes"] = big.size
-out["hash_so"], _ = timed(lambda: hash_file(vdir / big.path, lfs=big.kind == "lfs"), n_full)
-buf = os.urandom(64 << 20)
-out["raw_sha256_64MB"], _ = timed(lambda: hashlib.sha256(buf).hexdigest(), n_full)
-print(json.dumps(out))
-"""
-
-
-# -- small helpers -------------------------------------------------------------------------------------
-
-
-class Stat:
-    """min / median / max of repeated measurements (seconds)."""
-
-    def __init__(self, values: list[float]) -> None:
-        self.values = list(values)
-
-    @property
-    def min(self) -> float:
-        return min(self.values)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    @property
-    def max(self) -> float:
-        return max(self.values)
-
-    def ms(self) -> str:
-        d = 1 if self.median >= 0.01 else 3
-        return f"{self.median * 1e3:8.{d}f}  ({self.min * 1e3:.{d}f} .. {self.max * 1e3:.{d}f})"
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "values": self.values,
-            "min": self.min,
-            "median": self.median,
-            "max": self.max,
-            "n": len(self.values),
-        }
-
-
-def table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = [
-        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)),
-        "  ".join("-" * w for w in widths),
-    ]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
-    return "\n".join(lines)
-
-
-LAST_CPU = 0.0  # user + sys CPU seconds of the last child `run` waited for
-PYCACHE: Path | None = (
-    None  # set in main(): where children keep bytecode (None: the caller's settings as they are)
-)
-
-
-def base_env(cache: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HF_", "HUGGINGFACE_", "KERNELS_", "KERNEL_LOCK_"))
-    }
-    if PYCACHE is not None:
-        # Installed packages come with bytecode; an editable checkout under PYTHONDONTWRITEBYTECODE=1 would make
-        # kernel-lock (and only it) compile its modules from source in every process. Keep every module's .pyc
-        # in a scratch tree instead (nothing is written into the repository or site-packages).
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    env.update(
-        HF_HUB_CACHE=str(cache),
-        HF_HOME=str(cache.parent / "hf-home"),
-        HF_HUB_USER_AGENT_ORIGIN="bench",  # without it kernels 0.17.2 sends an invalid User-Agent
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-        HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
-        HF_HUB_DISABLE_XET="1",
-        NO_COLOR="1",
-    )
-    return env
-
-
-def run(cmd: list[str], env: dict[str, str], *, cwd: Path | None = None, what: str) -> tuple[float, str]:
-    """Run a subprocess; return (wall seconds, stdout). A failure aborts the benchmark with exit 2."""
-    global LAST_CPU
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    LAST_CPU = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if proc.returncode != 0:
-        sys.stderr.write(
-            f"\n{what} failed (exit {proc.returncode}).\n--- stdout ---\n{proc.stdout[-4000:]}\n"
-            f"--- stderr ---\n{proc.stderr[-4000:]}\n"
-        )
-        raise SystemExit(2)
-    return wall, proc.stdout
-
-
-def loadavg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
-
-
 # -- the benchmark -------------------------------------------------------------------------------------
 
 
 class Bench:
-    def __init__(self, work: Path, so_size: int) -> None:
+    """The local Hub with one big kernel, a project that locks it, and the commands the rounds time."""
+
+    def __init__(self, work: Path, so_size: int, pycache: Path | None) -> None:
         from kernel_lock.target import detect_target
         from kernel_lock.testing import LocalHub, repo_files
 
@@ -261,10 +92,7 @@ class Bench:
         self.cache = work / "hub-cache"
         self.lockfile = self.project / "kernels.lock"
         self.kernels_lock = work / "kernels.lock.json"
-        self.child_load = work / "child_load.py"
-        self.child_verify = work / "child_verify.py"
-        self.child_load.write_text(CHILD_LOAD)
-        self.child_verify.write_text(CHILD_VERIFY)
+        self.pycache = pycache
         t = detect_target()
         # On x86_64 Linux with torch 2.13 CPU: torch213-cxx11-cpu-x86_64-linux.
         self.variant = f"torch{t.torch[0]}{t.torch[1]}-cxx11-cpu-{t.arch}-{t.os}" if t.torch else "torch-cpu"
@@ -288,10 +116,10 @@ class Bench:
         self.sync_walls: list[float] = []
 
     def online_env(self) -> dict[str, str]:
-        return {**base_env(self.cache), "HF_ENDPOINT": self.hub.url}
+        return hub_env(self.hub.url, self.cache, pycache=self.pycache)
 
     def offline_env(self, mode: str | None = None) -> dict[str, str]:
-        env = {**base_env(self.cache), "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
+        env = offline_env(self.cache, pycache=self.pycache)
         if mode:
             env["KERNEL_LOCK_VERIFY"] = mode
         return env
@@ -299,11 +127,9 @@ class Bench:
     def lock(self) -> float:
         self.hub.start()
         try:
-            wall, _ = run(
-                [KERNEL_LOCK, "lock", "--project", str(self.project)],
-                self.online_env(),
-                what="kernel-lock lock",
-            )
+            wall = run_checked(
+                [KERNEL_LOCK, "lock", "--project", str(self.project)], self.online_env(), "kernel-lock lock"
+            ).wall
         finally:
             self.hub.stop()
         text = self.lockfile.read_text()
@@ -316,11 +142,9 @@ class Bench:
         self.cache.mkdir(parents=True)
         self.hub.start()
         try:
-            wall, _ = run(
-                [KERNEL_LOCK, "sync", "--project", str(self.project)],
-                self.online_env(),
-                what="kernel-lock sync",
-            )
+            wall = run_checked(
+                [KERNEL_LOCK, "sync", "--project", str(self.project)], self.online_env(), "kernel-lock sync"
+            ).wall
         finally:
             self.hub.stop()
         self.sync_walls.append(wall)
@@ -333,18 +157,18 @@ class Bench:
             "kernels": ("kernels", None, self.kernels_lock),
             "torch only": ("none", None, self.lockfile),
         }[case]
-        wall, out = run(
-            [PYTHON, str(self.child_load), tool, REPO, str(lockfile)],
+        run = run_checked(
+            [PYTHON, str(CHILDREN / "load_kernel.py"), tool, REPO, str(lockfile)],
             self.offline_env(mode),
+            f"{case} load",
             cwd=self.work,
-            what=f"{case} load",
         )
-        data = json.loads(out.strip().splitlines()[-1])
+        data = last_json_line(run)
         if tool != "none" and data["variant"] != self.variant:
             sys.stderr.write(f"{case} loaded variant {data['variant']}, expected {self.variant}\n")
             raise SystemExit(2)
-        data["wall"] = wall
-        data["cpu"] = LAST_CPU
+        data["wall"] = run.wall
+        data["cpu"] = run.cpu
         return data
 
     def hashed_by_fast_check(self) -> int:
@@ -359,23 +183,15 @@ class Bench:
         return check.hashed
 
     def verify_cost(self, n_fast: int, n_full: int) -> dict[str, Any]:
-        _, out = run(
-            [
-                PYTHON,
-                str(self.child_verify),
-                REPO,
-                str(self.lockfile),
-                self.variant,
-                str(n_fast),
-                str(n_full),
-            ],
-            self.offline_env(),
-            cwd=self.work,
-            what="verification timing",
+        child = CHILDREN / "verify_variant.py"
+        args = [REPO, str(self.lockfile), self.variant, str(n_fast), str(n_full)]
+        run = run_checked(
+            [PYTHON, str(child), *args], self.offline_env(), "verification timing", cwd=self.work
         )
-        return json.loads(out.strip().splitlines()[-1])
+        return last_json_line(run)
 
 
+MEDIAN_RATIOS = [("process walls", "wall"), ("process CPU times", "cpu"), ("load calls (in-process)", "load")]
 FIRST_CASES = ["kernel-lock", "kernels", "kernel-lock full"]
 REPEAT_CASES = ["kernel-lock", "kernels", "kernel-lock full", "torch only"]
 
@@ -391,40 +207,22 @@ def collect(runs: list[dict[str, Any]], key: str) -> Stat:
 
 def profile(bench: Bench) -> str:
     """cProfile of the kernel-lock load call and -X importtime of its process (diagnosis of a missed target)."""
-    prof_child = bench.work / "child_profile.py"
-    prof_child.write_text(
-        "import cProfile, pstats, sys, io, torch\n"
-        "from kernel_lock import get_kernel\n"
-        "p = cProfile.Profile(); p.enable()\n"
-        f"get_kernel({REPO!r}, lockfile={str(bench.lockfile)!r})\n"
-        "p.disable(); s = io.StringIO(); pstats.Stats(p, stream=s).sort_stats('cumulative').print_stats(30)\n"
-        "print(s.getvalue())\n"
-    )
-    _, out = run([PYTHON, str(prof_child)], bench.offline_env(), cwd=bench.work, what="profile")
     env = bench.offline_env()
-    proc = subprocess.run(
-        [PYTHON, "-X", "importtime", str(bench.child_load), "kernel-lock", REPO, str(bench.lockfile)],
-        env=env,
-        cwd=bench.work,
-        capture_output=True,
-        text=True,
-    )
-    rows = []
-    for line in proc.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            parts = [p.strip() for p in line[len("import time:") :].split("|")]
-            if parts[1].isdigit():
-                rows.append((int(parts[1]), parts[2]))
+    lockfile = str(bench.lockfile)
+    out = run_checked(
+        [PYTHON, str(CHILDREN / "profile_load.py"), REPO, lockfile], env, "profile", cwd=bench.work
+    ).stdout
+    load = [PYTHON, "-X", "importtime", str(CHILDREN / "load_kernel.py"), "kernel-lock", REPO, lockfile]
+    rows = importtime(run_timed(load, env, cwd=bench.work).stderr)
     ours = sorted(
-        (r for r in rows if "kernel_lock" in r[1] or "pydantic" in r[1].split(".")[0]), reverse=True
+        (
+            (cumulative, name)
+            for _, cumulative, name in rows
+            if "kernel_lock" in name or name.startswith("pydantic")
+        ),
+        reverse=True,
     )[:15]
-    selfs = []
-    for line in proc.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            parts = [p.strip() for p in line[len("import time:") :].split("|")]
-            if parts[0].isdigit():
-                selfs.append((int(parts[0]), parts[2]))
-    top_self = sorted(selfs, reverse=True)[:10]
+    top_self = sorted(((own, name) for own, _, name in rows), reverse=True)[:10]
     text = "cProfile of get_kernel (fresh process, torch already imported):\n" + out
     text += "\n-X importtime, cumulative us, kernel_lock/pydantic modules:\n"
     text += "\n".join(f"  {us:>9}  {name}" for us, name in ours)
@@ -445,35 +243,17 @@ def main() -> int:
         "--profile", action="store_true", help="profile the kernel-lock load even if targets are met"
     )
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    ap.add_argument(
-        "--as-is",
-        action="store_true",
-        help="keep the caller's bytecode settings (default: children byte-compile into a scratch "
-        "PYTHONPYCACHEPREFIX, as installed packages would be)",
-    )
+    add_bytecode_option(ap)
     args = ap.parse_args()
 
-    global PYCACHE
-    work = Path(tempfile.mkdtemp(prefix="kl-bench-load-"))
-    PYCACHE = None if args.as_is else work / "pycache"
-    info = {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_at_start": loadavg(),
-    }
-    try:
-        from importlib.metadata import version
-
-        info.update({p: version(p) for p in ("kernels", "huggingface_hub", "torch", "pydantic")})
-    except Exception:  # pragma: no cover
-        pass
+    work = tempdir("kl-bench-load-")
+    info = machine_info(("kernels", "huggingface_hub", "torch", "pydantic"))
     print(
         f"bench_load: {REPO}, {args.so_mb:g} MB .so, {args.rounds} first-load rounds, {args.repeat} repeated loads; "
         f"{info['cpus']} CPUs, load {info['loadavg_at_start']}"
     )
     try:
-        bench = Bench(work, int(args.so_mb * 1e6))
+        bench = Bench(work, int(args.so_mb * 1e6), None if args.as_is else work / "pycache")
         lock_wall = bench.lock()
         print(f"variant {bench.variant}, commit {bench.commit[:12]}; kernel-lock lock {lock_wall:.2f} s")
         # Warm-up, untimed: a sync, then one load of each case (bytecode, page cache). Round 1 re-syncs afresh.
@@ -561,110 +341,41 @@ def main() -> int:
         def both(name: str) -> float:
             return collect(repeat[name], "lib_import").median + collect(repeat[name], "load").median
 
+        def rows(
+            label: str, results: dict[str, list[dict[str, Any]]], case: str, limit: float, decides: bool
+        ) -> list[tuple[str, float, float, bool]]:
+            """The ratios of `case` to kernels; the first (torch-import noise removed) is the target row."""
+            return [
+                (
+                    f"{label}: process wall, torch-import noise removed",
+                    corrected(results, case, "kernels"),
+                    limit,
+                    decides,
+                ),
+                (
+                    "    median of per-round process wall ratios",
+                    paired(results, case, "kernels", "wall"),
+                    limit,
+                    False,
+                ),
+                *(
+                    (f"    ratio of the median {what}", ratio(results, case, "kernels", key), limit, False)
+                    for what, key in MEDIAN_RATIOS
+                ),
+            ]
+
         F, R = FAST_FIRST_TARGET, REPEAT_TARGET
         checks = [
-            (
-                "(a) first load, fast / kernels: process wall, torch-import noise removed",
-                corrected(first, "kernel-lock", "kernels"),
-                F,
-                True,
-            ),
-            (
-                "    median of per-round process wall ratios",
-                paired(first, "kernel-lock", "kernels", "wall"),
-                F,
-                False,
-            ),
-            (
-                "    ratio of the median process walls",
-                ratio(first, "kernel-lock", "kernels", "wall"),
-                F,
-                False,
-            ),
-            (
-                "    ratio of the median process CPU times",
-                ratio(first, "kernel-lock", "kernels", "cpu"),
-                F,
-                False,
-            ),
-            (
-                "    ratio of the median load calls (in-process)",
-                ratio(first, "kernel-lock", "kernels", "load"),
-                F,
-                False,
-            ),
-            (
-                "(b) repeated load, fast / kernels: process wall, torch-import noise removed",
-                corrected(repeat, "kernel-lock", "kernels"),
-                R,
-                True,
-            ),
-            (
-                "    median of per-round process wall ratios",
-                paired(repeat, "kernel-lock", "kernels", "wall"),
-                R,
-                False,
-            ),
-            (
-                "    ratio of the median process walls",
-                ratio(repeat, "kernel-lock", "kernels", "wall"),
-                R,
-                False,
-            ),
-            (
-                "    ratio of the median process CPU times",
-                ratio(repeat, "kernel-lock", "kernels", "cpu"),
-                R,
-                False,
-            ),
-            (
-                "    ratio of the median load calls (in-process)",
-                ratio(repeat, "kernel-lock", "kernels", "load"),
-                R,
-                False,
-            ),
+            *rows("(a) first load, fast / kernels", first, "kernel-lock", F, True),
+            *rows("(b) repeated load, fast / kernels", repeat, "kernel-lock", R, True),
             (
                 "    ratio of library import + load call (in-process)",
                 both("kernel-lock") / both("kernels"),
                 R,
                 False,
             ),
-            (
-                "(a) first load, FULL / kernels: process wall, torch-import noise removed",
-                corrected(first, "kernel-lock full", "kernels"),
-                F,
-                False,
-            ),
-            (
-                "    median of per-round process wall ratios",
-                paired(first, "kernel-lock full", "kernels", "wall"),
-                F,
-                False,
-            ),
-            (
-                "    ratio of the median process CPU times",
-                ratio(first, "kernel-lock full", "kernels", "cpu"),
-                F,
-                False,
-            ),
-            (
-                "(b) repeated load, FULL / kernels: process wall, torch-import noise removed",
-                corrected(repeat, "kernel-lock full", "kernels"),
-                R,
-                False,
-            ),
-            (
-                "    median of per-round process wall ratios",
-                paired(repeat, "kernel-lock full", "kernels", "wall"),
-                R,
-                False,
-            ),
-            (
-                "    ratio of the median process CPU times",
-                ratio(repeat, "kernel-lock full", "kernels", "cpu"),
-                R,
-                False,
-            ),
+            *rows("(a) first load, FULL / kernels", first, "kernel-lock full", F, False),
+            *rows("(b) repeated load, FULL / kernels", repeat, "kernel-lock full", R, False),
         ]
         print(
             "\nratios kernel-lock / kernels (TARGET rows decide the exit status; see the docstring for the "
@@ -762,8 +473,7 @@ def main() -> int:
                 "loadavg_at_end": loadavg(),
                 "bytecode": "as is" if args.as_is else "PYTHONPYCACHEPREFIX in the scratch dir",
             }
-            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-            print(f"figures written to {args.json}")
+            dump_json(args.json, figures)
         return 1 if missed else 0
     finally:
         if args.keep:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import (
+    CHILDREN,
     KERNEL_LOCK,
     KERNELS,
     PYTHON,
@@ -52,36 +53,6 @@ from _common import (
 )
 
 ORG = "bench-org"
-
-# Runs in a fresh interpreter (its own GIL, like the CLI), times only the resolve after the imports.
-CHILD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-from kernel_lock.resolve import lock_dependencies
-from kernel_lock.hub import Hub
-from kernel_lock.config import load_project
-from pathlib import Path
-t1 = time.perf_counter()
-deps = load_project(Path(sys.argv[1])).dependencies
-url = sys.argv[2]
-t2 = time.perf_counter()
-hub = Hub(url)
-t3 = time.perf_counter()
-c3 = time.process_time()
-lock = lock_dependencies(deps, hub=hub)
-t4 = time.perf_counter()
-c4 = time.process_time()
-m4 = time.monotonic()  # same clock as the server's request log
-lock2 = lock_dependencies(deps, hub=hub)
-t5 = time.perf_counter()
-assert lock == lock2
-print(json.dumps({
-    "imports": t1 - t0, "hub_init": t3 - t2, "resolve": t4 - t3, "hub_and_resolve": t4 - t2,
-    "warm_resolve": t5 - t4, "resolve_cpu": c4 - c3, "kernels": len(lock.kernel),
-    "variants": sum(len(k.variants) for k in lock.kernel),
-    "mono_cold_end": m4,
-}))
-"""
 
 
 def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float):
@@ -216,7 +187,8 @@ def main() -> int:
                 hub.clear_log()
                 server_cpu0 = time.process_time()  # this process is idle but for the server's threads
                 run = run_timed(
-                    [PYTHON, "-c", CHILD, str(kl_project), url], hub_env(url, fresh_dir(work, "cache-c"))
+                    [PYTHON, str(CHILDREN / "resolve_in_process.py"), str(kl_project), url],
+                    hub_env(url, fresh_dir(work, "cache-c")),
                 )
                 server_cpu.append(time.process_time() - server_cpu0)  # cold + warm resolve of the child
                 check_ok(run, "in-process resolve")

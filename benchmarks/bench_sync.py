@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import (
+    CHILDREN,
     KERNEL_LOCK,
     KERNELS,
     PYTHON,
@@ -61,47 +62,6 @@ OTHER_VARIANTS = (
     "torch213-cxx11-cu130-x86_64-linux",
     "torch213-metal-aarch64-darwin",
 )
-
-# Bare huggingface_hub download of exactly the selected variants: argv = mode, then repo:commit:variant ...
-BARE = r"""
-import sys, time
-from concurrent.futures import ThreadPoolExecutor
-from huggingface_hub import snapshot_download
-from huggingface_hub.utils import disable_progress_bars
-disable_progress_bars()
-mode, jobs = sys.argv[1], [a.split(":") for a in sys.argv[2:]]
-def one(job):
-    repo, commit, variant = job
-    return snapshot_download(repo, repo_type="kernel", revision=commit, allow_patterns=[f"build/{variant}/*"])
-if mode == "sequential":
-    for job in jobs:
-        one(job)
-else:
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        list(pool.map(one, jobs))
-"""
-
-# Raw GET loop against the server (same HTTP client as huggingface_hub): argv = url, workers, rounds, paths...
-THROUGHPUT = r"""
-import sys, time, json
-from concurrent.futures import ThreadPoolExecutor
-from huggingface_hub.utils import get_session
-url, workers, rounds, paths = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
-session = get_session()
-def get(path):
-    n = 0
-    with session.stream("GET", url + path) as r:
-        r.raise_for_status()
-        for chunk in r.iter_raw(1 << 20):
-            n += len(chunk)
-    return n
-get(paths[0])  # warm the connection
-start = time.perf_counter()
-with ThreadPoolExecutor(max_workers=workers) as pool:
-    total = sum(pool.map(get, paths * rounds))
-wall = time.perf_counter() - start
-print(json.dumps({"bytes": total, "wall": wall, "requests": len(paths) * rounds}))
-"""
 
 
 def build_hub(n_kernels: int, so_size: int, latency: float):
@@ -202,7 +162,8 @@ def main() -> int:
         throughput = {}
         for workers in (1, 8):
             run = run_timed(
-                [PYTHON, "-c", THROUGHPUT, url, str(workers), "1", *lfs_paths], hub_env(url, None)
+                [PYTHON, str(CHILDREN / "download_throughput.py"), url, str(workers), "1", *lfs_paths],
+                hub_env(url, None),
             )
             check_ok(run, "throughput probe")
             t = json.loads(run.stdout.strip().splitlines()[-1])
@@ -239,8 +200,18 @@ def main() -> int:
                 str(kl_project),
             ],
             "kernels download": lambda: [KERNELS, "download", str(k_project)],
-            "bare snapshot_download, sequential": lambda: [PYTHON, "-c", BARE, "sequential", *jobs],
-            "bare snapshot_download, concurrent": lambda: [PYTHON, "-c", BARE, "concurrent", *jobs],
+            "bare snapshot_download, sequential": lambda: [
+                PYTHON,
+                str(CHILDREN / "bare_snapshot_download.py"),
+                "sequential",
+                *jobs,
+            ],
+            "bare snapshot_download, concurrent": lambda: [
+                PYTHON,
+                str(CHILDREN / "bare_snapshot_download.py"),
+                "concurrent",
+                *jobs,
+            ],
         }
         for name in tools:
             results[name] = {"wall": [], "requests": [], "bytes": [], "kinds": {}}
