@@ -6,7 +6,6 @@ missing, `sync` warns, `status` shows them.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import re
 from pathlib import Path
@@ -27,6 +26,8 @@ def python_depends(variant_dir: Path) -> list[str]:
 
 def missing(requirements: list[str]) -> list[str]:
     """The requirements whose distribution is not installed in this environment."""
+    import importlib.metadata  # only when there is something to look up: a fresh load without needs skips it
+
     absent = []
     for requirement in requirements:
         name = re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0]

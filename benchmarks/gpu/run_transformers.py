@@ -342,7 +342,7 @@ def main() -> int:
         )
 
         vdir = Path(
-            next(v["path"] for v in json.loads(proc.stdout)["variants"] if v["repo_id"] == ACTIVATION)
+            next(v["path"] for v in json.loads(proc.stdout)["variants"] if v["repo-id"] == ACTIVATION)
         )
         tampered_file = vdir / (f"{MODULE}.so" if cuda else "layers.py")
         size = tampered_file.stat().st_size
