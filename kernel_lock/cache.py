@@ -54,9 +54,10 @@ def unwritable_paths(paths: list[str]) -> list[str]:
             or len(path.encode("utf-8", "surrogatepass")) > PATH_MAX
             or any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX for p in parts)
         )
-        if unsafe or any("/".join(parts[:i]) in as_set for i in range(1, len(parts))):
-            bad.append(path)
-    return sorted(bad)
+        in_the_way = [prefix for i in range(1, len(parts)) if (prefix := "/".join(parts[:i])) in as_set]
+        if unsafe or in_the_way:
+            bad.extend([path, *in_the_way])
+    return sorted(set(bad))
 
 
 def first_unsafe_folder(base: Path, path: Path) -> Path | None:

@@ -169,7 +169,7 @@ def parse_digest(metadata: bytes | Mapping[str, Any]) -> PublisherDigest | None:
     if isinstance(metadata, bytes):
         try:
             data = json.loads(metadata)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MalformedDigest(f"metadata.json is not JSON ({exc})") from None
     if not isinstance(data, Mapping):
         raise MalformedDigest("metadata.json is not a JSON object")

@@ -368,7 +368,7 @@ def _parse(source: Path) -> tuple[Format, KernelsLockFile | LegacyLockFile]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LockfileError(f"Cannot read {source}: {exc}.") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise LockfileError(f"{source} is not valid JSON ({exc}). {how}") from None
     fmt = kernels_json_format(data)
     model: type[KernelsLockFile] | type[LegacyLockFile]

@@ -301,11 +301,16 @@ def get_kernel_dep(repo_id: str) -> ModuleType:
 
 
 def import_variant(vdir: Path, *, where: str) -> ModuleType:
-    """Import a verified variant folder as a package named by its metadata `id`."""
+    """Import a verified variant folder as a package named by its metadata `id`.
+
+    The name must be free: a module already in `sys.modules` under it is another kernel's or another
+    package's (the loader's registry returns this variant's own module before it gets here), and handing
+    it back would run code that was never verified for this variant.
+    """
     try:
         metadata = json.loads((vdir / "metadata.json").read_bytes())
         name = metadata["id"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         raise VerificationError(
             f"{where} has no usable metadata.json with an 'id'; it cannot be imported."
         ) from None
@@ -313,8 +318,14 @@ def import_variant(vdir: Path, *, where: str) -> ModuleType:
         raise VerificationError(
             f"{where} declares module id {name!r} in metadata.json, which is not a module name."
         )
-    if name in sys.modules:
-        return sys.modules[name]
+    existing = sys.modules.get(name)
+    if existing is not None:
+        raise VerificationError(
+            f"{where} declares module id {name!r} in metadata.json, but that name is already {_holder(existing)}. "
+            f"Refusing to hand back another module in its place, and to import over it. Two kernels (or a kernel "
+            f"and a Python module) cannot share a module id in one process: drop one of them, or tell the "
+            f"kernel's publisher."
+        )
     init = vdir / "__init__.py"
     if not init.is_file():
         raise VerificationError(f"{where} has no __init__.py; it cannot be imported.")
@@ -332,6 +343,15 @@ def import_variant(vdir: Path, *, where: str) -> ModuleType:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def _holder(module: ModuleType) -> str:
+    """Who holds a module name: a kernel variant this loader verified and imported, or some other module."""
+    for (repo_id, commit, variant), loaded in list(_loaded.items()):
+        if loaded is module:
+            return f"taken by {repo_id} variant {variant} (commit {commit[:12]}), imported earlier in this process"
+    origin = getattr(module, "__file__", None) or "built in"
+    return f"taken by the module {module.__name__!r} ({origin}), which this loader did not verify"
 
 
 class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):

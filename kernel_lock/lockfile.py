@@ -29,8 +29,13 @@ VariantHash = Annotated[str, Field(pattern=r"^sha256-[0-9a-f]{64}$")]
 VARIANT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
+def is_variant_name(name: str) -> bool:
+    """Whether `name` can be a build variant: letters, digits, '.', '_', '+', '-', and no '..'."""
+    return bool(VARIANT_NAME_RE.fullmatch(name)) and ".." not in name
+
+
 def _variant_names(variants: dict[str, str]) -> dict[str, str]:
-    bad = [name for name in variants if not VARIANT_NAME_RE.fullmatch(name) or ".." in name]
+    bad = [name for name in variants if not is_variant_name(name)]
     if bad:
         raise ValueError(
             f"not variant names (letters, digits, '.', '_', '+', '-'): {', '.join(map(repr, bad))}"
@@ -186,7 +191,7 @@ def _refuse_kernels_json(text: str, where: str) -> None:
         return
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return
     fmt = kernels_json_format(data) or ("kernels" if data == [] else None)
     if fmt is None:

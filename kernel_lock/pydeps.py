@@ -18,7 +18,7 @@ def python_depends(variant_dir: Path) -> list[str]:
     """The `python-depends` list of a synced (verified) variant's `metadata.json`."""
     try:
         metadata = json.loads((variant_dir / "metadata.json").read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return []
     value = metadata.get("python-depends") if isinstance(metadata, dict) else None
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

@@ -13,19 +13,19 @@ import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kernel_lock import tomlread
-from kernel_lock.cache import RECORD_DIR, repo_dir
+from kernel_lock.cache import RECORD_DIR, repo_dir, unwritable_paths
 from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id
 from kernel_lock.errors import HubError, KernelLockWarning, NoSuchVersion, ResolutionError, UntrustedPublisher
 from kernel_lock.fsutil import atomic_write
-from kernel_lock.hashing import git_blob_sha1, variant_hash
-from kernel_lock.lockfile import VARIANT_NAME_RE, Lock, LockedKernel, RequiredBy, Trust, kernel_key
+from kernel_lock.hashing import git_blob_sha1, is_ignored, variant_hash
+from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, Trust, is_variant_name, kernel_key
 from kernel_lock.signatures import BUNDLE_NAME, METADATA_NAME, Verifiers, check_signatures, unsigned_notice
 from kernel_lock.signers import Signing, policy_problems
 
@@ -109,9 +109,8 @@ def lock_dependencies(
                     nodes[key] = _Node(old, _prior_needs(previous, old))
                 else:
                     futures[key] = pool.submit(_resolve_node, repo, dep, parent, context)
-            for key, future in futures.items():
-                nodes[key] = future.result()
-                fresh.add(key)
+            nodes.update(_results_or_first_failure(futures, pool, context))
+            fresh.update(futures)
             wanted = {}
             for key, node in list(nodes.items()):
                 for requirements in node.needs.values():
@@ -142,6 +141,24 @@ def lock_dependencies(
         if key in direct or required_by[key]
     ]
     return Lock(kernel=sorted(entries, key=lambda k: (not k.direct, k.key)))
+
+
+def _results_or_first_failure(
+    futures: dict[str, Future[_Node]], pool: ThreadPoolExecutor, context: _Context
+) -> dict[str, _Node]:
+    """Every future's node, or the first failure raised at once, with the requests not yet started cancelled.
+
+    A lock with thousands of unresolvable requirements stops at the first, instead of asking the Hub about
+    every one of them.
+    """
+    done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+    order = {future: index for index, future in enumerate(futures.values())}
+    failed = sorted((f for f in done if f.exception() is not None), key=order.__getitem__)
+    if failed:
+        pool.shutdown(wait=False, cancel_futures=True)
+        context.side.shutdown(wait=False, cancel_futures=True)
+        raise failed[0].exception()  # type: ignore[misc]
+    return {key: future.result() for key, future in futures.items()}
 
 
 def _prior_needs(previous: Lock | None, entry: LockedKernel) -> dict[str, list[tuple[str, Dependency]]]:
@@ -189,16 +206,23 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
     tree = hub.tree(target, commit, "build")
     variants = variant_hashes(target, commit, tree)
     trust = _trust(repo_id, target, dep, parent, trusted.result(), context.allowlist)
-    entry = LockedKernel(
-        repo_id=target,
-        redirected_from=repo_id if target != repo_id else None,
-        version=dep.version,
-        revision=dep.revision,
-        ref=ref,
-        commit=commit,
-        trust=trust,
-        variants=variants,
-    )
+    try:
+        entry = LockedKernel(
+            repo_id=target,
+            redirected_from=repo_id if target != repo_id else None,
+            version=dep.version,
+            revision=dep.revision,
+            ref=ref,
+            commit=commit,
+            trust=trust,
+            variants=variants,
+        )
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise HubError(
+            f"The Hub's answers for {repo_id} at {commit[:12]} do not make a valid lock entry "
+            f"({'.'.join(map(str, first['loc']))}: {first['msg']}). Refusing to lock it; tell its publisher."
+        ) from None
     metadata, bundles = _fetch_small_files(entry, tree, (METADATA_NAME, BUNDLE_NAME), context)
     lfs_bundles = {
         e.path.split("/")[1] for e in tree if e.lfs is not None and e.path.endswith(f"/{BUNDLE_NAME}")
@@ -296,7 +320,7 @@ class MetadataCache:
         self.path = repo_dir(repo_id) / RECORD_DIR / commit / name
         try:
             cached = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             cached = {}
         self.files: dict[str, str] = (
             {k: v for k, v in cached.items() if isinstance(v, str)} if isinstance(cached, dict) else {}
@@ -342,7 +366,7 @@ class MetadataCache:
 def _parse_metadata(entry: LockedKernel, variant: str, data: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise HubError(
             f"build/{variant}/metadata.json of {entry.repo_id} at {entry.commit[:12]} is not JSON ({exc})."
         ) from None
@@ -496,7 +520,7 @@ def variant_hashes(repo_id: str, commit: str, entries: Iterable[TreeEntry]) -> d
         if split is None:
             continue
         variant, rel = split
-        if not VARIANT_NAME_RE.fullmatch(variant):
+        if not is_variant_name(variant):
             raise HubError(
                 f"{repo_id} at {commit} has a build variant folder named {variant!r}, which is not a variant name. "
                 f"Refusing to lock it."
@@ -511,6 +535,15 @@ def variant_hashes(repo_id: str, commit: str, entries: Iterable[TreeEntry]) -> d
         files[variant][rel] = entry.file_hash
     if not files:
         raise ResolutionError(f"{repo_id} has no build variants (no files under build/) at commit {commit}.")
+    for variant, listed in sorted(files.items()):
+        bad = unwritable_paths(sorted(p for p in listed if not is_ignored(p)))
+        if bad:
+            raise HubError(
+                f"{repo_id} at {commit} lists files under build/{variant}/ that no cache can hold: "
+                f"{', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''} (a file where another needs "
+                f"a folder, or a name over 255 bytes). Sync could not write them, so the lock refuses them; "
+                f"tell the kernel's publisher."
+            )
     return {name: variant_hash(fs.items()) for name, fs in sorted(files.items())}
 
 
