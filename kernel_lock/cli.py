@@ -9,19 +9,20 @@ stdout) and an exit code from `EXIT_CODES`; nothing prints a traceback unless
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import click
 
+from kernel_lock import __version__, errors
 from kernel_lock import env as environ
-from kernel_lock import errors
 from kernel_lock.target import BACKENDS, TargetChoice
 
 if TYPE_CHECKING:
@@ -188,10 +189,15 @@ def command(fn: F) -> F:
         show_default=True,
         help="Colour output: auto means on a terminal without NO_COLOR.",
     )
+    @click.option(
+        "--offline", is_flag=True, help="Never reach the Hub (as HF_HUB_OFFLINE=1); what needs it fails."
+    )
     @functools.wraps(fn)
-    def wrapper(*args: Any, json_mode: bool, quiet: bool, verbose: bool, color: str, **kwargs: Any) -> None:
+    def wrapper(
+        *args: Any, json_mode: bool, quiet: bool, verbose: bool, color: str, offline: bool, **kwargs: Any
+    ) -> None:
         out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=color)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _offline(offline):
             warnings.simplefilter("always", errors.KernelLockWarning)
             warnings.showwarning = lambda message, *_, **__: out.warn(str(message))
             code = _run(fn, out, verbose, args, kwargs)
@@ -200,6 +206,29 @@ def command(fn: F) -> F:
         sys.exit(code or EXIT_OK)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _offline(offline: bool) -> Iterator[None]:
+    """`--offline`: HF_HUB_OFFLINE=1 for this command (and huggingface_hub, if already imported), then as before."""
+    if not offline:
+        yield
+        return
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    was = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None:
+        setattr(constants, "HF_HUB_OFFLINE", True)  # noqa: B010 - a module attribute read at call time
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
+        if constants is not None:
+            setattr(constants, "HF_HUB_OFFLINE", was)  # noqa: B010
 
 
 def _run(fn: Callable[..., int], out: Output, verbose: bool, args: Any, kwargs: Any) -> int:
@@ -338,11 +367,14 @@ def human_bytes(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def print_changes(out: Output, result: LockResult) -> None:
+def print_changes(out: Output, result: LockResult, *, dry_run: bool = False) -> None:
     """A lock's change summary, one line per kernel, then where it was written."""
-    for change in result.changes():
+    changes = result.changes()
+    for change in changes:
         out.info(str(change))
-    if result.written:
+    if dry_run:
+        out.info(f"Would {'update' if changes else 'leave'} {result.path} (dry run: nothing written).")
+    elif result.written:
         out.info(f"Wrote {result.path}")
     else:
         out.info(f"{result.path.name} unchanged ({len(result.lock.kernel)} kernel(s)).")
@@ -363,7 +395,7 @@ def table(rows: list[list[str]]) -> list[str]:
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="kernel-lock", message="%(prog)s %(version)s")
+@click.version_option(__version__, prog_name="kernel-lock", message="%(prog)s %(version)s")
 def main() -> None:
     """Lock, sync and verify Hugging Face Hub kernels for reproducible, tamper-evident loading.
 
@@ -382,9 +414,16 @@ def main() -> None:
 @click.option(
     "--check", "--locked", "check", is_flag=True, help="Change nothing; exit 1 if the lock is out of date."
 )
+@click.option("--dry-run", is_flag=True, help="Resolve and print what would change; write nothing.")
 @command
 def lock(
-    *, out: Output, project: Path | None, upgrade: bool, upgrade_package: tuple[str, ...], check: bool
+    *,
+    out: Output,
+    project: Path | None,
+    upgrade: bool,
+    upgrade_package: tuple[str, ...],
+    check: bool,
+    dry_run: bool,
 ) -> int:
     """Resolve [tool.kernels] dependencies and write kernels.lock."""
     from kernel_lock.config import load_project
@@ -435,9 +474,9 @@ def lock(
         raise errors.ConfigError(
             f"--upgrade-package {', '.join(unknown)}: not in [tool.kernels.dependencies] of {proj.pyproject}."
         )
-    result = lock_project(proj, upgrade=upgrade, upgrade_packages=upgrade_package)
-    print_changes(out, result)
-    out.result(LockReport(**LockChanges.of(result).model_dump(), kernels=result.lock.kernel))
+    result = lock_project(proj, upgrade=upgrade, upgrade_packages=upgrade_package, dry_run=dry_run)
+    print_changes(out, result, dry_run=dry_run)
+    out.result(LockReport(**LockChanges.of(result).model_dump(), kernels=result.lock.kernel, dry_run=dry_run))
     return EXIT_OK
 
 
@@ -462,6 +501,9 @@ def lock(
     is_flag=True,
     help="Use kernels.lock as is, without checking it against pyproject.toml (as uv).",
 )
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be locked and fetched; write and fetch nothing."
+)
 @command
 def sync(
     *,
@@ -472,6 +514,7 @@ def sync(
     all_variants: bool,
     locked: bool,
     frozen: bool,
+    dry_run: bool,
 ) -> int:
     """Fetch the locked variant(s) into the Hugging Face cache and verify every file.
 
@@ -491,16 +534,28 @@ def sync(
         all_variants=all_variants,
         locked=locked,
         frozen=frozen,
+        dry_run=dry_run,
         progress=progress,
     )
     if result.lock_result is not None:
-        print_changes(out, result.lock_result)
+        print_changes(out, result.lock_result, dry_run=dry_run)
     for check in result.checks:
-        out.info(f"{out.style('ok', fg='green')} {check.repo_id} {check.variant} ({check.commit[:12]})")
-    out.info(
-        f"Synced {len(result.checks)} variant(s); downloaded {result.downloaded_files} file(s), "
-        f"{human_bytes(result.downloaded_bytes)}."
-    )
+        if dry_run and not check.ok:
+            out.info(
+                f"{out.style('would fetch', fg='yellow')} {check.repo_id} {check.variant} ({check.commit[:12]})"
+            )
+        else:
+            out.info(f"{out.style('ok', fg='green')} {check.repo_id} {check.variant} ({check.commit[:12]})")
+    if dry_run:
+        missing = sum(not c.ok for c in result.checks)
+        out.info(
+            f"Dry run: {missing} of {len(result.checks)} variant(s) would be fetched; nothing was written."
+        )
+    else:
+        out.info(
+            f"Synced {len(result.checks)} variant(s); downloaded {result.downloaded_files} file(s), "
+            f"{human_bytes(result.downloaded_bytes)}."
+        )
     out.result(
         SyncReport(
             target=TargetReport.of(choice) if choice else None,
@@ -508,6 +563,7 @@ def sync(
             variants=[VariantReport.of(c) for c in result.checks],
             downloaded_files=result.downloaded_files,
             downloaded_bytes=result.downloaded_bytes,
+            dry_run=dry_run,
         )
     )
     return EXIT_OK
@@ -982,3 +1038,65 @@ def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cm
         out.detail(f"synced before the run: {downloaded} file(s) downloaded")
     runner.exec_enforced(cmd, lockfile)
     return 0
+
+
+@main.command()
+@project_option
+@command
+def init(*, out: Output, project: Path | None) -> int:
+    """Start declaring kernels: a pyproject.toml with an empty [tool.kernels.dependencies] (or add the table)."""
+    from kernel_lock.config import PYPROJECT, kernels_table
+    from kernel_lock.edit import with_dependencies_table
+    from kernel_lock.fsutil import atomic_write
+    from kernel_lock.reports import InitReport
+
+    root = (project or Path.cwd()).resolve()
+    path = root / PYPROJECT
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    table = kernels_table(text, where=path) if text else None
+    if table is not None and "dependencies" in table:
+        out.note(f"{path} already has [tool.kernels.dependencies]; nothing to do.")
+        action: Literal["created", "added-table", "unchanged"] = "unchanged"
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, with_dependencies_table(text).encode("utf-8"))
+        action = "added-table" if text else "created"
+        out.note(f"{'Added [tool.kernels.dependencies] to' if text else 'Created'} {path}")
+        out.info("Next: `kernel-lock add ORG/KERNEL` (e.g. kernels-community/activation).")
+    out.result(InitReport(pyproject=str(path), action=action))
+    return EXIT_OK
+
+
+@main.command()
+@project_option
+@click.option("--invert", "-i", is_flag=True, help="Show each kernel with the kernels that require it.")
+@command
+def tree(*, out: Output, project: Path | None, invert: bool) -> int:
+    """The locked kernel dependency tree, as `uv tree` / `cargo tree` (with --invert: who requires what)."""
+    from kernel_lock.config import find_project_root
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.reports import TreeReport
+    from kernel_lock.tree import kernel_tree, render_tree
+
+    lock = read_lock(find_project_root(project) / "kernels.lock")
+    roots = kernel_tree(lock, invert=invert)
+    for line in render_tree(roots):
+        out.info(line)
+    out.result(TreeReport(invert=invert, kernels=roots))
+    return EXIT_OK
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    Add `eval "$(kernel-lock completion bash)"` to ~/.bashrc (zsh: ~/.zshrc with
+    `zsh`), or write `kernel-lock completion fish` to
+    ~/.config/fish/completions/kernel-lock.fish.
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(main, {}, "kernel-lock", "_KERNEL_LOCK_COMPLETE").source())

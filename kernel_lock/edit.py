@@ -82,6 +82,13 @@ def set_dependencies(text: str, dependencies: Mapping[str, Dependency]) -> str:
     return tomlkit.dumps(doc)
 
 
+def with_dependencies_table(text: str) -> str:
+    """`pyproject.toml` text that has a `[tool.kernels.dependencies]` table (added, empty, where missing)."""
+    doc = tomlkit.parse(text)
+    _dependencies_table(doc, create=True)
+    return tomlkit.dumps(doc)
+
+
 def set_dependency(text: str, repo_id: str, dep: Dependency) -> str:
     """`pyproject.toml` text with `repo_id` required as `dep` (added, or its entry replaced in place)."""
     return set_dependencies(text, {repo_id: dep})

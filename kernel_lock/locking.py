@@ -235,11 +235,13 @@ def lock_project(
     upgrade_packages: tuple[str, ...] = (),
     endpoint: str | None = None,
     pyproject_text: str | None = None,
+    dry_run: bool = False,
 ) -> LockResult:
     """Resolve the project's requirements and write `kernels.lock` (untouched on any error).
 
     With `pyproject_text`, that new `pyproject.toml` (which `project` must
     describe) is written just before the lock, once resolution succeeded.
+    `dry_run` resolves and reports the changes but writes nothing.
     """
     from kernel_lock.hub import Hub
     from kernel_lock.resolve import lock_dependencies
@@ -254,9 +256,9 @@ def lock_project(
         trusted_repos=project.trusted_repos,
         signing=project.signing(),
     )
-    if pyproject_text is not None:
+    if pyproject_text is not None and not dry_run:
         atomic_write(project.pyproject, pyproject_text.encode("utf-8"))
-    written = write_lock(project.lockfile, lock)
+    written = False if dry_run else write_lock(project.lockfile, lock)
     old = previous.by_requested_repo() if previous else {}
     new = lock.by_requested_repo()
     return LockResult(

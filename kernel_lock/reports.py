@@ -112,6 +112,7 @@ class LockReport(LockChanges, Report):
     """`kernel-lock lock --json`."""
 
     kernels: list[LockedKernel] = Field(description="Every locked kernel, as in kernels.lock")
+    dry_run: bool = Field(False, description="With --dry-run: nothing was written")
 
 
 class LockCheckReport(Report):
@@ -163,6 +164,7 @@ class SyncReport(Report):
     variants: list[VariantReport]
     downloaded_files: int
     downloaded_bytes: int
+    dry_run: bool = Field(False, description="With --dry-run: nothing was written or fetched")
 
 
 class VerifyReport(Report):
@@ -285,6 +287,31 @@ class RunRecordReport(Report):
     conflicts: list[str]
 
 
+class InitReport(Report):
+    """`kernel-lock init --json`."""
+
+    pyproject: str
+    action: Literal["created", "added-table", "unchanged"]
+
+
+class TreeNode(JsonModel):
+    """A locked kernel in `kernel-lock tree`, with the kernels it requires (or, inverted, that require it)."""
+
+    repo_id: str
+    key: str = Field(description="`repo@vN` or `repo@rev:REVISION`")
+    commit: str
+    variants: list[str] = Field(description="Variants of the parent this edge is for (empty for a root)")
+    children: list[TreeNode]
+    repeated: bool = Field(False, description="Shown in full elsewhere in the tree (or a cycle)")
+
+
+class TreeReport(Report):
+    """`kernel-lock tree --json`."""
+
+    invert: bool
+    kernels: list[TreeNode]
+
+
 REPORTS: dict[str, type[Report]] = {
     "error": ErrorReport,
     "lock": LockReport,
@@ -298,4 +325,6 @@ REPORTS: dict[str, type[Report]] = {
     "import": ImportReport,
     "env": EnvReport,
     "run-record": RunRecordReport,
+    "init": InitReport,
+    "tree": TreeReport,
 }

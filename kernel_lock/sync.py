@@ -143,6 +143,7 @@ def sync_project(
     all_variants: bool = False,
     frozen: bool = False,
     locked: bool = False,
+    dry_run: bool = False,
     endpoint: str | None = None,
     progress: Progress | None = None,
 ) -> SyncResult:
@@ -151,6 +152,7 @@ def sync_project(
     By default a missing or stale lock is brought up to date first (as `kernel-lock lock`
     would: unchanged requirements keep their commits); `locked` instead fails with
     `LockOutOfDate` when it is stale; `frozen` uses the lock as it is, unchecked.
+    `dry_run` writes and fetches nothing: the result's checks say what is missing.
     """
     if frozen and locked:
         raise ConfigError("Give --locked or --frozen, not both: --frozen does not check the lock at all.")
@@ -166,11 +168,15 @@ def sync_project(
         else:
             current = read_lock_if_exists(config.lockfile)
             if current is None or lock_differences(config, current):
-                lock_result = lock_project(config, endpoint=endpoint)
+                lock_result = lock_project(config, endpoint=endpoint, dry_run=dry_run)
                 lock = lock_result.lock
             else:
                 lock = current
     pairs = selected_variants(lock, target=target, names=variants, all_variants=all_variants)
+    if dry_run:
+        return SyncResult(
+            checks=[check_variant(entry, variant) for entry, variant in pairs], lock_result=lock_result
+        )
     result = sync_variants(pairs, endpoint=endpoint, progress=progress)
     result.lock_result = lock_result
     _warn_missing_python_depends(result)

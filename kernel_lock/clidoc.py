@@ -1,0 +1,109 @@
+"""The command reference, generated from the click commands: a table in README.md, every option in docs/cli.md.
+
+`python -m kernel_lock.clidoc` rewrites both (README.md only between its markers); a test fails when
+either is stale. The error codes table comes from `kernel_lock.errors` and the CLI's own codes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import click
+
+from kernel_lock import cli, errors
+
+README_BLOCKS = ("command reference", "error codes")
+CLI_CODES = {
+    cli.USAGE: "a usage error: an unknown option, a missing argument (exit 2)",
+    cli.FILE_SYSTEM: "a file could not be read or written (exit 2)",
+    cli.INTERRUPTED: "interrupted (exit 130)",
+    cli.INTERNAL: "a bug in kernel-lock (exit 70)",
+}
+
+
+def _commands() -> list[tuple[str, click.Command]]:
+    """(name, command) of every command, as `kernel-lock --help` lists them."""
+    ctx = click.Context(cli.main, info_name="kernel-lock")
+    names = cli.main.list_commands(ctx)
+    return [(name, cmd) for name in names if (cmd := cli.main.get_command(ctx, name)) is not None]
+
+
+def _usage(name: str, cmd: click.Command) -> str:
+    ctx = click.Context(cmd, info_name=f"kernel-lock {name}")
+    return " ".join(cmd.collect_usage_pieces(ctx)).strip()
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell (a `|` would end the cell)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def command_table() -> str:
+    """One row per command: its usage and its one-line help."""
+    rows = ["| command | what it does |", "|---|---|"]
+    for name, cmd in _commands():
+        usage = f"kernel-lock {name} {_usage(name, cmd)}".strip()
+        rows.append(f"| `{_cell(usage)}` | {_cell(cmd.get_short_help_str(limit=200))} |")
+    return "\n".join(rows) + "\n"
+
+
+def error_table() -> str:
+    """Every stable error code and the failure it names."""
+    rows = ["| error code | meaning |", "|---|---|"]
+    classes = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.KernelLockError) and c is not errors.KernelLockError
+    ]
+    for cls in sorted(classes, key=lambda c: c.code):
+        doc = (cls.__doc__ or "").strip().splitlines()[0].rstrip(".")
+        rows.append(f"| `{cls.code}` | {doc} (exit {cli.exit_code_for(cls.__new__(cls))}) |")
+    rows += [f"| `{code}` | {meaning} |" for code, meaning in sorted(CLI_CODES.items())]
+    return "\n".join(rows) + "\n"
+
+
+def reference() -> str:
+    """docs/cli.md: every command with its help text and options."""
+    parts = [
+        "# Command reference\n",
+        "Generated from the commands by `python -m kernel_lock.clidoc`; do not edit by hand.\n",
+    ]
+    for name, cmd in _commands():
+        ctx = click.Context(cmd, info_name=f"kernel-lock {name}")
+        parts.append(f"## `kernel-lock {name}`\n")
+        parts.append(f"    kernel-lock {name} {_usage(name, cmd)}\n")
+        parts.append(inspect.cleandoc(cmd.help or "") + "\n")
+        options = [p.get_help_record(ctx) for p in cmd.get_params(ctx) if isinstance(p, click.Option)]
+        rows = [r for r in options if r is not None]
+        if rows:
+            parts.append(
+                "| option | |\n|---|---|\n" + "".join(f"| `{_cell(o)}` | {_cell(h)} |\n" for o, h in rows)
+            )
+    return "\n".join(parts)
+
+
+def readme(text: str) -> str:
+    """README.md text with the generated blocks replaced."""
+    for block, body in zip(README_BLOCKS, (command_table(), error_table()), strict=True):
+        start, end = f"<!-- {block}: start -->\n", f"<!-- {block}: end -->"
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
+        if not rest:
+            raise ValueError(f"README.md has no {start.strip()} marker")
+        text = head + start + body + end + tail
+    return text
+
+
+def main(root: str = ".") -> None:
+    """Rewrite README.md's generated blocks and docs/cli.md under `root`."""
+    base = Path(root)
+    path = base / "README.md"
+    path.write_text(readme(path.read_text(encoding="utf-8")), encoding="utf-8")
+    (base / "docs").mkdir(exist_ok=True)
+    (base / "docs" / "cli.md").write_text(reference(), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
