@@ -23,15 +23,24 @@ CLI_CODES = {
 }
 
 
+def _root() -> click.Context:
+    """The group's context, whose settings (`-h` as well as `--help`) its commands inherit."""
+    return click.Context(cli.main, info_name="kernel-lock", **cli.main.context_settings)
+
+
+def _context(name: str, cmd: click.Command) -> click.Context:
+    return click.Context(cmd, info_name=name, parent=_root())
+
+
 def _commands() -> list[tuple[str, click.Command]]:
     """(name, command) of every command, as `kernel-lock --help` lists them."""
-    ctx = click.Context(cli.main, info_name="kernel-lock")
+    ctx = _root()
     names = cli.main.list_commands(ctx)
     return [(name, cmd) for name in names if (cmd := cli.main.get_command(ctx, name)) is not None]
 
 
 def _usage(name: str, cmd: click.Command) -> str:
-    ctx = click.Context(cmd, info_name=f"kernel-lock {name}")
+    ctx = _context(name, cmd)
     return " ".join(cmd.collect_usage_pieces(ctx)).strip()
 
 
@@ -71,7 +80,7 @@ def reference() -> str:
         "Generated from the commands by `python -m kernel_lock.clidoc`; do not edit by hand.\n",
     ]
     for name, cmd in _commands():
-        ctx = click.Context(cmd, info_name=f"kernel-lock {name}")
+        ctx = _context(name, cmd)
         parts.append(f"## `kernel-lock {name}`\n")
         parts.append(f"    kernel-lock {name} {_usage(name, cmd)}\n")
         parts.append(inspect.cleandoc(cmd.help or "") + "\n")
