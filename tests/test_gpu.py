@@ -1,0 +1,39 @@
+"""On a machine with a CUDA GPU: a kernel locked, synced for the detected environment and verified runs there."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernel_lock import env
+
+pytestmark = [pytest.mark.gpu, pytest.mark.torch]
+
+
+def test_a_locked_kernel_runs_on_the_gpu(hub_env, make_project, cli, monkeypatch) -> None:
+    import torch
+
+    from kernel_lock.load import get_kernel
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.target import detect_target
+    from kernel_lock.variants import select_variant
+
+    monkeypatch.delenv(env.TARGET)  # this test is about this machine
+    target = detect_target()
+    assert torch.version.cuda is not None
+    assert (target.backend, target.backend_version) == (
+        "cuda",
+        tuple(int(part) for part in torch.version.cuda.split(".")[:2]),
+    )
+    root = make_project('"kernels-community/relu" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    run = cli("sync", "--project", str(root))
+    assert run.exit_code == 0, run.stderr
+    entry = read_lock(root / "kernels.lock").find("kernels-community/relu")
+    kernel = get_kernel("kernels-community/relu", lockfile=root / "kernels.lock")
+    loaded = kernel.VARIANT
+    assert loaded == select_variant(entry.variants, target, repo_id=entry.repo_id)
+    x = torch.randn(64, 32, device="cuda")
+    out = torch.empty_like(x)
+    kernel.relu(out, x)
+    assert out.device.type == "cuda"
+    torch.testing.assert_close(out, torch.relu(x))
