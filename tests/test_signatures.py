@@ -144,6 +144,7 @@ def test_production_bundle_refused_for_another_identity(other: Signer) -> None:
     assert caught.value.signer == RFC8785
 
 
+@pytest.mark.kernels
 def test_default_signers_are_the_kernels_librarys() -> None:
     from kernels.verify import DEFAULT_POLICIES
 
@@ -151,6 +152,114 @@ def test_default_signers_are_the_kernels_librarys() -> None:
     assert {s.workflow for s in DEFAULT_SIGNERS} == set(default.signer_uris)
     assert {s.repository for s in DEFAULT_SIGNERS} == {f"https://github.com/{default.repo_id}"}
     assert {s.issuer for s in DEFAULT_SIGNERS} == {"https://token.actions.githubusercontent.com"}
+
+
+# --- the private instance is a real one: sigstore's verifier checks, and refuses, each of its parts ---
+
+
+def _flip(b64: str) -> str:
+    raw = bytearray(base64.b64decode(b64))
+    raw[-1] ^= 1
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _entry(bundle: dict) -> dict:
+    return bundle["verificationMaterial"]["tlogEntries"][0]
+
+
+BUNDLE_FORGERIES: dict[str, tuple[Callable[[dict], None], str]] = {
+    "inclusion-proof": (
+        lambda b: _entry(b)["inclusionProof"]["hashes"].__setitem__(
+            0, _flip(_entry(b)["inclusionProof"]["hashes"][0])
+        ),
+        "inclusion proof",
+    ),
+    "log-root": (
+        lambda b: _entry(b)["inclusionProof"].__setitem__(
+            "rootHash", _flip(_entry(b)["inclusionProof"]["rootHash"])
+        ),
+        "root hash",
+    ),
+    "checkpoint": (
+        lambda b: _entry(b)["inclusionProof"]["checkpoint"].__setitem__(
+            "envelope", _entry(b)["inclusionProof"]["checkpoint"]["envelope"].replace("\n3\n", "\n4\n")
+        ),
+        "checkpoint",
+    ),
+    "entry-timestamp": (
+        lambda b: _entry(b).__setitem__("integratedTime", str(int(_entry(b)["integratedTime"]) + 1)),
+        "SET",
+    ),
+    "log-body": (
+        lambda b: _entry(b).__setitem__(
+            "canonicalizedBody",
+            base64.b64encode(
+                base64.b64decode(_entry(b)["canonicalizedBody"]).replace(b"hashedrekord", b"hashedrekord ")
+            ).decode(),
+        ),
+        "inclusion proof",
+    ),
+    "signature": (
+        lambda b: b["messageSignature"].__setitem__("signature", base64.b64encode(b"0" * 70).decode()),
+        "Signature is invalid",
+    ),
+}
+ROOT_FORGERIES: dict[str, tuple[str, str]] = {
+    "ct-log": ("ctlogs", "SCT"),
+    "transparency-log": ("tlogs", "checkpoint"),
+    "certificate-authority": ("certificateAuthorities", "certificate chain"),
+}
+
+
+def _verify_with(root: dict, bundle: dict, data: bytes, tmp_path: Path) -> Signer:
+    from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
+
+    path = tmp_path / "root.json"
+    path.write_text(json.dumps(root))
+    verifier = Verifier(trusted_root=TrustedRoot.from_file(str(path)))
+    return verify_signature(
+        data, json.dumps(bundle).encode(), policy(), verifier, Where("o/r", "0" * 40, "v")
+    )
+
+
+def test_the_private_instance_signs_what_sigstore_verifies(
+    instance: SigstoreInstance, tmp_path: Path
+) -> None:
+    data = b'{"name": "relu"}'
+    for _ in range(4):  # a log of several entries, so the inclusion proofs have hashes
+        bundle = json.loads(instance.sign(data, BUILD))
+    root = json.loads(instance.trusted_root_json())
+    assert _entry(bundle)["inclusionProof"]["hashes"]
+    assert _verify_with(root, bundle, data, tmp_path) == BUILD
+
+
+@pytest.mark.parametrize("part", sorted(BUNDLE_FORGERIES))
+def test_sigstore_refuses_each_forged_part_of_a_bundle(
+    part: str, instance: SigstoreInstance, tmp_path: Path
+) -> None:
+    data = b'{"name": "relu"}'
+    for _ in range(3):
+        bundle = json.loads(instance.sign(data, BUILD))
+    forge, says = BUNDLE_FORGERIES[part]
+    forge(bundle)
+    with pytest.raises(SignatureError) as caught:
+        _verify_with(json.loads(instance.trusted_root_json()), bundle, data, tmp_path)
+    assert caught.value.reason in ("invalid-signature", "invalid-bundle") and says in str(caught.value)
+
+
+@pytest.mark.parametrize("part", sorted(ROOT_FORGERIES))
+def test_sigstore_refuses_a_part_the_trusted_root_does_not_vouch_for(
+    part: str, instance: SigstoreInstance, tmp_path: Path
+) -> None:
+    data = b'{"name": "relu"}'
+    bundle = json.loads(instance.sign(data, BUILD))
+    key, says = ROOT_FORGERIES[part]
+    root = json.loads(instance.trusted_root_json())
+    root[key] = json.loads(SigstoreInstance("rogue").trusted_root_json())[key]
+    with pytest.raises(SignatureError) as caught:
+        _verify_with(root, bundle, data, tmp_path)
+    assert caught.value.reason == "invalid-signature" and says in str(caught.value)
 
 
 # --- end to end against the local Hub and the private instance ---
