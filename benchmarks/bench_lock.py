@@ -55,8 +55,13 @@ from _common import (
 ORG = "bench-org"
 
 
-def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float):
+def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float, signer=None):
+    """The bench Hub; with a `SigstoreInstance` as `signer`, every variant is signed by the default signer."""
+    from kernel_lock.signers import DEFAULT_SIGNERS
     from kernel_lock.testing import LocalHub, repo_files
+
+    def sign(files):
+        return signer.sign_variants(files, DEFAULT_SIGNERS[0]) if signer else files
 
     hub = LocalHub(latency=0.0)
     hub.set_organization(ORG, trusted_kernel_publisher=True, fullname="Bench Org")
@@ -66,7 +71,7 @@ def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float):
         depends = [(f"{ORG}/dep-{i:02d}", 1)] if with_deps else None
         repo = hub.create_repo(f"{ORG}/kernel-{i:02d}", repo_type="kernel")
         sha = repo.commit(
-            repo_files(names, name=f"kernel-{i:02d}", so_size=1024, kernel_depends=depends),
+            sign(repo_files(names, name=f"kernel-{i:02d}", so_size=1024, kernel_depends=depends)),
             branch="v1",
             message="Build kernel v1",
         )
@@ -75,7 +80,9 @@ def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float):
         if with_deps:
             dep = hub.create_repo(f"{ORG}/dep-{i:02d}", repo_type="kernel")
             dsha = dep.commit(
-                repo_files(names, name=f"dep-{i:02d}", so_size=1024), branch="v1", message="Build dep v1"
+                sign(repo_files(names, name=f"dep-{i:02d}", so_size=1024)),
+                branch="v1",
+                message="Build dep v1",
             )
             dep.create_branch("main", dsha)
             repos[dep.repo_id] = (dep, dsha)
@@ -115,6 +122,49 @@ def critical_path(hub, repos, locked_ids, latency: float, reads_metadata: bool, 
     }
 
 
+def trust_instance(project: Path, signer) -> None:
+    """Make `project` verify signatures with the private instance's trusted root."""
+    signer.write_trusted_root(project / "trusted_root.json")
+    text = (project / "pyproject.toml").read_text()
+    text = text.replace(
+        "[tool.kernels.dependencies]",
+        '[tool.kernels]\ntrusted-root = "trusted_root.json"\n\n[tool.kernels.dependencies]',
+    )
+    (project / "pyproject.toml").write_text(text)
+
+
+def verification_cost(repo, sha, signer, rounds: int = 5) -> dict:
+    """CPU per variant of verifying its signature (sigstore Verifier) and its listed files against the digest."""
+    import tempfile
+
+    from kernel_lock.signatures import Verifiers, Where, check_digest, verify_signature
+    from kernel_lock.signers import policy
+
+    files = repo.files(sha)
+    variants = sorted({p.split("/")[1] for p in files if p.endswith("/metadata.json.sigstore")})
+    with tempfile.TemporaryDirectory() as tmp:
+        root = signer.write_trusted_root(Path(tmp) / "trusted_root.json")
+        start = time.perf_counter()
+        verifier = Verifiers().get(root)
+        build_s = time.perf_counter() - start
+    listed = {v: {p.split("/", 2)[2]: None for p in files if p.startswith(f"build/{v}/")} for v in variants}
+    pol = policy()
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        for v in variants:
+            metadata = files[f"build/{v}/metadata.json"]
+            where = Where(repo.repo_id, sha, v)
+            verify_signature(metadata, files[f"build/{v}/metadata.json.sigstore"], pol, verifier, where)
+            check_digest(where, metadata, listed[v])
+        times.append((time.process_time() - start) / len(variants))
+    return {
+        "verifier_build_s": build_s,
+        "per_variant_cpu_s": Stat(times).as_json(),
+        "variants": len(variants),
+    }
+
+
 def server_span(records) -> float:
     """Server-side span of a batch of requests: first arrival to last answer."""
     if not records:
@@ -141,6 +191,11 @@ def main() -> int:
         action="store_true",
         help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)",
     )
+    parser.add_argument(
+        "--signed",
+        action="store_true",
+        help="every variant carries a Sigstore bundle (private instance) that kernel-lock verifies at lock",
+    )
     parser.add_argument("--json", metavar="PATH", help="write all figures as JSON to PATH")
     args = parser.parse_args()
 
@@ -150,16 +205,23 @@ def main() -> int:
 
         _Handler.disable_nagle_algorithm = True  # what `disable_nagle_algorithm = True` on _Handler would do
     t_setup = time.perf_counter()
-    hub, repos, names = build_hub(args.kernels, args.variants, args.with_deps, args.latency)
+    signer = None
+    if args.signed:
+        from kernel_lock.testing.sigstore_instance import SigstoreInstance
+
+        signer = SigstoreInstance("bench")
+    hub, repos, names = build_hub(args.kernels, args.variants, args.with_deps, args.latency, signer)
     setup_s = time.perf_counter() - t_setup
     url = hub.url
     direct = [f"{ORG}/kernel-{i:02d}" for i in range(args.kernels)]
     work = tempdir("bench-lock-")
     kl_project = write_project(work / "kl-project", dict.fromkeys(direct, 1))
     k_project = write_project(work / "kernels-project", dict.fromkeys(direct, 1))
+    if signer:
+        trust_instance(kl_project, signer)
     print(
         f"Local Hub {url}: {len(repos)} repos x {len(names)} variants, latency {args.latency * 1000:.0f} ms, "
-        f"setup {setup_s:.1f} s; mode {'with-deps' if args.with_deps else 'plain'}"
+        f"setup {setup_s:.1f} s; mode {'with-deps' if args.with_deps else 'plain'}{', signed' if signer else ''}"
         f"{', server TCP_NODELAY (diagnostic)' if args.server_nodelay else ''}; "
         f"{info['cpus']} CPUs, load {info['loadavg_at_start']}"
     )
@@ -232,12 +294,12 @@ def main() -> int:
         from kernel_lock.hub import Hub
         from kernel_lock.resolve import lock_dependencies
 
-        deps = load_project(kl_project).dependencies
+        project = load_project(kl_project)
         for i in range(3):
             # kernel-lock caches metadata.json under the HF cache: keep it out of the user's, and cold.
             os.environ["HF_HUB_CACHE"] = str(fresh_dir(work, f"cache-same-{i}"))
             start = time.perf_counter()
-            lock_dependencies(deps, hub=Hub(url))
+            lock_dependencies(project.dependencies, hub=Hub(url), signing=project.signing())
             same_runs.append(time.perf_counter() - start)
     finally:
         hub.stop()
@@ -248,6 +310,11 @@ def main() -> int:
     kl_lock = read_lock(kl_project / "kernels.lock")
     kl_locked = [k.repo_id for k in kl_lock.kernel]
     kl_variants = sum(len(k.variants) for k in kl_lock.kernel)
+    kl_signed = sum(len(k.signed_by) for k in kl_lock.kernel)
+    if signer and kl_signed != kl_variants:
+        print(f"kernel-lock recorded {kl_signed} signers for {kl_variants} signed variants", file=sys.stderr)
+        return 2
+    cost = verification_cost(*repos[direct[0]], signer) if signer else None
     k_lock = json.loads((k_project / "kernels.lock").read_text()) if k_runs else []
     k_locked = [e["dependency"]["repo-id"] for e in k_lock] if isinstance(k_lock, list) else list(k_lock)
     if not set(direct) <= set(kl_locked) or kl_variants < len(direct) * len(names):
@@ -330,6 +397,13 @@ def main() -> int:
         f"vs the 2-RTT bound {ratio_2rtt:.2f}x  (requests per cold resolve: {child_reqs[-1]})"
     )
 
+    if cost:
+        print(
+            f"\nsignatures: {kl_signed} of {kl_variants} variants verified and recorded at lock; per variant "
+            f"{cost['per_variant_cpu_s']['median'] * 1000:.2f} ms CPU (sigstore verify_artifact + digest check, "
+            f"median of 5 x {cost['variants']}), verifier built once in {cost['verifier_build_s'] * 1000:.1f} ms"
+        )
+
     print("\n== Requests by kind (last run of each tool) ==")
     kinds = sorted(set(kl_kinds) | set(k_kinds), key=lambda x: -(k_kinds.get(x, 0) + kl_kinds.get(x, 0)))
     print(
@@ -364,6 +438,8 @@ def main() -> int:
         {
             "benchmark": "lock",
             "mode": "with-deps" if args.with_deps else "plain",
+            "signed": bool(signer),
+            "signature_verification": cost,
             "machine": info,
             "kernels": args.kernels,
             "variants": len(names),

@@ -181,9 +181,17 @@ class _Context:
         self.pins = pins
         self.signing = signing
         self.verifiers = Verifiers()
+        self._verifier: Future[Any] | None = None
         self._orgs: dict[str, Future[bool]] = {}
         self._lock = threading.Lock()
         self.side = ThreadPoolExecutor(max_workers=SIDE_WORKERS, thread_name_prefix="kernel-lock-side")
+
+    def prepare_verifier(self) -> None:
+        """Build the signature verifier in the background (importing sigstore takes a while) while the
+        metadata and bundles download; the first caller starts it, the others find it underway."""
+        with self._lock:
+            if self._verifier is None:
+                self._verifier = self.side.submit(self.verifiers.get, self.signing.trusted_root)
 
     def org_trusted(self, repo_id: str) -> Future[bool]:
         """Whether the repo's organization is a trusted kernel publisher (asked once per org, in the background)."""
@@ -204,6 +212,8 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
     _notice_newer_version(repo_id, dep, refs)
     trusted = context.org_trusted(target)
     tree = hub.tree(target, commit, "build")
+    if any(e.path.endswith(f"/{BUNDLE_NAME}") for e in tree):
+        context.prepare_verifier()
     variants = variant_hashes(target, commit, tree)
     trust = _trust(repo_id, target, dep, parent, trusted.result(), context.allowlist)
     try:

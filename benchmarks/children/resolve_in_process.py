@@ -15,17 +15,18 @@ from kernel_lock.hub import Hub  # noqa: E402
 from kernel_lock.resolve import lock_dependencies  # noqa: E402
 
 t1 = time.perf_counter()
-deps = load_project(Path(sys.argv[1])).dependencies
+project = load_project(Path(sys.argv[1]))
+deps, signing = project.dependencies, project.signing()
 url = sys.argv[2]
 t2 = time.perf_counter()
 hub = Hub(url)
 t3 = time.perf_counter()
 c3 = time.process_time()
-lock = lock_dependencies(deps, hub=hub)
+lock = lock_dependencies(deps, hub=hub, signing=signing)
 t4 = time.perf_counter()
 c4 = time.process_time()
 m4 = time.monotonic()  # same clock as the server's request log
-lock2 = lock_dependencies(deps, hub=hub)
+lock2 = lock_dependencies(deps, hub=hub, signing=signing)
 t5 = time.perf_counter()
 assert lock == lock2
 print(
