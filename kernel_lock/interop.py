@@ -48,6 +48,7 @@ from kernel_lock.lockfile import (
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub
+    from kernel_lock.signers import Signing
 
 
 Format = Literal["kernels", "kernels-legacy"]
@@ -214,7 +215,8 @@ def import_lock(
             f"lock, give its path: `kernel-lock import PATH`."
         )
     fmt, parsed = _parse(source)
-    declared, trusted, pyproject_text = _read_pyproject(root / PYPROJECT)
+    current, pyproject_text = _read_pyproject(root / PYPROJECT)
+    declared, trusted, signing = current.dependencies, current.trusted_repos, current.signing()
     hub = Hub(endpoint)
 
     if isinstance(parsed, KernelsLockFile):
@@ -233,7 +235,7 @@ def import_lock(
     pins |= {kernel_key(repo, dep): sha for repo, dep, sha in items}
     wanted = {kernel_key(repo, dep): (repo, _declared_or(declared, repo, dep)) for repo, dep, _ in items}
 
-    everything = _resolve_all(list(wanted.values()), hub=hub, trusted=trusted, pins=pins)
+    everything = _resolve_all(list(wanted.values()), hub=hub, trusted=trusted, pins=pins, signing=signing)
     # A legacy entry's requirement is a guess, so there "required" means the same repo at the same commit.
     same = (lambda k: k.key) if fmt == "kernels" else (lambda k: (k.repo_id, k.commit))
     required = {same(k) for k in everything.kernel if k.required_by}
@@ -245,12 +247,14 @@ def import_lock(
     ]
     _refuse_duplicates(source, [wanted[key][0] for key in direct_keys], what="direct dependency")
     direct = dict(wanted[key] for key in direct_keys)
-    lock = lock_dependencies(direct, hub=hub, previous=everything, trusted_repos=trusted, pins=pins)
+    lock = lock_dependencies(
+        direct, hub=hub, previous=everything, trusted_repos=trusted, pins=pins, signing=signing
+    )
 
     if isinstance(parsed, LegacyLockFile):
         _check_legacy_hashes(source, parsed, lock)
     if declared:
-        problems = lock_differences(Project(root=root, dependencies=declared, trusted_repos=trusted), lock)
+        problems = lock_differences(current, lock)
         if problems:
             raise LockfileError(
                 f"{source} does not match {root / PYPROJECT}: " + "; ".join(problems) + ". Change "
@@ -293,7 +297,12 @@ def _backup(source: Path) -> Path:
 
 
 def _resolve_all(
-    wanted: list[tuple[str, Dependency]], *, hub: Hub, trusted: list[str], pins: dict[str, str]
+    wanted: list[tuple[str, Dependency]],
+    *,
+    hub: Hub,
+    trusted: list[str],
+    pins: dict[str, str],
+    signing: Signing,
 ) -> Lock:
     """Every requirement in `wanted` and all it depends on, in one lock (all entries transitive) with every edge.
 
@@ -317,7 +326,7 @@ def _resolve_all(
         remaining = rest
         previous = _transitive_lock(entries, edges) if entries else None
         for entry in lock_dependencies(
-            batch, hub=hub, previous=previous, trusted_repos=trusted, pins=pins
+            batch, hub=hub, previous=previous, trusted_repos=trusted, pins=pins, signing=signing
         ).kernel:
             entries.setdefault(entry.key, entry)
             for edge in entry.required_by:
@@ -409,16 +418,15 @@ def _refuse_duplicates(source: Path, keys: list[str], what: str = "entry") -> No
         )
 
 
-def _read_pyproject(path: Path) -> tuple[dict[str, Dependency], list[str], str]:
-    """The declared dependencies, trust allowlist and text of `pyproject.toml` (all empty if there is none)."""
+def _read_pyproject(path: Path) -> tuple[Project, str]:
+    """What `pyproject.toml` declares (nothing if there is no file or no table), and its text."""
     if not path.exists():
-        return {}, [], ""
+        return Project(root=path.parent, dependencies={}), ""
     text = read_pyproject(path)
     table = kernels_table(text, where=path)
     if table is None:
-        return {}, [], text
-    project = project_from_table(path.parent, table)
-    return project.dependencies, project.trusted_repos, text
+        return Project(root=path.parent, dependencies={}), text
+    return project_from_table(path.parent, table), text
 
 
 def _legacy_requirement(repo_id: str, sha: str, hub: Hub) -> Dependency:

@@ -625,3 +625,30 @@ def test_python_changed_after_signing_is_caught_by_verify_signatures(
     run = cli("verify", "--project", str(root), "--variant", SO_VARIANT, "--signatures")
     assert run.exit_code == 4
     assert "File hash mismatch for layers.py" in run.stdout
+
+
+def test_import_verifies_with_the_projects_signers_and_trusted_root(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    commit = publish(hub_env, instance, "forked", FORK)
+    fork = f'{{ issuer = "{FORK.issuer}", workflow = "{FORK.workflow}", repository = "{FORK.repository}" }}'
+    root = signed_project('"kernels-community/forked" = 1', table=f"signers = [{fork}]")
+    source = root / "kernels-lock.json"
+    source.write_text(
+        json.dumps(
+            [
+                {
+                    "dependency": {"repo-id": "kernels-community/forked", "version": 1},
+                    "lock": {"commit": commit},
+                }
+            ]
+        )
+    )
+    run = cli("import", str(source), "--project", str(root))
+    assert run.exit_code == 0, run.stderr
+    [entry] = read_lock(root / "kernels.lock").kernel
+    assert set(entry.signed_by.values()) == {FORK}
+    assert cli("lock", "--check", "--project", str(root)).exit_code == 0
