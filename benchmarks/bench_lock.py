@@ -15,7 +15,10 @@ i.e. (1 + listing pages) round trips x latency.
 Targets: kernel-lock lock wall >= 10x faster than kernels lock; in-process resolve <= 2x the bound.
 Exit status 1 when a target is missed, 2 when a tool failed.
 
-    python benchmarks/bench_lock.py [--with-deps] [--repeat 5] [--kernels-repeat 3] [--json out.json]
+With --signed every variant carries a Sigstore bundle (private instance) that kernel-lock verifies at lock,
+and the per-variant verification cost is printed.
+
+    python benchmarks/bench_lock.py [--with-deps] [--signed] [--repeat 5] [--kernels-repeat 3] [--json out.json]
 """
 
 from __future__ import annotations
