@@ -471,6 +471,14 @@ def test_lock_check_notices_a_policy_change_and_a_hand_edited_signer(
     run = cli("lock", "--check", "--project", str(root))
     assert run.exit_code == 4 and "but the lock records" in run.stderr
 
+    # A signed variant whose signer was deleted from the lock.
+    (root / "pyproject.toml").write_text(pyproject)
+    start = lock_text.index("[kernel.signed-by.torch213-cxx11-cpu-x86_64-linux]")
+    end = lock_text.index("[kernel.signed-by.", start + 1)
+    (root / "kernels.lock").write_text(lock_text[:start] + lock_text[end:])
+    run = cli("lock", "--check", "--project", str(root))
+    assert run.exit_code == 4 and "the lock records no signature" in run.stderr
+
 
 def test_verify_signatures_rechecks_synced_variants_offline(
     hub_env: LocalHub,
