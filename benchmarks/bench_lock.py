@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -294,10 +295,12 @@ def main() -> int:
 
         # Diagnostic: resolve in this interpreter, which also runs the server (shared GIL).
         from kernel_lock.config import load_project
+        from kernel_lock.errors import KernelLockWarning
         from kernel_lock.hub import Hub
         from kernel_lock.resolve import lock_dependencies
 
         project = load_project(kl_project)
+        warnings.simplefilter("ignore", KernelLockWarning)  # the unsigned-variants notice, once per kernel
         for i in range(3):
             # kernel-lock caches metadata.json under the HF cache: keep it out of the user's, and cold.
             os.environ["HF_HUB_CACHE"] = str(fresh_dir(work, f"cache-same-{i}"))
