@@ -216,6 +216,8 @@ class SignatureError(VerificationError):
     `digest-mismatch`, `signer-mismatch`); `signer` is the identity the certificate named, where one was read.
     """
 
+    code = "signature-invalid"
+
     def __init__(
         self,
         message: str,

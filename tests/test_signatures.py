@@ -403,6 +403,7 @@ def test_the_default_trust_root_is_productions(
     root = make_project('"kernels-community/signed" = 1')
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 4 and "failed to build timestamp certificate chain" in run.stderr
+    assert cli("lock", "--project", str(root), "--json").json()["error"]["code"] == "signature-invalid"
 
 
 def test_unsigned_variants_lock_with_a_notice_unless_a_signature_is_required(
