@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -85,7 +88,7 @@ class Output:
     def info(self, message: str) -> None:
         """A line of normal output (silenced by --quiet and --json)."""
         if not self.quiet and not self.json_mode:
-            click.echo(message)
+            click.echo(message, color=self.color)
 
     def note(self, message: str) -> None:
         """A line about what the command is doing (the target, a lock it wrote), on stderr; silenced by --quiet."""
@@ -101,7 +104,7 @@ class Output:
         """A warning: on stderr always, and in the JSON document."""
         self.warnings.append(message)
         label = click.style("warning:", fg="yellow", bold=True) if self.err_color else "warning:"
-        click.echo(f"{label} {message}", err=True)
+        click.echo(f"{label} {message}", err=True, color=self.err_color)
 
     def error(self, code: str, message: str) -> None:
         """An error: `error: ...` on stderr, and with --json the error document on stdout."""
@@ -112,7 +115,7 @@ class Output:
     def problem(self, message: str) -> None:
         """`error: ...` on stderr for a failed check, whose JSON document is its report, not an error."""
         label = click.style("error:", fg="red", bold=True) if self.err_color else "error:"
-        click.echo(f"{label} {message}", err=True)
+        click.echo(f"{label} {message}", err=True, color=self.err_color)
 
     def style(self, text: str, **kw: Any) -> str:
         """Colour `text` where colour is wanted."""
@@ -357,6 +360,79 @@ def announce_target(out: Output, declared: TargetChoice | None) -> TargetChoice:
     return choice
 
 
+class SyncBar:
+    """`sync` on a terminal: one byte-level bar for all the files it fetches.
+
+    tqdm, because huggingface_hub already brings it (its own download bars); rich would add
+    rich, markdown-it-py, mdurl and pygments (about 5 MB) for the same bar.
+    """
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.lock = threading.Lock()
+        self.before: Callable[[], None] = lambda: None  # stops a spinner, so the two do not share the line
+
+    def planned(self, files: int, size: int) -> None:
+        from tqdm import tqdm
+
+        self.before()
+        if files:
+            self.bar = tqdm(
+                total=size,
+                desc=f"Fetching {files} file(s)",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
+            )
+
+    def received(self, size: int) -> None:
+        with self.lock:
+            if self.bar is not None:
+                self.bar.update(size)
+
+    def synced(self, check: Any) -> None:
+        """Variants are listed once, after the bar, with the rest of the output."""
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextlib.contextmanager
+def working(out: Output, what: str) -> Iterator[Callable[[], None]]:
+    """A spinner with the elapsed time on a terminal's stderr while something long runs (e.g. locking).
+
+    Yields a function that stops it early (before a progress bar takes the line).
+    """
+    if out.quiet or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    done = threading.Event()
+
+    def spin() -> None:
+        start = time.monotonic()
+        for frame in itertools.cycle("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"):
+            click.echo(f"\r{frame} {what} {time.monotonic() - start:4.1f}s", err=True, nl=False)
+            if done.wait(0.1):
+                break
+        click.echo("\r\033[K", err=True, nl=False)
+
+    thread = threading.Thread(target=spin, name="kernel-lock-spinner", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join()
+
+    try:
+        yield stop
+    finally:
+        stop()
+
+
 def human_bytes(size: int) -> str:
     """`1.5 MiB`, `820 B`: sizes as people read them."""
     value = float(size)
@@ -474,7 +550,8 @@ def lock(
         raise errors.ConfigError(
             f"--upgrade-package {', '.join(unknown)}: not in [tool.kernels.dependencies] of {proj.pyproject}."
         )
-    result = lock_project(proj, upgrade=upgrade, upgrade_packages=upgrade_package, dry_run=dry_run)
+    with working(out, f"Locking {len(proj.dependencies)} kernel(s)"):
+        result = lock_project(proj, upgrade=upgrade, upgrade_packages=upgrade_package, dry_run=dry_run)
     print_changes(out, result, dry_run=dry_run)
     out.result(LockReport(**LockChanges.of(result).model_dump(), kernels=result.lock.kernel, dry_run=dry_run))
     return EXIT_OK
@@ -526,17 +603,24 @@ def sync(
     from kernel_lock.sync import sync_project
 
     choice = None if variant_names or all_variants else announce_target(out, target)
-    progress = (lambda msg: click.echo(msg, err=True)) if sys.stderr.isatty() and not out.quiet else None
-    result = sync_project(
-        project,
-        target=choice.target if choice else None,
-        variants=variant_names,
-        all_variants=all_variants,
-        locked=locked,
-        frozen=frozen,
-        dry_run=dry_run,
-        progress=progress,
-    )
+    bar = SyncBar() if sys.stderr.isatty() and not out.quiet else None
+    try:
+        with working(out, "Syncing") as stop_spinner:
+            if bar is not None:
+                bar.before = stop_spinner
+            result = sync_project(
+                project,
+                target=choice.target if choice else None,
+                variants=variant_names,
+                all_variants=all_variants,
+                locked=locked,
+                frozen=frozen,
+                dry_run=dry_run,
+                progress=bar,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
     if result.lock_result is not None:
         print_changes(out, result.lock_result, dry_run=dry_run)
     for check in result.checks:
@@ -676,37 +760,69 @@ def _recheck_synced_signatures(project: Path | None, pairs: list[Any], checks: l
 @target_options
 @command
 def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
-    """List the major versions of REPO and their build variants; ✅ marks what this environment would load."""
+    """List the major versions of REPO and their build variants; ✅ marks what this environment would load.
+
+    With --verbose, one line per variant: preferred, compatible, or rejected and why, for this
+    environment (or the one --target declares).
+    """
     from kernel_lock.hub import Hub
-    from kernel_lock.reports import TargetReport, VersionReport, VersionsReport
+    from kernel_lock.reports import DecisionReport, TargetReport, VersionReport, VersionsReport
+    from kernel_lock.variants import rank_variants
     from kernel_lock.versions import list_versions
 
     choice = announce_target(out, target)
-    holder, infos = list_versions(repo, hub=Hub(), target=choice.target)
+    hub = Hub()
+    holder, infos = list_versions(repo, hub=hub, target=choice.target)
+    org = holder.split("/", 1)[0]
+    trusted = hub.org_is_trusted(org)
+    if not trusted:
+        warnings.warn(
+            f"{holder} is published by {org}, which is not a trusted kernel publisher on the Hub: after reviewing "
+            f"its code, lock it with `kernel-lock add {repo} --trust-remote-code`.",
+            errors.KernelLockWarning,
+            stacklevel=1,
+        )
     if holder != repo:
         out.info(f"{repo} redirects to {holder}")
     if not infos:
         out.info(f"{holder} has no major versions (no vN branches).")
+    reports = []
     for info in infos:
         names = [f"{v} ✅" if v == info.selected else v for v in info.variants]
         label = f"Version {info.version}" + (
             " (unstable: alpha/beta, no API promise)" if info.unstable else ""
         )
-        out.info(f"{label}: {', '.join(names)}")
+        fits = "" if info.selected else f" (none fits {choice.target.describe()})"
+        out.info(f"{label}: {', '.join(names)}{fits}")
+        decisions = [
+            DecisionReport(
+                variant=d.variant,
+                status="preferred"
+                if d.variant == info.selected
+                else "compatible"
+                if d.accepted
+                else "rejected",
+                reason=d.reason,
+            )
+            for d in rank_variants(info.variants, choice.target)
+        ]
+        if out.verbose:
+            for d in decisions:
+                mark = "✅" if d.status == "preferred" else "  " if d.status == "compatible" else "✗ "
+                out.info(f"  {mark} {d.variant}: {d.status}{f' ({d.reason})' if d.reason else ''}")
+        reports.append(
+            VersionReport(
+                version=info.version,
+                commit=info.commit,
+                unstable=info.unstable,
+                variants=info.variants,
+                selected=info.selected,
+                decisions=decisions,
+            )
+        )
     out.result(
         VersionsReport(
-            repo_id=holder,
-            target=TargetReport.of(choice),
-            versions=[
-                VersionReport(
-                    version=i.version,
-                    commit=i.commit,
-                    unstable=i.unstable,
-                    variants=i.variants,
-                    selected=i.selected,
-                )
-                for i in infos
-            ],
+            repo_id=holder, target=TargetReport.of(choice), trusted_publisher=trusted, versions=reports
         )
     )
     return EXIT_OK
@@ -747,7 +863,8 @@ def add(
         if pinned and (version is not None or revision is not None):
             raise errors.ConfigError(f"{spec} names its version; drop --version/--revision, or the @ part.")
         requests[repo_id] = (pinned_version, pinned_revision) if pinned else (version, revision)
-    result = add_dependencies(requests, project, trust_remote_code=trust_remote_code)
+    with working(out, "Locking"):
+        result = add_dependencies(requests, project, trust_remote_code=trust_remote_code)
     pyproject = result.lock.path.parent / "pyproject.toml"
     for added in result.added:
         requirement = added.dependency.describe()

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -84,16 +85,23 @@ class Refused(Exception):
         self.problem = problem
 
 
-def fetch_blob(hub: Hub, source: Source, item: ManifestEntry, blobs: Path) -> FileProblem | Digests:
+def fetch_blob(
+    hub: Hub,
+    source: Source,
+    item: ManifestEntry,
+    blobs: Path,
+    received: Callable[[int], None] | None = None,
+) -> FileProblem | Digests:
     """Download `source` into `blobs/<item.hash>`: its digests once it matched `item`, else what was wrong.
 
     Nothing lands at the blob's name unless the whole body matched; the temporary file is removed on any
-    failure. Hub failures (unreachable, error status, another commit) raise `HubError`.
+    failure. Hub failures (unreachable, error status, another commit) raise `HubError`. `received` is
+    told the size of each chunk as it lands (for a progress bar).
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{item.hash}.", suffix=".incomplete", dir=blobs)
     try:
         with os.fdopen(fd, "r+b") as out:
-            download = _Download(hub, source, item, out)
+            download = _Download(hub, source, item, out, received)
             try:
                 hub.call(source.repo_id, f"download {source.path} at {source.commit[:12]}", download.attempt)
             except Refused as refused:
@@ -122,7 +130,15 @@ def fetch_blob(hub: Hub, source: Source, item: ManifestEntry, blobs: Path) -> Fi
 class _Download:
     """One file's download across attempts: the bytes written so far and their running digests."""
 
-    def __init__(self, hub: Hub, source: Source, item: ManifestEntry, out: BinaryIO) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        source: Source,
+        item: ManifestEntry,
+        out: BinaryIO,
+        received: Callable[[int], None] | None = None,
+    ) -> None:
+        self.received = received
         self.hub = hub
         self.source = source
         self.item = item
@@ -150,6 +166,8 @@ class _Download:
                     )
                 self.out.write(chunk)
                 self.digests.update(chunk)
+                if self.received is not None:
+                    self.received(len(chunk))
         if self.digests.received != self.item.size:
             raise Refused(
                 FileProblem(

@@ -210,6 +210,14 @@ class StatusReport(Report):
     kernels: list[KernelStatusReport]
 
 
+class DecisionReport(JsonModel):
+    """Whether a variant fits the target: the one it would load, another that fits, or rejected and why."""
+
+    variant: str
+    status: Literal["preferred", "compatible", "rejected"]
+    reason: str | None
+
+
 class VersionReport(JsonModel):
     """One major version of a kernel repo."""
 
@@ -218,6 +226,7 @@ class VersionReport(JsonModel):
     unstable: bool
     variants: list[str]
     selected: str | None = Field(description="The variant the target would load; null where none fits")
+    decisions: list[DecisionReport] = Field(description="Every variant, in the order of preference")
 
 
 class VersionsReport(Report):
@@ -225,6 +234,9 @@ class VersionsReport(Report):
 
     repo_id: str = Field(description="The repo that holds the kernel, after any redirect")
     target: TargetReport
+    trusted_publisher: bool = Field(
+        description="Whether the Hub marks its organization a trusted kernel publisher"
+    )
     versions: list[VersionReport]
 
 

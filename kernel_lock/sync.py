@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kernel_lock.cache import (
     Fingerprint,
@@ -63,7 +63,19 @@ if TYPE_CHECKING:
     from kernel_lock.target import Target
 
 DOWNLOAD_WORKERS = 32
-Progress = Callable[[str], None]
+
+
+class Progress(Protocol):
+    """What a sync reports as it goes (a progress bar on a terminal): the plan, bytes as they land, each variant."""
+
+    def planned(self, files: int, size: int) -> None:
+        """The files (and their bytes) this sync will download, once known."""
+
+    def received(self, size: int) -> None:
+        """`size` more bytes landed (called from download threads)."""
+
+    def synced(self, check: VariantCheck) -> None:
+        """A variant is in the cache and verified."""
 
 
 @dataclass
@@ -241,12 +253,15 @@ def sync_variants(
                 result.checks.append(check)
             else:
                 plans.append(diff(entry, variant, manifest, cache))
-        for check in apply(plans, hub, cache, pool, result):
+        if progress is not None:
+            fetched = {(p.entry.repo_id, item.hash): item.size for p in plans for item in p.fetch}
+            progress.planned(len(fetched), sum(fetched.values()))
+        for check in apply(plans, hub, cache, pool, result, progress.received if progress else None):
             result.checks.append(check)
             if not check.ok:
                 failures.append(check)
             elif progress:
-                progress(f"synced {check.repo_id} {check.variant}")
+                progress.synced(check)
     if failures:
         raise SyncFailed([f.error() for f in failures], endpoint=hub.endpoint)
     return result
@@ -414,7 +429,12 @@ def _good_blob(blob: Path, item: ManifestEntry) -> bool:
 
 
 def apply(
-    plans: list[VariantPlan], hub: Hub, cache: Path, pool: ThreadPoolExecutor, result: SyncResult
+    plans: list[VariantPlan],
+    hub: Hub,
+    cache: Path,
+    pool: ThreadPoolExecutor,
+    result: SyncResult,
+    received: Callable[[int], None] | None = None,
 ) -> list[VariantCheck]:
     """Carry out the plans: clear, download every missing blob once (all at once), link, record, verify.
 
@@ -436,7 +456,7 @@ def apply(
                     source = Source(
                         plan.entry.repo_id, plan.entry.commit, f"build/{plan.variant}/{item.path}"
                     )
-                    downloads[key] = pool.submit(fetch_blob, hub, source, item, blobs)
+                    downloads[key] = pool.submit(fetch_blob, hub, source, item, blobs, received)
         checks = []
         for plan in plans:
             checks.append(_finish(plan, cache, downloads, result))

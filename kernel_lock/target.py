@@ -10,6 +10,8 @@ import functools
 import importlib.util
 import platform
 import re
+import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -95,6 +97,9 @@ class Target:
     arch: str
     os: str
     macos: tuple[int, int] | None = None
+    free_threaded: bool = (
+        False  # a free-threaded Python before 3.15, which cannot load stable-ABI (arch) builds
+    )
 
     def describe(self) -> str:
         """Human text, e.g. `torch 2.10 (cxx11), CUDA 12.8, x86_64-linux`."""
@@ -107,6 +112,8 @@ class Target:
         text = f"{torch}, {backend_label(self.backend, self.backend_version)}, {self.arch}-{self.os}"
         if self.macos is not None:
             text += f" (macOS {self.macos[0]}.{self.macos[1]})"
+        if self.free_threaded:
+            text += ", free-threaded Python"
         return text
 
     def spec(self) -> str | None:
@@ -326,6 +333,12 @@ def default_target() -> Target:
     return choose_target().target
 
 
+def unsupported_free_threaded() -> bool:
+    """Whether this is a free-threaded Python without ABI3 support (before 3.15), as kernels 0.17.2's
+    `_is_unsupported_free_threaded_build` decides: no arch (compiled) variant loads there."""
+    return sys.version_info < (3, 15) and bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
 @functools.cache
 def detect_target() -> Target:
     """The running environment, as kernels would see it, computed without importing torch (cached)."""
@@ -342,7 +355,7 @@ def detect_target() -> Target:
     if torch_path is None or source is None:
         runtime = _libcudart_version()
         backend = ("cpu", None) if runtime is None else ("cuda", runtime)
-        return Target(None, None, backend[0], backend[1], arch, os, macos)
+        return Target(None, None, backend[0], backend[1], arch, os, macos, unsupported_free_threaded())
     cuda = _version_py_value(source, "cuda")
     hip = _version_py_value(source, "hip")
     xpu = _version_py_value(source, "xpu")
@@ -358,4 +371,6 @@ def detect_target() -> Target:
         backend = ("cpu", None)
     torch_version = _major_minor(_version_py_value(source, "__version__") or "")
     cxx11_abi = _cxx11_abi(torch_path) if os == "linux" else None
-    return Target(torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos)
+    return Target(
+        torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos, unsupported_free_threaded()
+    )

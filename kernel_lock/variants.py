@@ -11,6 +11,7 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from kernel_lock.errors import NoVariantFits, VariantError
 from kernel_lock.target import (
@@ -26,6 +27,8 @@ _TORCH = re.compile(r"torch(\d)(\d+)")
 _STABLE_ABI = re.compile(r"torch-stable-abi(\d)(\d+)")
 _TVM_FFI = re.compile(r"tvm-ffi(\d)(\d+)")
 NOT_A_VARIANT = "not a build variant name"
+FREE_THREADED = "arch kernel not supported on free-threaded Python <3.15"
+Framework = Literal["torch", "torch-stable-abi", "tvm-ffi", "noarch"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Variant:
     """
 
     name: str
-    framework: str
+    framework: Framework
     version: tuple[int, int] | None
     cxx11_abi: bool | None
     backend: str
@@ -62,7 +65,12 @@ def _not_a_variant(name: str) -> VariantError:
 
 
 def _arch_variant(
-    name: str, framework: str, pattern: re.Pattern[str], framework_text: str, abi: str | None, rest: list[str]
+    name: str,
+    framework: Framework,
+    pattern: re.Pattern[str],
+    framework_text: str,
+    abi: str | None,
+    rest: list[str],
 ) -> Variant:
     m = pattern.fullmatch(framework_text)
     if m is None or len(rest) != 3:
@@ -113,6 +121,8 @@ def _dotted(version: tuple[int, int]) -> str:
 
 def _rejection(v: Variant, t: Target) -> str | None:
     """Why `v` does not fit `t` (None if it does), checked in the order of kernels' `_check_variants`."""
+    if t.free_threaded and v.framework != "noarch":
+        return FREE_THREADED
     if v.framework == "noarch":
         backend = BACKENDS.get(t.backend)
         wanted = (backend.noarch if backend else None) or t.backend

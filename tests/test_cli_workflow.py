@@ -332,3 +332,22 @@ def test_add_several_pinned_and_a_redirecting_repo(hub_env, make_project, cli) -
     assert lock.find("kernels-community/old-relu").redirected_from == "kernels-community/old-relu"
     both = cli("add", "kernels-community/relu@1", "--version", "2", "--project", str(root))
     assert both.exit_code == 2 and "names its version" in both.stderr
+
+
+def test_versions_verbose_says_why_and_warns_about_untrusted_publishers(hub_env, cli) -> None:
+    plain = cli("versions", "kernels-community/relu", "--target", CPU)
+    assert plain.exit_code == 0 and all(line.startswith("Version ") for line in plain.stdout.splitlines())
+    run = cli("versions", "kernels-community/relu", "--target", CPU, "--verbose")
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("Version 1: ") and f"  ✅ {CPU}: preferred" in lines
+    assert any(line.endswith(": compatible") and "torch-cpu" in line for line in lines)
+    assert any("torch213-cxx11-cu126-x86_64-linux: rejected (built for CUDA 12.6" in line for line in lines)
+    data = cli("versions", "kernels-community/relu", "--target", CPU, "--json").json()
+    assert data["trusted-publisher"] is True and data["warnings"] == []
+    statuses = {d["variant"]: d["status"] for d in data["versions"][0]["decisions"]}
+    assert statuses[CPU] == "preferred" and statuses["torch-cpu"] == "compatible"
+    none = cli("versions", "kernels-community/relu", "--target", "torch213-cxx11-cu126-aarch64-linux")
+    assert "(none fits torch 2.13 (cxx11), CUDA 12.6, aarch64-linux)" in none.stdout
+    untrusted = cli("versions", "my-org/untrusted-kernel", "--json")
+    assert untrusted.json()["trusted-publisher"] is False
+    assert any("--trust-remote-code" in w for w in untrusted.json()["warnings"])

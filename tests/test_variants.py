@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -16,7 +17,14 @@ from packaging.version import Version
 from kernel_lock import target as target_module
 from kernel_lock.errors import VariantError
 from kernel_lock.target import Target, backend_variant_str, detect_target, parse_target, target_from_options
-from kernel_lock.variants import NOT_A_VARIANT, Decision, parse_variant, rank_variants, select_variant
+from kernel_lock.variants import (
+    FREE_THREADED,
+    NOT_A_VARIANT,
+    Decision,
+    parse_variant,
+    rank_variants,
+    select_variant,
+)
 
 pytestmark = pytest.mark.kernels
 _WHY = "test_variants.py compares with the kernels library (marker `kernels`)"
@@ -402,3 +410,25 @@ def test_detect_target_without_torch(monkeypatch: pytest.MonkeyPatch, fresh_dete
         assert (target.backend, target.backend_version) == ("cpu", None)
     else:
         assert (target.backend, target.backend_version) == ("cuda", (cuda.version.major, cuda.version.minor))
+
+
+@pytest.mark.parametrize(("backend", "version", "macos"), [BACKENDS[0], BACKENDS[4], BACKENDS[-3]], ids=str)
+def test_agrees_with_kernels_on_free_threaded_python(
+    backend: str,
+    version: tuple[int, int] | None,
+    macos: tuple[int, int] | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kernels 0.17.2 drops every arch variant on a free-threaded Python before 3.15; we reject them, saying so."""
+    monkeypatch.setattr(kernels_variants, "_is_unsupported_free_threaded_build", lambda: True)
+    for target in _targets(backend, version, macos)[::7]:
+        threaded = dataclasses.replace(target, free_threaded=True)
+        for names, parsed in zip(VARIANT_SETS, KERNELS_PARSED, strict=False):
+            expected_names, expected_accepted = _kernels_order(parsed, threaded)
+            decisions = [d for d in rank_variants(names, threaded) if d.reason != NOT_A_VARIANT]
+            dropped = [d for d in decisions if d.reason == FREE_THREADED]
+            assert all(parse_variant(d.variant).framework != "noarch" for d in dropped)
+            kept = [d for d in decisions if d.reason != FREE_THREADED]
+            assert [d.variant for d in kept] == expected_names, f"{threaded} {names}"
+            assert [d.accepted for d in kept] == expected_accepted, f"{threaded} {names}"
+    assert "free-threaded Python" in dataclasses.replace(target, free_threaded=True).describe()
