@@ -1203,6 +1203,55 @@ def tree(*, out: Output, project: Path | None, invert: bool) -> int:
     return EXIT_OK
 
 
+@main.group()
+def cache() -> None:
+    """Manage the kernels in the Hugging Face cache."""
+
+
+@cache.command()
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A project whose kernels.lock is kept (repeatable; default: the project here).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@command
+def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
+    """Remove kernel commits and variants that no lock of the given projects uses.
+
+    Only kernel repositories are touched; a file's content goes once no kept variant links to it.
+    """
+    from kernel_lock.config import find_project_root
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.prune import prune_cache
+    from kernel_lock.reports import PrunedReport, PruneReport
+
+    lockfiles = [find_project_root(p) / "kernels.lock" for p in projects or (None,)]
+    result = prune_cache([read_lock(path) for path in lockfiles], dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for item in result.removed:
+        what = f"variant {item.variant}" if item.variant else "all variants"
+        out.info(f"{verb} {item.repo_id} {item.commit[:12]} {what}")
+    out.info(
+        f"{'Dry run: ' if dry_run else ''}{len(result.removed)} item(s), {result.blobs} file(s), "
+        f"{human_bytes(result.freed_bytes)} {'would be ' if dry_run else ''}freed."
+    )
+    out.result(
+        PruneReport(
+            dry_run=dry_run,
+            lockfiles=[str(p) for p in lockfiles],
+            removed=[
+                PrunedReport(repo_id=i.repo_id, commit=i.commit, variant=i.variant) for i in result.removed
+            ],
+            blobs=result.blobs,
+            freed_bytes=result.freed_bytes,
+        )
+    )
+    return EXIT_OK
+
+
 @main.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:

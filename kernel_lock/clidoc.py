@@ -32,11 +32,17 @@ def _context(name: str, cmd: click.Command) -> click.Context:
     return click.Context(cmd, info_name=name, parent=_root())
 
 
-def _commands() -> list[tuple[str, click.Command]]:
-    """(name, command) of every command, as `kernel-lock --help` lists them."""
+def _commands(group: click.Group = cli.main, prefix: str = "") -> list[tuple[str, click.Command]]:
+    """(name, command) of every command, as `kernel-lock --help` lists them; a group's commands in its place."""
     ctx = _root()
-    names = cli.main.list_commands(ctx)
-    return [(name, cmd) for name in names if (cmd := cli.main.get_command(ctx, name)) is not None]
+    found: list[tuple[str, click.Command]] = []
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        if isinstance(cmd, click.Group):
+            found += _commands(cmd, f"{prefix}{name} ")
+        elif cmd is not None:
+            found.append((f"{prefix}{name}", cmd))
+    return found
 
 
 def _usage(name: str, cmd: click.Command) -> str:

@@ -324,6 +324,24 @@ class TreeReport(Report):
     kernels: list[TreeNode]
 
 
+class PrunedReport(JsonModel):
+    """A commit (`variant` null: all of it) or one variant of a commit, removed from the cache."""
+
+    repo_id: str
+    commit: str
+    variant: str | None
+
+
+class PruneReport(Report):
+    """`kernel-lock cache prune --json`."""
+
+    dry_run: bool
+    lockfiles: list[str] = Field(description="The locks whose kernels were kept")
+    removed: list[PrunedReport]
+    blobs: int = Field(description="File contents removed (or, on a dry run, that would be)")
+    freed_bytes: int
+
+
 REPORTS: dict[str, type[Report]] = {
     "error": ErrorReport,
     "lock": LockReport,
@@ -339,4 +357,5 @@ REPORTS: dict[str, type[Report]] = {
     "run-record": RunRecordReport,
     "init": InitReport,
     "tree": TreeReport,
+    "cache-prune": PruneReport,
 }

@@ -63,6 +63,7 @@ def test_every_command_writes_its_documented_schema(hub_env, make_project, tmp_p
         "env": cli("env", "--target", CPU, "--json"),
         "tree": cli("tree", *project, "--json"),
         "init": cli("init", "--project", str(tmp_path / "new"), "--json"),
+        "cache-prune": cli("cache", "prune", *project, "--dry-run", "--json"),
     }
     exported = tmp_path / "theirs.json"
     assert cli("export", "--format", "kernels", "-o", str(exported), *project).exit_code == 0
