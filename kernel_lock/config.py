@@ -88,6 +88,10 @@ class KernelsConfig(BaseModel):
         alias="trust-remote-code",
         description="Repos (e.g. transitive kernel dependencies) allowed although their publisher is not trusted",
     )
+    redirects: dict[RepoId, RepoId] = Field(
+        default_factory=dict,
+        description="Redirects to another organization's repository that the project accepts: old repo -> new repo",
+    )
     signers: list[Signer] = Field(
         default_factory=list,
         description="Signers allowed for every kernel, besides the defaults (the kernels library's own)",
@@ -110,6 +114,7 @@ class Project(BaseModel):
     root: Path
     dependencies: dict[str, Dependency]
     trusted_repos: list[str] = []
+    redirects: dict[str, str] = {}
     signers: tuple[Signer, ...] = ()
     require_signature: bool = False
     trusted_root: Path | None = None
@@ -199,6 +204,7 @@ def project_from_table(root: Path, table: Any) -> Project:
         root=root,
         dependencies=dependencies,
         trusted_repos=parse_trust_list(table, where=where),
+        redirects=parse_redirects(table, where=where),
         signers=parse_signers(table.get("signers", []), where=f"[tool.kernels] of {where}"),
         require_signature=parse_flag(table, "require-signature", where=f"[tool.kernels] of {where}"),
         trusted_root=root / trusted_root if trusted_root else None,
@@ -239,7 +245,14 @@ def parse_flag(table: dict[str, Any], key: str, *, where: str) -> bool:
     return value
 
 
-TABLE_KEYS = {"dependencies", "trust-remote-code", "signers", "require-signature", "trusted-root"}
+TABLE_KEYS = {
+    "dependencies",
+    "trust-remote-code",
+    "redirects",
+    "signers",
+    "require-signature",
+    "trusted-root",
+}
 DEPENDENCY_KEYS = {"version", "revision", "trust-remote-code", "signers", "require-signature"}
 
 
@@ -271,6 +284,35 @@ def parse_trust_list(table: dict[str, Any], *, where: str) -> list[str]:
             f'e.g. trust-remote-code = ["my-org/my-kernel"].'
         )
     return sorted(set(value))
+
+
+def parse_redirects(table: dict[str, Any], *, where: str) -> dict[str, str]:
+    """The `[tool.kernels.redirects]` table: `"old-org/name" = "new-org/name"`, redirects to another organization
+    that the project accepts."""
+    value = table.get("redirects", {})
+    valid = isinstance(value, dict) and all(
+        is_repo_id(k) and is_repo_id(v) and k != v for k, v in value.items()
+    )
+    if not valid:
+        raise ConfigError(
+            f"[tool.kernels.redirects] in {where} must map a repo id to the repo id it redirects to, e.g. "
+            f'"old-org/kernel" = "new-org/kernel".'
+        )
+    return dict(sorted(value.items()))
+
+
+def same_publisher(repo_a: str, repo_b: str) -> bool:
+    """Whether two repos belong to one organization (a redirect between them needs no acceptance)."""
+    return repo_a.split("/", 1)[0] == repo_b.split("/", 1)[0]
+
+
+def trust_granted(requested: str, target: str, opted_in: bool, allowlist: list[str] | set[str]) -> bool:
+    """Whether pyproject.toml grants trust-remote-code to `target`, reached from `requested`.
+
+    `opted_in` is the dependency's own `trust-remote-code = true`. An opt-in names a repository: it does not
+    carry over to another repository the named one redirects to; that one must be in the allowlist itself.
+    """
+    return target in allowlist or (target == requested and (opted_in or requested in allowlist))
 
 
 def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:

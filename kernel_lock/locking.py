@@ -17,6 +17,8 @@ from kernel_lock.config import (
     load_project,
     project_from_table,
     read_pyproject,
+    same_publisher,
+    trust_granted,
 )
 from kernel_lock.errors import (
     ConfigError,
@@ -30,6 +32,36 @@ from kernel_lock.errors import (
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
 from kernel_lock.signers import policy_problems
+
+
+def _unfounded(entry: LockedKernel, project: Project) -> list[str]:
+    """What in an entry the resolver would not have produced from this pyproject.toml, as far as it can tell offline.
+
+    A redirect to another organization's repository must be one pyproject.toml accepts, and trust-remote-code
+    must be granted to the repository the lock names (an opt-in does not follow a redirect): a hand-edited
+    lock that swaps in another publisher's repository is caught here.
+    """
+    problems = []
+    requested = entry.requested_repo
+    if entry.redirected_from is not None:
+        if entry.redirected_from == entry.repo_id:
+            problems.append("redirected-from names the repository itself, which the resolver never writes")
+        elif (
+            not same_publisher(requested, entry.repo_id) and project.redirects.get(requested) != entry.repo_id
+        ):
+            problems.append(
+                f"redirected to {entry.repo_id}, another organization's repository, which pyproject.toml does not "
+                f'accept (it would need "{requested}" = "{entry.repo_id}" under [tool.kernels.redirects])'
+            )
+    dep = project.dependencies.get(requested) if entry.direct else None
+    opted_in = dep is not None and dep.trust_remote_code
+    if entry.trust == "trust-remote-code" and not trust_granted(
+        requested, entry.repo_id, opted_in, project.trusted_repos
+    ):
+        problems.append(
+            f"locked with trust-remote-code for {entry.repo_id}, which pyproject.toml no longer grants (or never did)"
+        )
+    return problems
 
 
 @dataclass(frozen=True)
@@ -122,14 +154,7 @@ def lock_differences(project: Project, lock: Lock | None) -> list[str]:
     for repo_id in sorted(set(locked) - set(project.dependencies)):
         problems.append(f"{repo_id}: locked but no longer in pyproject.toml")
     for entry in lock.kernel if lock else []:
-        requested = project.dependencies.get(entry.requested_repo)
-        granted = (
-            entry.direct and requested is not None and requested.trust_remote_code
-        ) or entry.requested_repo in project.trusted_repos
-        if entry.trust == "trust-remote-code" and not granted:
-            problems.append(
-                f"{entry.key}: locked with trust-remote-code, which pyproject.toml no longer grants"
-            )
+        problems.extend(f"{entry.key}: {p}" for p in _unfounded(entry, project))
     signing = project.signing()
     for entry in lock.kernel if lock else []:
         policy = signing.policy(entry.requested_repo)
@@ -254,6 +279,7 @@ def lock_project(
         previous=previous,
         upgrade=True if upgrade else upgrade_packages,
         trusted_repos=project.trusted_repos,
+        redirects=project.redirects,
         signing=project.signing(),
     )
     if pyproject_text is not None and not dry_run:

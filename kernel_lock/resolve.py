@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kernel_lock import tomlread
 from kernel_lock.cache import RECORD_DIR, repo_dir, unwritable_paths
-from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id
+from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id, same_publisher, trust_granted
 from kernel_lock.errors import HubError, KernelLockWarning, NoSuchVersion, ResolutionError, UntrustedPublisher
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import git_blob_sha1, is_ignored, variant_hash
@@ -63,6 +63,7 @@ def lock_dependencies(
     previous: Lock | None = None,
     upgrade: bool | Iterable[str] = False,
     trusted_repos: Iterable[str] = (),
+    redirects: Mapping[str, str] | None = None,
     pins: Mapping[str, str] | None = None,
     signing: Signing | None = None,
 ) -> Lock:
@@ -89,7 +90,7 @@ def lock_dependencies(
         kernel_key(repo, dep): (repo, dep, None) for repo, dep in dependencies.items()
     }
     signing = signing or Signing()
-    context = _Context(hub, allowlist, dict(pins or {}), signing)
+    context = _Context(hub, allowlist, dict(pins or {}), signing, dict(redirects or {}))
     with (
         context.side,
         ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="kernel-lock-resolve") as pool,
@@ -98,12 +99,19 @@ def lock_dependencies(
             futures: dict[str, Future[_Node]] = {}
             for key, (repo, dep, parent) in wanted.items():
                 old = prior.get(key)
-                opted_in = dep.trust_remote_code or repo in allowlist
                 if (
                     old is not None
                     and not upgrade_all
                     and repo not in upgrade_some
-                    and (old.trust != "trust-remote-code" or opted_in)
+                    and (
+                        old.trust != "trust-remote-code"
+                        or trust_granted(repo, old.repo_id, dep.trust_remote_code, allowlist)
+                    )
+                    and (
+                        old.repo_id == repo
+                        or same_publisher(repo, old.repo_id)
+                        or context.redirects.get(repo) == old.repo_id
+                    )
                     and not policy_problems(old.variants, old.signed_by, signing.policy(repo))
                 ):
                     nodes[key] = _Node(old, _prior_needs(previous, old))
@@ -175,9 +183,12 @@ def _prior_needs(previous: Lock | None, entry: LockedKernel) -> dict[str, list[t
 class _Context:
     """What every resolution of one lock run shares: the Hub, the trust opt-ins, one org-trust answer per org."""
 
-    def __init__(self, hub: Hub, allowlist: set[str], pins: dict[str, str], signing: Signing) -> None:
+    def __init__(
+        self, hub: Hub, allowlist: set[str], pins: dict[str, str], signing: Signing, redirects: dict[str, str]
+    ) -> None:
         self.hub = hub
         self.allowlist = allowlist
+        self.redirects = redirects
         self.pins = pins
         self.signing = signing
         self.verifiers = Verifiers()
@@ -215,6 +226,7 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
     if any(e.path.endswith(f"/{BUNDLE_NAME}") for e in tree):
         context.prepare_verifier()
     variants = variant_hashes(target, commit, tree)
+    _accept_redirect(repo_id, target, context.redirects)
     trust = _trust(repo_id, target, dep, parent, trusted.result(), context.allowlist)
     try:
         entry = LockedKernel(
@@ -264,12 +276,40 @@ def _notice_newer_version(repo_id: str, dep: Dependency, refs: Refs) -> None:
 def _trust(
     repo_id: str, target: str, dep: Dependency, parent: str | None, trusted: bool, allowlist: set[str]
 ) -> Trust:
-    """The trust decision recorded in the lock, or an error saying how to opt in."""
+    """The trust decision recorded in the lock, or an error saying how to opt in.
+
+    A `trust-remote-code` opt-in names a repository; it does not follow a redirect to another one.
+    """
     if trusted:
         return "trusted-publisher"
-    if dep.trust_remote_code or repo_id in allowlist or target in allowlist:
+    if trust_granted(repo_id, target, dep.trust_remote_code, allowlist):
         return "trust-remote-code"
-    raise UntrustedPublisher(repo_id, target.split("/", 1)[0], parent)
+    org = target.split("/", 1)[0]
+    if target != repo_id and (dep.trust_remote_code or repo_id in allowlist):
+        raise UntrustedPublisher(
+            target,
+            org,
+            parent,
+            how=f'add trust-remote-code = ["{target}"] under [tool.kernels] in pyproject.toml: the opt-in for '
+            f"{repo_id}, which redirects to {target}, does not carry over to another repository",
+        )
+    raise UntrustedPublisher(repo_id, org, parent)
+
+
+def _accept_redirect(repo_id: str, target: str, redirects: Mapping[str, str]) -> None:
+    """Refuse a redirect to another organization's repository unless pyproject.toml accepts exactly it.
+
+    Within one organization the publisher controls both repositories; across organizations the redirect
+    hands the project to another publisher, which the project must agree to (and which `lock --check` can
+    then see, offline, in pyproject.toml).
+    """
+    if target == repo_id or same_publisher(repo_id, target) or redirects.get(repo_id) == target:
+        return
+    raise ResolutionError(
+        f"{repo_id} redirects to {target} (through {STATUS_FILE}), a repository of another organization. "
+        f"kernel-lock follows a redirect to another publisher only when pyproject.toml accepts it: add "
+        f'"{repo_id}" = "{target}" under [tool.kernels.redirects], or depend on {target} directly.'
+    )
 
 
 def variant_files_named(tree: Iterable[TreeEntry], name: str) -> dict[str, str]:
