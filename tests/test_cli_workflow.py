@@ -30,6 +30,7 @@ def kernels_lock(root: Path) -> bytes:
     return (root / "kernels.lock").read_bytes()
 
 
+@pytest.mark.kernels
 def test_every_command_names_import_for_a_kernels_json_lock(hub_env, make_project, cli) -> None:
     root = make_project(RELU_V2)
     theirs = kernels_lock(root)
@@ -55,6 +56,7 @@ def test_every_command_names_import_for_a_kernels_json_lock(hub_env, make_projec
         assert (root / "kernels.lock").read_bytes() == theirs, f"{args} must not touch the kernels lock"
 
 
+@pytest.mark.kernels
 def test_import_in_place_keeps_a_backup_and_the_commits(hub_env, hub_fixtures, make_project, cli) -> None:
     root = make_project(RELU_V2)
     theirs = kernels_lock(root)
@@ -76,6 +78,7 @@ def test_import_in_place_keeps_a_backup_and_the_commits(hub_env, hub_fixtures, m
     assert backup.read_bytes() == theirs
 
 
+@pytest.mark.kernels
 def test_import_in_place_never_overwrites_another_backup(hub_env, make_project, cli) -> None:
     root = make_project(RELU_V2)
     theirs = kernels_lock(root)
@@ -87,6 +90,7 @@ def test_import_in_place_never_overwrites_another_backup(hub_env, make_project, 
     assert (root / "kernels.lock.1.kernels.json").read_bytes() == theirs
 
 
+@pytest.mark.kernels
 def test_a_failed_in_place_import_changes_nothing(hub_env, make_project, cli) -> None:
     root = make_project(RELU_V2)
     theirs = kernels_lock(root)

@@ -33,6 +33,7 @@ def _materialize(root: Path, files: dict[str, bytes]) -> Path:
     return root
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("variant", [CUDA_VARIANT, "torch-universal", "torch213-metal-aarch64-darwin"])
 def test_fixture_digest_is_what_the_kernels_builder_computes(tmp_path: Path, variant: str) -> None:
     from kernels._rust import Digest, DigestAlgorithm, Metadata
@@ -54,6 +55,7 @@ def test_fixture_digest_is_what_the_kernels_builder_computes(tmp_path: Path, var
     assert not metadata.provenance.dirty
 
 
+@pytest.mark.kernels
 def test_fixture_without_digest_has_no_digest() -> None:
     from kernels._rust import Metadata
 
@@ -82,6 +84,7 @@ def _several(vdir: Path) -> None:
     (vdir / "zzz.py").write_bytes(b"")
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("how", sorted(TAMPERING))
 def test_check_reports_what_kernels_reports(tmp_path: Path, how: str) -> None:
     from kernels._rust import Digest, DigestAlgorithm, DigestValidationError, Metadata
