@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,24 @@ def test_settings_are_read_when_asked_for(monkeypatch, tmp_path) -> None:
     assert env.lock_file() == tmp_path / "kernels.lock"
     monkeypatch.delenv(env.LOCK_FILE)
     assert env.lock_file() is None
+
+
+# Modules that may touch os.environ other than through kernel_lock.env, and why.
+ENVIRONMENT_READERS = {
+    "kernel_lock/env.py": "the one place settings are read",
+    "kernel_lock/cli.py": "--offline sets HF_HUB_OFFLINE for one command and restores what was there",
+    "kernel_lock/site/sitecustomize.py": "decides before importing anything whether enforcement is wanted",
+    "kernel_lock/testing/transformers_kernels.py": "source text of a fixture kernel, not code of ours that runs",
+}
+
+
+def test_settings_are_read_only_through_env() -> None:
+    package = Path(env.__file__).parent
+    readers = {
+        path.relative_to(package.parent).as_posix()
+        for path in package.rglob("*.py")
+        if re.search(r"os\.environ\.get\(|os\.environ\[|os\.getenv\(", path.read_text(encoding="utf-8"))
+    }
+    assert readers <= set(ENVIRONMENT_READERS), (
+        f"read environment variables through kernel_lock.env: {sorted(readers - set(ENVIRONMENT_READERS))}"
+    )
