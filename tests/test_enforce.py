@@ -22,6 +22,7 @@ from kernel_lock.testing import LocalHub
 from kernel_lock.testing.pytest_plugin import point_clients_at
 from kernel_lock.testing.transformers_kernels import MARKER_ENV, publish_transformers_kernels
 
+pytestmark = [pytest.mark.torch, pytest.mark.kernels]
 torch = pytest.importorskip("torch")
 kernels = pytest.importorskip("kernels")
 transformers = pytest.importorskip("transformers")

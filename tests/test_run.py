@@ -20,6 +20,7 @@ from kernel_lock.testing import LocalHub
 from kernel_lock.testing.pytest_plugin import point_clients_at
 from kernel_lock.testing.transformers_kernels import MARKER_ENV, publish_transformers_kernels
 
+pytestmark = [pytest.mark.torch, pytest.mark.kernels]
 pytest.importorskip("torch")
 pytest.importorskip("kernels")
 
