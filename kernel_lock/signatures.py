@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from kernel_lock.errors import SignatureError
+from kernel_lock.errors import ConfigError, SignatureError
 from kernel_lock.signers import SignaturePolicy, Signer
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def _build_verifier(trusted_root: Path | None) -> Any:
     try:
         return Verifier(trusted_root=TrustedRoot.from_file(str(trusted_root)))
     except (OSError, ValueError, Error) as exc:
-        raise SignatureError(
+        raise ConfigError(
             f"Cannot read the Sigstore trusted root {trusted_root} ({exc}). Point trusted-root in [tool.kernels] "
             f"of pyproject.toml at a valid trusted_root.json."
         ) from None

@@ -661,3 +661,22 @@ def test_import_verifies_with_the_projects_signers_and_trusted_root(
     [entry] = read_lock(root / "kernels.lock").kernel
     assert set(entry.signed_by.values()) == {FORK}
     assert cli("lock", "--check", "--project", str(root)).exit_code == 0
+
+
+@pytest.mark.parametrize("content", [None, "{}", "not json"], ids=["missing", "empty-object", "not-json"])
+def test_an_unreadable_trusted_root_is_a_config_error(
+    content: str | None,
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    publish(hub_env, instance, "signed", BUILD)
+    root = signed_project('"kernels-community/signed" = 1')
+    if content is None:
+        (root / "trusted_root.json").unlink()
+    else:
+        (root / "trusted_root.json").write_text(content)
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 2 and "Cannot read the Sigstore trusted root" in run.stderr
+    assert "Traceback" not in run.stderr and not (root / "kernels.lock").exists()
