@@ -60,6 +60,28 @@ class ResolutionError(KernelLockError):
         self.request_id = request_id
 
 
+class RepoNotFound(ResolutionError):
+    """No kernel repository by that id on the Hub; `suggestion` is the closest id the Hub lists, if any."""
+
+    code = "repo-not-found"
+
+    def __init__(
+        self,
+        repo_id: str,
+        endpoint: str,
+        suggestion: str | None,
+        *,
+        how: str = "Check the repo id in pyproject.toml",
+        request_id: str | None = None,
+    ) -> None:
+        self.repo_id, self.endpoint, self.suggestion = repo_id, endpoint, suggestion
+        maybe = f" Did you mean {suggestion}?" if suggestion else ""
+        super().__init__(
+            f"Kernel repository {repo_id} not found on {endpoint}.{maybe} {how}, and set HF_TOKEN if it is private.",
+            request_id=request_id,
+        )
+
+
 class NoSuchVersion(ResolutionError):
     """A required major version has no `vN` branch; `available` lists the versions there are."""
 

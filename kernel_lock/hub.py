@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kernel_lock import env
-from kernel_lock.errors import HubError, KernelLockError, MalformedReply, ResolutionError
+from kernel_lock.errors import HubError, KernelLockError, MalformedReply, RepoNotFound, ResolutionError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -340,16 +340,29 @@ class Hub:
             request_id=rid,
         )
 
+    def closest_kernel(self, repo_id: str) -> str | None:
+        """The kernel repo of the same organization whose id is closest to `repo_id` (a typo's likely
+        meaning), where the Hub lists the organization's kernels (`/api/kernels?author=ORG`); else None."""
+        import difflib
+
+        org, name = repo_id.split("/", 1)
+        try:
+            listed = self._get(f"{self.endpoint}/api/kernels", params={"author": org, "limit": "1000"}).json()
+            names = [
+                item["id"] for item in listed if isinstance(item, dict) and isinstance(item.get("id"), str)
+            ]
+        except Exception:  # a suggestion is a courtesy: no listing, no suggestion
+            return None
+        others = {n.split("/", 1)[1]: n for n in names if n != repo_id and n.startswith(f"{org}/")}
+        close = difflib.get_close_matches(name, list(others), n=1, cutoff=0.7)  # names only: the org matches
+        return others[close[0]] if close else None
+
     def _not_found(self, repo_id: str, request_id: str | None) -> ResolutionError:
         """Explain a missing kernel repo, telling apart one that exists as a model-type repo."""
         try:
             self.api.repo_info(repo_id, repo_type="model")
         except Exception:
-            return ResolutionError(
-                f"Kernel repository {repo_id} not found on {self.endpoint}. Check the repo id in "
-                f"pyproject.toml, and set HF_TOKEN if it is private.",
-                request_id=request_id,
-            )
+            return RepoNotFound(repo_id, self.endpoint, self.closest_kernel(repo_id), request_id=request_id)
         return ResolutionError(
             f"{repo_id} is a model-type repository; kernel-lock supports only kernel-type repositories. "
             f"Ask its publisher to move it to a kernel repository (huggingface.co/kernels/...), "

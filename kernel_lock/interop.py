@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -123,6 +124,34 @@ class LegacyLockFile(RootModel[list[LegacyEntry]]):
     """A legacy `kernels` lock file."""
 
 
+@dataclass(frozen=True)
+class ImportedEntry:
+    """One entry of a `kernels` lock file, whichever its format: a repo at a commit, and what the format says.
+
+    `requirement` is None where the format records none (legacy files): it is then taken from
+    pyproject.toml, else from the Hub. `hashes` (variant -> hash) is set where the format records them
+    (legacy files): they must equal ours.
+    """
+
+    repo_id: str
+    commit: str
+    requirement: Dependency | None
+    hashes: dict[str, str] | None = None
+
+
+def _from_kernels(data: KernelsLockFile) -> list[ImportedEntry]:
+    """The entries of a `kernels` (0.17) lock file."""
+    return [ImportedEntry(e.dependency.repo_id, e.lock.commit, _requirement(e.dependency)) for e in data.root]
+
+
+def _from_legacy(data: LegacyLockFile) -> list[ImportedEntry]:
+    """The entries of a legacy `kernels` lock file."""
+    return [
+        ImportedEntry(e.repo_id, e.sha, None, {name: v.hash for name, v in e.variants.items()})
+        for e in data.root
+    ]
+
+
 @dataclass
 class ImportResult:
     """What `import_lock` did."""
@@ -214,30 +243,30 @@ def import_lock(
             f"{source} is already kernel-lock's TOML lock; there is nothing to import. To import a `kernels` JSON "
             f"lock, give its path: `kernel-lock import PATH`."
         )
-    fmt, parsed = _parse(source)
+    fmt, entries = _parse(source)
     current, pyproject_text = _read_pyproject(root / PYPROJECT)
     declared, trusted, signing = current.dependencies, current.trusted_repos, current.signing()
     hub = Hub(endpoint)
 
-    if isinstance(parsed, KernelsLockFile):
-        items = [(e.dependency.repo_id, _requirement(e.dependency), e.lock.commit) for e in parsed.root]
-        pins = {}
-    else:
-        _refuse_duplicates(source, [e.repo_id for e in parsed.root])
-        items = [
-            (e.repo_id, declared.get(e.repo_id) or _legacy_requirement(e.repo_id, e.sha, hub), e.sha)
-            for e in parsed.root
-        ]
-        pins = {
-            e.repo_id: e.sha for e in parsed.root
-        }  # also for what the metadata requires under another version
+    guessed = [e for e in entries if e.requirement is None]
+    _refuse_duplicates(source, [e.repo_id for e in guessed])
+    items = [
+        (
+            e.repo_id,
+            e.requirement or declared.get(e.repo_id) or _legacy_requirement(e.repo_id, e.commit, hub),
+            e.commit,
+        )
+        for e in entries
+    ]
+    pins = {e.repo_id: e.commit for e in guessed}  # also for what the metadata requires under another version
     _refuse_duplicates(source, [kernel_key(repo, dep) for repo, dep, _ in items])
     pins |= {kernel_key(repo, dep): sha for repo, dep, sha in items}
     wanted = {kernel_key(repo, dep): (repo, _declared_or(declared, repo, dep)) for repo, dep, _ in items}
 
     everything = _resolve_all(list(wanted.values()), hub=hub, trusted=trusted, pins=pins, signing=signing)
-    # A legacy entry's requirement is a guess, so there "required" means the same repo at the same commit.
-    same = (lambda k: k.key) if fmt == "kernels" else (lambda k: (k.repo_id, k.commit))
+    # A guessed requirement may not be the one another kernel requires, so there "required" means the same
+    # repo at the same commit.
+    same = (lambda k: (k.repo_id, k.commit)) if guessed else (lambda k: k.key)
     required = {same(k) for k in everything.kernel if k.required_by}
     first = everything.by_key()
     direct_keys = [
@@ -250,9 +279,7 @@ def import_lock(
     lock = lock_dependencies(
         direct, hub=hub, previous=everything, trusted_repos=trusted, pins=pins, signing=signing
     )
-
-    if isinstance(parsed, LegacyLockFile):
-        _check_legacy_hashes(source, parsed, lock)
+    _check_hashes(source, [e for e in entries if e.hashes is not None], lock)
     if declared:
         problems = lock_differences(current, lock)
         if problems:
@@ -362,8 +389,16 @@ def _declared_or(declared: dict[str, Dependency], repo: str, dep: Dependency) ->
     return mine if mine is not None and (mine.version, mine.revision) == (dep.version, dep.revision) else dep
 
 
-def _parse(source: Path) -> tuple[Format, KernelsLockFile | LegacyLockFile]:
-    """Read a lock file and tell its format from the shape of its first entry."""
+_PARSERS: dict[
+    Format, tuple[type[KernelsLockFile] | type[LegacyLockFile], Callable[[Any], list[ImportedEntry]]]
+] = {
+    "kernels": (KernelsLockFile, _from_kernels),
+    "kernels-legacy": (LegacyLockFile, _from_legacy),
+}
+
+
+def _parse(source: Path) -> tuple[Format, list[ImportedEntry]]:
+    """Read a lock file, tell its format from the shape of its first entry, and parse it into entries."""
     how = (
         "Export it again with `kernels lock` (or `kernel-lock export`), or fix it by hand: a `kernels` lock is a "
         'JSON list of {"dependency": {"repo-id": ..., "version": N}, "lock": {"commit": ...}}, a legacy one a list '
@@ -380,12 +415,7 @@ def _parse(source: Path) -> tuple[Format, KernelsLockFile | LegacyLockFile]:
     except (ValueError, RecursionError) as exc:
         raise LockfileError(f"{source} is not valid JSON ({exc}). {how}") from None
     fmt = kernels_json_format(data)
-    model: type[KernelsLockFile] | type[LegacyLockFile]
-    if fmt == "kernels":
-        model = KernelsLockFile
-    elif fmt == "kernels-legacy":
-        model = LegacyLockFile
-    else:
+    if fmt is None:
         if not isinstance(data, list):
             found = f"it holds a JSON {_JSON_TYPES.get(type(data).__name__, 'value')}, not a list"
         else:
@@ -395,8 +425,9 @@ def _parse(source: Path) -> tuple[Format, KernelsLockFile | LegacyLockFile]:
                 else "its first entry has neither 'dependency' nor 'repo_id'"
             )
         raise LockfileError(f"{source} is not a lock file in either `kernels` format: {found}. {how}")
+    model, entries = _PARSERS[fmt]
     try:
-        return fmt, model.model_validate(data)
+        return fmt, entries(model.model_validate(data))
     except ValidationError as exc:
         problems = "; ".join(
             f"entry {'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}"
@@ -435,20 +466,21 @@ def _legacy_requirement(repo_id: str, sha: str, hub: Hub) -> Dependency:
     return Dependency(version=max(versions)) if versions else Dependency(revision=sha)
 
 
-def _check_legacy_hashes(source: Path, parsed: LegacyLockFile, lock: Lock) -> None:
-    """A `LockfileError` naming every variant whose hash in the legacy file differs from the Hub's listing."""
+def _check_hashes(source: Path, entries: list[ImportedEntry], lock: Lock) -> None:
+    """A `LockfileError` naming every variant whose hash in the file differs from the Hub's listing."""
     ours: dict[tuple[str, str], LockedKernel] = {(k.repo_id, k.commit): k for k in lock.kernel}
     ours |= {(k.requested_repo, k.commit): k for k in lock.kernel}
     diffs = []
-    for entry in parsed.root:
-        computed = ours[(entry.repo_id, entry.sha)].variants
-        for variant in sorted(set(computed) | set(entry.variants)):
-            theirs = entry.variants[variant].hash if variant in entry.variants else "no such variant"
+    for entry in entries:
+        computed = ours[(entry.repo_id, entry.commit)].variants
+        recorded = entry.hashes or {}
+        for variant in sorted(set(computed) | set(recorded)):
+            theirs = recorded.get(variant, "no such variant")
             mine = computed.get(variant, "no such variant")
             if theirs != mine:
                 diffs.append(
                     f"{entry.repo_id} variant {variant}: the file has {theirs}, the Hub's listing at "
-                    f"{entry.sha[:12]} gives {mine}"
+                    f"{entry.commit[:12]} gives {mine}"
                 )
     if diffs:
         raise LockfileError(

@@ -26,6 +26,7 @@ from kernel_lock.errors import (
     LockOutOfDate,
     NoSuchVersion,
     RangeSpecifierError,
+    RepoNotFound,
     ResolutionError,
     UntrustedPublisher,
 )
@@ -326,6 +327,32 @@ class Added:
         return "unchanged" if self.before == self.dependency else "updated"
 
 
+def _worded_for_add(exc: ResolutionError, requests: Mapping[str, object]) -> ResolutionError:
+    """The error about a repo `add` was given, reworded to name `add`'s options (others as they are)."""
+    if isinstance(exc, NoSuchVersion) and exc.repo_id in requests:
+        newest = f"--version {max(exc.available)}" if exc.available else "--revision <branch, tag or commit>"
+        return NoSuchVersion(
+            exc.repo_id,
+            exc.version,
+            exc.available,
+            how=f"Pick one: `kernel-lock add {exc.repo_id} {newest}`.",
+        )
+    if isinstance(exc, RepoNotFound) and exc.repo_id in requests:
+        instead = f" (`kernel-lock add {exc.suggestion}`)" if exc.suggestion else ""
+        return RepoNotFound(
+            exc.repo_id,
+            exc.endpoint,
+            exc.suggestion,
+            how=f"Check the repo id given to `kernel-lock add`{instead}",
+            request_id=exc.request_id,
+        )
+    if isinstance(exc, UntrustedPublisher) and exc.parent is None and exc.repo_id in requests:
+        return UntrustedPublisher(
+            exc.repo_id, exc.org, None, how=f"add it with `kernel-lock add {exc.repo_id} --trust-remote-code`"
+        )
+    return exc
+
+
 @dataclass
 class AddResult:
     """What `add_dependencies` did: each repo's requirement, and the lock."""
@@ -371,50 +398,33 @@ def add_dependencies(
     newest_needed = [
         repo for repo, (version, revision) in requests.items() if version is None and revision is None
     ]
-    with ThreadPoolExecutor(max_workers=8) as side, ThreadPoolExecutor(max_workers=8) as pool:
-        found = pool.map(lambda r: follow_redirects(r, hub, side)[1], newest_needed)
-        refs = dict(zip(newest_needed, found, strict=True))
-    added = []
-    for repo_id, (version, revision) in requests.items():
-        if version is None and revision is None:
-            versions = refs[repo_id].versions()
-            if not versions:
-                raise ResolutionError(
-                    f"{repo_id} has no major versions (no vN branches). Add it with `kernel-lock add {repo_id} "
-                    f"--revision <branch, tag or commit>`."
-                )
-            version = max(versions)
-        before = declared.get(repo_id)
-        dep = Dependency(
-            version=version,
-            revision=revision,
-            trust_remote_code=trust_remote_code or (before is not None and before.trust_remote_code),
-            signers=before.signers if before else (),
-            require_signature=before.require_signature if before else None,
-        )
-        added.append(Added(repo_id, dep, before))
-    new_text = set_dependencies(text, {a.repo_id: a.dependency for a in added})
     try:
+        with ThreadPoolExecutor(max_workers=8) as side, ThreadPoolExecutor(max_workers=8) as pool:
+            found = pool.map(lambda r: follow_redirects(r, hub, side)[1], newest_needed)
+            refs = dict(zip(newest_needed, found, strict=True))
+        added = []
+        for repo_id, (version, revision) in requests.items():
+            if version is None and revision is None:
+                versions = refs[repo_id].versions()
+                if not versions:
+                    raise ResolutionError(
+                        f"{repo_id} has no major versions (no vN branches). Add it with `kernel-lock add {repo_id} "
+                        f"--revision <branch, tag or commit>`."
+                    )
+                version = max(versions)
+            before = declared.get(repo_id)
+            dep = Dependency(
+                version=version,
+                revision=revision,
+                trust_remote_code=trust_remote_code or (before is not None and before.trust_remote_code),
+                signers=before.signers if before else (),
+                require_signature=before.require_signature if before else None,
+            )
+            added.append(Added(repo_id, dep, before))
+        new_text = set_dependencies(text, {a.repo_id: a.dependency for a in added})
         result = lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
-    except NoSuchVersion as exc:
-        if exc.repo_id not in requests:
-            raise
-        newest = f"--version {max(exc.available)}" if exc.available else "--revision <branch, tag or commit>"
-        raise NoSuchVersion(
-            exc.repo_id,
-            exc.version,
-            exc.available,
-            how=f"Pick one: `kernel-lock add {exc.repo_id} {newest}`.",
-        ) from None
-    except UntrustedPublisher as exc:
-        if exc.parent is not None or exc.repo_id not in requests:
-            raise
-        raise UntrustedPublisher(
-            exc.repo_id,
-            exc.org,
-            None,
-            how=f"add it with `kernel-lock add {exc.repo_id} --trust-remote-code`",
-        ) from None
+    except (NoSuchVersion, RepoNotFound, UntrustedPublisher) as exc:
+        raise _worded_for_add(exc, requests) from None
     return AddResult(added, result)
 
 

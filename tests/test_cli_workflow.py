@@ -355,3 +355,19 @@ def test_versions_verbose_says_why_and_warns_about_untrusted_publishers(hub_env,
     untrusted = cli("versions", "my-org/untrusted-kernel", "--json")
     assert untrusted.json()["trusted-publisher"] is False
     assert any("--trust-remote-code" in w for w in untrusted.json()["warnings"])
+
+
+def test_a_typod_repo_id_gets_the_closest_kernel_of_its_organization(hub_env, make_project, cli) -> None:
+    root = make_project()
+    run = cli("add", "kernels-community/rleu", "--project", str(root), "--json")
+    assert run.exit_code == 2 and run.json()["error"]["code"] == "repo-not-found"
+    message = run.json()["error"]["message"]
+    assert (
+        "Did you mean kernels-community/relu?" in message
+        and "`kernel-lock add kernels-community/relu`" in message
+    )
+    typo = make_project('"kernels-community/activaton" = 1', name="typo")
+    locked = cli("lock", "--project", str(typo))
+    assert "Did you mean kernels-community/activation?" in locked.stderr and "pyproject.toml" in locked.stderr
+    nothing_close = cli("add", "kernels-community/zzzzzz", "--project", str(root))
+    assert nothing_close.exit_code == 2 and "Did you mean" not in nothing_close.stderr

@@ -742,6 +742,12 @@ class LocalHub:
             return self._resolve(repo, rest[3], "/".join(rest[4:]), host, range_header)
         return _Response.error(404, "Sorry, we can't find the page you are looking for.")
 
+    def _list(self, repo_type: str, author: str | None) -> _Response:
+        """`/api/{kernels,models,...}?author=ORG`: the ids of the repos of a type (of one organization)."""
+        with self._lock:
+            ids = sorted(rid for (rtype, rid) in self._repos if rtype == repo_type)
+        return _Response.json([{"id": rid} for rid in ids if author is None or rid.split("/")[0] == author])
+
     def _find(self, repo_type: str, repo_id: str) -> HubRepo | None:
         with self._lock:
             return self._repos.get((repo_type, repo_id))
@@ -753,6 +759,8 @@ class LocalHub:
             with self._lock:
                 org = self._orgs.get(segments[1])
             return _Response.json(org) if org is not None else _Response.error(404, "Organization not found")
+        if len(segments) == 1 and segments[0] in _REPO_TYPES and method == "GET":
+            return self._list(_REPO_TYPES[segments[0]], query.get("author"))
         if len(segments) < 3 or segments[0] not in _REPO_TYPES:
             return _Response.error(404, "Sorry, we can't find the page you are looking for.")
         repo = self._find(_REPO_TYPES[segments[0]], f"{segments[1]}/{segments[2]}")
