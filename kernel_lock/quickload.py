@@ -163,7 +163,10 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     ):
         return False
     vdir = variant_dir(repo_id, commit, variant)
-    blobs = os.path.realpath(repo_dir(repo_id) / "blobs")
+    if any(os.path.islink(p) for p in (vdir.parent, vdir.parent.parent)):
+        return False  # a replaced build or snapshot folder: the full check names it
+    blobs_dir = repo_dir(repo_id) / "blobs"
+    blobs = (os.path.realpath(blobs_dir), os.path.normpath(blobs_dir))
     present = _files_under(vdir)
     if present is None or present != set(by_path):
         return False
@@ -196,13 +199,20 @@ def _files_under(vdir: Path) -> set[str] | None:
     return found
 
 
-def _fingerprint(path: Path, blobs_real: str) -> dict[str, Any] | None:
-    """A file's fingerprint as the record stores it; None unless a regular file or a link into `blobs/`."""
+def _fingerprint(path: Path, blobs: tuple[str, str]) -> dict[str, Any] | None:
+    """A file's fingerprint as the record stores it; None unless a regular file or a link into `blobs/`.
+
+    `blobs` is the repo's blobs folder resolved and as written; the fingerprint's (device, inode) then
+    ties the file opened to the one that last hashed correctly, whichever path leads there.
+    """
     link = None
     try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
             link = os.readlink(path)
-            if os.path.dirname(os.path.realpath(path)) != blobs_real:
+            # The link's target, without resolving every parent again as realpath does (10+ calls a file):
+            # accepted only directly in the blobs folder and no link itself; anything else goes to the full check.
+            blob = os.path.normpath(os.path.join(os.path.dirname(path), link))
+            if os.path.dirname(blob) not in blobs or stat.S_ISLNK(os.lstat(blob).st_mode):
                 return None
         st = os.stat(path)
     except OSError:
