@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kernel_lock.cachepaths import RECORD_DIR as RECORD_DIR
 from kernel_lock.cachepaths import blob_path as blob_path
+from kernel_lock.cachepaths import first_unsafe_folder as first_unsafe_folder
 from kernel_lock.cachepaths import hub_cache_dir as hub_cache_dir
 from kernel_lock.cachepaths import record_path as record_path
 from kernel_lock.cachepaths import repo_dir as repo_dir
@@ -58,24 +59,6 @@ def unwritable_paths(paths: list[str]) -> list[str]:
         if unsafe or in_the_way:
             bad.extend([path, *in_the_way])
     return sorted(set(bad))
-
-
-def first_unsafe_folder(base: Path, path: Path) -> Path | None:
-    """The first folder from `base` (exclusive) down to `path` (inclusive) that is a symlink or not a folder.
-
-    A snapshot or variant folder replaced by a symlink (to a copy outside the cache, say) is refused like a
-    symlinked file is. None when every one is a real folder or does not exist yet.
-    """
-    current = base
-    for part in path.relative_to(base).parts:
-        current = current / part
-        try:
-            mode = os.lstat(current).st_mode
-        except FileNotFoundError:
-            return None
-        if not stat.S_ISDIR(mode):
-            return current
-    return None
 
 
 def real_folder(base: Path, path: Path) -> Path:

@@ -5,11 +5,21 @@ No pydantic and nothing heavy: the quick load path (`kernel_lock.quickload`) nee
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from kernel_lock import env
 
-__all__ = ["RECORD_DIR", "blob_path", "hub_cache_dir", "record_path", "repo_dir", "variant_dir"]
+__all__ = [
+    "RECORD_DIR",
+    "blob_path",
+    "first_unsafe_folder",
+    "hub_cache_dir",
+    "record_path",
+    "repo_dir",
+    "variant_dir",
+]
 
 RECORD_DIR = ".kernel-lock"
 
@@ -37,3 +47,21 @@ def blob_path(repo_id: str, name: str, cache: Path | None = None) -> Path:
 def record_path(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> Path:
     """Where the `VariantRecord` of a synced variant lives."""
     return repo_dir(repo_id, cache) / RECORD_DIR / commit / f"{variant}.json"
+
+
+def first_unsafe_folder(base: Path, path: Path) -> Path | None:
+    """The first folder from `base` (exclusive) down to `path` (inclusive) that is a symlink or not a folder.
+
+    A snapshot or variant folder replaced by a symlink (to a copy outside the cache, say) is refused like a
+    symlinked file is. None when every one is a real folder or does not exist yet.
+    """
+    current = base
+    for part in path.relative_to(base).parts:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISDIR(mode):
+            return current
+    return None

@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from kernel_lock import env
-from kernel_lock.cachepaths import record_path, repo_dir, variant_dir
+from kernel_lock.cachepaths import first_unsafe_folder, hub_cache_dir, record_path, repo_dir, variant_dir
 from kernel_lock.hashing import HASH_TYPE, is_ignored, variant_hash
 
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9])?"
@@ -163,8 +163,10 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     ):
         return False
     vdir = variant_dir(repo_id, commit, variant)
-    if any(os.path.islink(p) for p in (vdir.parent, vdir.parent.parent)):
-        return False  # a replaced build or snapshot folder: the full check names it
+    cache = hub_cache_dir()
+    folders = (vdir, record_path(repo_id, commit, variant).parent, repo_dir(repo_id) / "blobs")
+    if any(first_unsafe_folder(cache, folder) is not None for folder in folders):
+        return False  # a replaced variant, snapshot, record or blobs folder: the full check names it
     blobs_dir = repo_dir(repo_id) / "blobs"
     blobs = (os.path.realpath(blobs_dir), os.path.normpath(blobs_dir))
     present = _files_under(vdir)

@@ -404,8 +404,9 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
                 need.append(item)
     link: list[ManifestEntry] = []
     fetch: list[ManifestEntry] = []
+    blobs_usable = first_unsafe_folder(cache, blobs) is None  # a symlinked blobs folder is replaced, not used
     for item in need:
-        (link if _good_blob(blobs / item.hash, item) else fetch).append(item)
+        (link if blobs_usable and _good_blob(blobs / item.hash, item) else fetch).append(item)
     return VariantPlan(
         entry=entry,
         variant=variant,

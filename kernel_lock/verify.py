@@ -141,7 +141,7 @@ def check_variant(
         )
         return check
     root = cache or hub_cache_dir()
-    for folder in (vdir, rpath.parent):
+    for folder in (vdir, rpath.parent, repo_dir(entry.repo_id, cache) / "blobs"):
         unsafe = first_unsafe_folder(root, folder)
         if unsafe is not None:
             check.status = "corrupt"

@@ -78,3 +78,23 @@ def test_an_unusual_lock_gets_the_full_paths_error(synced, tmp_path, edit, error
     lock.write_text(edit(lock.read_text()))
     out = child(tmp_path)
     assert out[0].startswith("LockfileError") and error in out[0]
+
+
+@pytest.mark.parametrize("folder", ["variant", "snapshot", "blobs"])
+def test_a_folder_replaced_by_a_symlink_goes_to_the_full_check_and_is_refused(
+    synced, tmp_path, folder
+) -> None:
+    import shutil
+
+    from kernel_lock.cache import repo_dir, variant_dir
+    from kernel_lock.lockfile import read_lock
+
+    entry = read_lock(synced / "kernels.lock").find("kernels-community/relu")
+    vdir = variant_dir(entry.repo_id, entry.commit, CPU)
+    path = {"variant": vdir, "snapshot": vdir.parents[1], "blobs": repo_dir(entry.repo_id) / "blobs"}[folder]
+    copy = tmp_path / "elsewhere" / folder
+    shutil.copytree(path, copy, symlinks=True)
+    shutil.rmtree(path)
+    path.symlink_to(copy, target_is_directory=True)
+    out = child(tmp_path)
+    assert out[0].startswith("VerificationError") and "failed verification" in out[0]
