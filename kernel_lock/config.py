@@ -180,6 +180,24 @@ def read_pyproject(path: Path) -> str:
         raise ConfigError(f"Cannot read {path}: {exc}.") from None
 
 
+def project_from_text(root: Path, text: str) -> Project:
+    """The project a `pyproject.toml` text declares, validated (no dependencies where it has no table)."""
+    return project_from_table(root, kernels_table(text, where=root / PYPROJECT) or {})
+
+
+def read_project(root: Path, *, missing_ok: bool = False) -> tuple[Project, str]:
+    """The project `root/pyproject.toml` declares, and the file's text (to edit it in place).
+
+    The one reader of pyproject.toml for commands that edit it; `missing_ok` makes an absent file an
+    empty project with empty text (for `import`, which may write the table).
+    """
+    path = root / PYPROJECT
+    if missing_ok and not path.exists():
+        return Project(root=root, dependencies={}), ""
+    text = read_pyproject(path)
+    return project_from_text(root, text), text
+
+
 def kernels_table(text: str, *, where: Path) -> dict[str, Any] | None:
     """The `[tool.kernels]` table of `pyproject.toml` text (None if it has none); invalid TOML is a `ConfigError`."""
     try:

@@ -26,12 +26,9 @@ from kernel_lock.config import (
     LOCKFILE,
     PYPROJECT,
     Dependency,
-    Project,
     RepoId,
     find_project_root,
-    kernels_table,
-    project_from_table,
-    read_pyproject,
+    read_project,
 )
 from kernel_lock.errors import LockfileError
 from kernel_lock.fsutil import atomic_write
@@ -244,7 +241,7 @@ def import_lock(
             f"lock, give its path: `kernel-lock import PATH`."
         )
     fmt, entries = _parse(source)
-    current, pyproject_text = _read_pyproject(root / PYPROJECT)
+    current, pyproject_text = read_project(root, missing_ok=True)
     declared, trusted, signing = current.dependencies, current.trusted_repos, current.signing()
     hub = Hub(endpoint)
 
@@ -447,17 +444,6 @@ def _refuse_duplicates(source: Path, keys: list[str], what: str = "entry") -> No
             f"cannot hold. Keep one of them in the file (or declare the one you want in pyproject.toml) and "
             f"import again."
         )
-
-
-def _read_pyproject(path: Path) -> tuple[Project, str]:
-    """What `pyproject.toml` declares (nothing if there is no file or no table), and its text."""
-    if not path.exists():
-        return Project(root=path.parent, dependencies={}), ""
-    text = read_pyproject(path)
-    table = kernels_table(text, where=path)
-    if table is None:
-        return Project(root=path.parent, dependencies={}), text
-    return project_from_table(path.parent, table), text
 
 
 def _legacy_requirement(repo_id: str, sha: str, hub: Hub) -> Dependency:

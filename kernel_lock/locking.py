@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import Literal
 
 from kernel_lock.config import (
-    PYPROJECT,
     Dependency,
     Project,
     find_project_root,
     is_repo_id,
-    kernels_table,
     load_project,
-    project_from_table,
-    read_pyproject,
+    project_from_text,
+    read_project,
     same_publisher,
     trust_granted,
 )
@@ -299,19 +297,6 @@ def lock_project(
     )
 
 
-def _edited_project(root: Path, text: str) -> Project:
-    """The project an edited `pyproject.toml` text describes (validated as `lock` would)."""
-    return project_from_table(root, kernels_table(text, where=root / PYPROJECT) or {})
-
-
-def _read_pyproject(project: Path | None) -> tuple[Path, str]:
-    """The project root and its `pyproject.toml` text, checked to be valid TOML before it is edited."""
-    root = find_project_root(project)
-    text = read_pyproject(root / PYPROJECT)
-    kernels_table(text, where=root / PYPROJECT)
-    return root, text
-
-
 @dataclass(frozen=True)
 class Added:
     """One repo `add` required: the requirement, and the one it replaced (None if new)."""
@@ -392,8 +377,9 @@ def add_dependencies(
     from kernel_lock.hub import Hub
     from kernel_lock.resolve import follow_redirects
 
-    root, text = _read_pyproject(project)
-    declared = _edited_project(root, text).dependencies
+    root = find_project_root(project)
+    current, text = read_project(root)
+    declared = current.dependencies
     hub = Hub(endpoint)
     newest_needed = [
         repo for repo, (version, revision) in requests.items() if version is None and revision is None
@@ -422,7 +408,7 @@ def add_dependencies(
             )
             added.append(Added(repo_id, dep, before))
         new_text = set_dependencies(text, {a.repo_id: a.dependency for a in added})
-        result = lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
+        result = lock_project(project_from_text(root, new_text), endpoint=endpoint, pyproject_text=new_text)
     except (NoSuchVersion, RepoNotFound, UntrustedPublisher) as exc:
         raise _worded_for_add(exc, requests) from None
     return AddResult(added, result)
@@ -434,6 +420,7 @@ def remove_dependency(
     """Drop `repo_id` from `pyproject.toml` and from the lock (with what only it needed)."""
     from kernel_lock.edit import remove_dependency as without
 
-    root, text = _read_pyproject(project)
+    root = find_project_root(project)
+    _, text = read_project(root)
     new_text = without(text, repo_id)
-    return lock_project(_edited_project(root, new_text), endpoint=endpoint, pyproject_text=new_text)
+    return lock_project(project_from_text(root, new_text), endpoint=endpoint, pyproject_text=new_text)

@@ -147,12 +147,13 @@ def _read_requests(log: Path) -> list[Request]:
 
 def _add_and_lock(root: Path, added: Mapping[str, object]) -> None:
     """Add requirements to `[tool.kernels.dependencies]` (style-preserving) and lock; nothing written on error."""
-    from kernel_lock.config import Dependency
+    from kernel_lock.config import Dependency, find_project_root, project_from_text, read_project
     from kernel_lock.edit import set_dependency
-    from kernel_lock.locking import _edited_project, _read_pyproject, lock_project
+    from kernel_lock.locking import lock_project
 
-    root, text = _read_pyproject(root)
+    root = find_project_root(root)
+    _, text = read_project(root)
     for repo_id, dep in added.items():
         assert isinstance(dep, Dependency)
         text = set_dependency(text, repo_id, dep)
-    lock_project(_edited_project(root, text), pyproject_text=text)
+    lock_project(project_from_text(root, text), pyproject_text=text)
