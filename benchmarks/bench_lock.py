@@ -59,8 +59,13 @@ from _common import (
 ORG = "bench-org"
 
 
-def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float, signer=None):
-    """The bench Hub; with a `SigstoreInstance` as `signer`, every variant is signed by the default signer."""
+def build_hub(
+    n_kernels: int, n_variants: int, with_deps: bool, latency: float, signer=None, digest: bool = True
+):
+    """The bench Hub; with a `SigstoreInstance` as `signer`, every variant is signed by the default signer.
+
+    Without `digest`, variants are built as older builders did, with no publisher digest in `metadata.json`.
+    """
     from kernel_lock.signers import DEFAULT_SIGNERS
     from kernel_lock.testing import LocalHub, repo_files
 
@@ -75,7 +80,15 @@ def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float, 
         depends = [(f"{ORG}/dep-{i:02d}", 1)] if with_deps else None
         repo = hub.create_repo(f"{ORG}/kernel-{i:02d}", repo_type="kernel")
         sha = repo.commit(
-            sign(repo_files(names, name=f"kernel-{i:02d}", so_size=1024, kernel_depends=depends)),
+            sign(
+                repo_files(
+                    names,
+                    name=f"kernel-{i:02d}",
+                    so_size=1024,
+                    kernel_depends=depends,
+                    undigested=() if digest else names,
+                )
+            ),
             branch="v1",
             message="Build kernel v1",
         )
@@ -84,7 +97,9 @@ def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float, 
         if with_deps:
             dep = hub.create_repo(f"{ORG}/dep-{i:02d}", repo_type="kernel")
             dsha = dep.commit(
-                sign(repo_files(names, name=f"dep-{i:02d}", so_size=1024)),
+                sign(
+                    repo_files(names, name=f"dep-{i:02d}", so_size=1024, undigested=() if digest else names)
+                ),
                 branch="v1",
                 message="Build dep v1",
             )
@@ -95,11 +110,14 @@ def build_hub(n_kernels: int, n_variants: int, with_deps: bool, latency: float, 
     return hub, repos, names
 
 
-def critical_path(hub, repos, locked_ids, latency: float, reads_metadata: bool, levels: int) -> dict:
+def critical_path(
+    hub, repos, locked_ids, latency: float, reads_metadata: bool, levels: int, reads_files: bool = False
+) -> dict:
     """Longest chain of dependent requests kernel-lock needs.
 
     Per repo: 1 (refs || kernel-status.toml [|| org overview]) + listing pages, + 1 when it reads the variants'
-    `metadata.json` (all at once, after the listing). A kernel-depends chain `levels` deep repeats that.
+    `metadata.json` (all at once, after the listing), + 1 when it fetches small files to hash them (variants
+    without a publisher digest: all at once, after the metadata). A kernel-depends chain `levels` deep repeats that.
     The "2-RTT design" bound is the shortest a lock can be: refs || status, then the listing.
     """
     chains = {}
@@ -111,7 +129,7 @@ def critical_path(hub, repos, locked_ids, latency: float, reads_metadata: bool, 
         chains[repo_id] = {
             "build_entries": entries,
             "listing_pages": pages,
-            "round_trips": 1 + pages + (1 if reads_metadata else 0),
+            "round_trips": 1 + pages + (1 if reads_metadata else 0) + (1 if reads_files else 0),
         }
     per_level = max(c["round_trips"] for c in chains.values())
     minimal = max(1 + c["listing_pages"] for c in chains.values())
@@ -121,6 +139,7 @@ def critical_path(hub, repos, locked_ids, latency: float, reads_metadata: bool, 
         "two_rtt_round_trips": minimal,
         "two_rtt_bound_s": minimal * latency,
         "reads_metadata": reads_metadata,
+        "reads_files": reads_files,
         "levels": levels,
         "per_repo": chains,
     }
@@ -200,6 +219,11 @@ def main() -> int:
         action="store_true",
         help="every variant carries a Sigstore bundle (private instance) that kernel-lock verifies at lock",
     )
+    parser.add_argument(
+        "--no-digest",
+        action="store_true",
+        help="variants without a publisher digest (older builds): kernel-lock fetches their small files to hash them",
+    )
     parser.add_argument("--json", metavar="PATH", help="write all figures as JSON to PATH")
     args = parser.parse_args()
 
@@ -214,7 +238,9 @@ def main() -> int:
         from kernel_lock.testing.sigstore_instance import SigstoreInstance
 
         signer = SigstoreInstance("bench")
-    hub, repos, names = build_hub(args.kernels, args.variants, args.with_deps, args.latency, signer)
+    hub, repos, names = build_hub(
+        args.kernels, args.variants, args.with_deps, args.latency, signer, not args.no_digest
+    )
     setup_s = time.perf_counter() - t_setup
     url = hub.url
     direct = [f"{ORG}/kernel-{i:02d}" for i in range(args.kernels)]
@@ -226,6 +252,7 @@ def main() -> int:
     print(
         f"Local Hub {url}: {len(repos)} repos x {len(names)} variants, latency {args.latency * 1000:.0f} ms, "
         f"setup {setup_s:.1f} s; mode {'with-deps' if args.with_deps else 'plain'}{', signed' if signer else ''}"
+        f"{', no digest' if args.no_digest else ', with digests'}"
         f"{', server TCP_NODELAY (diagnostic)' if args.server_nodelay else ''}; "
         f"{info['cpus']} CPUs, load {info['loadavg_at_start']}"
     )
@@ -331,8 +358,9 @@ def main() -> int:
         return 2
 
     reads_metadata = any("metadata.json" in k and k.startswith("GET") for k in kl_kinds)
+    small_files = kl_kinds.get("GET resolve file", 0)
     levels = 2 if args.with_deps and any(r.startswith(f"{ORG}/dep-") for r in kl_locked) else 1
-    cp = critical_path(hub, repos, kl_locked, args.latency, reads_metadata, levels)
+    cp = critical_path(hub, repos, kl_locked, args.latency, reads_metadata, levels, small_files > 0)
     kl = Stat(kl_runs)
     k = Stat(k_runs) if k_runs else None
     resolve = Stat([f["resolve"] for f in child_runs])
@@ -418,6 +446,10 @@ def main() -> int:
             ["request", "kernel-lock", "kernels lock"],
         )
     )
+    print(
+        f"\nsmall files fetched by kernel-lock to hash them (variants without a publisher digest): {small_files}"
+        f" (one per distinct git blob; {kl_variants} variants locked)"
+    )
     if args.with_deps:
         print(
             f"\nwith-deps: kernels lock locked {len(k_locked)} repos; kernel-lock locked {len(kl_locked)}"
@@ -446,6 +478,8 @@ def main() -> int:
             "mode": "with-deps" if args.with_deps else "plain",
             "signed": bool(signer),
             "signature_verification": cost,
+            "digest": not args.no_digest,
+            "small_files_fetched": small_files,
             "machine": info,
             "kernels": args.kernels,
             "variants": len(names),

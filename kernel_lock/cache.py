@@ -3,8 +3,8 @@
 Files go where `huggingface_hub` puts them (`<cache>/kernels--org--name/snapshots/<commit>/...`,
 symlinks into `blobs/`), so other tools find them. Next to them, in
 `<cache>/kernels--org--name/.kernel-lock/<commit>/<variant>.json`, sync keeps a
-`VariantRecord`: the variant's manifest (each file's path, size, kind and
-expected hash, as the Hub listed it at the locked commit) and the stat
+`VariantRecord`: the variant's manifest (each file's path, size, kind, listed
+hash and SHA-256, as the Hub listed and served it at the locked commit) and the stat
 fingerprint of each file when it last verified. The manifest needs no trust of
 its own: it is accepted only if it reproduces the lock's variant hash. The
 record lives in the cache, so changing it takes the same rights as changing
@@ -30,7 +30,7 @@ from kernel_lock.cachepaths import record_path as record_path
 from kernel_lock.cachepaths import repo_dir as repo_dir
 from kernel_lock.cachepaths import variant_dir as variant_dir
 from kernel_lock.fsutil import atomic_write
-from kernel_lock.hashing import variant_hash
+from kernel_lock.hashing import HashType, variant_hash
 
 NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows file systems alike
 PATH_MAX = 1024  # bytes in a path inside a variant; the cache adds its own prefix (PATH_MAX is 4096 on Linux)
@@ -83,7 +83,13 @@ def real_folder(base: Path, path: Path) -> Path:
 
 
 class ManifestEntry(BaseModel):
-    """One file of a variant as the Hub listed it: path relative to the variant dir, size, kind, hash."""
+    """One file of a variant: path relative to the variant dir, size, kind, listed hash, SHA-256.
+
+    `hash` is what the Hub lists (git blob id, or LFS SHA-256) and the blob's name
+    in the cache. The SHA-256 of a git-stored file is not in the listing: it comes
+    from the publisher digest or from the bytes once they matched `hash`, and a
+    record is complete only when every entry has one.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,6 +97,11 @@ class ManifestEntry(BaseModel):
     size: int = Field(ge=0)
     kind: Literal["git", "lfs"]
     hash: str = Field(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$", description="git blob sha1, or LFS sha256")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the content")
+
+    def file_hash(self, hash_type: HashType) -> str | None:
+        """This file's hash in a variant hash of `hash_type` (None where not known yet)."""
+        return self.hash if hash_type == "git_lfs_concat" else self.sha256
 
 
 class Fingerprint(BaseModel):
@@ -114,13 +125,27 @@ class VariantRecord(BaseModel):
     repo_id: str
     commit: str
     variant: str
+    hash_type: HashType
     variant_hash: str
     manifest: list[ManifestEntry]
     verified: dict[str, Fingerprint] = Field(default_factory=dict)
 
-    def manifest_matches(self, expected_hash: str) -> bool:
-        """Whether the manifest reproduces the lock's variant hash (which authenticates it)."""
-        return self.variant_hash == expected_hash == variant_hash((e.path, e.hash) for e in self.manifest)
+    def manifest_matches(self, expected_hash: str, hash_type: HashType) -> bool:
+        """Whether the manifest is complete and reproduces the lock's variant hash (which authenticates it)."""
+        return (
+            self.hash_type == hash_type
+            and self.variant_hash == expected_hash
+            and all(e.sha256 is not None for e in self.manifest)
+            and manifest_hash(self.manifest, hash_type) == expected_hash
+        )
+
+
+def manifest_hash(manifest: list[ManifestEntry], hash_type: HashType) -> str | None:
+    """The variant hash of a manifest, None while a file's hash is not known."""
+    hashes = [(e.path, e.file_hash(hash_type)) for e in manifest]
+    if any(h is None for _, h in hashes):
+        return None
+    return variant_hash((p, h) for p, h in hashes if h is not None)
 
 
 def read_record(path: Path) -> VariantRecord | None:

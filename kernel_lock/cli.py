@@ -488,6 +488,12 @@ def main() -> None:
     "--upgrade-package", "-P", multiple=True, metavar="REPO", help="Re-resolve just this kernel (repeatable)."
 )
 @click.option(
+    "--hash-type",
+    type=click.Choice(["sha256", "git_lfs_concat"]),
+    help="Variant hash type: sha256 (default for new locks) or git_lfs_concat (older kernels locks). "
+    "Converts every entry at its locked commit; without it an existing lock keeps its type (--upgrade: sha256).",
+)
+@click.option(
     "--check", "--locked", "check", is_flag=True, help="Change nothing; exit 1 if the lock is out of date."
 )
 @click.option("--dry-run", is_flag=True, help="Resolve and print what would change; write nothing.")
@@ -498,6 +504,7 @@ def lock(
     project: Path | None,
     upgrade: bool,
     upgrade_package: tuple[str, ...],
+    hash_type: Literal["sha256", "git_lfs_concat"] | None,
     check: bool,
     dry_run: bool,
 ) -> int:
@@ -551,7 +558,9 @@ def lock(
             f"--upgrade-package {', '.join(unknown)}: not in [tool.kernels.dependencies] of {proj.pyproject}."
         )
     with working(out, f"Locking {len(proj.dependencies)} kernel(s)"):
-        result = lock_project(proj, upgrade=upgrade, upgrade_packages=upgrade_package, dry_run=dry_run)
+        result = lock_project(
+            proj, upgrade=upgrade, upgrade_packages=upgrade_package, hash_type=hash_type, dry_run=dry_run
+        )
     print_changes(out, result, dry_run=dry_run)
     out.result(LockReport(**LockChanges.of(result).model_dump(), kernels=result.lock.kernel, dry_run=dry_run))
     return EXIT_OK
@@ -951,6 +960,8 @@ def status(
             notes.append(f"missing Python packages: {', '.join(row.python_missing)}")
         elif row.python_depends:
             notes.append(f"needs: {', '.join(row.python_depends)}")
+        if row.build():
+            notes.append(f"built by {row.build()}")
         if row.newer_version is not None:
             notes.append(f"(version {row.newer_version} available)")
         if row.newer_commit is not None:
@@ -994,6 +1005,7 @@ def status(
                     newer_commit=r.newer_commit,
                     signer=r.signer,
                     signed_variants=len(r.entry.signed_by),
+                    provenance=r.entry.provenance,
                 )
                 for r in state.rows
             ],

@@ -256,3 +256,19 @@ class SignatureError(VerificationError):
         self.variant = variant
         self.reason = reason
         self.signer = signer
+
+
+class DigestError(HubError):
+    """A variant disagrees with the publisher's digest in its `metadata.json`, or that digest is malformed.
+
+    `violations` holds the differences as `kernel_lock.digest` reports them (empty for a malformed digest).
+    """
+
+    def __init__(
+        self, message: str, *, repo_id: str, commit: str, variant: str, violations: Sequence[object] = ()
+    ) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+        self.commit = commit
+        self.variant = variant
+        self.violations = list(violations)

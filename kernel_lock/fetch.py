@@ -8,8 +8,9 @@ body longer than the listed size (cut off there), or bytes whose hash is not
 the listed one are refused before anything is renamed into place. The body
 streams into a temporary file inside `blobs/`, hashed as it lands; a retry
 after a broken connection resumes with a `Range` request when the server
-allows it. Only a complete, matching file becomes `blobs/<hash>`, the name
-`huggingface_hub` gives it (git blob id, or LFS sha256).
+allows it. Only a complete, matching file (its listed hash, and its SHA-256
+where the manifest knows it) becomes `blobs/<hash>`, the name `huggingface_hub`
+gives it (git blob id, or LFS sha256).
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ def fetch_blob(
         actual = download.digests.for_kind(item.kind)
         if actual != item.hash:
             return FileProblem(item.path, "content changed", item.hash, actual)
+        sha256 = download.digests.hexdigests()["sha256"]
+        if item.sha256 is not None and sha256 != item.sha256:
+            return FileProblem(item.path, "content changed", item.sha256, sha256)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o644 & ~umask)

@@ -1,9 +1,15 @@
-"""File and variant hashes: git blob ids, LFS sha256, and the `git_lfs_concat` variant hash.
+"""File and variant hashes: git blob ids, SHA-256, and the two variant hash types a lock can hold.
 
-`git_lfs_concat` is computable from a Hub tree listing alone (docs/architecture.md): for each
-file of a variant except `*.pyc` and `__pycache__/`, its path relative to the
-variant directory and its hash (LFS sha256, else git blob sha1), sorted by path
-bytes, fed to one sha256 as path bytes followed by the raw hash bytes.
+A variant hash is computed the same way for both types: for each file of a
+variant except `*.pyc` and `__pycache__/`, its path relative to the variant
+directory and a per-file hash, sorted by path bytes, fed to one SHA-256 as path
+bytes followed by the raw hash bytes, written `sha256-<hex>`. The types differ
+in the per-file hash:
+
+- `sha256` (the default): the SHA-256 of the file's content, for every file.
+- `git_lfs_concat` (older `kernels` locks): the LFS SHA-256 for LFS files, the
+  git blob SHA-1 otherwise; computable from a Hub tree listing alone, but it
+  pins the Python that is imported by SHA-1.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, Literal
 
-HASH_TYPE: Final = "git_lfs_concat"
+HashType = Literal["sha256", "git_lfs_concat"]
+HASH_TYPES: Final[tuple[HashType, ...]] = ("sha256", "git_lfs_concat")
+DEFAULT_HASH_TYPE: Final = "sha256"
+LEGACY_HASH_TYPE: Final = "git_lfs_concat"
 _CHUNK = 1 << 20
 
 
@@ -23,7 +32,7 @@ def is_ignored(relpath: str) -> bool:
 
 
 def variant_hash(files: Iterable[tuple[str, str]]) -> str:
-    """The `git_lfs_concat` hash of (relative path, hex hash) pairs; ignored paths are skipped."""
+    """The variant hash of (relative path, hex per-file hash) pairs; ignored paths are skipped."""
     digest = hashlib.sha256()
     for path, hexhash in sorted(((p.encode("utf-8"), h) for p, h in files if not is_ignored(p))):
         digest.update(path)
@@ -36,12 +45,15 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def hash_file(path: str | os.PathLike[str], *, lfs: bool) -> str:
-    """Hash a file read once: sha256 for an LFS file, the git blob sha1 otherwise."""
+def hash_file(path: str | os.PathLike[str], *, git_blob: bool = False) -> tuple[str, str | None]:
+    """(SHA-256, git blob id if asked) of a file's content, read once."""
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
-        digest = hashlib.sha256() if lfs else hashlib.sha1(b"blob %d\0" % os.fstat(f.fileno()).st_size)
+        sha256 = hashlib.sha256()
+        blob = hashlib.sha1(b"blob %d\0" % os.fstat(f.fileno()).st_size) if git_blob else None
         while n := f.readinto(buf):
-            digest.update(view[:n])
-        return digest.hexdigest()
+            sha256.update(view[:n])
+            if blob is not None:
+                blob.update(view[:n])
+        return sha256.hexdigest(), blob.hexdigest() if blob is not None else None

@@ -32,7 +32,7 @@ from kernel_lock.config import (
 )
 from kernel_lock.errors import LockfileError
 from kernel_lock.fsutil import atomic_write
-from kernel_lock.hashing import HASH_TYPE
+from kernel_lock.hashing import DEFAULT_HASH_TYPE, LEGACY_HASH_TYPE
 from kernel_lock.lockfile import (
     BACKUP_SUFFIX,
     Lock,
@@ -46,7 +46,7 @@ from kernel_lock.lockfile import (
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub
-    from kernel_lock.signers import Signing
+    from kernel_lock.resolve import LockRequest
 
 
 Format = Literal["kernels", "kernels-legacy"]
@@ -104,7 +104,7 @@ class LegacyVariant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hash: VariantHash
-    hash_type: Literal["git_lfs_concat"] = HASH_TYPE
+    hash_type: Literal["git_lfs_concat"] = LEGACY_HASH_TYPE
 
 
 class LegacyEntry(BaseModel):
@@ -181,6 +181,13 @@ def export_lock(lock: Lock, fmt: Format) -> str:
             for _, k in sorted(dict(keyed).items())
         ]
     elif fmt == "kernels-legacy":
+        newer = sorted(k.key for k in lock.kernel if k.hash_type != LEGACY_HASH_TYPE)
+        if newer:
+            raise LockfileError(
+                f"Cannot export the lock as {fmt}: that format holds only {LEGACY_HASH_TYPE} hashes, and "
+                f"{', '.join(newer)} {'is' if len(newer) == 1 else 'are'} locked with another hash type. Run "
+                f"`kernel-lock lock --hash-type {LEGACY_HASH_TYPE}` (same commits, older hashes) and export again."
+            )
         keyed = [((k.repo_id,), k) for k in lock.kernel]
         _refuse_conflicts(keyed, fmt)
         data = [
@@ -229,7 +236,7 @@ def import_lock(
     from kernel_lock.edit import set_dependencies
     from kernel_lock.hub import Hub
     from kernel_lock.locking import lock_differences
-    from kernel_lock.resolve import lock_dependencies
+    from kernel_lock.resolve import LockRequest, lock_dependencies
 
     root = find_project_root(project)
     lockfile = root / LOCKFILE
@@ -260,7 +267,13 @@ def import_lock(
     pins |= {kernel_key(repo, dep): sha for repo, dep, sha in items}
     wanted = {kernel_key(repo, dep): (repo, _declared_or(declared, repo, dep)) for repo, dep, _ in items}
 
-    everything = _resolve_all(list(wanted.values()), hub=hub, trusted=trusted, pins=pins, signing=signing)
+    # A legacy file's hashes are git_lfs_concat, and must be reproduced; `lock --upgrade` moves to sha256 later.
+    request = LockRequest(
+        pins=pins,
+        hash_type=LEGACY_HASH_TYPE if fmt == "kernels-legacy" else DEFAULT_HASH_TYPE,
+        signing=signing,
+    )
+    everything = _resolve_all(list(wanted.values()), hub=hub, trusted=trusted, request=request)
     # A guessed requirement may not be the one another kernel requires, so there "required" means the same
     # repo at the same commit.
     same = (lambda k: (k.repo_id, k.commit)) if guessed else (lambda k: k.key)
@@ -273,9 +286,7 @@ def import_lock(
     ]
     _refuse_duplicates(source, [wanted[key][0] for key in direct_keys], what="direct dependency")
     direct = dict(wanted[key] for key in direct_keys)
-    lock = lock_dependencies(
-        direct, hub=hub, previous=everything, trusted_repos=trusted, pins=pins, signing=signing
-    )
+    lock = lock_dependencies(direct, hub=hub, previous=everything, trusted_repos=trusted, request=request)
     _check_hashes(source, [e for e in entries if e.hashes is not None], lock)
     if declared:
         problems = lock_differences(current, lock)
@@ -321,12 +332,7 @@ def _backup(source: Path) -> Path:
 
 
 def _resolve_all(
-    wanted: list[tuple[str, Dependency]],
-    *,
-    hub: Hub,
-    trusted: list[str],
-    pins: dict[str, str],
-    signing: Signing,
+    wanted: list[tuple[str, Dependency]], *, hub: Hub, trusted: list[str], request: LockRequest
 ) -> Lock:
     """Every requirement in `wanted` and all it depends on, in one lock (all entries transitive) with every edge.
 
@@ -350,7 +356,7 @@ def _resolve_all(
         remaining = rest
         previous = _transitive_lock(entries, edges) if entries else None
         for entry in lock_dependencies(
-            batch, hub=hub, previous=previous, trusted_repos=trusted, pins=pins, signing=signing
+            batch, hub=hub, previous=previous, trusted_repos=trusted, request=request
         ).kernel:
             entries.setdefault(entry.key, entry)
             for edge in entry.required_by:

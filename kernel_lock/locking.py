@@ -29,6 +29,7 @@ from kernel_lock.errors import (
     UntrustedPublisher,
 )
 from kernel_lock.fsutil import atomic_write
+from kernel_lock.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
 from kernel_lock.signers import policy_problems
 
@@ -252,34 +253,61 @@ def load_project_online(project: Project | Path | None, *, endpoint: str | None 
         ) from None
 
 
+def lock_hash_type(previous: Lock | None, *, upgrade: bool, hash_type: HashType | None) -> HashType:
+    """The hash type a lock run writes: as asked, else the default (`--upgrade`, a new lock), else the lock's own.
+
+    So an existing lock changes hash type only when told to.
+    """
+    if hash_type is not None:
+        return hash_type
+    used = {k.hash_type for k in previous.kernel} if previous else set()
+    if upgrade or len(used) != 1:
+        return DEFAULT_HASH_TYPE
+    return used.pop()
+
+
 def lock_project(
     project: Project | Path | None = None,
     *,
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
+    hash_type: HashType | None = None,
     endpoint: str | None = None,
     pyproject_text: str | None = None,
     dry_run: bool = False,
 ) -> LockResult:
     """Resolve the project's requirements and write `kernels.lock` (untouched on any error).
 
-    With `pyproject_text`, that new `pyproject.toml` (which `project` must
-    describe) is written just before the lock, once resolution succeeded.
-    `dry_run` resolves and reports the changes but writes nothing.
+    `hash_type` converts every entry to that hash type (at its locked commit);
+    without it the lock keeps the type it has (see `lock_hash_type`). With
+    `pyproject_text`, that new `pyproject.toml` (which `project` must describe)
+    is written just before the lock, once resolution succeeded. `dry_run`
+    resolves and reports the changes but writes nothing.
     """
     from kernel_lock.hub import Hub
-    from kernel_lock.resolve import lock_dependencies
+    from kernel_lock.resolve import LockRequest, lock_dependencies
 
     project = load_project_online(project, endpoint=endpoint)
     previous = read_lock_if_exists(project.lockfile)
+    chosen = lock_hash_type(previous, upgrade=upgrade, hash_type=hash_type)
+    rehash = {
+        k.key: k.commit
+        for k in (previous.kernel if previous and not upgrade else [])
+        if k.hash_type != chosen and k.requested_repo not in upgrade_packages
+    }
     lock = lock_dependencies(
         project.dependencies,
         hub=Hub(endpoint),
         previous=previous,
-        upgrade=True if upgrade else upgrade_packages,
+        request=LockRequest(
+            upgrade_all=upgrade,
+            upgrade=frozenset(upgrade_packages),
+            pins=rehash,
+            hash_type=chosen,
+            signing=project.signing(),
+            redirects=project.redirects,
+        ),
         trusted_repos=project.trusted_repos,
-        redirects=project.redirects,
-        signing=project.signing(),
     )
     if pyproject_text is not None and not dry_run:
         atomic_write(project.pyproject, pyproject_text.encode("utf-8"))

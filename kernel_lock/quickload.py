@@ -25,7 +25,7 @@ from typing import Any
 
 from kernel_lock import env
 from kernel_lock.cachepaths import first_unsafe_folder, hub_cache_dir, record_path, repo_dir, variant_dir
-from kernel_lock.hashing import HASH_TYPE, is_ignored, variant_hash
+from kernel_lock.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, is_ignored, variant_hash
 
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9])?"
 _REPO = re.compile(rf"^{_PART}/{_PART}$")
@@ -33,9 +33,10 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _VARIANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _VARIANT_HASH = re.compile(r"^sha256-[0-9a-f]{64}$")
 _FILE_HASH = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_KEYS = {"repo-id", "version", "revision", "redirected-from", "ref", "commit", "hash-type", "trust"}
-_ENTRY_KEYS |= {"direct", "variants", "required-by"}
-_RECORD_KEYS = {"repo_id", "commit", "variant", "variant_hash", "manifest", "verified"}
+_ENTRY_KEYS |= {"direct", "variants", "required-by", "provenance"}
+_RECORD_KEYS = {"repo_id", "commit", "variant", "hash_type", "variant_hash", "manifest", "verified"}
 _FINGERPRINT_KEYS = ("dev", "ino", "size", "mtime_ns", "ctime_ns", "link")
 
 
@@ -103,7 +104,7 @@ def _plain_entry(k: Any) -> bool:
         )
         and isinstance(k.get("commit"), str)
         and bool(_COMMIT.fullmatch(k["commit"]))
-        and k.get("hash-type", HASH_TYPE) == HASH_TYPE
+        and k.get("hash-type", DEFAULT_HASH_TYPE) in HASH_TYPES
         and (("version" in k) != ("revision" in k))
         and (type(k.get("version", 0)) is int and k.get("version", 0) >= 0)
         and isinstance(k.get("revision", ""), str)
@@ -142,24 +143,29 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     manifest, verified = record.get("manifest"), record.get("verified", {})
     if not isinstance(manifest, list) or not isinstance(verified, dict):
         return False
+    hash_type = entry.get("hash-type", DEFAULT_HASH_TYPE)
     by_path: dict[str, dict[str, Any]] = {}
     for m in manifest:
         if not (
             isinstance(m, dict)
-            and set(m) == {"path", "size", "kind", "hash"}
+            and set(m) == {"path", "size", "kind", "hash", "sha256"}
             and isinstance(m["path"], str)
             and type(m["size"]) is int
             and m["size"] >= 0
             and m["kind"] in ("git", "lfs")
             and isinstance(m["hash"], str)
             and _FILE_HASH.fullmatch(m["hash"])
+            and isinstance(m["sha256"], str)
+            and _SHA256.fullmatch(m["sha256"])
         ):
             return False
         by_path[m["path"]] = m
     expected = entry["variants"].get(variant)
+    per_file = ((p, m["hash"] if hash_type == "git_lfs_concat" else m["sha256"]) for p, m in by_path.items())
     if (
-        record.get("variant_hash") != expected
-        or variant_hash((p, m["hash"]) for p, m in by_path.items()) != expected
+        record.get("hash_type") != hash_type
+        or record.get("variant_hash") != expected
+        or variant_hash(per_file) != expected
     ):
         return False
     vdir = variant_dir(repo_id, commit, variant)

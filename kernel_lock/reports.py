@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernel_lock.lockfile import LockedKernel
+from kernel_lock.lockfile import LockedKernel, Provenance
 from kernel_lock.signers import Signer
 
 if TYPE_CHECKING:
@@ -196,6 +196,9 @@ class KernelStatusReport(JsonModel):
     )
     signer: Signer | None = Field(description="Who signed the selected variant, as the lock records it")
     signed_variants: int = Field(description="How many of the kernel's locked variants are signed")
+    provenance: list[Provenance] = Field(
+        description="How the kernel's variants were built (from metadata.json)"
+    )
 
 
 class StatusReport(Report):

@@ -1,36 +1,37 @@
 """Resolve requirements to locked kernels: version -> branch `vN` -> commit -> variant hashes.
 
-Everything a lock needs comes from two round trips per repo: the refs (with the
-`kernel-status.toml` redirect check alongside), then one recursive listing of
-`build/` at the commit, from which every variant hash is computed. Repos are
-resolved concurrently.
+Per repo: the refs (with the `kernel-status.toml` redirect check alongside),
+one recursive listing of `build/` at the commit, then every variant's
+`metadata.json` at once (its `kernel-depends`, publisher digest and provenance),
+from which the variant hashes are computed (`kernel_lock.lockhashes`). Repos are
+resolved concurrently, level by level of the dependency graph.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kernel_lock import tomlread
-from kernel_lock.cache import RECORD_DIR, repo_dir, unwritable_paths
+from kernel_lock import provenance, tomlread
 from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id, same_publisher, trust_granted
 from kernel_lock.errors import HubError, KernelLockWarning, NoSuchVersion, ResolutionError, UntrustedPublisher
-from kernel_lock.fsutil import atomic_write
-from kernel_lock.hashing import git_blob_sha1, is_ignored, variant_hash
-from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, Trust, is_variant_name, kernel_key
-from kernel_lock.signatures import BUNDLE_NAME, METADATA_NAME, Verifiers, check_signatures, unsigned_notice
+from kernel_lock.hashing import DEFAULT_HASH_TYPE, HashType
+from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, Trust, kernel_key
+from kernel_lock.lockhashes import BUNDLE, Blobs, list_variants, lock_variants
+from kernel_lock.lockhashes import MetadataCache as MetadataCache
+from kernel_lock.lockhashes import split_variant_path as split_variant_path
+from kernel_lock.signatures import Verifiers, check_signatures, unsigned_notice
 from kernel_lock.signers import Signing, policy_problems
 
 if TYPE_CHECKING:
-    from kernel_lock.hub import Hub, Refs, TreeEntry
+    from kernel_lock.hub import Hub, Refs
 
 STATUS_FILE = "kernel-status.toml"
 MAX_REDIRECTS = 8
@@ -56,86 +57,154 @@ class _Node:
     needs: dict[str, list[tuple[str, Dependency]]]
 
 
+@dataclass(frozen=True)
+class LockRequest:
+    """What a lock run re-resolves instead of keeping from the previous lock, and how.
+
+    `upgrade_all` / `upgrade` (repo ids): move to the head of their branch.
+    `pins`: the commit to lock a requirement at instead of its branch head, keyed
+    by repo id (every requirement of that repo) or by kernel key (`repo@vN`, one
+    requirement), as when importing another tool's lock. `hash_type`: the hash type
+    of the new lock; a kept entry of another type is re-hashed at its commit.
+    `signing`: who may sign each kernel's variants (default: the `kernels` library's
+    signers, signatures optional); a kept entry whose recorded signers no longer
+    satisfy it is resolved again. `redirects`: the redirects to another
+    organization's repository that pyproject.toml accepts (repo id -> target).
+    """
+
+    upgrade_all: bool = False
+    upgrade: frozenset[str] = frozenset()
+    pins: Mapping[str, str] = field(default_factory=dict)
+    hash_type: HashType = DEFAULT_HASH_TYPE
+    signing: Signing = field(default_factory=Signing)
+    redirects: Mapping[str, str] = field(default_factory=dict)
+
+    def pin(self, repo_id: str, dep: Dependency) -> str | None:
+        """The commit a requirement is pinned to, if any (a per-requirement pin wins)."""
+        return self.pins.get(kernel_key(repo_id, dep)) or self.pins.get(repo_id)
+
+    def keeps(self, old: LockedKernel | None, repo_id: str, dep: Dependency, allowlist: set[str]) -> bool:
+        """Whether the previous lock's entry for a requirement stays as it is (no request)."""
+        return (
+            old is not None
+            and not self.upgrade_all
+            and repo_id not in self.upgrade
+            and old.hash_type == self.hash_type
+            and (
+                old.trust != "trust-remote-code"
+                or trust_granted(repo_id, old.repo_id, dep.trust_remote_code, allowlist)
+            )
+            and (
+                old.repo_id == repo_id
+                or same_publisher(repo_id, old.repo_id)
+                or self.redirects.get(repo_id) == old.repo_id
+            )
+            and not policy_problems(old.variants, old.signed_by, self.signing.policy(repo_id))
+        )
+
+
+@dataclass
+class DependencyGraph:
+    """Resolved requirements by key, and the edges their variants' `kernel-depends` make."""
+
+    nodes: dict[str, _Node] = field(default_factory=dict)
+
+    def wanted(self) -> dict[str, tuple[str, Dependency, str]]:
+        """Requirements some node needs that are not resolved yet: key -> (repo, requirement, first requirer)."""
+        out: dict[str, tuple[str, Dependency, str]] = {}
+        for key, node in self.nodes.items():
+            for requirements in node.needs.values():
+                for repo, dep in requirements:
+                    dkey = kernel_key(repo, dep)
+                    if dkey not in self.nodes and dkey not in out:
+                        out[dkey] = (repo, dep, key)
+        return out
+
+    def required_by(self) -> dict[str, dict[str, set[str]]]:
+        """key -> requiring key -> the requiring node's variants that need it."""
+        edges: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for key, node in self.nodes.items():
+            for variant, requirements in node.needs.items():
+                for repo, dep in requirements:
+                    edges[kernel_key(repo, dep)][key].add(variant)
+        return edges
+
+    def cycles(self) -> list[list[str]]:
+        """Every dependency cycle found by a depth-first walk, each as a path that ends where it starts."""
+        edges = {
+            key: sorted({kernel_key(r, d) for reqs in node.needs.values() for r, d in reqs})
+            for key, node in self.nodes.items()
+        }
+        state: dict[str, int] = {}
+        found: list[list[str]] = []
+
+        def visit(key: str, path: list[str]) -> None:
+            state[key] = 1
+            for nxt in edges.get(key, []):
+                if state.get(nxt) == 1:
+                    found.append([*path[path.index(nxt) :], nxt])
+                elif nxt not in state:
+                    visit(nxt, [*path, nxt])
+            state[key] = 2
+
+        for key in sorted(edges):
+            if key not in state:
+                visit(key, [key])
+        return found
+
+
 def lock_dependencies(
     dependencies: Mapping[str, Dependency],
     *,
     hub: Hub,
     previous: Lock | None = None,
-    upgrade: bool | Iterable[str] = False,
+    request: LockRequest | None = None,
     trusted_repos: Iterable[str] = (),
-    redirects: Mapping[str, str] | None = None,
-    pins: Mapping[str, str] | None = None,
-    signing: Signing | None = None,
 ) -> Lock:
     """The lock for `dependencies` and every kernel they depend on, keeping unchanged entries of `previous`.
 
     Direct and transitive kernels are resolved level by level, each level
-    concurrently; an entry of `previous` for the same (repo, requirement) is
-    reused without a request unless it is upgraded. `pins` (key -> commit, or
-    repo id -> commit) fixes the commit of a requirement instead of taking the
-    head of its branch, as when importing another tool's lock. `signing` says
-    who may sign each kernel's variants (default: the `kernels` library's
-    signers, signatures optional); every variant that carries a signature is
-    verified, and a kept entry whose recorded signers no longer satisfy it is
-    resolved again.
+    concurrently: first a plan of what to keep and what to resolve (no I/O),
+    then the requests. An entry of `previous` for the same (repo, requirement)
+    is kept without a request unless `request` says otherwise. Every variant
+    that carries a signature is verified.
     """
-    upgrade_all = upgrade is True
-    upgrade_some = set() if isinstance(upgrade, bool) else set(upgrade)
+    request = request or LockRequest()
     allowlist = set(trusted_repos)
     prior = previous.by_key() if previous else {}
-    nodes: dict[str, _Node] = {}
-    fresh: set[str] = set()
+    graph = DependencyGraph()
+    fresh_keys: set[str] = set()
     direct = {kernel_key(repo, dep) for repo, dep in dependencies.items()}
     wanted: dict[str, tuple[str, Dependency, str | None]] = {
         kernel_key(repo, dep): (repo, dep, None) for repo, dep in dependencies.items()
     }
-    signing = signing or Signing()
-    context = _Context(hub, allowlist, dict(pins or {}), signing, dict(redirects or {}))
+    context = _Context(hub, allowlist, request)
     with (
         context.side,
         ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="kernel-lock-resolve") as pool,
     ):
         while wanted:
-            futures: dict[str, Future[_Node]] = {}
-            for key, (repo, dep, parent) in wanted.items():
-                old = prior.get(key)
-                if (
-                    old is not None
-                    and not upgrade_all
-                    and repo not in upgrade_some
-                    and (
-                        old.trust != "trust-remote-code"
-                        or trust_granted(repo, old.repo_id, dep.trust_remote_code, allowlist)
-                    )
-                    and (
-                        old.repo_id == repo
-                        or same_publisher(repo, old.repo_id)
-                        or context.redirects.get(repo) == old.repo_id
-                    )
-                    and not policy_problems(old.variants, old.signed_by, signing.policy(repo))
-                ):
-                    nodes[key] = _Node(old, _prior_needs(previous, old))
-                else:
-                    futures[key] = pool.submit(_resolve_node, repo, dep, parent, context)
-            nodes.update(_results_or_first_failure(futures, pool, context))
-            fresh.update(futures)
-            wanted = {}
-            for key, node in list(nodes.items()):
-                for requirements in node.needs.values():
-                    for repo, dep in requirements:
-                        dkey = kernel_key(repo, dep)
-                        if dkey not in nodes and dkey not in wanted:
-                            wanted[dkey] = (repo, dep, key)
-    _refuse_cycles(nodes)
-    for key in sorted(fresh):
-        notice = unsigned_notice(nodes[key].entry)
+            kept, fresh = _plan(wanted, prior, previous, request, allowlist)
+            graph.nodes.update(kept)
+            futures = {
+                key: pool.submit(_resolve_node, repo, dep, parent, context)
+                for key, (repo, dep, parent) in fresh.items()
+            }
+            graph.nodes.update(_results_or_first_failure(futures, pool, context))
+            fresh_keys.update(futures)
+            wanted = dict(graph.wanted())
+        context.blobs.save()
+    cycles = graph.cycles()
+    if cycles:
+        raise ResolutionError(
+            f"Kernel dependency cycle: {' -> '.join(cycles[0])}. Kernels cannot depend on each other in a "
+            f"loop; tell their publishers."
+        )
+    for key in sorted(fresh_keys):
+        notice = unsigned_notice(graph.nodes[key].entry)
         if notice:
             warnings.warn(notice, KernelLockWarning, stacklevel=2)
-    required_by: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for key, node in nodes.items():
-        for variant, requirements in node.needs.items():
-            for repo, dep in requirements:
-                required_by[kernel_key(repo, dep)][key].add(variant)
+    required_by = graph.required_by()
     entries = [
         node.entry.model_copy(
             update={
@@ -145,7 +214,7 @@ def lock_dependencies(
                 ],
             }
         )
-        for key, node in nodes.items()
+        for key, node in graph.nodes.items()
         if key in direct or required_by[key]
     ]
     return Lock(kernel=sorted(entries, key=lambda k: (not k.direct, k.key)))
@@ -169,6 +238,25 @@ def _results_or_first_failure(
     return {key: future.result() for key, future in futures.items()}
 
 
+def _plan(
+    wanted: Mapping[str, tuple[str, Dependency, str | None]],
+    prior: Mapping[str, LockedKernel],
+    previous: Lock | None,
+    request: LockRequest,
+    allowlist: set[str],
+) -> tuple[dict[str, _Node], dict[str, tuple[str, Dependency, str | None]]]:
+    """(entries kept from the previous lock, requirements to resolve) for one level; no I/O."""
+    kept: dict[str, _Node] = {}
+    fresh: dict[str, tuple[str, Dependency, str | None]] = {}
+    for key, (repo, dep, parent) in wanted.items():
+        old = prior.get(key)
+        if old is not None and request.keeps(old, repo, dep, allowlist):
+            kept[key] = _Node(old, _prior_needs(previous, old))
+        else:
+            fresh[key] = (repo, dep, parent)
+    return kept, fresh
+
+
 def _prior_needs(previous: Lock | None, entry: LockedKernel) -> dict[str, list[tuple[str, Dependency]]]:
     """What a kept entry's variants need, read back from the previous lock's `required-by` edges."""
     needs: dict[str, list[tuple[str, Dependency]]] = defaultdict(list)
@@ -181,28 +269,25 @@ def _prior_needs(previous: Lock | None, entry: LockedKernel) -> dict[str, list[t
 
 
 class _Context:
-    """What every resolution of one lock run shares: the Hub, the trust opt-ins, one org-trust answer per org."""
+    """What every resolution of one lock run shares: the Hub, the request, one org-trust answer per org, blobs."""
 
-    def __init__(
-        self, hub: Hub, allowlist: set[str], pins: dict[str, str], signing: Signing, redirects: dict[str, str]
-    ) -> None:
+    def __init__(self, hub: Hub, allowlist: set[str], request: LockRequest) -> None:
         self.hub = hub
         self.allowlist = allowlist
-        self.redirects = redirects
-        self.pins = pins
-        self.signing = signing
-        self.verifiers = Verifiers()
+        self.request = request
         self._verifier: Future[Any] | None = None
         self._orgs: dict[str, Future[bool]] = {}
         self._lock = threading.Lock()
         self.side = ThreadPoolExecutor(max_workers=SIDE_WORKERS, thread_name_prefix="kernel-lock-side")
+        self.blobs = Blobs(hub, self.side)
+        self.verifiers = Verifiers()
 
     def prepare_verifier(self) -> None:
         """Build the signature verifier in the background (importing sigstore takes a while) while the
         metadata and bundles download; the first caller starts it, the others find it underway."""
         with self._lock:
             if self._verifier is None:
-                self._verifier = self.side.submit(self.verifiers.get, self.signing.trusted_root)
+                self._verifier = self.side.submit(self.verifiers.get, self.request.signing.trusted_root)
 
     def org_trusted(self, repo_id: str) -> Future[bool]:
         """Whether the repo's organization is a trusted kernel publisher (asked once per org, in the background)."""
@@ -214,19 +299,27 @@ class _Context:
 
 
 def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _Context) -> _Node:
-    """Resolve a requirement, decide trust, and read what each variant's metadata says it depends on."""
+    """Resolve a requirement, decide trust, hash its variants and read what each depends on."""
     hub = context.hub
     context.org_trusted(repo_id)
     target, refs = follow_redirects(repo_id, hub, context.side)
     ref, commit = _pick_commit(target, dep, refs)
-    commit = context.pins.get(kernel_key(repo_id, dep)) or context.pins.get(repo_id) or commit
+    commit = context.request.pin(repo_id, dep) or commit
     _notice_newer_version(repo_id, dep, refs)
     trusted = context.org_trusted(target)
-    tree = hub.tree(target, commit, "build")
-    if any(e.path.endswith(f"/{BUNDLE_NAME}") for e in tree):
+    listing = list_variants(target, commit, hub.tree(target, commit, "build"))
+    if any(BUNDLE in files for files in listing.values()):
         context.prepare_verifier()
-    variants = variant_hashes(target, commit, tree)
-    _accept_redirect(repo_id, target, context.redirects)
+    _accept_redirect(repo_id, target, context.request.redirects)
+    variants = lock_variants(
+        target,
+        commit,
+        listing,
+        hub=hub,
+        pool=context.side,
+        blobs=context.blobs,
+        hash_type=context.request.hash_type,
+    )
     trust = _trust(repo_id, target, dep, parent, trusted.result(), context.allowlist)
     try:
         entry = LockedKernel(
@@ -236,8 +329,10 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
             revision=dep.revision,
             ref=ref,
             commit=commit,
+            hash_type=context.request.hash_type,
             trust=trust,
-            variants=variants,
+            variants={name: v.hash for name, v in variants.items()},
+            provenance=provenance.group({name: v.provenance for name, v in variants.items()}),
         )
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
@@ -245,19 +340,38 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
             f"The Hub's answers for {repo_id} at {commit[:12]} do not make a valid lock entry "
             f"({'.'.join(map(str, first['loc']))}: {first['msg']}). Refusing to lock it; tell its publisher."
         ) from None
-    metadata, bundles = _fetch_small_files(entry, tree, (METADATA_NAME, BUNDLE_NAME), context)
-    lfs_bundles = {
-        e.path.split("/")[1] for e in tree if e.lfs is not None and e.path.endswith(f"/{BUNDLE_NAME}")
-    }
     signed_by = check_signatures(
         entry,
-        metadata,
-        {**bundles, **dict.fromkeys(lfs_bundles)},
-        listed_files(target, commit, tree),
-        context.signing.policy(repo_id),
-        lambda: context.verifiers.get(context.signing.trusted_root),
+        {name: v.metadata_bytes for name, v in variants.items() if v.metadata_bytes is not None},
+        {name: v.bundle for name, v in variants.items() if BUNDLE in listing[name]},
+        {
+            name: {rel: e.lfs.oid if e.lfs else None for rel, e in files.items()}
+            for name, files in listing.items()
+        },
+        context.request.signing.policy(repo_id),
+        lambda: context.verifiers.get(context.request.signing.trusted_root),
     )
-    return _Node(entry.model_copy(update={"signed_by": signed_by}), _variant_needs(entry, metadata))
+    entry = entry.model_copy(update={"signed_by": signed_by})
+    _warn_dirty(entry)
+    needs = {}
+    for name, variant in variants.items():
+        requirements = _kernel_depends(entry, name, variant.metadata)
+        if requirements:
+            needs[name] = requirements
+    return _Node(entry, needs)
+
+
+def _warn_dirty(entry: LockedKernel) -> None:
+    """A warning naming the variants whose build had uncommitted changes (what was built is not in git)."""
+    for build in entry.provenance:
+        if build.dirty:
+            warnings.warn(
+                f"{entry.repo_id} at {entry.commit[:12]}: variant(s) {', '.join(build.variants)} were built from a "
+                f"dirty tree (uncommitted changes in the kernel source or kernel-builder {build.builder}), so "
+                f"their source commit does not say what was built. Ask the publisher for a clean build.",
+                KernelLockWarning,
+                stacklevel=2,
+            )
 
 
 def _notice_newer_version(repo_id: str, dep: Dependency, refs: Refs) -> None:
@@ -312,117 +426,6 @@ def _accept_redirect(repo_id: str, target: str, redirects: Mapping[str, str]) ->
     )
 
 
-def variant_files_named(tree: Iterable[TreeEntry], name: str) -> dict[str, str]:
-    """Variant -> blob id of its regular (non-LFS) file `build/<variant>/<name>`, from a listing."""
-    return {
-        e.path.split("/")[1]: e.oid
-        for e in tree
-        if e.type == "file" and e.lfs is None and len(e.path.split("/")) == 3 and e.path.endswith(f"/{name}")
-    }
-
-
-def _fetch_small_files(
-    entry: LockedKernel, tree: list[TreeEntry], names: tuple[str, ...], context: _Context
-) -> list[dict[str, bytes]]:
-    """Per name, each variant's file of that name (fetched concurrently, checked against the listing, cached
-    by commit); variants without one are left out."""
-    jobs = []
-    for name in names:
-        oids = variant_files_named(tree, name)
-        cache = MetadataCache(entry.repo_id, entry.commit, name)
-        fetched = {
-            oid: context.side.submit(cache.get, variant, oid, context.hub)
-            for variant, oid in sorted(oids.items(), reverse=True)
-        }
-        jobs.append((cache, oids, fetched))
-    found = []
-    for cache, oids, fetched in jobs:
-        found.append({variant: fetched[oid].result() for variant, oid in sorted(oids.items())})
-        cache.note_absent(set(entry.variants) - set(oids))
-        cache.save()
-    return found
-
-
-def _variant_needs(
-    entry: LockedKernel, metadata: dict[str, bytes]
-) -> dict[str, list[tuple[str, Dependency]]]:
-    """Per variant, the `kernel-depends` of its `metadata.json`."""
-    needs = {}
-    for variant, data in metadata.items():
-        requirements = _kernel_depends(entry, variant, _parse_metadata(entry, variant, data))
-        if requirements:
-            needs[variant] = requirements
-    return needs
-
-
-class MetadataCache:
-    """One small file of every variant of a commit (`metadata.json`, or its signature), checked against the
-    listed blob ids, kept in one cache file; an empty entry records that a variant has no such file.
-
-    A commit's files never change, so the cache needs no invalidation; a cached
-    file that does not match its blob id (or a missing one) is fetched again.
-    """
-
-    def __init__(self, repo_id: str, commit: str, name: str = "metadata.json") -> None:
-        self.repo_id = repo_id
-        self.commit = commit
-        self.name = name
-        self.path = repo_dir(repo_id) / RECORD_DIR / commit / name
-        try:
-            cached = json.loads(self.path.read_bytes())
-        except (OSError, ValueError, RecursionError):
-            cached = {}
-        self.files: dict[str, str] = (
-            {k: v for k, v in cached.items() if isinstance(v, str)} if isinstance(cached, dict) else {}
-        )
-        self.changed = False
-
-    def get(self, variant: str, oid: str, hub: Hub) -> bytes:
-        """A variant's `metadata.json`, from the cache or the Hub; refused if it does not match `oid`."""
-        cached = self.files.get(variant)
-        if cached is not None and git_blob_sha1(cached.encode()) == oid:
-            return cached.encode()
-        data = hub.read_file(self.repo_id, self.commit, f"build/{variant}/{self.name}") or b""
-        if git_blob_sha1(data) != oid:
-            raise HubError(
-                f"The Hub served build/{variant}/{self.name} of {self.repo_id} at {self.commit[:12]} with content "
-                f"that does not match its own listing (blob {oid}). Refusing to lock from it."
-            )
-        try:
-            self.files[variant] = data.decode("utf-8")
-            self.changed = True
-        except UnicodeDecodeError:
-            pass
-        return data
-
-    def note_absent(self, variants: Iterable[str]) -> None:
-        """Remember that these variants have no such file (kept as an empty entry)."""
-        for variant in variants:
-            if self.files.get(variant) != "":
-                self.files[variant] = ""
-                self.changed = True
-
-    def save(self) -> None:
-        """Write the cache if anything was fetched (best effort: it is only an optimisation)."""
-        if not self.changed:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, json.dumps(self.files, sort_keys=True).encode(), durable=False)
-        except OSError:
-            pass
-
-
-def _parse_metadata(entry: LockedKernel, variant: str, data: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise HubError(
-            f"build/{variant}/metadata.json of {entry.repo_id} at {entry.commit[:12]} is not JSON ({exc})."
-        ) from None
-    return parsed if isinstance(parsed, dict) else {}
-
-
 def _kernel_depends(
     entry: LockedKernel, variant: str, metadata: dict[str, Any]
 ) -> list[tuple[str, Dependency]]:
@@ -451,32 +454,6 @@ def _kernel_depends(
             )
         requirements[repo] = dep
     return sorted(requirements.items())
-
-
-def _refuse_cycles(nodes: dict[str, _Node]) -> None:
-    """Raise on a dependency cycle, naming it."""
-    edges = {
-        key: sorted({kernel_key(r, d) for reqs in node.needs.values() for r, d in reqs})
-        for key, node in nodes.items()
-    }
-    state: dict[str, int] = {}
-
-    def visit(key: str, path: list[str]) -> None:
-        state[key] = 1
-        for nxt in edges.get(key, []):
-            if state.get(nxt) == 1:
-                cycle = [*path[path.index(nxt) :], nxt]
-                raise ResolutionError(
-                    f"Kernel dependency cycle: {' -> '.join(cycle)}. Kernels cannot depend on each other in a "
-                    f"loop; tell their publishers."
-                )
-            if nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[key] = 2
-
-    for key in sorted(edges):
-        if key not in state:
-            visit(key, [key])
 
 
 def follow_redirects(repo_id: str, hub: Hub, side: ThreadPoolExecutor) -> tuple[str, Refs]:
@@ -558,72 +535,3 @@ def _pick_commit(repo_id: str, dep: Dependency, refs: Refs) -> tuple[str, str]:
         f"{repo_id} has no branch or tag {revision!r}. Branches: {', '.join(sorted(branches)) or 'none'}; "
         f"tags: {', '.join(sorted(tags)) or 'none'}. Use one of them or a full 40-hex commit."
     )
-
-
-def variant_hashes(repo_id: str, commit: str, entries: Iterable[TreeEntry]) -> dict[str, str]:
-    """Group a `build/` listing by variant and compute each variant's `git_lfs_concat` hash."""
-    files: dict[str, dict[str, str]] = defaultdict(dict)
-    for entry in entries:
-        if entry.type == "directory":
-            continue
-        split = split_variant_path(repo_id, commit, entry.path)
-        if split is None:
-            continue
-        variant, rel = split
-        if not is_variant_name(variant):
-            raise HubError(
-                f"{repo_id} at {commit} has a build variant folder named {variant!r}, which is not a variant name. "
-                f"Refusing to lock it."
-            )
-        if entry.type != "file":
-            raise HubError(
-                f"{repo_id} at {commit} lists {entry.path!r} as a {entry.type!r}; kernel variants may hold only "
-                f"regular files. Refusing to lock it."
-            )
-        if rel in files[variant]:
-            raise HubError(f"{repo_id} at {commit} lists {entry.path!r} twice. Refusing to lock it.")
-        files[variant][rel] = entry.file_hash
-    if not files:
-        raise ResolutionError(f"{repo_id} has no build variants (no files under build/) at commit {commit}.")
-    for variant, listed in sorted(files.items()):
-        bad = unwritable_paths(sorted(p for p in listed if not is_ignored(p)))
-        if bad:
-            raise HubError(
-                f"{repo_id} at {commit} lists files under build/{variant}/ that no cache can hold: "
-                f"{', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''} (a file where another needs "
-                f"a folder, or a name over 255 bytes). Sync could not write them, so the lock refuses them; "
-                f"tell the kernel's publisher."
-            )
-    return {name: variant_hash(fs.items()) for name, fs in sorted(files.items())}
-
-
-def listed_files(repo_id: str, commit: str, tree: Iterable[TreeEntry]) -> dict[str, dict[str, str | None]]:
-    """Variant -> relative path -> the LFS SHA-256 of each listed file (None for a git-stored one)."""
-    files: dict[str, dict[str, str | None]] = defaultdict(dict)
-    for entry in tree:
-        split = split_variant_path(repo_id, commit, entry.path) if entry.type == "file" else None
-        if split is not None:
-            files[split[0]][split[1]] = entry.lfs.oid if entry.lfs else None
-    return dict(files)
-
-
-def split_variant_path(repo_id: str, commit: str, path: str) -> tuple[str, str] | None:
-    """`build/<variant>/<rel>` -> (variant, rel); None for a file directly in `build/`.
-
-    Paths that could escape a directory (absolute, `..`, backslash) are refused.
-    """
-    parts = path.split("/")
-    unsafe = (
-        "\\" in path
-        or "\0" in path
-        or path.startswith("/")
-        or any(p in ("", ".", "..") for p in parts)
-        or len(parts) < 2
-        or parts[0] != "build"
-    )
-    if unsafe:
-        raise HubError(
-            f"{repo_id} at {commit} lists an unsafe or unexpected path {path!r} (absolute, '..', backslash, "
-            f"or outside build/<variant>/). Refusing to lock it; the Hub or mirror may be compromised."
-        )
-    return (parts[1], "/".join(parts[2:])) if len(parts) > 2 else None

@@ -36,6 +36,14 @@ class KernelStatus:
         """Who signed the selected variant's metadata, as the lock records it (None: unsigned or none selected)."""
         return self.entry.signed_by.get(self.variant) if self.variant else None
 
+    def build(self) -> str | None:
+        """How the selected variant was built, in words (None where its metadata.json did not say)."""
+        for p in self.entry.provenance:
+            if self.variant in p.variants:
+                source = f" from {p.source_commit[:12]}" if p.source_commit else ""
+                return f"kernel-builder {p.builder}{source}{' (dirty build)' if p.dirty else ''}"
+        return None
+
 
 @dataclass
 class ProjectStatus:

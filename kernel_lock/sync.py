@@ -34,6 +34,7 @@ from kernel_lock.cache import (
     blob_path,
     first_unsafe_folder,
     hub_cache_dir,
+    manifest_hash,
     read_record,
     real_folder,
     record_path,
@@ -44,12 +45,14 @@ from kernel_lock.cache import (
 from kernel_lock.config import find_project_root, load_project
 from kernel_lock.errors import CacheError, ConfigError, HubError, SyncFailed, VariantError
 from kernel_lock.fetch import Digests, Source, digests_of, fetch_blob
-from kernel_lock.hashing import is_ignored, variant_hash
+from kernel_lock.hashing import is_ignored
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists
 from kernel_lock.verify import (
+    FileHashes,
     FileProblem,
     VariantCheck,
     check_variant,
+    content_problem,
     hash_files,
     inspect_file,
     record_for,
@@ -311,10 +314,14 @@ def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry
                 size=item.lfs.size if item.lfs else item.size,
                 kind="lfs" if item.lfs else "git",
                 hash=item.file_hash,
+                sha256=item.lfs.oid if item.lfs else None,
             )
         )
-    got = variant_hash((e.path, e.hash) for e in manifest)
-    if got != entry.variants[variant]:
+    if entry.hash_type == "sha256":
+        manifest = _with_publisher_digest(hub, entry, variant, manifest)
+    got = manifest_hash(manifest, entry.hash_type)
+    # Without a publisher digest a git file's SHA-256 is known once it lands: `_finish` checks the hash then.
+    if got is not None and got != entry.variants[variant]:
         raise HubError(
             f"The Hub at {hub.endpoint} lists {entry.repo_id} variant {variant} at commit {entry.commit[:12]} "
             f"with hash {got}, but kernels.lock says {entry.variants[variant]}. The Hub or mirror serves "
@@ -330,13 +337,52 @@ def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry
     return manifest
 
 
+def _with_publisher_digest(
+    hub: Hub, entry: LockedKernel, variant: str, manifest: list[ManifestEntry]
+) -> list[ManifestEntry]:
+    """The manifest with each git file's expected SHA-256 from the publisher digest, where the variant has one.
+
+    Reads `metadata.json` first (checked against its blob id; cached from lock time), so that a listing the
+    lock does not match is refused before anything else is downloaded, and each file is checked by SHA-256
+    as it lands. The digest is only a guide: the lock's variant hash decides.
+    """
+    import hashlib
+
+    from kernel_lock.digest import MalformedDigest, parse_digest
+    from kernel_lock.lockhashes import METADATA, MetadataCache
+
+    meta = next((e for e in manifest if e.path == METADATA and e.kind == "git"), None)
+    if meta is None:
+        return manifest
+    data = MetadataCache(entry.repo_id, entry.commit).get(variant, meta.hash, hub)
+    try:
+        digest = parse_digest(data)
+    except MalformedDigest as exc:
+        raise HubError(
+            f"The Hub at {hub.endpoint} serves {entry.repo_id} variant {variant} at commit {entry.commit[:12]} "
+            f"with a {METADATA} that is not what was locked ({exc.reason}); nothing was downloaded."
+        ) from None
+    if digest is None or digest.algorithm != "sha256":
+        return manifest
+    violations = digest.check({e.path: e.sha256 for e in manifest})
+    if violations:  # lock refused such variants, so this is not what was locked
+        raise HubError(
+            f"The Hub at {hub.endpoint} lists {entry.repo_id} variant {variant} at commit {entry.commit[:12]} "
+            f"differently from the publisher's digest in its {METADATA} ({'; '.join(map(str, violations))}), "
+            f"which is not what was locked. The Hub or mirror serves something else; nothing was downloaded."
+        )
+    known = {**{p: digest.hex(p) for p in digest.files}, METADATA: hashlib.sha256(data).hexdigest()}
+    return [e if e.sha256 else e.model_copy(update={"sha256": known.get(e.path)}) for e in manifest]
+
+
 @dataclass(frozen=True)
 class VariantPlan:
     """What sync does to one variant that did not verify; computed without writing anything (`diff`).
 
     `clear`: paths inside the variant folder to remove first (extra files, wrong files, a folder or link
     where a file belongs); `link`: files whose blob is already in the cache and correct; `fetch`: files to
-    download. `keep` holds the fingerprints of the files that verified as they are.
+    download. `keep` holds the fingerprints of the files that verified as they are, `sha256` the SHA-256 of
+    every file known before downloading (kept, or linked to a blob already in the cache).
     """
 
     entry: LockedKernel
@@ -346,6 +392,7 @@ class VariantPlan:
     clear: tuple[str, ...]
     link: tuple[ManifestEntry, ...]
     fetch: tuple[ManifestEntry, ...]
+    sha256: dict[str, str]
 
     @property
     def source(self) -> str:
@@ -363,11 +410,15 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
     vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
     blobs = blob_path(entry.repo_id, "", cache)
     record = read_record(record_path(entry.repo_id, entry.commit, variant, cache))
-    known = (
-        record.verified
-        if record is not None and record.manifest_matches(entry.variants[variant]) and verify_mode() == "fast"
-        else {}
-    )
+    known: dict[str, Fingerprint] = {}
+    sha256: dict[str, str] = {}
+    if (
+        record is not None
+        and record.manifest_matches(entry.variants[variant], entry.hash_type)
+        and verify_mode() == "fast"
+    ):  # the lock's hash authenticates the record's SHA-256s
+        known = record.verified
+        sha256 = {e.path: e.sha256 for e in record.manifest if e.sha256 is not None}
     keep: dict[str, Fingerprint] = {}
     clear: set[str] = set()
     need: list[ManifestEntry] = []
@@ -388,7 +439,7 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
                 continue
             found = inspect_file(vdir, item, blobs_real)
             if isinstance(found, Fingerprint):
-                if known.get(item.path) == found and found.size == item.size:
+                if known.get(item.path) == found and found.size == item.size and item.path in sha256:
                     keep[item.path] = found
                 else:
                     to_hash.append((item, path, found))
@@ -397,8 +448,9 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
                     clear.add(item.path)
                 need.append(item)
         for item, fp, actual in hash_files(to_hash):
-            if actual == item.hash:
+            if content_problem(item, actual) is None and isinstance(actual, FileHashes):
                 keep[item.path] = fp
+                sha256[item.path] = actual.sha256
             else:
                 clear.add(item.path)
                 need.append(item)
@@ -406,7 +458,10 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
     fetch: list[ManifestEntry] = []
     blobs_usable = first_unsafe_folder(cache, blobs) is None  # a symlinked blobs folder is replaced, not used
     for item in need:
-        (link if blobs_usable and _good_blob(blobs / item.hash, item) else fetch).append(item)
+        good = _good_blob(blobs / item.hash, item) if blobs_usable else None
+        if good is not None:
+            sha256[item.path] = good
+        (link if good is not None else fetch).append(item)
     return VariantPlan(
         entry=entry,
         variant=variant,
@@ -415,18 +470,23 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
         clear=tuple(sorted(clear, key=lambda p: (p.count("/"), p))),
         link=tuple(link),
         fetch=tuple(fetch),
+        sha256={p: h for p, h in sha256.items() if p in keep or any(i.path == p for i in link)},
     )
 
 
-def _good_blob(blob: Path, item: ManifestEntry) -> bool:
-    """Whether the cache already holds this file's content, under its own name, as a regular file."""
+def _good_blob(blob: Path, item: ManifestEntry) -> str | None:
+    """The SHA-256 of this file's content where the cache already holds it, under its own name, as a regular
+    file (None where it does not)."""
     try:
         st = os.lstat(blob)
         if not stat.S_ISREG(st.st_mode) or st.st_size != item.size:
-            return False
-        return digests_of(blob, item.size).for_kind(item.kind) == item.hash
+            return None
+        digests = digests_of(blob, item.size)
     except OSError:
-        return False
+        return None
+    sha256 = digests.hexdigests()["sha256"]
+    good = digests.for_kind(item.kind) == item.hash and item.sha256 in (None, sha256)
+    return sha256 if good else None
 
 
 def apply(
@@ -483,11 +543,13 @@ def _finish(
     blobs = blob_path(entry.repo_id, "", cache)
     problems = []
     linked = list(plan.link)
+    sha256 = dict(plan.sha256)
     for item in plan.fetch:
         got = downloads[(entry.repo_id, item.hash)].result()
         if isinstance(got, FileProblem):
             problems.append(dataclasses.replace(got, path=item.path))
             continue
+        sha256[item.path] = got.hexdigests()["sha256"]
         linked.append(item)
         result.downloaded_files += 1
         result.downloaded_bytes += item.size
@@ -502,7 +564,10 @@ def _finish(
             fingerprints[item.path] = found
         else:
             problems.append(found)
-    record = record_for(entry, variant, list(plan.manifest))
+    manifest = [e if e.sha256 else e.model_copy(update={"sha256": sha256.get(e.path)}) for e in plan.manifest]
+    if not problems:
+        problems = _check_variant_hash(entry, variant, manifest, cache)
+    record = record_for(entry, variant, manifest)
     if not problems:
         record.verified = fingerprints
     rpath = record_path(entry.repo_id, entry.commit, variant, cache)
@@ -512,6 +577,31 @@ def _finish(
     if problems:
         check.status, check.problems = "corrupt", problems
     return check
+
+
+def _check_variant_hash(
+    entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache: Path
+) -> list[FileProblem]:
+    """Whether the files that landed reproduce the lock's variant hash; if not, which files (unlinked again).
+
+    The files are named by the publisher digest in the `metadata.json` that landed, where it has one;
+    otherwise only the variant as a whole is known to be wrong. No blob is deleted (another snapshot may
+    link to it); the variant's own links are.
+    """
+    expected = entry.variants[variant]
+    got = manifest_hash(manifest, entry.hash_type)
+    if got == expected:
+        return []
+    from kernel_lock.verify import publisher_digest_problems
+
+    vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
+    named = publisher_digest_problems(vdir, manifest)
+    for item in manifest:
+        _clear(vdir, vdir / item.path)
+    return [
+        FileProblem("", "the files served do not reproduce the lock's variant hash", expected, got or "-"),
+        *named,
+    ]
 
 
 def _clear(base: Path, path: Path, *, folders_only: bool = False) -> None:

@@ -3,7 +3,7 @@
 A variant verifies when (1) its record's manifest reproduces the lock's variant
 hash, (2) its snapshot folder holds exactly the manifest's files (bytecode caches
 aside), each a regular file or a symlink into the repo's own `blobs/`, and (3)
-every file's content hashes to the manifest's hash.
+every file's content has the manifest's SHA-256 (and listed hash).
 
 Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
 
@@ -14,7 +14,9 @@ Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
   someone with write access to the cache who also rewrites the record (or a
   filesystem that fakes ctime).
 - `full`: every file is hashed on every check; catches everything above without
-  trusting the record's fingerprints.
+  trusting the record's fingerprints. Where the variant's `metadata.json` has a
+  publisher digest, the files are also checked against it (for a lock of hash type
+  `git_lfs_concat`, this is what checks the Python files by SHA-256).
 
 Files are hashed in parallel and read once.
 """
@@ -43,6 +45,7 @@ from kernel_lock.cache import (
     variant_dir,
     write_record,
 )
+from kernel_lock.digest import MalformedDigest, hash_path, in_digest, parse_digest
 from kernel_lock.errors import NotSyncedError, VerificationError
 from kernel_lock.hashing import hash_file, is_ignored
 from kernel_lock.lockfile import LockedKernel
@@ -50,6 +53,7 @@ from kernel_lock.lockfile import LockedKernel
 Mode = Literal["fast", "full"]
 MODES: tuple[Mode, ...] = ("fast", "full")
 HASH_WORKERS = max(2, min(8, os.cpu_count() or 2))
+METADATA = "metadata.json"
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def check_variant(
         check.status = "missing"
         check.problems.append(FileProblem("", "no sync record"))
         return check
-    if not record.manifest_matches(expected):
+    if not record.manifest_matches(expected, entry.hash_type):
         check.status = "corrupt"
         check.problems.append(
             FileProblem(
@@ -160,6 +164,8 @@ def check_variant(
         known={} if chosen == "full" else record.verified,
     )
     check.hashed = hashed
+    if chosen == "full" and not problems:
+        problems = publisher_digest_problems(vdir, record.manifest)
     if problems:
         check.status = "corrupt"
         check.problems.extend(problems)
@@ -195,10 +201,9 @@ def verify_files(
         else:
             to_hash.append((entry, vdir / rel, found))
     for entry, fp, actual in hash_files(to_hash):
-        if isinstance(actual, OSError):
-            problems.append(FileProblem(entry.path, f"cannot be read ({actual.strerror})", entry.hash))
-        elif actual != entry.hash:
-            problems.append(FileProblem(entry.path, "content changed", entry.hash, actual))
+        problem = content_problem(entry, actual)
+        if problem is not None:
+            problems.append(problem)
         else:
             fingerprints[entry.path] = fp
     return problems, fingerprints, len(to_hash)
@@ -210,9 +215,26 @@ def verify_file(vdir: Path, entry: ManifestEntry, blobs: Path) -> FileProblem | 
     if isinstance(found, FileProblem):
         return found
     [(_, fp, actual)] = hash_files([(entry, vdir / entry.path, found)])
+    return content_problem(entry, actual) or fp
+
+
+@dataclass(frozen=True)
+class FileHashes:
+    """A file's SHA-256 and the hash its manifest entry lists (git blob id, or, for LFS, the SHA-256 again)."""
+
+    sha256: str
+    listed: str
+
+
+def content_problem(entry: ManifestEntry, actual: FileHashes | OSError) -> FileProblem | None:
+    """What is wrong with a hashed file's content (None: nothing); by SHA-256 where the manifest knows it."""
     if isinstance(actual, OSError):
-        return FileProblem(entry.path, f"cannot be read ({actual.strerror})", entry.hash)
-    return fp if actual == entry.hash else FileProblem(entry.path, "content changed", entry.hash, actual)
+        return FileProblem(entry.path, f"cannot be read ({actual.strerror})", entry.sha256 or entry.hash)
+    if entry.sha256 is not None and actual.sha256 != entry.sha256:
+        return FileProblem(entry.path, "content changed", entry.sha256, actual.sha256)
+    if actual.listed != entry.hash:
+        return FileProblem(entry.path, "content changed", entry.hash, actual.listed)
+    return None
 
 
 def inspect_file(vdir: Path, entry: ManifestEntry, blobs_real: str) -> FileProblem | Fingerprint:
@@ -262,20 +284,47 @@ def walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
 
 def hash_files(
     jobs: list[tuple[ManifestEntry, Path, Fingerprint]],
-) -> list[tuple[ManifestEntry, Fingerprint, str | OSError]]:
+) -> list[tuple[ManifestEntry, Fingerprint, FileHashes | OSError]]:
     """Hash files in parallel (hashlib releases the GIL), each read once; a file that cannot be read gives its error."""
 
-    def one(job: tuple[ManifestEntry, Path, Fingerprint]) -> tuple[ManifestEntry, Fingerprint, str | OSError]:
+    def one(
+        job: tuple[ManifestEntry, Path, Fingerprint],
+    ) -> tuple[ManifestEntry, Fingerprint, FileHashes | OSError]:
         entry, path, fp = job
         try:
-            return entry, fp, hash_file(path, lfs=entry.kind == "lfs")
+            sha256, blob = hash_file(path, git_blob=entry.kind == "git")
         except OSError as exc:
             return entry, fp, exc
+        return entry, fp, FileHashes(sha256, blob or sha256)
 
     if len(jobs) <= 1:
         return [one(j) for j in jobs]
     with ThreadPoolExecutor(max_workers=min(HASH_WORKERS, len(jobs))) as pool:
         return list(pool.map(one, jobs))
+
+
+def publisher_digest_problems(vdir: Path, manifest: list[ManifestEntry]) -> list[FileProblem]:
+    """The differences between a verified variant and the publisher digest in its `metadata.json` (if any).
+
+    Files are compared by the SHA-256 just verified; a SHA-512 digest hashes them
+    again. Each difference is one of the `kernels` library's `DigestViolation` kinds.
+    """
+    try:
+        digest = parse_digest((vdir / METADATA).read_bytes())
+    except FileNotFoundError:
+        return []
+    except (OSError, MalformedDigest) as exc:
+        return [FileProblem(METADATA, f"publisher digest unreadable: {exc}")]
+    if digest is None:
+        return []
+    if digest.algorithm == "sha256":
+        actual = {e.path: e.sha256 for e in manifest}
+    else:
+        actual = {e.path: hash_path(vdir / e.path, digest.algorithm) for e in manifest if in_digest(e.path)}
+    return [
+        FileProblem(getattr(v, "path", METADATA), f"publisher digest: {v}")
+        for v in digest.check(actual, digest.algorithm)
+    ]
 
 
 def record_for(entry: LockedKernel, variant: str, manifest: list[ManifestEntry]) -> VariantRecord:
@@ -284,6 +333,7 @@ def record_for(entry: LockedKernel, variant: str, manifest: list[ManifestEntry])
         repo_id=entry.repo_id,
         commit=entry.commit,
         variant=variant,
+        hash_type=entry.hash_type,
         variant_hash=entry.variants[variant],
         manifest=sorted(manifest, key=lambda e: e.path),
     )

@@ -20,9 +20,12 @@ RELU_V2 = '"kernels-community/relu" = 2'  # relu v2 depends on activation v1
 KERNELS = 'import sys; from kernels.cli import main; sys.argv[0] = "kernels"; sys.exit(main())'
 
 
-def locked(cli, root: Path) -> Lock:
-    """`kernel-lock lock` the project and return its lock."""
-    run = cli("lock", "--project", str(root))
+LEGACY = ("--hash-type", "git_lfs_concat")
+
+
+def locked(cli, root: Path, *args: str) -> Lock:
+    """`kernel-lock lock ARGS` the project and return its lock."""
+    run = cli("lock", "--project", str(root), *args)
     assert run.exit_code == 0, run.stderr
     return read_lock(root / "kernels.lock")
 
@@ -87,7 +90,7 @@ def test_round_trip_into_a_project_without_dependencies(
     hub_env, make_project, cli, tmp_path, fmt, deps
 ) -> None:
     root = make_project(*deps)
-    original = locked(cli, root)
+    original = locked(cli, root, *(LEGACY if fmt == "kernels-legacy" else ()))
     exported = tmp_path / f"export-{fmt}.json"
     exported.write_text(export_lock(original, fmt))
     target = fresh_project(tmp_path, "imported")
@@ -170,7 +173,7 @@ def test_import_into_a_project_that_declares_the_dependencies(hub_env, make_proj
 
 
 def test_legacy_import_reproduces_the_hashes(hub_env, hub_fixtures, make_project, cli, tmp_path) -> None:
-    original = locked(cli, make_project(RELU_V2))
+    original = locked(cli, make_project(RELU_V2), *LEGACY)
     legacy = json.loads(export_lock(original, "kernels-legacy"))
     assert [(e["repo_id"], e["sha"]) for e in legacy] == [
         ("kernels-community/activation", hub_fixtures.activation_v1),
@@ -191,7 +194,9 @@ def test_legacy_import_reproduces_the_hashes(hub_env, hub_fixtures, make_project
 def test_legacy_requirement_from_pyproject_else_branch_else_commit(
     hub_env, hub_fixtures, tmp_path, make_project, cli
 ) -> None:
-    first = locked(cli, make_project('"kernels-community/relu" = { revision = "v1.0.0" }', name="first"))
+    first = locked(
+        cli, make_project('"kernels-community/relu" = { revision = "v1.0.0" }', name="first"), *LEGACY
+    )
     assert first.kernel[0].commit == hub_fixtures.relu_v1_first  # no longer the head of v1
     source = tmp_path / "legacy.json"
     source.write_text(export_lock(first, "kernels-legacy"))
@@ -203,7 +208,9 @@ def test_legacy_requirement_from_pyproject_else_branch_else_commit(
     assert import_lock(source, declared).lock == first
 
     source.write_text(
-        export_lock(locked(cli, make_project('"kernels-community/relu" = 1', name="v1")), "kernels-legacy")
+        export_lock(
+            locked(cli, make_project('"kernels-community/relu" = 1', name="v1"), *LEGACY), "kernels-legacy"
+        )
     )
     head = import_lock(source, fresh_project(tmp_path, "head")).lock.kernel[0]
     assert (head.version, head.commit) == (1, hub_fixtures.relu_v1)
@@ -212,7 +219,7 @@ def test_legacy_requirement_from_pyproject_else_branch_else_commit(
 def test_doctored_legacy_file_names_the_variant_and_writes_nothing(
     hub_env, make_project, cli, tmp_path
 ) -> None:
-    original = locked(cli, make_project(RELU_V2))
+    original = locked(cli, make_project(RELU_V2), *LEGACY)
     legacy = json.loads(export_lock(original, "kernels-legacy"))
     good = legacy[1]["variants"]["torch-cpu"]["hash"]
     legacy[1]["variants"]["torch-cpu"]["hash"] = "sha256-" + "0" * 64
@@ -300,7 +307,9 @@ def test_kernels_download_and_offline_load_accept_the_export(hub_env, make_proje
 def test_redirected_entries_export_under_the_repo_that_holds_them(
     hub_env, hub_fixtures, make_project, cli
 ) -> None:
-    lock = locked(cli, make_project('"kernels-community/relu" = 1', '"kernels-community/old-relu" = 2'))
+    lock = locked(
+        cli, make_project('"kernels-community/relu" = 1', '"kernels-community/old-relu" = 2'), *LEGACY
+    )
     exported = json.loads(export_lock(lock, "kernels"))
     assert [
         (e["dependency"]["repo-id"], e["dependency"]["version"], e["lock"]["commit"]) for e in exported
@@ -318,7 +327,7 @@ def test_import_of_an_untrusted_kernel_needs_the_projects_opt_in(
 ) -> None:
     root = make_project('"my-org/untrusted-kernel" = { version = 1, trust-remote-code = true }')
     source = tmp_path / "export.json"
-    source.write_text(export_lock(locked(cli, root), "kernels-legacy"))
+    source.write_text(export_lock(locked(cli, root, *LEGACY), "kernels-legacy"))
     target = fresh_project(tmp_path, "target")
     with pytest.raises(KernelLockError, match="not a trusted kernel publisher"):
         import_lock(source, target)
@@ -332,3 +341,10 @@ def test_import_of_an_untrusted_kernel_needs_the_projects_opt_in(
         '[tool.kernels.dependencies]\n"my-org/untrusted-kernel" = 1\n'
     )
     assert cli("lock", "--check", "--project", str(target)).exit_code == 0
+
+
+def test_legacy_export_of_a_sha256_lock_says_how(hub_env, make_project, cli) -> None:
+    lock = locked(cli, make_project(RELU_V2))
+    assert {k.hash_type for k in lock.kernel} == {"sha256"}
+    with pytest.raises(LockfileError, match="--hash-type git_lfs_concat"):
+        export_lock(lock, "kernels-legacy")

@@ -18,14 +18,20 @@ RELU = '"kernels-community/relu" = 1'
 ACTIVATION = '"kernels-community/activation" = { version = 1 }'
 
 
-def hashes_from_bytes(files: dict[str, bytes], lfs_paths: set[str]) -> dict[str, str]:
-    """Variant hashes computed independently from the served bytes (not from the listing)."""
+def hashes_from_bytes(
+    files: dict[str, bytes], lfs_paths: set[str], sha256_only: bool = True
+) -> dict[str, str]:
+    """Variant hashes computed independently from the served bytes (not from the listing or any digest).
+
+    `sha256_only`: SHA-256 of every file (hash type `sha256`), else git blob ids of non-LFS files.
+    """
     per_variant: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
     for path, data in files.items():
         parts = path.split("/")
         if parts[0] != "build" or len(parts) < 3 or path.endswith(".pyc") or "__pycache__" in parts:
             continue
-        digest = hashlib.sha256(data).digest() if path in lfs_paths else bytes.fromhex(git_blob_sha1(data))
+        sha256 = sha256_only or path in lfs_paths
+        digest = hashlib.sha256(data).digest() if sha256 else bytes.fromhex(git_blob_sha1(data))
         per_variant[parts[1]].append(("/".join(parts[2:]).encode(), digest))
     out = {}
     for variant, entries in per_variant.items():
@@ -72,7 +78,16 @@ def test_lock_pins_branch_heads_and_hashes_served_bytes(hub_env, hub_fixtures, m
     for entry in lock.kernel:
         files, lfs = served_files(hub_env, entry.repo_id, entry.commit)
         assert lfs, "fixtures must include LFS files"
+        assert entry.hash_type == "sha256"
         assert entry.variants == hashes_from_bytes(files, lfs)
+    run = cli("lock", "--project", str(root), "--hash-type", "git_lfs_concat")
+    assert run.exit_code == 0, run.stderr
+    legacy = read_lock(root / "kernels.lock")
+    assert [(k.key, k.commit) for k in legacy.kernel] == [(k.key, k.commit) for k in lock.kernel]
+    for entry in legacy.kernel:
+        files, lfs = served_files(hub_env, entry.repo_id, entry.commit)
+        assert entry.hash_type == "git_lfs_concat"
+        assert entry.variants == hashes_from_bytes(files, lfs, sha256_only=False)
 
 
 def test_relock_is_byte_identical_and_check_passes(hub_env, make_project, cli) -> None:

@@ -620,8 +620,9 @@ def test_python_changed_after_signing_is_caught_by_verify_signatures(
     signed_project: Callable[..., Path],
     cli: Callable[..., object],
 ) -> None:
-    """At lock a git-stored file is known by its blob id only (presence against the digest); once synced,
-    `verify --signatures` hashes it against the signed digest."""
+    """At lock a git-stored file is known by its blob id only (presence against the digest). A `sha256` lock
+    takes its SHA-256 from the signed digest, so sync refuses it; a `git_lfs_concat` lock pins it by blob id,
+    so sync takes it, and `verify --signatures` hashes it against the signed digest."""
     target = f"build/{SO_VARIANT}/layers.py"
 
     def tamper(files: dict[str, bytes]) -> None:
@@ -630,6 +631,9 @@ def test_python_changed_after_signing_is_caught_by_verify_signatures(
     publish(hub_env, instance, "kernel", BUILD, edit=tamper)
     root = signed_project('"kernels-community/kernel" = 1')
     assert cli("lock", "--project", str(root)).exit_code == 0
+    refused = cli("sync", "--project", str(root), "--variant", SO_VARIANT)
+    assert refused.exit_code == 4 and "layers.py: content changed" in refused.stderr
+    assert cli("lock", "--project", str(root), "--hash-type", "git_lfs_concat").exit_code == 0
     assert cli("sync", "--project", str(root), "--variant", SO_VARIANT).exit_code == 0
     run = cli("verify", "--project", str(root), "--variant", SO_VARIANT, "--signatures")
     assert run.exit_code == 4

@@ -168,8 +168,24 @@ def test_corrupted_lfs_file_is_refused(locked, hub_env, cli) -> None:
 
 
 def test_hub_listing_that_disagrees_with_the_lock(locked, hub_fixtures, cli) -> None:
+    from huggingface_hub import HfApi
+
     relu = read_lock(locked / "kernels.lock").find("kernels-community/relu")
-    entries = [{"type": "file", "path": f"build/{CPU_VARIANT}/evil.py", "oid": "1" * 40, "size": 3}]
+    assert relu is not None and relu.hash_type == "sha256"
+    listed = HfApi().list_repo_tree(
+        relu.repo_id, "build", recursive=True, revision=relu.commit, repo_type="kernel"
+    )
+    entries = [
+        {"type": "file", "path": e.path, "oid": e.blob_id, "size": e.size}
+        | (
+            {"lfs": {"oid": e.lfs.sha256, "size": e.lfs.size, "pointerSize": e.lfs.pointer_size}}
+            if e.lfs
+            else {}
+        )
+        for e in listed
+        if hasattr(e, "lfs")
+    ]
+    entries.append({"type": "file", "path": f"build/{CPU_VARIANT}/evil.py", "oid": "1" * 40, "size": 3})
     hub_fixtures.relu.override_tree(relu.commit, entries)
     run = cli("sync", "--project", str(locked))
     assert run.exit_code == 3 and "nothing was downloaded" in run.stderr

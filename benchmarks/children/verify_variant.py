@@ -51,7 +51,7 @@ out["variant_bytes"] = sum(e.size for e in record.manifest)
 out["variant_files"] = len(record.manifest)
 big = max(record.manifest, key=lambda e: e.size)
 out["so_bytes"] = big.size
-out["hash_so"], _ = timed(lambda: hash_file(vdir / big.path, lfs=big.kind == "lfs"), n_full)
+out["hash_so"], _ = timed(lambda: hash_file(vdir / big.path), n_full)
 buf = os.urandom(64 << 20)
 out["raw_sha256_64MB"], _ = timed(lambda: hashlib.sha256(buf).hexdigest(), n_full)
 print(json.dumps(out))

@@ -1,0 +1,417 @@
+"""Variant hashes at lock time, from the `build/` listing, each variant's `metadata.json` and its publisher digest.
+
+For hash type `sha256` each file's SHA-256 comes from, in order: the listing (LFS
+files carry their SHA-256), the bytes of `metadata.json` (which lock reads anyway),
+the publisher's `digest` in `metadata.json` (SHA-256 digests), and otherwise the
+file's bytes, fetched once per git blob id (content-addressed, so a file shared
+by variants or commits costs one request, and a repo's answers are kept on disk).
+Where a variant has a digest it is cross-checked against the listing whatever the
+hash type: the file sets must be equal and every LFS file's SHA-256 must match,
+else the variant is refused, naming the file (for a variant with a signature
+bundle, `kernel_lock.signatures` does this once the signature verified).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kernel_lock.cache import RECORD_DIR, repo_dir, unwritable_paths
+from kernel_lock.digest import HashMismatch, MalformedDigest, PublisherDigest, in_digest, parse_digest
+from kernel_lock.errors import DigestError, HubError, ResolutionError
+from kernel_lock.fsutil import atomic_write
+from kernel_lock.hashing import HashType, git_blob_sha1, is_ignored, variant_hash
+from kernel_lock.lockfile import Provenance, is_variant_name
+from kernel_lock.provenance import parse_provenance
+
+if TYPE_CHECKING:
+    from kernel_lock.hub import Hub, TreeEntry
+
+METADATA = "metadata.json"
+BUNDLE = "metadata.json.sigstore"
+BLOB_CACHE = "blob-hashes.json"
+
+
+@dataclass(frozen=True)
+class LockedVariant:
+    """What the lock learns of one variant: hash, `metadata.json` (bytes, parsed, provenance, digest), bundle.
+
+    `bundle` is the signature bundle's bytes; None where there is none, or where it is stored in Git LFS.
+    """
+
+    hash: str
+    metadata_bytes: bytes | None
+    metadata: dict[str, Any]
+    provenance: Provenance | None
+    digest: PublisherDigest | None
+    bundle: bytes | None
+
+
+def list_variants(repo_id: str, commit: str, entries: Iterable[TreeEntry]) -> dict[str, dict[str, TreeEntry]]:
+    """Group a `build/` listing by variant (name -> relative path -> entry), refusing what cannot be a variant."""
+    files: dict[str, dict[str, TreeEntry]] = defaultdict(dict)
+    for entry in entries:
+        if entry.type == "directory":
+            continue
+        split = split_variant_path(repo_id, commit, entry.path)
+        if split is None:
+            continue
+        variant, rel = split
+        if not is_variant_name(variant):
+            raise HubError(
+                f"{repo_id} at {commit} has a build variant folder named {variant!r}, which is not a variant name. "
+                f"Refusing to lock it."
+            )
+        if entry.type != "file":
+            raise HubError(
+                f"{repo_id} at {commit} lists {entry.path!r} as a {entry.type!r}; kernel variants may hold only "
+                f"regular files. Refusing to lock it."
+            )
+        if rel in files[variant]:
+            raise HubError(f"{repo_id} at {commit} lists {entry.path!r} twice. Refusing to lock it.")
+        if not is_ignored(rel):
+            files[variant][rel] = entry
+    if not files:
+        raise ResolutionError(f"{repo_id} has no build variants (no files under build/) at commit {commit}.")
+    for variant, listed in sorted(files.items()):
+        bad = unwritable_paths(sorted(listed))
+        if bad:
+            raise HubError(
+                f"{repo_id} at {commit} lists files under build/{variant}/ that no cache can hold: "
+                f"{', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''} (a file where another needs "
+                f"a folder, or a name over 255 bytes). Sync could not write them, so the lock refuses them; "
+                f"tell the kernel's publisher."
+            )
+    return dict(sorted(files.items()))
+
+
+def split_variant_path(repo_id: str, commit: str, path: str) -> tuple[str, str] | None:
+    """`build/<variant>/<rel>` -> (variant, rel); None for a file directly in `build/`.
+
+    Paths that could escape a directory (absolute, `..`, backslash) are refused.
+    """
+    parts = path.split("/")
+    unsafe = (
+        "\\" in path
+        or "\0" in path
+        or path.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or len(parts) < 2
+        or parts[0] != "build"
+    )
+    if unsafe:
+        raise HubError(
+            f"{repo_id} at {commit} lists an unsafe or unexpected path {path!r} (absolute, '..', backslash, "
+            f"or outside build/<variant>/). Refusing to lock it; the Hub or mirror may be compromised."
+        )
+    return (parts[1], "/".join(parts[2:])) if len(parts) > 2 else None
+
+
+class Blobs:
+    """Git-stored files of one lock run, fetched by blob id at most once, checked against it, then hashed.
+
+    Only the hashes are kept, per repo in one cache file (a blob id names its
+    content, so the cache needs no invalidation); `fetched` counts the requests made.
+    """
+
+    def __init__(self, hub: Hub, pool: ThreadPoolExecutor) -> None:
+        self.hub = hub
+        self.pool = pool
+        self.fetched = 0
+        self._futures: dict[str, Future[dict[str, str]]] = {}
+        self._disk: dict[str, dict[str, dict[str, str]]] = {}
+        self._new: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
+        self._lock = threading.Lock()
+
+    def hashes(self, repo_id: str, commit: str, path: str, oid: str) -> Future[dict[str, str]]:
+        """{"sha256": hex, "sha512": hex} of the blob `oid`, which the repo lists at `path` of `commit`."""
+        with self._lock:
+            if oid not in self._futures:
+                known = self._cached(repo_id).get(oid)
+                if known is not None:
+                    done: Future[dict[str, str]] = Future()
+                    done.set_result(known)
+                    self._futures[oid] = done
+                else:
+                    self._futures[oid] = self.pool.submit(self._fetch, repo_id, commit, path, oid)
+            return self._futures[oid]
+
+    def _cached(self, repo_id: str) -> dict[str, dict[str, str]]:
+        if repo_id not in self._disk:
+            try:
+                data = json.loads((repo_dir(repo_id) / RECORD_DIR / BLOB_CACHE).read_bytes())
+            except (OSError, ValueError):
+                data = {}
+            self._disk[repo_id] = {
+                oid: h
+                for oid, h in (data.items() if isinstance(data, dict) else [])
+                if isinstance(h, dict)
+                and set(h) == {"sha256", "sha512"}
+                and all(isinstance(v, str) for v in h.values())
+            }
+        return self._disk[repo_id]
+
+    def _fetch(self, repo_id: str, commit: str, path: str, oid: str) -> dict[str, str]:
+        data = self.hub.read_file(repo_id, commit, path)
+        with self._lock:
+            self.fetched += 1
+        if data is None or git_blob_sha1(data) != oid:
+            raise HubError(
+                f"The Hub served {path} of {repo_id} at {commit[:12]} with content that does not match its own "
+                f"listing (blob {oid}). Refusing to lock from it."
+            )
+        hashes = {"sha256": hashlib.sha256(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest()}
+        with self._lock:
+            self._new[repo_id][oid] = hashes
+        return hashes
+
+    def save(self) -> None:
+        """Add what was fetched to each repo's cache file (best effort: it is only an optimisation)."""
+        for repo_id, new in self._new.items():
+            path = repo_dir(repo_id) / RECORD_DIR / BLOB_CACHE
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                merged = {**self._cached(repo_id), **new}
+                atomic_write(path, json.dumps(merged, sort_keys=True).encode(), durable=False)
+            except OSError:
+                pass
+        self._new.clear()
+
+
+class MetadataCache:
+    """One small file of every variant of a commit (`metadata.json`, or its signature), checked against the
+    listed blob ids, kept in one cache file; an empty entry records that a variant has no such file.
+
+    A commit's files never change, so the cache needs no invalidation; a cached
+    file that does not match its blob id (or a missing one) is fetched again.
+    """
+
+    def __init__(self, repo_id: str, commit: str, name: str = METADATA) -> None:
+        self.repo_id = repo_id
+        self.commit = commit
+        self.name = name
+        self.path = repo_dir(repo_id) / RECORD_DIR / commit / name
+        try:
+            cached = json.loads(self.path.read_bytes())
+        except (OSError, ValueError, RecursionError):
+            cached = {}
+        self.files: dict[str, str] = (
+            {k: v for k, v in cached.items() if isinstance(v, str)} if isinstance(cached, dict) else {}
+        )
+        self.changed = False
+
+    def get(self, variant: str, oid: str, hub: Hub) -> bytes:
+        """A variant's file, from the cache or the Hub; refused if it does not match `oid`."""
+        cached = self.files.get(variant)
+        if cached is not None and git_blob_sha1(cached.encode()) == oid:
+            return cached.encode()
+        data = hub.read_file(self.repo_id, self.commit, f"build/{variant}/{self.name}") or b""
+        if git_blob_sha1(data) != oid:
+            raise HubError(
+                f"The Hub served build/{variant}/{self.name} of {self.repo_id} at {self.commit[:12]} with content "
+                f"that does not match its own listing (blob {oid}). Refusing to lock from it."
+            )
+        try:
+            self.files[variant] = data.decode("utf-8")
+            self.changed = True
+        except UnicodeDecodeError:
+            pass
+        return data
+
+    def note_absent(self, variants: Iterable[str]) -> None:
+        """Remember that these variants have no such file (kept as an empty entry)."""
+        for variant in variants:
+            if self.files.get(variant) != "":
+                self.files[variant] = ""
+                self.changed = True
+
+    def save(self) -> None:
+        """Write the cache if anything was fetched (best effort: it is only an optimisation)."""
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(self.files, sort_keys=True).encode(), durable=False)
+        except OSError:
+            pass
+
+
+def lock_variants(
+    repo_id: str,
+    commit: str,
+    listing: Mapping[str, Mapping[str, TreeEntry]],
+    *,
+    hub: Hub,
+    pool: ThreadPoolExecutor,
+    blobs: Blobs,
+    hash_type: HashType,
+) -> dict[str, LockedVariant]:
+    """Hash every listed variant of `repo_id` at `commit`.
+
+    Its `metadata.json` and signature bundle files (git-stored) are fetched concurrently and kept per commit.
+    """
+    small = {name: _fetch_named(repo_id, commit, listing, name, hub, pool) for name in (METADATA, BUNDLE)}
+    parsed: dict[str, tuple[bytes | None, dict[str, Any], PublisherDigest | None]] = {}
+    for variant in listing:
+        data = small[METADATA].get(variant)
+        parsed[variant] = (data, *_read_metadata(repo_id, commit, variant, data))
+    bundles = small[BUNDLE]
+    pending: dict[str, dict[str, Future[dict[str, str]]]] = {}
+    for variant, files in listing.items():
+        data, _, digest = parsed[variant]
+        if BUNDLE not in files:  # a signed variant's digest is checked with its signature (`signatures`)
+            _cross_check(repo_id, commit, variant, files, digest)
+        if hash_type == "sha256":
+            pending[variant] = {
+                rel: blobs.hashes(repo_id, commit, f"build/{variant}/{rel}", e.oid)
+                for rel, e in files.items()
+                if e.lfs is None
+                and not (rel == METADATA and data is not None)
+                and not (rel == BUNDLE and variant in bundles)
+                and not _digest_has(digest, rel)
+            }
+    locked = {}
+    for variant, files in listing.items():
+        data, metadata, digest = parsed[variant]
+        if hash_type == "sha256":
+            fetched = {METADATA: data, BUNDLE: bundles.get(variant)}
+            sha256 = _sha256s(repo_id, commit, variant, files, fetched, digest, pending[variant])
+            hashed = variant_hash(sha256.items())
+        else:
+            hashed = variant_hash((rel, e.file_hash) for rel, e in files.items())
+        provenance = _provenance(repo_id, commit, variant, metadata)
+        locked[variant] = LockedVariant(hashed, data, metadata, provenance, digest, bundles.get(variant))
+    return locked
+
+
+def _fetch_named(
+    repo_id: str,
+    commit: str,
+    listing: Mapping[str, Mapping[str, TreeEntry]],
+    name: str,
+    hub: Hub,
+    pool: ThreadPoolExecutor,
+) -> dict[str, bytes]:
+    """Each variant's git-stored top-level file `name` (fetched concurrently, cached by commit)."""
+    cache = MetadataCache(repo_id, commit, name)
+    futures = {
+        variant: pool.submit(cache.get, variant, files[name].oid, hub)
+        for variant, files in listing.items()
+        if name in files and files[name].lfs is None
+    }
+    found = {variant: future.result() for variant, future in futures.items()}
+    cache.note_absent(set(listing) - set(found))
+    cache.save()
+    return found
+
+
+def _digest_has(digest: PublisherDigest | None, rel: str) -> bool:
+    """Whether the digest gives this file's SHA-256 (a SHA-512 digest gives none)."""
+    return digest is not None and digest.algorithm == "sha256" and rel in digest.files
+
+
+def _where(repo_id: str, commit: str, variant: str) -> str:
+    return f"build/{variant}/{METADATA} of {repo_id} at {commit[:12]}"
+
+
+def _read_metadata(
+    repo_id: str, commit: str, variant: str, data: bytes | None
+) -> tuple[dict[str, Any], PublisherDigest | None]:
+    """The parsed `metadata.json` (empty if there is none) and its digest."""
+    if data is None:
+        return {}, None
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise HubError(f"{_where(repo_id, commit, variant)} is not JSON ({exc}).") from None
+    if not isinstance(parsed, dict):
+        return {}, None
+    try:
+        digest = parse_digest(parsed)
+    except MalformedDigest as exc:
+        raise DigestError(
+            f"{_where(repo_id, commit, variant)}: {exc.reason}. Refusing to lock the variant; tell its publisher.",
+            repo_id=repo_id,
+            commit=commit,
+            variant=variant,
+        ) from None
+    return parsed, digest
+
+
+def _provenance(repo_id: str, commit: str, variant: str, metadata: Mapping[str, Any]) -> Provenance | None:
+    try:
+        return parse_provenance(metadata)
+    except ValueError as exc:
+        raise HubError(
+            f"{_where(repo_id, commit, variant)} has a malformed provenance ({exc}), which the kernels library "
+            f"cannot load either. Tell its publisher."
+        ) from None
+
+
+def _cross_check(
+    repo_id: str, commit: str, variant: str, files: Mapping[str, TreeEntry], digest: PublisherDigest | None
+) -> None:
+    """Refuse a variant whose listing disagrees with its publisher digest: other files, or other LFS hashes."""
+    if digest is None:
+        return
+    listed = {
+        rel: (e.lfs.oid if e.lfs is not None and digest.algorithm == "sha256" else None)
+        for rel, e in files.items()
+    }
+    violations = digest.check(listed, digest.algorithm)
+    if violations:
+        raise DigestError(
+            f"{repo_id} variant {variant} at {commit[:12]}: the Hub's listing does not match the publisher's digest "
+            f"in {METADATA} ({'; '.join(map(str, violations))}). Refusing to lock it; the Hub, a mirror or the "
+            f"publisher's build is inconsistent.",
+            repo_id=repo_id,
+            commit=commit,
+            variant=variant,
+            violations=violations,
+        )
+
+
+def _sha256s(
+    repo_id: str,
+    commit: str,
+    variant: str,
+    files: Mapping[str, TreeEntry],
+    read: Mapping[str, bytes | None],
+    digest: PublisherDigest | None,
+    fetched: Mapping[str, Future[dict[str, str]]],
+) -> dict[str, str]:
+    """SHA-256 of every file of a variant (`read`: the bytes of files lock read anyway, by path).
+
+    Files fetched to hash them are checked against a SHA-512 digest.
+    """
+    out: dict[str, str] = {}
+    for rel, entry in files.items():
+        known = read.get(rel)
+        if entry.lfs is not None:
+            out[rel] = entry.lfs.oid
+        elif known is not None:
+            out[rel] = hashlib.sha256(known).hexdigest()
+        elif digest is not None and _digest_has(digest, rel):
+            out[rel] = digest.hex(rel)
+        else:
+            hashes = fetched[rel].result()
+            if digest is not None and in_digest(rel):
+                violations = digest.check({rel: hashes[digest.algorithm]}, digest.algorithm)
+                mismatch = [v for v in violations if isinstance(v, HashMismatch)]
+                if mismatch:
+                    raise DigestError(
+                        f"{repo_id} variant {variant} at {commit[:12]}: {rel} as served does not match the "
+                        f"publisher's digest ({mismatch[0]}). Refusing to lock it.",
+                        repo_id=repo_id,
+                        commit=commit,
+                        variant=variant,
+                        violations=mismatch,
+                    )
+            out[rel] = hashes["sha256"]
+    return out
