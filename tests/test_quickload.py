@@ -66,7 +66,7 @@ def test_a_changed_file_goes_to_the_full_check_and_is_refused(synced, tmp_path) 
     ("edit", "error"),
     [
         (
-            lambda t: t.replace('hash-type = "git_lfs_concat"', 'hash-type = "git_lfs_concat"\nsurprise = 1'),
+            lambda t: t.replace('hash-type = "sha256"', 'hash-type = "sha256"\nsurprise = 1'),
             "malformed",
         ),
         (lambda t: t.replace("version = 1\n", "version = 2\n", 1), "lock format version"),
