@@ -264,3 +264,19 @@ def test_enforce_before_kernels_is_imported_hooks_it_on_import(synced, tmp_path)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["torch-cpu"]
+
+
+def test_kernel_dependencies_come_from_the_lock_too(hub_env, make_project, cli) -> None:
+    root = make_project('"kernels-community/relu" = 2')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    hub_env.clear_log()
+    hub_env.stop()
+    kernel_lock.enforce(root / "kernels.lock")
+    relu = kernels.get_kernel("kernels-community/relu", version=2)
+    assert relu.VERSION == 2
+    loaded = {k.repo_info.repo_id: k.module for k in kernels.get_loaded_kernels()}
+    assert set(loaded) == {"kernels-community/relu", "kernels-community/activation"}
+    ours = {key[0]: module for key, module in load_module._loaded.items()}
+    assert ours == loaded  # imported once each, by kernel-lock's verified loader
+    assert hub_env.requests == []
