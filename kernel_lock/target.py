@@ -335,10 +335,9 @@ def default_target() -> Target:
 def unsupported_free_threaded() -> bool:
     """Whether this is a free-threaded Python without ABI3 support (before 3.15), as kernels 0.17.2's
     `_is_unsupported_free_threaded_build` decides: no arch (compiled) variant loads there."""
+    # No free-threaded builds before 3.13, ABI3 support from 3.15: no sysconfig import needed there.
     if not (3, 13) <= sys.version_info[:2] < (3, 15):
-        return (
-            False  # no free-threaded builds before 3.13, ABI3 support from 3.15: no sysconfig import needed
-        )
+        return False
     import sysconfig
 
     return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
