@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -371,6 +372,7 @@ def main() -> int:
     )
     (args.out / f"transformers_{args.device}.json").write_text(json.dumps(summary, indent=2))
     log(f"TRANSFORMERS GPU RUN {'PASSED' if summary['passed'] else 'FAILED'}")
+    shutil.rmtree(work, ignore_errors=True)
     return 0 if summary["passed"] else 1
 
 
