@@ -229,7 +229,7 @@ def main() -> int:
 
     info = machine_info()
     if args.server_nodelay:
-        from kernel_lock.testing.server import _Handler
+        from kernel_lock.testing.http import _Handler
 
         _Handler.disable_nagle_algorithm = True  # what `disable_nagle_algorithm = True` on _Handler would do
     t_setup = time.perf_counter()
