@@ -1070,18 +1070,28 @@ def env_(*, out: Output, target: TargetChoice | None) -> int:
 )
 @command
 def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) -> int:
-    """Write kernels.lock in the `kernels` library's JSON format."""
+    """Write kernels.lock in the `kernels` library's JSON format.
+
+    Without -o the exported lock itself is the output, so --json needs -o.
+    """
     from kernel_lock.config import find_project_root
     from kernel_lock.fsutil import atomic_write
     from kernel_lock.interop import export_lock
     from kernel_lock.lockfile import read_lock
+    from kernel_lock.reports import ExportReport
 
-    text = export_lock(read_lock(find_project_root(project) / "kernels.lock"), fmt)  # type: ignore[arg-type]
+    if output is None and out.json_mode:
+        raise errors.ConfigError(
+            "export --json needs -o FILE: without it, stdout is the exported lock itself."
+        )
+    lock = read_lock(find_project_root(project) / "kernels.lock")
+    text = export_lock(lock, fmt)  # type: ignore[arg-type]
     if output is None:
         click.echo(text, nl=False)
-    else:
-        atomic_write(output, text.encode("utf-8"))
-        out.info(f"Wrote {output} ({fmt} format)")
+        return EXIT_OK
+    atomic_write(output, text.encode("utf-8"))
+    out.info(f"Wrote {output} ({fmt} format)")
+    out.result(ExportReport(format=fmt, output=str(output), kernels=len(lock.kernel)))  # type: ignore[arg-type]
     return EXIT_OK
 
 

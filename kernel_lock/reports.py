@@ -266,6 +266,16 @@ class RemoveReport(LockChanges, Report):
     )
 
 
+class ExportReport(Report):
+    """`kernel-lock export -o FILE --json`."""
+
+    format: Literal["kernels", "kernels-legacy"]
+    output: str
+    kernels: int = Field(
+        description="Locked kernels exported (entries may merge where the format keys by repo)"
+    )
+
+
 class ImportReport(Report):
     """`kernel-lock import --json`."""
 
@@ -356,6 +366,7 @@ REPORTS: dict[str, type[Report]] = {
     "add": AddReport,
     "remove": RemoveReport,
     "import": ImportReport,
+    "export": ExportReport,
     "env": EnvReport,
     "run-record": RunRecordReport,
     "init": InitReport,

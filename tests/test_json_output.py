@@ -66,7 +66,10 @@ def test_every_command_writes_its_documented_schema(hub_env, make_project, tmp_p
         "cache-prune": cli("cache", "prune", *project, "--dry-run", "--json"),
     }
     exported = tmp_path / "theirs.json"
-    assert cli("export", "--format", "kernels", "-o", str(exported), *project).exit_code == 0
+    documents["export"] = cli("export", "--format", "kernels", "-o", str(exported), *project, "--json")
+    assert documents["export"].exit_code == 0 and exported.exists()
+    to_stdout = cli("export", "--format", "kernels", *project, "--json")
+    assert to_stdout.exit_code == 2 and "needs -o" in to_stdout.json()["error"]["message"]
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "pyproject.toml").write_text('[project]\nname = "fresh"\n')
