@@ -1080,11 +1080,11 @@ def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) 
     from kernel_lock.lockfile import read_lock
     from kernel_lock.reports import ExportReport
 
+    lock = read_lock(find_project_root(project) / "kernels.lock")
     if output is None and out.json_mode:
         raise errors.ConfigError(
             "export --json needs -o FILE: without it, stdout is the exported lock itself."
         )
-    lock = read_lock(find_project_root(project) / "kernels.lock")
     text = export_lock(lock, fmt)  # type: ignore[arg-type]
     if output is None:
         click.echo(text, nl=False)
