@@ -29,6 +29,7 @@ from kernel_lock.cachepaths import hub_cache_dir as hub_cache_dir
 from kernel_lock.cachepaths import record_path as record_path
 from kernel_lock.cachepaths import repo_dir as repo_dir
 from kernel_lock.cachepaths import variant_dir as variant_dir
+from kernel_lock.cachepaths import writable_in_cache as writable_in_cache
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import HashType, variant_hash
 

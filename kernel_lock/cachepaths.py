@@ -19,6 +19,7 @@ __all__ = [
     "record_path",
     "repo_dir",
     "variant_dir",
+    "writable_in_cache",
 ]
 
 RECORD_DIR = ".kernel-lock"
@@ -65,3 +66,11 @@ def first_unsafe_folder(base: Path, path: Path) -> Path | None:
         if not stat.S_ISDIR(mode):
             return current
     return None
+
+
+def writable_in_cache(path: Path) -> bool:
+    """Whether writing `path` (under the hub cache) stays inside it: no folder on the way is a symlink or a file.
+
+    The optimisation caches kept beside the snapshots are skipped rather than written through a planted link.
+    """
+    return first_unsafe_folder(hub_cache_dir(), path.parent) is None

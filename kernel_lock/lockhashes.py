@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kernel_lock.cache import RECORD_DIR, repo_dir, unwritable_paths
+from kernel_lock.cache import RECORD_DIR, repo_dir, unwritable_paths, writable_in_cache
 from kernel_lock.digest import HashMismatch, MalformedDigest, PublisherDigest, in_digest, parse_digest
 from kernel_lock.errors import DigestError, HubError, ResolutionError
 from kernel_lock.fsutil import atomic_write
@@ -175,6 +175,8 @@ class Blobs:
         """Add what was fetched to each repo's cache file (best effort: it is only an optimisation)."""
         for repo_id, new in self._new.items():
             path = repo_dir(repo_id) / RECORD_DIR / BLOB_CACHE
+            if not writable_in_cache(path):
+                continue
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 merged = {**self._cached(repo_id), **new}
@@ -233,7 +235,7 @@ class MetadataCache:
 
     def save(self) -> None:
         """Write the cache if anything was fetched (best effort: it is only an optimisation)."""
-        if not self.changed:
+        if not self.changed or not writable_in_cache(self.path):
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

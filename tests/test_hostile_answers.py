@@ -427,3 +427,19 @@ def test_planted_links_in_the_record_folder_write_nothing_outside(hub_env, world
     nothing_outside(tmp_path, before_outside)
     assert check_variant(entry, CPU, mode="full").ok
     COUNTS["local_damage_repaired_in_one_sync"] += 1
+
+
+def test_lock_writes_nothing_through_a_planted_record_folder(hub_env, make_project, cli, tmp_path) -> None:
+    """lock keeps small caches beside the snapshots; a link planted in their place is not written through."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    repo = repo_dir("kernels-community/relu")
+    repo.mkdir(parents=True)
+    (repo / ".kernel-lock").symlink_to(elsewhere, target_is_directory=True)
+    root = make_project('"kernels-community/relu" = 1')
+    before_outside = outside(tmp_path)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    after = {k: v for k, v in outside(tmp_path).items() if not k.startswith("proj")}
+    assert after == {k: v for k, v in before_outside.items() if not k.startswith("proj")}
+    assert list(elsewhere.iterdir()) == [], "a lock-time cache was written through the planted link"
+    COUNTS["nothing_written_outside"] += 1
