@@ -7,6 +7,7 @@ kernels come from a local Hub (stopped where the run must be offline).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -155,3 +156,45 @@ def test_eight_ranks_started_together_download_each_file_once(tf_hub, make_proje
     gets = Counter(r.path for r in tf_hub.requests if r.method == "GET" and "/resolve/" in r.path)
     assert gets and set(gets.values()) == {1}, gets
     assert len(gets) == 3 * 3  # metadata.json, __init__.py, layers.py of each kernel's torch-cpu
+
+
+@pytest.fixture(scope="module")
+def installed_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site-packages folder holding kernel-lock as its wheel installs it (built from a copy of this tree)."""
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE", "kernel_lock-enforce.pth"):
+        (src / name).write_bytes((root / name).read_bytes())
+    shutil.copytree(root / "kernel_lock", src / "kernel_lock", ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(src / "dist"), str(src)], check=True
+    )
+    [wheel] = (src / "dist").glob("*.whl")
+    site_dir = tmp_path_factory.mktemp("site-packages")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site_dir), str(wheel)], check=True)
+    return site_dir
+
+
+def test_the_installed_package_enforces_from_the_environment_alone(
+    installed_site, tf_hub, make_project, cli, tmp_path
+) -> None:
+    root = make_project(DEPS[0])
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    tf_hub.stop()
+    assert (installed_site / "kernel_lock-enforce.pth").is_file()
+    # site.addsitedir is what the interpreter does with site-packages at start-up: it runs the .pth files.
+    prog = f"import site; site.addsitedir({str(installed_site)!r})\n" + textwrap.dedent(LOAD_TWO)
+    env = {**os.environ, "KERNEL_LOCK_ENFORCE": "1", "KERNEL_LOCK_FILE": str(root / "kernels.lock")}
+    proc = subprocess.run([sys.executable, "-c", prog], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "kernel-lock add kernels-community/rotary --version 2" in proc.stderr
+    assert len((tmp_path / "imported.txt").read_text().split()) == 1  # activation, locked; rotary refused
+
+    quiet = "import site, sys; site.addsitedir(sys.argv[1]); print('kernel_lock' in sys.modules)"
+    env.pop("KERNEL_LOCK_ENFORCE")
+    unset = subprocess.run(
+        [sys.executable, "-c", quiet, str(installed_site)], env=env, capture_output=True, text=True
+    )
+    assert unset.stdout.split() == ["False"]  # without the variable the hook imports nothing

@@ -32,13 +32,12 @@ def _activate() -> None:
     if not (os.environ.get("KERNEL_LOCK_RECORD") or os.environ.get("KERNEL_LOCK_ENFORCE")):
         return
     try:
-        from kernel_lock.enforcement import activate_from_environment
-
-        activate_from_environment()
+        from kernel_lock.autoenforce import activate
     except Exception as exc:
         sys.stderr.write(f"error: kernel-lock could not turn on kernels enforcement: {exc}\n")
         sys.stderr.flush()
         os._exit(2)
+    activate()
 
 
 _run_next_sitecustomize()
