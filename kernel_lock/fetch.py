@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,7 +100,8 @@ def fetch_blob(
     failure. Hub failures (unreachable, error status, another commit) raise `HubError`. `received` is
     told the size of each chunk as it lands (for a progress bar).
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{item.hash}.", suffix=".incomplete", dir=blobs)
+    remove_abandoned(blobs, item.hash)
+    fd, tmp = tempfile.mkstemp(prefix=f".{item.hash}.{_owner()}.", suffix=".incomplete", dir=blobs)
     try:
         with os.fdopen(fd, "r+b") as out:
             download = _Download(hub, source, item, out, received)
@@ -129,6 +131,36 @@ def fetch_blob(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _host() -> str:
+    """This host's name, without the dots that separate the parts of a temporary file's name."""
+    return socket.gethostname().replace(".", "_")
+
+
+def _owner() -> str:
+    """`<host>-<pid>`: who writes a temporary download, so a later sync can tell an abandoned one."""
+    return f"{_host()}-{os.getpid()}"
+
+
+def remove_abandoned(blobs: Path, name: str) -> None:
+    """Remove temporary downloads of blob `name` left by a process of this host that no longer runs (killed).
+
+    A download in progress (its process alive, or on another host sharing the cache) is left alone.
+    """
+    host = _host()
+    for tmp in blobs.glob(f".{name}.*.incomplete"):
+        owner = tmp.name[len(name) + 2 :].split(".", 1)[0]
+        owner_host, _, pid = owner.rpartition("-")
+        if owner_host != host or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        except PermissionError:
+            continue  # alive, another user's
 
 
 class _Download:

@@ -20,7 +20,7 @@ import pytest
 
 from kernel_lock.cache import hub_cache_dir, record_path, repo_dir, variant_dir
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock
-from kernel_lock.testing import Answer, LocalHub, lfs_pointer
+from kernel_lock.testing import Answer, LocalHub, git_blob_id, lfs_pointer
 from kernel_lock.verify import check_variant
 
 CPU = "torch213-cxx11-cpu-x86_64-linux"
@@ -443,3 +443,26 @@ def test_lock_writes_nothing_through_a_planted_record_folder(hub_env, make_proje
     assert after == {k: v for k, v in before_outside.items() if not k.startswith("proj")}
     assert list(elsewhere.iterdir()) == [], "a lock-time cache was written through the planted link"
     COUNTS["nothing_written_outside"] += 1
+
+
+def test_a_killed_download_is_cleaned_up_by_the_next_sync(hub_env, world, cli) -> None:
+    """A SIGKILLed sync leaves its temporary file in blobs/; the next sync removes it, not a live one's."""
+    import socket
+    import subprocess
+    import sys
+
+    entry = relu(world)
+    blobs = repo_dir(entry.repo_id) / "blobs"
+    name = git_blob_id(hub_env.repo(entry.repo_id).files(entry.commit)[f"build/{CPU}/_ops.py"])
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    host = socket.gethostname().replace(".", "_")
+    abandoned = blobs / f".{name}.{host}-{int(dead.stdout)}.abc.incomplete"
+    live = blobs / f".{name}.{host}-{os.getpid()}.def.incomplete"
+    elsewhere = blobs / f".{name}.other_host-1.ghi.incomplete"
+    for tmp in (abandoned, live, elsewhere):
+        tmp.write_bytes(b"partial")
+    assert sync(cli, world, CPU).exit_code == 0
+    assert not abandoned.exists(), "the killed process's partial download was left"
+    assert live.exists() and elsewhere.exists(), "a download that may still be running was removed"
