@@ -324,7 +324,7 @@ def main() -> int:
         from kernel_lock.config import load_project
         from kernel_lock.errors import KernelLockWarning
         from kernel_lock.hub import Hub
-        from kernel_lock.resolve import lock_dependencies
+        from kernel_lock.resolve import LockRequest, lock_dependencies
 
         project = load_project(kl_project)
         warnings.simplefilter("ignore", KernelLockWarning)  # the unsigned-variants notice, once per kernel
@@ -332,7 +332,9 @@ def main() -> int:
             # kernel-lock caches metadata.json under the HF cache: keep it out of the user's, and cold.
             os.environ["HF_HUB_CACHE"] = str(fresh_dir(work, f"cache-same-{i}"))
             start = time.perf_counter()
-            lock_dependencies(project.dependencies, hub=Hub(url), signing=project.signing())
+            lock_dependencies(
+                project.dependencies, hub=Hub(url), request=LockRequest(signing=project.signing())
+            )
             same_runs.append(time.perf_counter() - start)
     finally:
         hub.stop()

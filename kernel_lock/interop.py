@@ -236,7 +236,7 @@ def import_lock(
     from kernel_lock.edit import set_dependencies
     from kernel_lock.hub import Hub
     from kernel_lock.locking import lock_differences
-    from kernel_lock.resolve import LockRequest, lock_dependencies
+    from kernel_lock.resolve import LockRequest, Pin, lock_dependencies
 
     root = find_project_root(project)
     lockfile = root / LOCKFILE
@@ -262,9 +262,11 @@ def import_lock(
         )
         for e in entries
     ]
-    pins = {e.repo_id: e.commit for e in guessed}  # also for what the metadata requires under another version
+    pins = {
+        Pin(e.repo_id): e.commit for e in guessed
+    }  # also for what the metadata requires under another version
     _refuse_duplicates(source, [kernel_key(repo, dep) for repo, dep, _ in items])
-    pins |= {kernel_key(repo, dep): sha for repo, dep, sha in items}
+    pins |= {Pin.of(repo, dep): sha for repo, dep, sha in items}
     wanted = {kernel_key(repo, dep): (repo, _declared_or(declared, repo, dep)) for repo, dep, _ in items}
 
     # A legacy file's hashes are git_lfs_concat, and must be reproduced; `lock --upgrade` moves to sha256 later.

@@ -285,13 +285,13 @@ def lock_project(
     resolves and reports the changes but writes nothing.
     """
     from kernel_lock.hub import Hub
-    from kernel_lock.resolve import LockRequest, lock_dependencies
+    from kernel_lock.resolve import LockRequest, Pin, lock_dependencies
 
     project = load_project_online(project, endpoint=endpoint)
     previous = read_lock_if_exists(project.lockfile)
     chosen = lock_hash_type(previous, upgrade=upgrade, hash_type=hash_type)
     rehash = {
-        k.key: k.commit
+        Pin.of(k.requested_repo, k.requirement()): k.commit
         for k in (previous.kernel if previous and not upgrade else [])
         if k.hash_type != chosen and k.requested_repo not in upgrade_packages
     }

@@ -58,13 +58,27 @@ class _Node:
 
 
 @dataclass(frozen=True)
+class Pin:
+    """The requirements a pinned commit applies to: one requirement of a repo, or, with neither `version`
+    nor `revision`, every requirement of it (as a legacy lock, which names repos only, pins them)."""
+
+    repo_id: str
+    version: int | None = None
+    revision: str | None = None
+
+    @classmethod
+    def of(cls, repo_id: str, dep: Dependency) -> Pin:
+        """The pin of exactly this requirement."""
+        return cls(repo_id, dep.version, dep.revision)
+
+
+@dataclass(frozen=True)
 class LockRequest:
     """What a lock run re-resolves instead of keeping from the previous lock, and how.
 
     `upgrade_all` / `upgrade` (repo ids): move to the head of their branch.
-    `pins`: the commit to lock a requirement at instead of its branch head, keyed
-    by repo id (every requirement of that repo) or by kernel key (`repo@vN`, one
-    requirement), as when importing another tool's lock. `hash_type`: the hash type
+    `pins`: the commit to lock a requirement at instead of its branch head (see
+    `Pin`), as when importing another tool's lock or re-hashing at the locked commits. `hash_type`: the hash type
     of the new lock; a kept entry of another type is re-hashed at its commit.
     `signing`: who may sign each kernel's variants (default: the `kernels` library's
     signers, signatures optional); a kept entry whose recorded signers no longer
@@ -74,14 +88,14 @@ class LockRequest:
 
     upgrade_all: bool = False
     upgrade: frozenset[str] = frozenset()
-    pins: Mapping[str, str] = field(default_factory=dict)
+    pins: Mapping[Pin, str] = field(default_factory=dict)
     hash_type: HashType = DEFAULT_HASH_TYPE
     signing: Signing = field(default_factory=Signing)
     redirects: Mapping[str, str] = field(default_factory=dict)
 
     def pin(self, repo_id: str, dep: Dependency) -> str | None:
         """The commit a requirement is pinned to, if any (a per-requirement pin wins)."""
-        return self.pins.get(kernel_key(repo_id, dep)) or self.pins.get(repo_id)
+        return self.pins.get(Pin.of(repo_id, dep)) or self.pins.get(Pin(repo_id))
 
     def keeps(self, old: LockedKernel | None, repo_id: str, dep: Dependency, allowlist: set[str]) -> bool:
         """Whether the previous lock's entry for a requirement stays as it is (no request)."""

@@ -262,3 +262,29 @@ def test_dirty_build_is_a_warning_at_lock(hub_env, make_project, cli) -> None:
     assert "dirty" in run.stderr and CPU in run.stderr
     [entry] = read_lock(root / "kernels.lock").kernel
     assert [b.dirty for b in entry.provenance] == [True]
+
+
+def test_sha512_digest_checks_the_fetched_files_at_lock(hub_env, make_project, cli) -> None:
+    """A SHA-512 digest gives no SHA-256: git files are fetched, and checked against it, at lock."""
+    files = variant_files(CPU, name="crafted")
+    sha512 = publisher_digest({p: d for p, d in files.items() if p != "metadata.json"}, "sha512")
+    metadata = {**json.loads(files["metadata.json"]), "digest": sha512.model_dump()}
+    publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
+    root = make_project(f'"{REPO}" = 1')
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 0, run.stderr
+    fetched = {p.rsplit(f"/{CPU}/", 1)[1] for p in file_gets(hub_env)}
+    assert fetched == {p for p in files if p.endswith(".py")}
+    assert cli("sync", "--project", str(root), "--variant", CPU).exit_code == 0
+    assert cli("verify", "--project", str(root), "--variant", CPU, "--full").exit_code == 0
+
+
+def test_sha512_digest_that_a_served_file_does_not_match_is_refused(hub_env, make_project, cli) -> None:
+    files = variant_files(CPU, name="crafted")
+    sha512 = publisher_digest({**files, "layers.py": b"other bytes\n"}, "sha512")
+    metadata = {**json.loads(files["metadata.json"]), "digest": sha512.model_dump()}
+    publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
+    root = make_project(f'"{REPO}" = 1')
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 3 and "File hash mismatch for layers.py" in run.stderr
+    assert not (root / "kernels.lock").exists()

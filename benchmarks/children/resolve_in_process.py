@@ -12,21 +12,21 @@ from pathlib import Path
 t0 = time.perf_counter()
 from kernel_lock.config import load_project  # noqa: E402 - the import is timed
 from kernel_lock.hub import Hub  # noqa: E402
-from kernel_lock.resolve import lock_dependencies  # noqa: E402
+from kernel_lock.resolve import LockRequest, lock_dependencies  # noqa: E402
 
 t1 = time.perf_counter()
 project = load_project(Path(sys.argv[1]))
-deps, signing = project.dependencies, project.signing()
+deps, request = project.dependencies, LockRequest(signing=project.signing())
 url = sys.argv[2]
 t2 = time.perf_counter()
 hub = Hub(url)
 t3 = time.perf_counter()
 c3 = time.process_time()
-lock = lock_dependencies(deps, hub=hub, signing=signing)
+lock = lock_dependencies(deps, hub=hub, request=request)
 t4 = time.perf_counter()
 c4 = time.process_time()
 m4 = time.monotonic()  # same clock as the server's request log
-lock2 = lock_dependencies(deps, hub=hub, signing=signing)
+lock2 = lock_dependencies(deps, hub=hub, request=request)
 t5 = time.perf_counter()
 assert lock == lock2
 print(
