@@ -51,6 +51,13 @@ def test_a_fresh_process_loads_without_pydantic(synced, tmp_path) -> None:
     assert child(tmp_path) == [f"loaded {CPU}", "False"]
 
 
+def test_a_git_lfs_concat_lock_loads_quickly_too(synced, cli, tmp_path) -> None:
+    assert cli("lock", "--project", str(synced), "--hash-type", "git_lfs_concat").exit_code == 0
+    assert cli("sync", "--project", str(synced), "--variant", CPU).exit_code == 0
+    assert 'hash-type = "git_lfs_concat"' in (synced / "kernels.lock").read_text()
+    assert child(tmp_path) == [f"loaded {CPU}", "False"]
+
+
 def test_a_changed_file_goes_to_the_full_check_and_is_refused(synced, tmp_path) -> None:
     from kernel_lock.cache import variant_dir
     from kernel_lock.lockfile import read_lock
