@@ -264,6 +264,8 @@ class DigestError(HubError):
     `violations` holds the differences as `kernel_lock.digest` reports them (empty for a malformed digest).
     """
 
+    code = "digest-mismatch"
+
     def __init__(
         self, message: str, *, repo_id: str, commit: str, variant: str, violations: Sequence[object] = ()
     ) -> None:

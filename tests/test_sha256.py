@@ -121,6 +121,7 @@ def test_digest_that_misses_a_listed_file_is_refused(hub_env, make_project, cli)
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 3 and "Unknown file: extra.py" in run.stderr
     assert not (root / "kernels.lock").exists()
+    assert cli("lock", "--project", str(root), "--json").json()["error"]["code"] == "digest-mismatch"
 
 
 def test_lfs_file_whose_listing_and_digest_disagree_is_refused(hub_env, make_project, cli) -> None:
