@@ -289,3 +289,21 @@ def test_sha512_digest_that_a_served_file_does_not_match_is_refused(hub_env, mak
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 3 and "File hash mismatch for layers.py" in run.stderr
     assert not (root / "kernels.lock").exists()
+
+
+def test_a_record_from_before_sha256_is_resynced_without_downloading(hub_env, make_project, cli) -> None:
+    root = make_project(ACTIVATION)
+    assert cli("lock", "--project", str(root), "--hash-type", "git_lfs_concat").exit_code == 0
+    assert cli("sync", "--project", str(root), "--variant", CPU).exit_code == 0
+    [entry] = read_lock(root / "kernels.lock").kernel
+    path = record_path(entry.repo_id, entry.commit, CPU)
+    old = json.loads(path.read_text())
+    del old["hash_type"]
+    for item in old["manifest"]:
+        del item["sha256"]
+    path.write_text(json.dumps(old))  # the record format an earlier kernel-lock wrote
+    assert cli("verify", "--project", str(root), "--variant", CPU).exit_code == 4
+    hub_env.clear_log()
+    assert cli("sync", "--project", str(root), "--variant", CPU).exit_code == 0
+    assert file_gets(hub_env) == [] and not any("/cdn/" in r.path for r in hub_env.requests)
+    assert cli("verify", "--project", str(root), "--variant", CPU, "--full").exit_code == 0
