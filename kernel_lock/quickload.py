@@ -35,7 +35,9 @@ _VARIANT_HASH = re.compile(r"^sha256-[0-9a-f]{64}$")
 _FILE_HASH = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_KEYS = {"repo-id", "version", "revision", "redirected-from", "ref", "commit", "hash-type", "trust"}
-_ENTRY_KEYS |= {"direct", "variants", "required-by", "provenance"}
+_ENTRY_KEYS |= {"direct", "variants", "required-by", "provenance", "signed-by"}
+_SIGNER_KEYS = {"issuer", "workflow", "repository"}
+_PROVENANCE_KEYS = {"builder", "builder-commit", "source-commit", "dirty", "variants"}
 _RECORD_KEYS = {"repo_id", "commit", "variant", "hash_type", "variant_hash", "manifest", "verified"}
 _FINGERPRINT_KEYS = ("dev", "ino", "size", "mtime_ns", "ctime_ns", "link")
 
@@ -120,6 +122,37 @@ def _plain_entry(k: Any) -> bool:
         )
         and isinstance(k.get("required-by", []), list)
         and all(isinstance(r, dict) for r in k.get("required-by", []))
+        and _plain_signers(k.get("signed-by", {}), variants)
+        and _plain_provenance(k.get("provenance", []))
+    )
+
+
+def _plain_signers(signed_by: Any, variants: dict[str, Any]) -> bool:
+    """`signed-by` as the lock model accepts it: locked variant -> {issuer, workflow, repository}, all text.
+
+    Loading does not use it (signatures are checked at lock and by `verify --signatures`), but a lock the
+    full path would refuse must not load here.
+    """
+    return isinstance(signed_by, dict) and all(
+        v in variants
+        and isinstance(s, dict)
+        and set(s) == _SIGNER_KEYS
+        and all(isinstance(x, str) and x for x in s.values())
+        for v, s in signed_by.items()
+    )
+
+
+def _plain_provenance(provenance: Any) -> bool:
+    """`provenance` as the lock model accepts it (unused by loading, checked for the same reason)."""
+    return isinstance(provenance, list) and all(
+        isinstance(p, dict)
+        and not set(p) - _PROVENANCE_KEYS
+        and isinstance(p.get("builder"), str)
+        and all(isinstance(p.get(c, ""), str) for c in ("builder-commit", "source-commit"))
+        and type(p.get("dirty")) is bool
+        and isinstance(p.get("variants"), list)
+        and all(isinstance(v, str) for v in p["variants"])
+        for p in provenance
     )
 
 

@@ -105,3 +105,28 @@ def test_a_folder_replaced_by_a_symlink_goes_to_the_full_check_and_is_refused(
     path.symlink_to(copy, target_is_directory=True)
     out = child(tmp_path)
     assert out[0].startswith("VerificationError") and "failed verification" in out[0]
+
+
+SIGNED_BY = (
+    f'\n[kernel.signed-by.{CPU}]\nissuer = "https://token.actions.githubusercontent.com"\n'
+    'workflow = "https://github.com/huggingface/kernels-community/.github/workflows/build.yaml@refs/heads/main"\n'
+    "{repository}"
+)
+
+
+def test_a_signed_lock_with_provenance_loads_quickly_too(synced, tmp_path) -> None:
+    lock = synced / "kernels.lock"
+    text = lock.read_text()
+    assert "[[kernel.provenance]]" in text  # the fixture kernels carry provenance
+    lock.write_text(
+        text
+        + SIGNED_BY.format(repository='repository = "https://github.com/huggingface/kernels-community"\n')
+    )
+    assert child(tmp_path) == [f"loaded {CPU}", "False"]
+
+
+def test_a_malformed_signer_gets_the_full_paths_error(synced, tmp_path) -> None:
+    lock = synced / "kernels.lock"
+    lock.write_text(lock.read_text() + SIGNED_BY.format(repository=""))
+    out = child(tmp_path)
+    assert out[0].startswith("LockfileError") and "malformed" in out[0]
