@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+CHILDREN = Path(__file__).resolve().parent / "children"
 REPO = "gpu-org/silu-and-mul"
 MODULE = "_gpu_silu_and_mul_k1"
 DECOYS = [
@@ -91,82 +92,6 @@ class SiluAndMul(nn.Module):
         return silu_and_mul(out, x.contiguous())
 '''
 
-CHILD_LOAD = """
-import json, sys, time, os
-t0 = time.perf_counter()
-import torch
-torch.cuda.init()
-t1 = time.perf_counter()
-mode = sys.argv[1]
-vdir = sys.argv[2]
-if mode == "verified":
-    from kernel_lock import get_kernel
-    t2 = time.perf_counter()
-    k = get_kernel(sys.argv[3], lockfile=sys.argv[4])
-else:
-    import importlib.util
-    t2 = time.perf_counter()
-    meta = json.load(open(os.path.join(vdir, "metadata.json")))
-    spec = importlib.util.spec_from_file_location(meta["id"], os.path.join(vdir, "__init__.py"),
-                                                  submodule_search_locations=[vdir])
-    k = importlib.util.module_from_spec(spec)
-    sys.modules[meta["id"]] = k
-    spec.loader.exec_module(k)
-t3 = time.perf_counter()
-x = torch.randn(4096, 2 * 1024, device="cuda")
-out = torch.empty(4096, 1024, device="cuda")
-k.silu_and_mul(out, x)
-torch.cuda.synchronize()
-ok = torch.allclose(out, torch.nn.functional.silu(x[:, :1024]) * x[:, 1024:], atol=1e-5, rtol=1e-5)
-print(json.dumps({"load_s": t3 - t2, "torch_import_s": t1 - t0, "ok": bool(ok), "variant": k.VARIANT}))
-"""
-
-CHILD_KERNELIZE = """
-import json, sys, torch
-from kernels import Mode, kernelize, use_kernel_forward_from_hub, use_kernel_mapping
-from kernel_lock import LockedLayerRepository
-
-@use_kernel_forward_from_hub("SiluAndMul")
-class SiluAndMul(torch.nn.Module):
-    def forward(self, x):
-        d = x.shape[-1] // 2
-        return torch.nn.functional.silu(x[..., :d]) * x[..., d:]
-
-class Model(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(256, 1024)
-        self.act = SiluAndMul()
-    def forward(self, x):
-        return self.act(self.linear(x))
-
-model = Model().cuda()
-x = torch.randn(64, 256, device="cuda")
-expected = model(x)
-repo = LockedLayerRepository(sys.argv[1], layer_name="SiluAndMul", lockfile=sys.argv[2])
-with use_kernel_mapping({"SiluAndMul": {"cuda": repo}}, inherit_mapping=False):
-    kernelize(model, mode=Mode.INFERENCE, device="cuda")
-got = model(x)
-torch.cuda.synchronize()
-loaded = [m for m in sys.modules if m.startswith("_gpu_silu")]
-print(json.dumps({"ok": bool(torch.allclose(got, expected, atol=1e-5, rtol=1e-5)), "kernel_modules": sorted(loaded),
-                  "max_abs_err": float((got - expected).abs().max())}))
-"""
-
-CHILD_TAMPERED = """
-import json, sys
-import torch
-from kernel_lock import get_kernel
-from kernel_lock.errors import VerificationError
-try:
-    get_kernel(sys.argv[1], lockfile=sys.argv[2])
-except VerificationError as exc:
-    loaded = [m for m in sys.modules if m.startswith("_gpu_silu")]
-    print(json.dumps({"refused": True, "error": str(exc), "kernel_modules": loaded}))
-else:
-    print(json.dumps({"refused": False}))
-"""
-
 
 def log(message: str) -> None:
     print(message, flush=True)
@@ -212,9 +137,9 @@ def variant_files(variant: str, so_bytes: bytes) -> dict[str, bytes]:
     }
 
 
-def run_child(code: str, *args: str, env: dict[str, str]) -> dict:
+def run_child(script: Path, *args: str, env: dict[str, str]) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=600
     )
     if proc.returncode != 0:
         raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -314,7 +239,7 @@ def main() -> int:
         for mode in ("unverified", "verified", "verified_full"):
             child_env = dict(offline, KERNEL_LOCK_VERIFY="full" if mode == "verified_full" else "fast")
             result = run_child(
-                CHILD_LOAD,
+                CHILDREN / "load.py",
                 "unverified" if mode == "unverified" else "verified",
                 str(vdir),
                 REPO,
@@ -338,7 +263,7 @@ def main() -> int:
     log(f"  output equals torch's silu(x1)*x2 on the GPU in every run: {summary['output_matches_torch']}")
 
     try:
-        summary["kernelize"] = run_child(CHILD_KERNELIZE, REPO, str(lockfile), env=offline)
+        summary["kernelize"] = run_child(CHILDREN / "kernelize.py", REPO, str(lockfile), env=offline)
     except SystemExit as exc:
         summary["kernelize"] = {"ok": False, "error": str(exc)[-2000:]}
     log(f"LockedLayerRepository + kernels.kernelize on cuda: {summary['kernelize']}")
@@ -350,7 +275,7 @@ def main() -> int:
         f.seek(len(so_bytes) // 2)
         f.write(bytes([byte[0] ^ 0xFF]))
     summary["tampered"] = run_child(
-        CHILD_TAMPERED, REPO, str(lockfile), env=dict(offline, KERNEL_LOCK_VERIFY="fast")
+        CHILDREN / "tampered.py", REPO, str(lockfile), env=dict(offline, KERNEL_LOCK_VERIFY="fast")
     )
     log(f"tampered .so: {summary['tampered']}")
 

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+CHILDREN = HERE / "children"
 sys.path.insert(0, str(HERE.parent.parent))
 
 from kernel_lock.testing.transformers_kernels import kernel_repo_files  # noqa: E402
@@ -114,53 +115,6 @@ class SiluAndMul(nn.Module):
         CALLS[0] += 1
         return out
 '''
-
-CHILD = """
-import json, os, sys, time
-t0 = time.perf_counter()
-import torch, transformers
-device = os.environ["BENCH_DEVICE"]
-if device == "cpu":  # transformers maps these layers for cuda only: the same mapping, for cpu
-    import kernels
-    kernels.register_kernel_mapping({
-        "SiLU": {"cpu": kernels.LayerRepository("kernels-community/activation", layer_name="Silu", version=1)},
-        "RMSNorm": {"cpu": kernels.LayerRepository("kernels-community/liger-kernels", layer_name="LigerRMSNorm", version=3)},
-        "rotary_pos_emb": {"cpu": kernels.LayerRepository("kernels-community/rotary", layer_name="apply_rotary_transformers", version=2)},
-    })
-config = transformers.LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, hidden_act="silu")
-torch.manual_seed(0)
-model = transformers.LlamaForCausalLM(config).to(device).eval()
-ids = torch.randint(0, 128, (2, 16), device=device)
-with torch.no_grad():
-    expected = model(ids).logits
-result = {}
-try:
-    model.set_use_kernels(True)
-except Exception as exc:
-    result["error"] = f"{type(exc).__name__}: {exc}"[:1500]
-else:
-    with torch.no_grad():
-        got = model(ids).logits
-    act = model.model.layers[0].mlp.act_fn
-    if not act.forward.__func__.__module__.endswith(".layers"):
-        raise SystemExit(f"SiLU was not kernelized: {act.forward.__func__.__module__}")
-    result["act_forward_module"] = act.forward.__func__.__module__
-    result["norm_forward"] = model.model.norm.forward.__func__.__qualname__
-    result["max_abs_err"] = float((got - expected).abs().max())
-    result["ok"] = bool(torch.allclose(got, expected, atol=1e-4, rtol=1e-4))
-    act_kernel = sys.modules[result["act_forward_module"].rsplit(".", 1)[0]]
-    result["cuda_kernel_calls"] = act_kernel.CALLS[0] if hasattr(act_kernel, "CALLS") else None
-    result["variant"] = act_kernel.VARIANT
-try:
-    import kernel_lock
-    result["enforced"] = kernel_lock.enforced()
-except ImportError:
-    result["enforced"] = None
-result["kernel_modules"] = sorted(m for m in sys.modules if m.startswith(("_activation", "_liger", "_rotary")) and "." not in m)
-result["seconds"] = time.perf_counter() - t0
-print(json.dumps(result))
-"""
 
 
 def log(message: str) -> None:
@@ -259,7 +213,7 @@ def main() -> int:
         '[project]\nname = "serve"\nversion = "0"\n\n[tool.kernels.dependencies]\n'
         '"kernels-community/activation" = 1\n"kernels-community/liger-kernels" = 3\n"kernels-community/rotary" = 2\n'
     )
-    (project / "child.py").write_text(CHILD)
+    (project / "child.py").write_bytes((CHILDREN / "transformers_model.py").read_bytes())
     cache = work / "hf-cache"
     env = dict(
         os.environ,
