@@ -33,7 +33,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -123,7 +123,7 @@ class _Enforcer:
 
         target = default_target()
         if backend is not None and backend != target.backend:
-            target = replace(target, backend=backend, backend_version=None)
+            target = target._replace(backend=backend, backend_version=None)
         variant = select_variant(entry.variants, target, repo_id=entry.repo_id)
         check = check_variant(entry, variant)
         if check.status == "missing":

@@ -2,6 +2,10 @@
 
 A target is either declared (`parse_target`, `target_from_options`) or detected from the
 running interpreter (`detect_target`) without importing torch, which would cost ~1.4 s.
+
+The verified quick load imports this module in every fresh process, so its import stays cheap: its
+records are `NamedTuple`s (a frozen dataclass costs 0.5 ms to create, five of them were most of a
+load's overhead) and no regex is compiled at import.
 """
 
 from __future__ import annotations
@@ -11,16 +15,14 @@ import importlib.util
 import platform
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from kernel_lock import env
 from kernel_lock.errors import VariantError
 
 
-@dataclass(frozen=True)
-class Backend:
+class Backend(NamedTuple):
     """A compute backend, as variant names, targets and the command line spell it."""
 
     name: str  # as in `Target.backend`, and the name of its CLI option (`--cuda`)
@@ -47,9 +49,7 @@ BACKENDS = {
     )
 }
 _BY_PREFIX = {b.prefix: b for b in BACKENDS.values() if b.prefix}
-# Same grouping as kernels: the last digit is the minor version (`cu128` is 12.8, `xpu20253` 2025.3).
-_VERSIONED_BACKEND = re.compile(rf"({'|'.join(_BY_PREFIX)})(\d+)(\d)")
-_TARGET = re.compile(r"torch(\d)(\d+)(?:-(cxx11|cxx98))?-([^-]+)-([^-]+)-([^-]+)")
+_TARGET = r"torch(\d)(\d+)(?:-(cxx11|cxx98))?-([^-]+)-([^-]+)-([^-]+)"
 _ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 _OSES = ("linux", "darwin", "windows")
 # Metal builds need macOS 26 (kernels' `_METAL_MIN_MACOS_VERSION`); assumed for declared darwin targets.
@@ -66,10 +66,12 @@ def parse_backend(text: str) -> tuple[str, tuple[int, int] | None]:
     """Parse a variant's backend part (`cu128`, `rocm71`, `cpu`, ...) into (name, version); ValueError if unknown."""
     if text in BACKENDS and not BACKENDS[text].prefix:
         return text, None
-    m = _VERSIONED_BACKEND.fullmatch(text)
-    if not m:
-        raise ValueError(f"unknown backend {text!r}")
-    return _BY_PREFIX[m.group(1)].name, (int(m.group(2)), int(m.group(3)))
+    for prefix, backend in _BY_PREFIX.items():
+        digits = text[len(prefix) :]
+        # Same grouping as kernels: the last digit is the minor version (`cu128` is 12.8, `xpu20253` 2025.3).
+        if text.startswith(prefix) and len(digits) >= 2 and digits.isdecimal():
+            return backend.name, (int(digits[:-1]), int(digits[-1]))
+    raise ValueError(f"unknown backend {text!r}")
 
 
 def backend_variant_str(backend: str, version: tuple[int, int] | None) -> str:
@@ -85,8 +87,7 @@ def backend_label(backend: str, version: tuple[int, int] | None) -> str:
     return label if version is None else f"{label} {version[0]}.{version[1]}"
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """An environment to select build variants for (the running one, or one declared for a deployment)."""
 
     torch: tuple[int, int] | None
@@ -126,7 +127,7 @@ class Target:
 
 def parse_target(spec: str) -> Target:
     """Parse a variant-like target such as `torch210-cxx11-cu128-x86_64-linux`; VariantError if malformed."""
-    m = _TARGET.fullmatch(spec.strip())
+    m = re.fullmatch(_TARGET, spec.strip())
     if not m:
         raise VariantError(
             f"Invalid target {spec!r}: it is not of the form of a build variant. {_TARGET_FORMAT}"
@@ -256,10 +257,15 @@ def torch_dir() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _version_py_value(source: str, name: str) -> str | None:
-    """A string assignment `name = '...'` (annotated or not) in torch/version.py; None if absent or None."""
-    m = re.search(rf"^{name}\s*(?::[^=\n]*)?=\s*(['\"])(.*?)\1", source, re.MULTILINE)
-    return m.group(2) if m else None
+def _version_py_values(source: str) -> dict[str, str]:
+    """The string assignments `name = '...'` (annotated or not) of torch/version.py, the first for each name.
+
+    One pass with one pattern: a name assigned None (`hip = None` on a CUDA build) is absent.
+    """
+    values: dict[str, str] = {}
+    for m in re.finditer(r"^(\w+)\s*(?::[^=\n]*)?=\s*(['\"])(.*?)\2", source, re.MULTILINE):
+        values.setdefault(m.group(1), m.group(3))
+    return values
 
 
 def _cxx11_abi(torch_dir: Path) -> bool:
@@ -305,8 +311,7 @@ _SOURCE_WORDS = {
 }
 
 
-@dataclass(frozen=True)
-class TargetChoice:
+class TargetChoice(NamedTuple):
     """A target and where it came from, for commands to say what they selected for."""
 
     target: Target
@@ -360,9 +365,8 @@ def detect_target() -> Target:
         runtime = _libcudart_version()
         backend = ("cpu", None) if runtime is None else ("cuda", runtime)
         return Target(None, None, backend[0], backend[1], arch, os, macos, unsupported_free_threaded())
-    cuda = _version_py_value(source, "cuda")
-    hip = _version_py_value(source, "hip")
-    xpu = _version_py_value(source, "xpu")
+    values = _version_py_values(source)
+    cuda, hip, xpu = values.get("cuda"), values.get("hip"), values.get("xpu")
     if cuda is not None:
         backend = ("cuda", _major_minor(cuda))
     elif hip is not None:
@@ -373,7 +377,7 @@ def detect_target() -> Target:
         backend = ("xpu", _major_minor(f"{xpu[0:4]}.{xpu[5:6]}"))
     else:
         backend = ("cpu", None)
-    torch_version = _major_minor(_version_py_value(source, "__version__") or "")
+    torch_version = _major_minor(values.get("__version__", ""))
     cxx11_abi = _cxx11_abi(torch_path) if os == "linux" else None
     return Target(
         torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos, unsupported_free_threaded()

@@ -2,16 +2,14 @@
 
 Mirrors kernels' `parse_variant`, `_check_variants` and `_sort_variants` (kernels 0.17.2), without
 importing kernels, torch or packaging. tvm-ffi variants parse but are never selected: kernel-lock
-only supports torch kernels.
+only supports torch kernels. Cheap to import, like `kernel_lock.target`: every verified load needs it.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from kernel_lock.errors import NoVariantFits, VariantError
 from kernel_lock.target import (
@@ -23,16 +21,12 @@ from kernel_lock.target import (
     parse_backend,
 )
 
-_TORCH = re.compile(r"torch(\d)(\d+)")
-_STABLE_ABI = re.compile(r"torch-stable-abi(\d)(\d+)")
-_TVM_FFI = re.compile(r"tvm-ffi(\d)(\d+)")
 NOT_A_VARIANT = "not a build variant name"
 FREE_THREADED = "arch kernel not supported on free-threaded Python <3.15"
 Framework = Literal["torch", "torch-stable-abi", "tvm-ffi", "noarch"]
 
 
-@dataclass(frozen=True)
-class Variant:
+class Variant(NamedTuple):
     """A parsed build variant name; `framework` is `torch`, `torch-stable-abi`, `tvm-ffi` or `noarch`.
 
     For noarch variants (`torch-cpu`, `torch-universal`) `backend` is the text after `torch-`.
@@ -48,8 +42,7 @@ class Variant:
     os: str | None
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """Whether a variant fits a target, and if not, why."""
 
     variant: str
@@ -67,20 +60,21 @@ def _not_a_variant(name: str) -> VariantError:
 def _arch_variant(
     name: str,
     framework: Framework,
-    pattern: re.Pattern[str],
     framework_text: str,
     abi: str | None,
     rest: list[str],
 ) -> Variant:
-    m = pattern.fullmatch(framework_text)
-    if m is None or len(rest) != 3:
+    """A variant for one framework version (`torch210`, starting with `framework`), backend, CPU and OS (`rest`)."""
+    digits = framework_text.removeprefix(framework)
+    # One digit of major version, the rest minor, as kernels reads `torch210` (2.10).
+    if len(digits) < 2 or not digits.isdecimal() or len(rest) != 3:
         raise _not_a_variant(name)
     try:
         backend, backend_version = parse_backend(rest[0])
     except ValueError:
         raise _not_a_variant(name) from None
     cxx11_abi = None if abi is None else abi == "cxx11"
-    version = (int(m.group(1)), int(m.group(2)))
+    version = (int(digits[0]), int(digits[1:]))
     return Variant(name, framework, version, cxx11_abi, backend, backend_version, rest[1], rest[2])
 
 
@@ -89,14 +83,14 @@ def parse_variant(name: str) -> Variant:
     """Parse a build variant name as kernels does (cached); VariantError if it is not one."""
     parts = name.split("-")
     if name.startswith("torch-stable-abi"):
-        return _arch_variant(name, "torch-stable-abi", _STABLE_ABI, "-".join(parts[:3]), None, parts[3:])
+        return _arch_variant(name, "torch-stable-abi", "-".join(parts[:3]), None, parts[3:])
     if parts[0] == "torch":
         return Variant(name, "noarch", None, None, "-".join(parts[1:]), None, None, None)
     if parts[0].startswith("torch"):
         abi = parts[1] if len(parts) >= 2 and parts[1] in ("cxx11", "cxx98") else None
-        return _arch_variant(name, "torch", _TORCH, parts[0], abi, parts[2:] if abi else parts[1:])
+        return _arch_variant(name, "torch", parts[0], abi, parts[2:] if abi else parts[1:])
     if parts[0] == "tvm" and len(parts) >= 2 and parts[1].startswith("ffi"):
-        return _arch_variant(name, "tvm-ffi", _TVM_FFI, f"tvm-{parts[1]}", None, parts[2:])
+        return _arch_variant(name, "tvm-ffi", f"tvm-{parts[1]}", None, parts[2:])
     raise _not_a_variant(name)
 
 

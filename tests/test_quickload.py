@@ -3,6 +3,7 @@ the full path would (everything unusual goes to the full path, which gives the p
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -130,3 +131,55 @@ def test_a_malformed_signer_gets_the_full_paths_error(synced, tmp_path) -> None:
     lock.write_text(lock.read_text() + SIGNED_BY.format(repository=""))
     out = child(tmp_path)
     assert out[0].startswith("LockfileError") and "malformed" in out[0]
+
+
+# Strings at the edges of the models' patterns: lengths, first and last characters, non-ASCII letters and
+# digits that `str.isalnum` accepts, separators, a trailing newline (which `$` alone would let through).
+EDGES = [
+    "",
+    "a",
+    "a/b",
+    "A0/b-c.d_e",
+    "-a/b",
+    "a-/b",
+    "a/b.",
+    "a//b",
+    "a/b/c",
+    "a--b/c",
+    "a/b..c",
+    "é/b",
+    "a/ß",
+    "a/\u0663",
+    "a/b\n",
+    " a/b",
+    "a" * 96 + "/b",
+    "a" * 97 + "/b",
+    "torch213-cxx11-cpu-x86_64-linux",
+    "torch+cu.1",
+    "_torch",
+    "+x",
+    "x" * 128,
+    "x" * 129,
+    "0" * 40,
+    "0" * 64,
+    "f" * 39,
+    "F" * 40,
+    "g" * 40,
+    "0" * 40 + "\n",
+    "\u0660" * 40,  # ARABIC-INDIC DIGIT ZERO: a decimal digit, not hex
+]
+
+
+@pytest.mark.parametrize("text", EDGES)
+def test_the_quick_checks_agree_with_the_models_patterns(text) -> None:
+    from kernel_lock import quickload
+    from kernel_lock.cache import ManifestEntry
+    from kernel_lock.config import COMMIT_RE, REPO_ID_RE
+    from kernel_lock.lockfile import VARIANT_NAME_RE
+
+    repo = REPO_ID_RE.fullmatch(text) is not None and "--" not in text and ".." not in text
+    assert quickload._is_repo(text) == repo
+    assert quickload._is_variant_name(text) == (VARIANT_NAME_RE.fullmatch(text) is not None)
+    assert quickload._is_hex(text, 40) == (COMMIT_RE.fullmatch(text) is not None)
+    file_hash = ManifestEntry.model_fields["hash"].metadata[0].pattern
+    assert quickload._is_hex(text, 40, 64) == (re.fullmatch(file_hash, text) is not None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import subprocess
@@ -422,7 +421,7 @@ def test_agrees_with_kernels_on_free_threaded_python(
     """kernels 0.17.2 drops every arch variant on a free-threaded Python before 3.15; we reject them, saying so."""
     monkeypatch.setattr(kernels_variants, "_is_unsupported_free_threaded_build", lambda: True)
     for target in _targets(backend, version, macos)[::7]:
-        threaded = dataclasses.replace(target, free_threaded=True)
+        threaded = target._replace(free_threaded=True)
         for names, parsed in zip(VARIANT_SETS, KERNELS_PARSED, strict=False):
             expected_names, expected_accepted = _kernels_order(parsed, threaded)
             decisions = [d for d in rank_variants(names, threaded) if d.reason != NOT_A_VARIANT]
@@ -431,4 +430,4 @@ def test_agrees_with_kernels_on_free_threaded_python(
             kept = [d for d in decisions if d.reason != FREE_THREADED]
             assert [d.variant for d in kept] == expected_names, f"{threaded} {names}"
             assert [d.accepted for d in kept] == expected_accepted, f"{threaded} {names}"
-    assert "free-threaded Python" in dataclasses.replace(target, free_threaded=True).describe()
+    assert "free-threaded Python" in target._replace(free_threaded=True).describe()
