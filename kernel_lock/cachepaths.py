@@ -56,15 +56,15 @@ def first_unsafe_folder(base: Path, path: Path) -> Path | None:
     A snapshot or variant folder replaced by a symlink (to a copy outside the cache, say) is refused like a
     symlinked file is. None when every one is a real folder or does not exist yet.
     """
-    current = base
+    current = str(base)  # joined as text: the quick load path calls this three times per load
     for part in path.relative_to(base).parts:
-        current = current / part
+        current = os.path.join(current, part)
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
             return None
         if not stat.S_ISDIR(mode):
-            return current
+            return Path(current)
     return None
 
 

@@ -1,7 +1,8 @@
 """The common verified load without pydantic: a fresh process pays for the checks, not for 100 ms of imports.
 
 `get_kernel` in fast mode, for a kernel without kernel dependencies, reads
-the lock with `tomllib` and the sync record with `json`, checks the fields it
+the lock (with `kernel_lock.lockread`, which leaves TOML that kernel-lock does
+not write to `tomllib`) and the sync record with `json`, checks the fields it
 uses by the same rules as the models, and accepts the variant only where the
 full check (`kernel_lock.verify`) would accept it without hashing: the record's
 manifest reproduces the lock's variant hash, the folder holds exactly the
@@ -22,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from kernel_lock import env
+from kernel_lock import env, lockread
 from kernel_lock.cachepaths import first_unsafe_folder, hub_cache_dir, record_path, repo_dir, variant_dir
 from kernel_lock.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, is_ignored, variant_hash
 
@@ -62,12 +63,18 @@ def quick_get_kernel(lockfile: Path, repo_id: str) -> ModuleType | None:
 
 def _direct_entry(lockfile: Path, repo_id: str) -> tuple[dict[str, Any], str] | None:
     """The lock's direct entry for `repo_id` (as `Lock.find` picks it) and its key, if all is plainly well-formed."""
-    from kernel_lock import tomlread as tomllib
-
     try:
-        data = tomllib.loads(lockfile.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        text = lockfile.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
+    data = lockread.read(text)
+    if data is None:  # a lock edited by hand, say: TOML beyond what kernel-lock writes
+        from kernel_lock import tomlread
+
+        try:
+            data = tomlread.loads(text)
+        except tomlread.TOMLDecodeError:
+            return None
     kernels = data.get("kernel")
     if data.get("version") != 1 or set(data) - {"version", "kernel"} or not isinstance(kernels, list):
         return None
@@ -236,21 +243,25 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
 
 
 def _files_under(vdir: Path) -> set[str] | None:
-    """Relative paths of the files under `vdir` (bytecode caches skipped); None for a symlinked folder."""
+    """Relative paths of the files under `vdir` (bytecode caches skipped); None for a symlinked subfolder or an
+    unreadable folder (`vdir` itself is checked before)."""
     found: set[str] = set()
-    if not vdir.is_dir() or vdir.is_symlink():
+    pending = [("", str(vdir))]
+    try:
+        while pending:
+            prefix, folder = pending.pop()
+            with os.scandir(folder) as entries:
+                for item in entries:
+                    rel = prefix + item.name
+                    if not item.is_dir():
+                        if not is_ignored(rel):
+                            found.add(rel)
+                    elif item.name != "__pycache__":
+                        if item.is_symlink():
+                            return None
+                        pending.append((rel + "/", item.path))
+    except OSError:
         return None
-    for root, dirs, files in os.walk(vdir):
-        rel_root = os.path.relpath(root, vdir)
-        for d in list(dirs):
-            if d == "__pycache__":
-                dirs.remove(d)
-            elif os.path.islink(os.path.join(root, d)):
-                return None
-        for name in files:
-            rel = name if rel_root == "." else f"{rel_root}/{name}"
-            if not is_ignored(rel):
-                found.add(rel.replace(os.sep, "/"))
     return found
 
 

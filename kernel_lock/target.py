@@ -5,10 +5,9 @@ running interpreter (`detect_target`) without importing torch, which would cost 
 
 The verified quick load imports this module in every fresh process, so its import stays cheap: its
 records are `NamedTuple`s (a frozen dataclass costs 0.5 ms to create, five of them were most of a
-load's overhead) and no regex is compiled at import.
+load's overhead), their annotations are evaluated at import rather than left as strings (each string
+costs `NamedTuple` a compile), and no regex is compiled at import.
 """
-
-from __future__ import annotations
 
 import functools
 import importlib.util
@@ -257,6 +256,9 @@ def torch_dir() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+_VERSION_NAMES = ("__version__", "cuda", "hip", "xpu")  # what detection reads of torch/version.py
+
+
 def _version_py_values(source: str) -> dict[str, str]:
     """The string assignments `name = '...'` (annotated or not) of torch/version.py, the first for each name.
 
@@ -348,24 +350,41 @@ def unsupported_free_threaded() -> bool:
     return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
+def _torch_facts(linux: bool) -> tuple[dict[str, str], bool | None] | None:
+    """The strings of `torch.version` and, on Linux, torch's C++ ABI; None without torch.
+
+    Asked of torch where this process imported it already (as kernels asks; free), else read from its
+    `version.py` and CMake config (torch is never imported for this).
+    """
+    torch = sys.modules.get("torch")
+    version = getattr(torch, "version", None)
+    abi = getattr(torch, "compiled_with_cxx11_abi", None)
+    if version is not None and abi is not None:  # not while torch itself is still being imported
+        values = {name: v for name in _VERSION_NAMES if isinstance(v := getattr(version, name, None), str)}
+        return values, (bool(abi()) if linux else None)
+    torch_path = torch_dir()
+    if torch_path is None:
+        return None
+    try:
+        source = (torch_path / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return _version_py_values(source), (_cxx11_abi(torch_path) if linux else None)
+
+
 @functools.cache
 def detect_target() -> Target:
     """The running environment, as kernels would see it, computed without importing torch (cached)."""
     arch, os = _machine()
     macos = _macos_version() if os == "darwin" else None
-    torch_path = torch_dir()
-    source = None
-    if torch_path is not None:
-        try:
-            source = (torch_path / "version.py").read_text(encoding="utf-8")
-        except OSError:
-            source = None
+    free_threaded = unsupported_free_threaded()
+    facts = _torch_facts(linux=os == "linux")
     backend: tuple[str, tuple[int, int] | None]
-    if torch_path is None or source is None:
+    if facts is None:
         runtime = _libcudart_version()
         backend = ("cpu", None) if runtime is None else ("cuda", runtime)
-        return Target(None, None, backend[0], backend[1], arch, os, macos, unsupported_free_threaded())
-    values = _version_py_values(source)
+        return Target(None, None, backend[0], backend[1], arch, os, macos, free_threaded)
+    values, cxx11_abi = facts
     cuda, hip, xpu = values.get("cuda"), values.get("hip"), values.get("xpu")
     if cuda is not None:
         backend = ("cuda", _major_minor(cuda))
@@ -378,7 +397,4 @@ def detect_target() -> Target:
     else:
         backend = ("cpu", None)
     torch_version = _major_minor(values.get("__version__", ""))
-    cxx11_abi = _cxx11_abi(torch_path) if os == "linux" else None
-    return Target(
-        torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos, unsupported_free_threaded()
-    )
+    return Target(torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos, free_threaded)

@@ -2,10 +2,9 @@
 
 Mirrors kernels' `parse_variant`, `_check_variants` and `_sort_variants` (kernels 0.17.2), without
 importing kernels, torch or packaging. tvm-ffi variants parse but are never selected: kernel-lock
-only supports torch kernels. Cheap to import, like `kernel_lock.target`: every verified load needs it.
+only supports torch kernels. Cheap to import, like `kernel_lock.target` (see there): every verified
+load needs it.
 """
-
-from __future__ import annotations
 
 import functools
 from collections.abc import Iterable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import random
 import subprocess
@@ -360,7 +361,9 @@ def test_detect_target_does_not_import_torch() -> None:
 
 
 @pytest.fixture
-def fresh_detection() -> Iterator[None]:
+def fresh_detection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Detection as in a process that has not imported torch (the CLI): from torch's files, which tests fake."""
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
     detect_target.cache_clear()
     yield
     detect_target.cache_clear()
@@ -431,3 +434,16 @@ def test_agrees_with_kernels_on_free_threaded_python(
             assert [d.variant for d in kept] == expected_names, f"{threaded} {names}"
             assert [d.accepted for d in kept] == expected_accepted, f"{threaded} {names}"
     assert "free-threaded Python" in target._replace(free_threaded=True).describe()
+
+
+@pytest.mark.torch
+def test_detection_from_torch_s_files_agrees_with_the_imported_torch() -> None:
+    """A process without torch (the CLI) reads its files; one with torch asks it: both see the same target."""
+    import torch  # noqa: F401 - imported, so detect_target asks torch
+
+    child = "import sys; from kernel_lock.target import detect_target; print(repr(tuple(detect_target())))"
+    child += "; assert 'torch' not in sys.modules"
+    proc = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert ast.literal_eval(proc.stdout.strip()) == tuple(detect_target())

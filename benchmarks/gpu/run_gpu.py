@@ -234,6 +234,7 @@ def main() -> int:
 
     log("verified get_kernel vs an unverified import of the same files, fresh processes:")
     timings: dict[str, list[float]] = {"verified": [], "unverified": [], "verified_full": []}
+    with_import: dict[str, list[float]] = {mode: [] for mode in timings}  # plus `from kernel_lock import ...`
     checks = []
     for _i in range(args.repeats):
         for mode in ("unverified", "verified", "verified_full"):
@@ -247,10 +248,16 @@ def main() -> int:
                 env=child_env,
             )
             timings[mode].append(result["load_s"])
+            with_import[mode].append(result["load_s"] + result["lib_import_s"])
             checks.append(result["ok"] and result["variant"] == expected_variant)
     med = {k: statistics.median(v) for k, v in timings.items()}
     summary["load_seconds_median"] = med
     summary["load_seconds_all"] = timings
+    summary["load_with_import_seconds_median"] = {k: statistics.median(v) for k, v in with_import.items()}
+    summary["verified_over_unverified_ms"] = (med["verified"] - med["unverified"]) * 1000
+    summary["verified_with_import_over_unverified_ms"] = (
+        summary["load_with_import_seconds_median"]["verified"] - med["unverified"]
+    ) * 1000
     summary["verified_over_unverified"] = med["verified"] / med["unverified"]
     summary["full_over_unverified"] = med["verified_full"] / med["unverified"]
     summary["output_matches_torch"] = all(checks)
@@ -259,6 +266,10 @@ def main() -> int:
         log(f"  {k:>14}: median {v * 1000:.1f} ms  (all: {', '.join(f'{t * 1000:.1f}' for t in timings[k])})")
     log(
         f"  verified/unverified = {summary['verified_over_unverified']:.3f}; full/unverified = {summary['full_over_unverified']:.3f}"
+    )
+    log(
+        f"  verified - unverified = {summary['verified_over_unverified_ms']:.2f} ms; with the import of "
+        f"kernel_lock: {summary['verified_with_import_over_unverified_ms']:.2f} ms"
     )
     log(f"  output equals torch's silu(x1)*x2 on the GPU in every run: {summary['output_matches_torch']}")
 

@@ -1,4 +1,5 @@
-"""Fresh process: torch, then the kernel loaded verified (kernel_lock.get_kernel) or imported bare; prints its timings.
+"""Fresh process: torch, then the kernel loaded verified (kernel_lock.get_kernel) or imported bare; prints its timings:
+`load_s` is the call (or the bare import), `lib_import_s` the import of kernel_lock's loader before it.
 
 python load.py verified|unverified VARIANT_DIR [REPO LOCKFILE]
 """
@@ -16,6 +17,7 @@ t1 = time.perf_counter()
 mode = sys.argv[1]
 vdir = sys.argv[2]
 if mode == "verified":
+    t_lib = time.perf_counter()
     from kernel_lock import get_kernel
 
     t2 = time.perf_counter()
@@ -23,7 +25,7 @@ if mode == "verified":
 else:
     import importlib.util
 
-    t2 = time.perf_counter()
+    t_lib = t2 = time.perf_counter()
     with open(os.path.join(vdir, "metadata.json")) as f:
         meta = json.load(f)
     spec = importlib.util.spec_from_file_location(
@@ -38,4 +40,14 @@ out = torch.empty(4096, 1024, device="cuda")
 k.silu_and_mul(out, x)
 torch.cuda.synchronize()
 ok = torch.allclose(out, torch.nn.functional.silu(x[:, :1024]) * x[:, 1024:], atol=1e-5, rtol=1e-5)
-print(json.dumps({"load_s": t3 - t2, "torch_import_s": t1 - t0, "ok": bool(ok), "variant": k.VARIANT}))
+print(
+    json.dumps(
+        {
+            "load_s": t3 - t2,
+            "lib_import_s": t2 - t_lib,
+            "torch_import_s": t1 - t0,
+            "ok": bool(ok),
+            "variant": k.VARIANT,
+        }
+    )
+)

@@ -1,0 +1,147 @@
+"""`kernels.lock` as `Lock.to_toml` writes it, read without importing `tomllib`.
+
+Importing `tomllib` costs a fresh process about 1.5 ms (it compiles its regexes at import): more than
+everything else the verified quick load does before the kernel's own import. The lock as kernel-lock
+writes it uses a small part of TOML: full-line comments, `[[kernel]]` and `[kernel.a.b]` /
+`[[kernel.a]]` headers of bare keys, and `key = value` lines whose value is a string without escapes,
+a non-negative integer, a boolean, or an array of such strings (`[]`, or one item a line). `read` reads
+exactly that part and returns None for anything else (a quoted key, an escape, an inline table, a
+comment after a value, a key defined twice, ...), for which the caller uses `tomllib`. Where it returns
+a value, `tomllib` returns the same one: `tests/test_lockread.py` checks this on the locks the writer
+makes and on mutations of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+# Characters TOML allows nowhere in a file (tab aside); a carriage return is left to tomllib too.
+_CONTROL = frozenset(map(chr, [*range(0x09), *range(0x0A + 1, 0x20), 0x7F])) | {"\r"}
+_ARRAY_ITEM = "    "  # the indent of an array item, as tomli-w writes it
+
+
+class _Unread(Exception):
+    """The text leaves the part of TOML this reader reads."""
+
+
+def read(text: str) -> dict[str, Any] | None:
+    """The lock's data as `tomllib.loads(text)` gives it, or None where this reader does not read the text."""
+    if not _CONTROL.isdisjoint(text):
+        return None
+    try:
+        return _Reader().read(text.split("\n"))
+    except _Unread:
+        return None
+
+
+class _Reader:
+    """One pass over the lines. Only headers make tables and arrays of tables, so TOML's rules on defining
+    things twice come down to: a header names a table once, and never what a value line set."""
+
+    def __init__(self) -> None:
+        self.root: dict[str, Any] = {}
+        self.kernel: dict[str, Any] | None = None  # the current `[[kernel]]` element
+        self.arrays: set[int] = set()  # ids of the arrays that `[[...]]` headers made (values are static)
+        self.named: set[int] = set()  # ids of the tables a `[...]` header named
+
+    def read(self, lines: list[str]) -> dict[str, Any]:
+        table = self.root
+        rows = iter(lines)
+        for line in rows:
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("[[") and line.endswith("]]"):
+                table = self.array_table(_keys(line[2:-2]))
+            elif line.startswith("[") and line.endswith("]"):
+                table = self.table(_keys(line[1:-1]))
+            else:
+                key, eq, value = line.partition(" = ")
+                if not eq or not _is_bare(key) or key in table:
+                    raise _Unread
+                table[key] = _value(value, rows)
+        return self.root
+
+    def array_table(self, keys: list[str]) -> dict[str, Any]:
+        """A new element of `[[kernel]]`, or of `[[kernel.name]]` in the current kernel."""
+        if keys == ["kernel"]:
+            parent = self.root
+        elif len(keys) == 2 and keys[0] == "kernel" and self.kernel is not None:
+            parent = self.kernel
+        else:
+            raise _Unread
+        array = parent.get(keys[-1])
+        if array is None:
+            array = parent[keys[-1]] = []
+            self.arrays.add(id(array))
+        elif id(array) not in self.arrays:
+            raise _Unread
+        element: dict[str, Any] = {}
+        array.append(element)
+        if keys == ["kernel"]:
+            self.kernel = element
+        return element
+
+    def table(self, keys: list[str]) -> dict[str, Any]:
+        """`[kernel.a]` or `[kernel.a.b]`: a table in the current kernel that no header named before."""
+        if len(keys) < 2 or keys[0] != "kernel" or self.kernel is None:
+            raise _Unread
+        table = self.kernel
+        for key in keys[1:]:
+            child = table.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise _Unread
+            table = child
+        if id(table) in self.named:
+            raise _Unread
+        self.named.add(id(table))
+        return table
+
+
+def _keys(header: str) -> list[str]:
+    keys = header.split(".")
+    if not all(_is_bare(k) for k in keys):
+        raise _Unread
+    return keys
+
+
+def _is_bare(key: str) -> bool:
+    return bool(key) and _BARE_KEY.issuperset(key)
+
+
+def _value(value: str, rows: Iterator[str]) -> Any:
+    """A value: a scalar, `[]`, or a multi-line array that starts with this `[`."""
+    if value == "[]":
+        return []
+    return _array(rows) if value == "[" else _scalar(value)
+
+
+def _scalar(value: str) -> str | int | bool:
+    """A string without escapes, a non-negative decimal integer as written (no `+`, `_` or leading 0, under
+    20 digits: longer ones are no lock's), a bool."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        inner = value[1:-1]
+        if '"' in inner or "\\" in inner:
+            raise _Unread
+        return inner
+    if value == "true" or value == "false":
+        return value == "true"
+    if value.isascii() and value.isdigit() and (value == "0" or value[0] != "0") and len(value) < 20:
+        return int(value)
+    raise _Unread
+
+
+def _array(rows: Iterator[str]) -> list[Any]:
+    """A multi-line array after its `[` line: one indented `"string",` a line, then `]`."""
+    items: list[Any] = []
+    for line in rows:
+        if line == "]":
+            return items
+        if not (line.startswith(_ARRAY_ITEM) and line.endswith(",")):
+            raise _Unread
+        item = _scalar(line[len(_ARRAY_ITEM) : -1])
+        if not isinstance(item, str):
+            raise _Unread
+        items.append(item)
+    raise _Unread

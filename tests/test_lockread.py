@@ -1,0 +1,190 @@
+"""The lock reader of the quick load path reads what `Lock.to_toml` writes, and says what tomllib says.
+
+Its promise: wherever it returns a value, `tomllib.loads` returns the same value; everywhere else it
+returns None and the caller asks tomllib. Checked on every shape of entry the writer makes, on hand-made
+edge cases, and on thousands of random (seeded) mutations of a rich lock.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import pytest
+
+from kernel_lock.lockfile import Lock, LockedKernel, Provenance, RequiredBy
+from kernel_lock.lockread import read
+from kernel_lock.signers import Signer
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+H = "sha256-" + "ab" * 32
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+SIGNER = Signer(
+    issuer="https://token.actions.githubusercontent.com",
+    workflow="https://github.com/org/k/.github/workflows/build.yaml@refs/heads/main",
+    repository="https://github.com/org/k",
+)
+
+
+def entry(repo: str = "org/k", **fields: object) -> LockedKernel:
+    base: dict[str, object] = {"repo_id": repo, "version": 1, "ref": "v1", "commit": COMMIT}
+    base["variants"] = {"torch-cpu": H, "torch213-cxx11-cu130-x86_64-linux": H}
+    return LockedKernel(**(base | fields))
+
+
+RICH = Lock(
+    kernel=[
+        entry(
+            trust="trusted-publisher",
+            provenance=[
+                Provenance(builder="0.12.1", source_commit=COMMIT, dirty=False, variants=["torch-cpu"]),
+                Provenance(builder="0.12.0", dirty=True, variants=["torch213-cxx11-cu130-x86_64-linux"]),
+            ],
+            signed_by={"torch-cpu": SIGNER, "torch213-cxx11-cu130-x86_64-linux": SIGNER},
+        ),
+        entry(
+            "org/dep",
+            direct=False,
+            hash_type="git_lfs_concat",
+            required_by=[RequiredBy(kernel="org/k@v1", variants=["torch-cpu"])],
+        ),
+        entry("org/pinned", version=None, revision="feature/ünïcode", ref=COMMIT, trust="trust-remote-code"),
+        entry("new-org/k", redirected_from="old-org/k", version=0),
+    ]
+)
+# Shapes the reader leaves to tomllib: the writer quotes and escapes these.
+QUOTED = [
+    Lock(kernel=[entry(variants={"torch.dotted": H})]),
+    Lock(kernel=[entry(version=None, revision='a"quote', ref=COMMIT)]),
+    Lock(kernel=[entry(version=None, revision="back\\slash", ref=COMMIT)]),
+]
+
+
+def agrees(text: str) -> bool:
+    """Whether `read` returns None or exactly what tomllib does; True when it read the text itself."""
+    got = read(text)
+    if got is None:
+        return False
+    assert got == tomllib.loads(text), text
+    return True
+
+
+@pytest.mark.parametrize("lock", [RICH, *(Lock(kernel=[k]) for k in RICH.kernel), Lock()])
+def test_every_shape_the_writer_makes_is_read_without_tomllib(lock) -> None:
+    assert agrees(lock.to_toml())
+
+
+@pytest.mark.parametrize("lock", QUOTED)
+def test_quoted_keys_and_escapes_are_left_to_tomllib(lock) -> None:
+    assert read(lock.to_toml()) is None
+
+
+EDGES = {
+    "defined super-table after a sub-table": "[[kernel]]\n[kernel.a.b]\nx = 1\n[kernel.a]\ny = 2\n",
+    "table named twice": "[[kernel]]\n[kernel.a]\n[kernel.a]\n",
+    "sub-table named after its super-table": "[[kernel]]\n[kernel.a]\nx = 1\n[kernel.a.b]\n",
+    "key then table of the same name": "[[kernel]]\na = 1\n[kernel.a]\n",
+    "static array then array of tables": "[[kernel]]\na = [\n]\n[[kernel.a]]\n",
+    "array of tables then table": "[[kernel]]\n[[kernel.a]]\n[kernel.a]\n",
+    "table then array of tables": "[[kernel]]\n[kernel.a]\n[[kernel.a]]\n",
+    "static kernel array then header": "kernel = [\n]\n[[kernel]]\n",
+    "duplicate key": "version = 1\nversion = 1\n",
+    "table before any kernel": "[kernel.a]\n",
+    "top-level table": "[[kernel]]\n[other]\n",
+    "leading zero": "a = 01\n",
+    "zero": "a = 0\n",
+    "negative": "a = -1\n",
+    "underscore": "a = 1_000\n",
+    "trailing comment": 'a = "x" # note\n',
+    "trailing space": 'a = "x" \n',
+    "empty string": 'a = ""\n',
+    "tab in string": 'a = "x\ty"\n',
+    "tab in comment": "# a\tcomment\n",
+    "control character": 'a = "x\x01"\n',
+    "delete character": "# \x7f\n",
+    "CRLF": 'a = "x"\r\n',
+    "multi-line string": 'a = """x"""\n',
+    "literal string": "a = 'x'\n",
+    "unterminated array": 'a = [\n    "x",\n',
+    "array of ints": "a = [\n    1,\n]\n",
+    "array item without comma": 'a = [\n    "x"\n]\n',
+    "empty inline array": "a = []\n",
+    "byte order mark": '\ufeffa = "x"\n',
+    "no final newline": 'a = "x"',
+    "blank lines and comments": '\n# c\n\na = "x"\n\n',
+    "non-ASCII": 'a = "ünï"\n',
+    "line separator in string": 'a = "x\u2028y"\n',
+}
+
+
+@pytest.mark.parametrize("text", EDGES.values(), ids=EDGES.keys())
+def test_edge_cases_agree_with_tomllib(text) -> None:
+    try:
+        expected = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        assert read(text) is None
+    else:
+        got = read(text)
+        assert got is None or got == expected
+
+
+def test_mutations_of_a_rich_lock_agree_with_tomllib() -> None:
+    """Single-character and single-line edits: wherever the reader reads the result, tomllib reads it alike."""
+    text = RICH.to_toml()
+    lines = text.split("\n")
+    alphabet = [
+        '"',
+        "[",
+        "]",
+        "=",
+        ".",
+        "#",
+        "\\",
+        " ",
+        "\n",
+        ",",
+        "'",
+        "{",
+        "}",
+        "\t",
+        "\r",
+        "0",
+        "t",
+        "-",
+        "é",
+    ]
+    rng = random.Random(20261125)
+    read_here = 0
+    for _ in range(3000):
+        how = rng.randrange(5)
+        if how == 0:
+            i = rng.randrange(len(text))
+            mutated = text[:i] + text[i + 1 :]
+        elif how == 1:
+            i = rng.randrange(len(text) + 1)
+            mutated = text[:i] + rng.choice(alphabet) + text[i:]
+        elif how == 2:
+            i = rng.randrange(len(lines))
+            mutated = "\n".join([*lines[:i], lines[i], *lines[i:]])
+        elif how == 3:
+            i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+            swapped = list(lines)
+            swapped[i], swapped[j] = swapped[j], swapped[i]
+            mutated = "\n".join(swapped)
+        else:
+            i = rng.randrange(len(lines))
+            mutated = "\n".join(lines[:i] + lines[i + 1 :])
+        got = read(mutated)
+        if got is None:
+            continue
+        read_here += 1
+        assert got == tomllib.loads(mutated), mutated
+    assert read_here > 300  # the check above ran on many texts the reader read itself
+
+
+def test_an_integer_too_long_for_int_is_left_to_tomllib() -> None:
+    assert read("a = " + "9" * 5000 + "\n") is None
