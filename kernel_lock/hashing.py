@@ -24,6 +24,7 @@ HASH_TYPES: Final[tuple[HashType, ...]] = ("sha256", "git_lfs_concat")
 DEFAULT_HASH_TYPE: Final = "sha256"
 LEGACY_HASH_TYPE: Final = "git_lfs_concat"
 _CHUNK = 1 << 20
+_SMALL_CHUNK = 1 << 16
 
 
 def is_ignored(relpath: str) -> bool:
@@ -46,12 +47,17 @@ def git_blob_sha1(data: bytes) -> str:
 
 
 def hash_file(path: str | os.PathLike[str], *, git_blob: bool = False) -> tuple[str, str | None]:
-    """(SHA-256, git blob id if asked) of a file's content, read once."""
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
+    """(SHA-256, git blob id if asked) of a file's content, read once.
+
+    The read buffer is 1 MiB only for a file that large: zeroing it costs more than hashing a small
+    Python file, and a variant is mostly small files.
+    """
     with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        buf = bytearray(min(_CHUNK, max(_SMALL_CHUNK, size)))
+        view = memoryview(buf)
         sha256 = hashlib.sha256()
-        blob = hashlib.sha1(b"blob %d\0" % os.fstat(f.fileno()).st_size) if git_blob else None
+        blob = hashlib.sha1(b"blob %d\0" % size) if git_blob else None
         while n := f.readinto(buf):
             sha256.update(view[:n])
             if blob is not None:

@@ -53,6 +53,7 @@ from kernel_lock.lockfile import LockedKernel
 Mode = Literal["fast", "full"]
 MODES: tuple[Mode, ...] = ("fast", "full")
 HASH_WORKERS = max(2, min(8, os.cpu_count() or 2))
+PARALLEL_HASH_MIN_BYTES = 1 << 20  # about 1 ms of hashing: less than starting the threads costs
 METADATA = "metadata.json"
 
 
@@ -285,7 +286,13 @@ def walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
 def hash_files(
     jobs: list[tuple[ManifestEntry, Path, Fingerprint]],
 ) -> list[tuple[ManifestEntry, Fingerprint, FileHashes | OSError]]:
-    """Hash files in parallel (hashlib releases the GIL), each read once; a file that cannot be read gives its error."""
+    """Hash files, each read once; a file that cannot be read gives its error.
+
+    Threads (hashlib releases the GIL) can save at most the time of hashing every file but the largest,
+    so they are used only where those hold `PARALLEL_HASH_MIN_BYTES` or more. A typical variant, one
+    large `.so` and a few small Python files, is hashed in this thread: there the pool would save nothing
+    and cost a fresh process (every `KERNEL_LOCK_VERIFY=full` load) milliseconds to start.
+    """
 
     def one(
         job: tuple[ManifestEntry, Path, Fingerprint],
@@ -297,7 +304,8 @@ def hash_files(
             return entry, fp, exc
         return entry, fp, FileHashes(sha256, blob or sha256)
 
-    if len(jobs) <= 1:
+    sizes = sorted(fp.size for _, _, fp in jobs)
+    if sum(sizes[:-1]) < PARALLEL_HASH_MIN_BYTES:
         return [one(j) for j in jobs]
     with ThreadPoolExecutor(max_workers=min(HASH_WORKERS, len(jobs))) as pool:
         return list(pool.map(one, jobs))
