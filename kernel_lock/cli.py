@@ -697,8 +697,8 @@ def verify(
     signatures: bool,
 ) -> int:
     """Re-verify synced kernels in the cache against kernels.lock, offline."""
-    from kernel_lock.config import find_project_root
     from kernel_lock.lockfile import read_lock
+    from kernel_lock.projectpaths import find_project_root
     from kernel_lock.reports import TargetReport, VariantReport, VerifyReport
     from kernel_lock.sync import selected_variants
     from kernel_lock.verify import check_variant
@@ -1074,10 +1074,10 @@ def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) 
 
     Without -o the exported lock itself is the output, so --json needs -o.
     """
-    from kernel_lock.config import find_project_root
     from kernel_lock.fsutil import atomic_write
     from kernel_lock.interop import export_lock
     from kernel_lock.lockfile import read_lock
+    from kernel_lock.projectpaths import find_project_root
     from kernel_lock.reports import ExportReport
 
     lock = read_lock(find_project_root(project) / "kernels.lock")
@@ -1184,9 +1184,10 @@ def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cm
 @command
 def init(*, out: Output, project: Path | None) -> int:
     """Start declaring kernels: a pyproject.toml with an empty [tool.kernels.dependencies] (or add the table)."""
-    from kernel_lock.config import PYPROJECT, kernels_table
+    from kernel_lock.config import kernels_table
     from kernel_lock.edit import with_dependencies_table
     from kernel_lock.fsutil import atomic_write
+    from kernel_lock.projectpaths import PYPROJECT
     from kernel_lock.reports import InitReport
 
     root = (project or Path.cwd()).resolve()
@@ -1212,8 +1213,8 @@ def init(*, out: Output, project: Path | None) -> int:
 @command
 def tree(*, out: Output, project: Path | None, invert: bool) -> int:
     """The locked kernel dependency tree, as `uv tree` / `cargo tree` (with --invert: who requires what)."""
-    from kernel_lock.config import find_project_root
     from kernel_lock.lockfile import read_lock
+    from kernel_lock.projectpaths import find_project_root
     from kernel_lock.reports import TreeReport
     from kernel_lock.tree import kernel_tree, render_tree
 
@@ -1245,8 +1246,8 @@ def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
 
     Only kernel repositories are touched; a file's content goes once no kept variant links to it.
     """
-    from kernel_lock.config import find_project_root
     from kernel_lock.lockfile import read_lock
+    from kernel_lock.projectpaths import find_project_root
     from kernel_lock.prune import prune_cache
     from kernel_lock.reports import PrunedReport, PruneReport
 

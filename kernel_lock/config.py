@@ -17,10 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kernel_lock import tomlread
 from kernel_lock.errors import ConfigError, KernelLockWarning, RangeSpecifierError
+from kernel_lock.projectpaths import LOCKFILE, PYPROJECT, find_project_root
 from kernel_lock.signers import Signer, Signing, policy
-
-PYPROJECT = "pyproject.toml"
-LOCKFILE = "kernels.lock"
 
 _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9])?"  # ASCII: a Unicode \w costs 0.1 s to compile
 REPO_ID_RE = re.compile(rf"^{_REPO_PART}/{_REPO_PART}$")
@@ -141,17 +139,6 @@ class Project(BaseModel):
     @property
     def lockfile(self) -> Path:
         return self.root / LOCKFILE
-
-
-def find_project_root(project: str | os.PathLike[str] | None) -> Path:
-    """The directory given, or the nearest one upward from the working directory holding a `pyproject.toml`."""
-    if project is not None:
-        return Path(project).resolve()
-    here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / PYPROJECT).is_file():
-            return candidate
-    return here
 
 
 def load_project(project: str | os.PathLike[str] | None = None) -> Project:

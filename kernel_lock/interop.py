@@ -23,11 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, m
 
 from kernel_lock.config import (
     COMMIT_RE,
-    LOCKFILE,
-    PYPROJECT,
     Dependency,
     RepoId,
-    find_project_root,
     read_project,
 )
 from kernel_lock.errors import LockfileError
@@ -43,6 +40,7 @@ from kernel_lock.lockfile import (
     kernels_json_format,
     write_lock,
 )
+from kernel_lock.projectpaths import LOCKFILE, PYPROJECT, find_project_root
 
 if TYPE_CHECKING:
     from kernel_lock.hub import Hub

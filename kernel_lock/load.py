@@ -41,8 +41,8 @@ _registry_lock = threading.Lock()
 
 def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleType | None = None) -> Lock:
     """The lock to load from: the argument, `KERNEL_LOCK_FILE`, the caller's installed metadata, or the project here."""
-    from kernel_lock.config import LOCKFILE, find_project_root
     from kernel_lock.lockfile import parse_lock, read_lock
+    from kernel_lock.projectpaths import LOCKFILE, find_project_root
 
     if lockfile is not None:
         return read_lock(Path(lockfile))
@@ -76,7 +76,7 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
 
 def _lock_beside(caller: ModuleType | None) -> Path | None:
     """The `kernels.lock` nearest above the calling module's file, so `python /path/app.py` works from anywhere."""
-    from kernel_lock.config import LOCKFILE
+    from kernel_lock.projectpaths import LOCKFILE
 
     file = getattr(caller, "__file__", None) if caller is not None else None
     if not file:

@@ -10,7 +10,6 @@ from typing import Literal
 from kernel_lock.config import (
     Dependency,
     Project,
-    find_project_root,
     is_repo_id,
     load_project,
     project_from_text,
@@ -31,6 +30,7 @@ from kernel_lock.errors import (
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
+from kernel_lock.projectpaths import find_project_root
 from kernel_lock.signers import policy_problems
 
 

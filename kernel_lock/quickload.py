@@ -35,6 +35,7 @@ _REPO_PART_CHARS = _ALNUM | frozenset("_.-")  # REPO_ID_RE: [A-Za-z0-9](?:[A-Za-
 _VARIANT_CHARS = _ALNUM | frozenset("._+-")  # VARIANT_NAME_RE: [A-Za-z0-9][A-Za-z0-9._+-]{0,127}
 _ENTRY_KEYS = {"repo-id", "version", "revision", "redirected-from", "ref", "commit", "hash-type", "trust"}
 _ENTRY_KEYS |= {"direct", "variants", "required-by", "provenance", "signed-by"}
+_TRUST = ("trusted-publisher", "trust-remote-code")
 _SIGNER_KEYS = {"issuer", "workflow", "repository"}
 _PROVENANCE_KEYS = {"builder", "builder-commit", "source-commit", "dirty", "variants"}
 _RECORD_KEYS = {"repo_id", "commit", "variant", "hash_type", "variant_hash", "manifest", "verified"}
@@ -61,8 +62,9 @@ def quick_get_kernel(lockfile: Path, repo_id: str) -> ModuleType | None:
     return _import_once(entry, variant, key)
 
 
-def _direct_entry(lockfile: Path, repo_id: str) -> tuple[dict[str, Any], str] | None:
-    """The lock's direct entry for `repo_id` (as `Lock.find` picks it) and its key, if all is plainly well-formed."""
+def plain_lock(lockfile: Path) -> list[dict[str, Any]] | None:
+    """The lock's entries where it is plainly well-formed by the lock model's own rules (so `read_lock` would
+    accept it as it is); None where `read_lock` must judge it, or it cannot be read."""
     try:
         text = lockfile.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -80,25 +82,46 @@ def _direct_entry(lockfile: Path, repo_id: str) -> tuple[dict[str, Any], str] | 
         return None
     if not all(_plain_entry(k) for k in kernels):
         return None
+    keys = [_key(k) for k in kernels]
+    direct = [_requested(k) for k in kernels if k.get("direct", True)]
+    if len(set(keys)) != len(keys) or len(set(direct)) != len(direct):
+        return None  # locked more than once: `read_lock` names it
+    return kernels
+
+
+def _direct_entry(lockfile: Path, repo_id: str) -> tuple[dict[str, Any], str] | None:
+    """The lock's direct entry for `repo_id` (as `Lock.find` picks it) and its key, if all is plainly well-formed."""
+    kernels = plain_lock(lockfile)
+    if kernels is None:
+        return None
     direct = [k for k in kernels if k.get("direct", True)]
-    exact = [k for k in direct if k.get("redirected-from", k["repo-id"]) == repo_id]
+    exact = [k for k in direct if _requested(k) == repo_id]
     redirected = [k for k in direct if k["repo-id"] == repo_id]
     chosen = exact[:1] or (redirected if len(redirected) == 1 else [])
     if not chosen:
         return None
     entry = chosen[0]
-    requested = entry.get("redirected-from", entry["repo-id"])
-    key = f"{requested}@v{entry['version']}" if "version" in entry else f"{requested}@rev:{entry['revision']}"
-    keys = [k.get("redirected-from", k["repo-id"]) for k in kernels]
-    if len(set(keys)) != len(keys) and keys.count(requested) > 1:
-        return None  # the same repo locked twice: let the full path apply its rules
-    if any(r.get("kernel") == key for k in kernels for r in k.get("required-by", [])):
+    requested, key = _requested(entry), _key(entry)
+    if [_requested(k) for k in kernels].count(requested) > 1:
+        return None  # the same repo locked twice (for itself and for another kernel): the full path decides
+    if any(r["kernel"] == key for k in kernels for r in k.get("required-by", [])):
         return None
     return entry, key
 
 
+def _requested(k: dict[str, Any]) -> str:
+    """The repo id as `pyproject.toml` names it (`LockedKernel.requested_repo`)."""
+    return str(k.get("redirected-from", k["repo-id"]))
+
+
+def _key(k: dict[str, Any]) -> str:
+    """`LockedKernel.key`: `repo@vN` or `repo@rev:REVISION`."""
+    return f"{_requested(k)}@v{k['version']}" if "version" in k else f"{_requested(k)}@rev:{k['revision']}"
+
+
 def _plain_entry(k: Any) -> bool:
-    """Whether an entry has exactly the shape the lock model accepts, for the fields loading uses."""
+    """Whether an entry is one `LockedKernel` accepts, by its rules without pydantic (stricter where that is
+    simpler: `version = 1.0` goes to `read_lock`)."""
     if not isinstance(k, dict) or set(k) - _ENTRY_KEYS:
         return False
     variants = k.get("variants")
@@ -114,7 +137,8 @@ def _plain_entry(k: Any) -> bool:
         and k.get("hash-type", DEFAULT_HASH_TYPE) in HASH_TYPES
         and (("version" in k) != ("revision" in k))
         and (type(k.get("version", 0)) is int and k.get("version", 0) >= 0)
-        and isinstance(k.get("revision", ""), str)
+        and isinstance(k.get("revision", "-"), str)
+        and k.get("revision") != ""
         and type(k.get("direct", True)) is bool
         and isinstance(variants, dict)
         and all(
@@ -126,10 +150,23 @@ def _plain_entry(k: Any) -> bool:
             and _is_hex(h[7:], 64)
             for n, h in variants.items()
         )
+        and isinstance(k.get("ref"), str)
+        and k.get("trust", "trusted-publisher") in _TRUST
         and isinstance(k.get("required-by", []), list)
-        and all(isinstance(r, dict) for r in k.get("required-by", []))
+        and all(_plain_required_by(r) for r in k.get("required-by", []))
         and _plain_signers(k.get("signed-by", {}), variants)
         and _plain_provenance(k.get("provenance", []))
+    )
+
+
+def _plain_required_by(r: Any) -> bool:
+    """A `required-by` item as `RequiredBy` accepts it: the requiring entry's key and its variants."""
+    return (
+        isinstance(r, dict)
+        and set(r) == {"kernel", "variants"}
+        and isinstance(r["kernel"], str)
+        and isinstance(r["variants"], list)
+        and all(isinstance(v, str) for v in r["variants"])
     )
 
 

@@ -19,9 +19,12 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kernel_lock import env
-from kernel_lock.enforcement import Request
+
+if TYPE_CHECKING:
+    from kernel_lock.enforcement import Request
 
 SITE_DIR = Path(__file__).parent / "site"
 SYNC_LOCK = ".kernel-lock-run-sync.lock"
@@ -29,7 +32,7 @@ SYNC_LOCK = ".kernel-lock-run-sync.lock"
 
 def lockfile_for(project: Path | None) -> Path:
     """The lock a run enforces: the project's (`--project`), else `KERNEL_LOCK_FILE`, else the project here."""
-    from kernel_lock.config import LOCKFILE, find_project_root
+    from kernel_lock.projectpaths import LOCKFILE, find_project_root
 
     from_env = env.lock_file() if project is None else None
     if from_env is not None:
@@ -72,9 +75,12 @@ def sync_once(lockfile: Path) -> int:
 
 def exec_enforced(cmd: Sequence[str], lockfile: Path) -> None:
     """Replace this process with `cmd`, enforcement on in it and every Python process under it."""
-    from kernel_lock.lockfile import read_lock
+    from kernel_lock.quickload import plain_lock
 
-    read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
+    if plain_lock(lockfile) is None:  # a lock kernel-lock wrote is checked without importing pydantic
+        from kernel_lock.lockfile import read_lock
+
+        read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
     child = command_env(os.environ, lockfile=lockfile)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -136,6 +142,8 @@ def run_recording(cmd: Sequence[str], project: Path | None) -> Recording:
 
 def _read_requests(log: Path) -> list[Request]:
     """The distinct requests in a record log, in the order first seen."""
+    from kernel_lock.enforcement import Request
+
     seen: dict[Request, None] = {}
     for line in log.read_text(encoding="utf-8").splitlines():
         data = json.loads(line)
@@ -147,9 +155,10 @@ def _read_requests(log: Path) -> list[Request]:
 
 def _add_and_lock(root: Path, added: Mapping[str, object]) -> None:
     """Add requirements to `[tool.kernels.dependencies]` (style-preserving) and lock; nothing written on error."""
-    from kernel_lock.config import Dependency, find_project_root, project_from_text, read_project
+    from kernel_lock.config import Dependency, project_from_text, read_project
     from kernel_lock.edit import set_dependency
     from kernel_lock.locking import lock_project
+    from kernel_lock.projectpaths import find_project_root
 
     root = find_project_root(root)
     _, text = read_project(root)

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from kernel_lock.config import LOCKFILE, PYPROJECT, find_project_root, load_project
+from kernel_lock.config import load_project
 from kernel_lock.errors import NoVariantFits
 from kernel_lock.lockfile import LockedKernel, read_lock
+from kernel_lock.projectpaths import LOCKFILE, PYPROJECT, find_project_root
 from kernel_lock.signers import Signer
 
 if TYPE_CHECKING:

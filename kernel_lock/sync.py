@@ -42,11 +42,12 @@ from kernel_lock.cache import (
     variant_dir,
     write_record,
 )
-from kernel_lock.config import find_project_root, load_project
+from kernel_lock.config import load_project
 from kernel_lock.errors import CacheError, ConfigError, HubError, SyncFailed, VariantError
 from kernel_lock.fetch import Digests, Source, digests_of, fetch_blob
 from kernel_lock.hashing import is_ignored
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists
+from kernel_lock.projectpaths import find_project_root
 from kernel_lock.verify import (
     FileHashes,
     FileProblem,

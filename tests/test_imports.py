@@ -89,3 +89,34 @@ def test_an_up_to_date_lock_imports_no_http_client(hub_env, make_project, cli) -
     make_project('"kernels-community/relu" = 2')
     assert "huggingface_hub" in _imported_after(code, HTTP_CLIENTS)
     assert hub_env.requests != []
+
+
+def test_run_checks_the_lock_it_wrote_without_pydantic(hub_env, make_project, cli) -> None:
+    """`kernel-lock run` starts every command: with a lock as kernel-lock writes it, it imports no heavy library."""
+    root = make_project('"kernels-community/relu" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "kernel_lock",
+            "run",
+            "--project",
+            str(root),
+            "--",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    imported = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "kernel_lock" in imported
+    assert not imported & set(HEAVY)

@@ -1,8 +1,9 @@
-"""The lock reader of the quick load path reads what `Lock.to_toml` writes, and says what tomllib says.
+"""How the quick load path reads a lock: it must agree with the full path wherever it answers.
 
-Its promise: wherever it returns a value, `tomllib.loads` returns the same value; everywhere else it
-returns None and the caller asks tomllib. Checked on every shape of entry the writer makes, on hand-made
-edge cases, and on thousands of random (seeded) mutations of a rich lock.
+`lockread.read` reads what `Lock.to_toml` writes: wherever it returns a value, `tomllib.loads` returns the
+same value; everywhere else it returns None and the caller asks tomllib. `quickload.plain_lock` accepts a
+lock only where `read_lock` (pydantic) accepts it. Checked on every shape of entry the writer makes, on
+hand-made edge cases, and on random (seeded) mutations of a rich lock.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import sys
 
 import pytest
 
-from kernel_lock.lockfile import Lock, LockedKernel, Provenance, RequiredBy
+from kernel_lock.errors import KernelLockError
+from kernel_lock.lockfile import Lock, LockedKernel, Provenance, RequiredBy, read_lock
 from kernel_lock.lockread import read
+from kernel_lock.quickload import plain_lock
 from kernel_lock.signers import Signer
 
 if sys.version_info >= (3, 11):
@@ -188,3 +191,34 @@ def test_mutations_of_a_rich_lock_agree_with_tomllib() -> None:
 
 def test_an_integer_too_long_for_int_is_left_to_tomllib() -> None:
     assert read("a = " + "9" * 5000 + "\n") is None
+
+
+VALUES = ['"bogus"', '""', "1", "0", "-1", "1.0", "true", "[]", "{}", '"org/k"', '"sha256-00"', '"org/k@v1"']
+
+
+def test_a_lock_the_quick_path_accepts_is_one_read_lock_accepts(tmp_path) -> None:
+    """Every value of a rich lock replaced in turn, its lines dropped or repeated: quick yes means full yes."""
+    lines = RICH.to_toml().split("\n")
+    texts = []
+    for i, line in enumerate(lines):
+        key, eq, _ = line.partition(" = ")
+        if eq:
+            texts += ["\n".join([*lines[:i], f"{key} = {v}", *lines[i + 1 :]]) for v in VALUES]
+        texts.append("\n".join(lines[:i] + lines[i + 1 :]))
+        texts.append("\n".join([*lines[: i + 1], *lines[i:]]))
+    start = lines.index("[[kernel]]")
+    texts.append("\n".join([*lines, *lines[start:]]))  # every entry locked twice
+    lockfile = tmp_path / "kernels.lock"
+    accepted = 0
+    for text in texts:
+        lockfile.write_text(text)
+        if plain_lock(lockfile) is None:
+            continue
+        accepted += 1
+        try:
+            read_lock(lockfile)
+        except KernelLockError as exc:
+            raise AssertionError(
+                f"the quick path accepts a lock read_lock refuses ({exc}):\n{text}"
+            ) from None
+    assert accepted > 50
