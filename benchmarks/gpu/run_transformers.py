@@ -174,7 +174,7 @@ def child(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[dict, float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("/tmp/kernel-lock-gpu"))
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument(
         "--device", choices=["cuda", "cpu"], default="cuda", help="cpu: a rehearsal, pure-torch kernels"
     )
