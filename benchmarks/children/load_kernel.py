@@ -2,6 +2,7 @@
 then the load call alone. Prints one JSON line with the in-process times.
 
     python load_kernel.py TOOL REPO LOCKFILE     # TOOL: kernel-lock, kernels, or none (torch only)
+    python load_kernel.py bare REPO VARIANT_DIR  # the variant's files imported as they are, unverified
 """
 
 import json
@@ -25,6 +26,20 @@ elif tool == "kernels":
 
     t2 = time.perf_counter()
     kernel = load_kernel(repo, lockfile=Path(lockfile))
+elif tool == "bare":
+    import importlib.util
+    import os
+
+    t2 = time.perf_counter()
+    vdir = lockfile
+    with open(os.path.join(vdir, "metadata.json")) as f:
+        name = json.load(f)["id"]
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(vdir, "__init__.py"), submodule_search_locations=[vdir]
+    )
+    kernel = importlib.util.module_from_spec(spec)
+    sys.modules[name] = kernel
+    spec.loader.exec_module(kernel)
 else:
     t2 = time.perf_counter()
     kernel = None
