@@ -13,13 +13,14 @@ from pathlib import Path
 import click
 
 from kernel_lock import cli, errors
+from kernel_lock.cli.exitcodes import FILE_SYSTEM, INTERNAL, INTERRUPTED, USAGE, exit_code_for
 
 README_BLOCKS = ("command reference", "error codes")
 CLI_CODES = {
-    cli.USAGE: "a usage error: an unknown option, a missing argument (exit 2)",
-    cli.FILE_SYSTEM: "a file could not be read or written (exit 2)",
-    cli.INTERRUPTED: "interrupted (exit 130)",
-    cli.INTERNAL: "a bug in kernel-lock (exit 70)",
+    USAGE: "a usage error: an unknown option, a missing argument (exit 2)",
+    FILE_SYSTEM: "a file could not be read or written (exit 2)",
+    INTERRUPTED: "interrupted (exit 130)",
+    INTERNAL: "a bug in kernel-lock (exit 70)",
 }
 
 
@@ -74,7 +75,7 @@ def error_table() -> str:
     ]
     for cls in sorted(classes, key=lambda c: c.code):
         doc = (cls.__doc__ or "").strip().splitlines()[0].rstrip(".")
-        rows.append(f"| `{cls.code}` | {doc} (exit {cli.exit_code_for(cls.__new__(cls))}) |")
+        rows.append(f"| `{cls.code}` | {doc} (exit {exit_code_for(cls.__new__(cls))}) |")
     rows += [f"| `{code}` | {meaning} |" for code, meaning in sorted(CLI_CODES.items())]
     return "\n".join(rows) + "\n"
 

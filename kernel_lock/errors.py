@@ -1,6 +1,6 @@
 """Exception types of kernel-lock: one base class, one subclass per kind of failure.
 
-The CLI maps each class to an exit code in one place (`kernel_lock.cli`); the
+The CLI maps each class to an exit code in one place (`kernel_lock.cli.exitcodes`); the
 Python API raises them as they are. Every message is one paragraph that says
 what went wrong, where, and how to fix it. Each class has a stable `code`, the
 `error.code` of `--json` output: scripts match on it, never on the message.

@@ -1,0 +1,116 @@
+"""`@command`: what every command shares (output options, `--offline`, warnings) and its errors as exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from kernel_lock import errors
+from kernel_lock.cli.exitcodes import EXIT_OK, FILE_SYSTEM, INTERNAL, INTERRUPTED, exit_code_for
+from kernel_lock.cli.options import take_target
+from kernel_lock.cli.output import Output
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(out: Output, code: str, message: str, exit_code: int) -> NoReturn:
+    out.error(code, message)
+    sys.exit(exit_code)
+
+
+def command(fn: F) -> F:
+    """Wrap a command: shared options, warnings on stderr and in JSON, our errors mapped to exit codes."""
+
+    @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document (schemas/output/).")
+    @click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
+    @click.option(
+        "-v", "--verbose", is_flag=True, help="Print more detail (and tracebacks of unexpected errors)."
+    )
+    @click.option(
+        "--color",
+        type=click.Choice(["auto", "always", "never"]),
+        default="auto",
+        show_default=True,
+        help="Colour output: auto means on a terminal without NO_COLOR.",
+    )
+    @click.option(
+        "--offline", is_flag=True, help="Never reach the Hub (as HF_HUB_OFFLINE=1); what needs it fails."
+    )
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any, json_mode: bool, quiet: bool, verbose: bool, color: str, offline: bool, **kwargs: Any
+    ) -> None:
+        out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=color)
+        with warnings.catch_warnings(), _offline(offline):
+            warnings.simplefilter("always", errors.KernelLockWarning)
+            warnings.showwarning = lambda message, *_, **__: out.warn(str(message))
+            code = _run(fn, out, verbose, args, kwargs)
+        if json_mode and out.report is not None:
+            out.emit(out.report)
+        sys.exit(code or EXIT_OK)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _offline(offline: bool) -> Iterator[None]:
+    """`--offline`: HF_HUB_OFFLINE=1 for this command (and huggingface_hub, if already imported), then as before."""
+    if not offline:
+        yield
+        return
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    was = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None:
+        setattr(constants, "HF_HUB_OFFLINE", True)  # noqa: B010 - a module attribute read at call time
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
+        if constants is not None:
+            setattr(constants, "HF_HUB_OFFLINE", was)  # noqa: B010
+
+
+def _run(fn: Callable[..., int], out: Output, verbose: bool, args: Any, kwargs: Any) -> int:
+    """Run a command; our errors (and any other) become one paragraph and an exit code."""
+    try:
+        if "target_spec" in kwargs:
+            kwargs["target"] = take_target(kwargs)
+        return fn(*args, out=out, **kwargs)
+    except errors.KernelLockError as exc:
+        request_id = getattr(exc, "request_id", None)
+        if request_id:
+            out.detail(f"Hub request id: {request_id}")
+        _fail(out, exc.code, str(exc), exit_code_for(exc))
+    except KeyboardInterrupt:
+        _fail(out, INTERRUPTED, "Interrupted.", 130)
+    except OSError as exc:
+        if verbose:
+            raise
+        _fail(
+            out,
+            FILE_SYSTEM,
+            f"{exc.strerror or exc} ({exc.filename or type(exc).__name__}). Check the path and its permissions.",
+            2,
+        )
+    except Exception as exc:
+        if verbose:
+            raise
+        _fail(
+            out,
+            INTERNAL,
+            f"unexpected {type(exc).__name__}: {exc}. This is a bug in kernel-lock; run again with --verbose "
+            f"for the traceback and report it.",
+            70,
+        )

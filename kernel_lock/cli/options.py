@@ -1,0 +1,108 @@
+"""Options shared by commands: the project directory, and the target to select variants for."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from kernel_lock import env as environ
+from kernel_lock import errors
+from kernel_lock.cli.output import Output
+from kernel_lock.target import BACKENDS, TargetChoice
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+project_option = click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project directory (default: nearest one upward holding pyproject.toml).",
+)
+
+
+def target_options(fn: F) -> F:
+    """Options declaring the environment to select variants for; the command gets `target: TargetChoice | None`.
+
+    One option per backend of `kernel_lock.target.BACKENDS`, so a new backend needs no change here. Put it
+    above `@command`, which turns the options into the target (so a bad target is an error like any other).
+    """
+    backend_options = [
+        click.option(
+            f"--{b.name}",
+            f"backend_{b.name}",
+            metavar="X.Y" if b.prefix else None,
+            is_flag=not b.prefix,
+            default=None,
+            help=f"Declared {b.label} version (e.g. {b.example})."
+            if b.prefix
+            else f"Declared {b.label} backend.",
+        )
+        for b in BACKENDS.values()
+    ]
+    options = [
+        click.option(
+            "--target",
+            "target_spec",
+            metavar="SPEC",
+            help="Environment as a variant-like name, e.g. torch210-cxx11-cu128-x86_64-linux "
+            "(default: KERNEL_LOCK_TARGET, else this machine).",
+        ),
+        click.option(
+            "--torch", "torch_version", metavar="X.Y", help="Declared torch version (with a backend option)."
+        ),
+        *backend_options,
+        click.option("--arch", metavar="ARCH", help="Declared CPU architecture (default: this machine's)."),
+        click.option("--os", "os_name", metavar="OS", help="Declared OS (default: this machine's)."),
+    ]
+
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def take_target(kw: dict[str, Any]) -> TargetChoice | None:
+    """Replace the target options in a command's kwargs by the `target` they declare (run by `command`)."""
+    spec, torch, arch, os_name = (kw.pop(k) for k in ("target_spec", "torch_version", "arch", "os_name"))
+    backends = {name: kw.pop(f"backend_{name}") for name in BACKENDS}
+    return declared_target(spec, torch=torch, arch=arch, os_name=os_name, backends=backends)
+
+
+def declared_target(
+    spec: str | None, *, torch: str | None, arch: str | None, os_name: str | None, backends: dict[str, Any]
+) -> TargetChoice | None:
+    """The target the options declare, or None to use `KERNEL_LOCK_TARGET` or this machine."""
+    declared = any([torch, arch, os_name, *backends.values()])
+    if spec and declared:
+        raise errors.VariantError("Give either --target SPEC or --torch/--cuda/... options, not both.")
+    if spec:
+        from kernel_lock.target import parse_target
+
+        return TargetChoice(parse_target(spec), "--target")
+    if declared:
+        from kernel_lock.target import target_from_options
+
+        target = target_from_options(torch=torch, arch=arch, os=os_name, **backends)
+        return TargetChoice(target, "options")
+    return None
+
+
+def announce_target(out: Output, declared: TargetChoice | None) -> TargetChoice:
+    """Choose the target, say which (once per command), and warn where detection found no torch."""
+    from kernel_lock.target import choose_target
+
+    choice = choose_target(declared)
+    out.note(f"Target: {choice.describe()}")
+    if choice.source == "detected" and choice.target.torch is None:
+        warnings.warn(
+            "torch is not importable here, so the target is this machine without torch: only noarch variants "
+            "(torch-universal, torch-cpu, ...) fit. If the kernels run elsewhere (a Docker build stage, another "
+            f"machine), declare that environment with --target or {environ.TARGET}, e.g. "
+            "--target torch210-cxx11-cu128-x86_64-linux.",
+            errors.KernelLockWarning,
+            stacklevel=2,
+        )
+    return choice

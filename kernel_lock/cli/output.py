@@ -1,0 +1,126 @@
+"""What commands print: `Output` (text, notes, warnings, errors, the JSON document) and its formatting helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kernel_lock import env as environ
+
+if TYPE_CHECKING:
+    from kernel_lock.locking import LockResult
+    from kernel_lock.reports import Report
+
+
+def _stream_wants_color(mode: str, stream: Any) -> bool:
+    """`--color` as uv and cargo read it: auto means a terminal, and no `NO_COLOR`."""
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)()) and not environ.no_color()
+
+
+class Output:
+    """Where a command writes: human text on stdout, notes and problems on stderr, or one JSON document."""
+
+    def __init__(self, *, json_mode: bool, quiet: bool, verbose: bool, color: str = "auto") -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.color = _stream_wants_color(color, sys.stdout)
+        self.err_color = _stream_wants_color(color, sys.stderr)
+        self.warnings: list[str] = []
+        self.report: Report | None = None
+
+    def info(self, message: str) -> None:
+        """A line of normal output (silenced by --quiet and --json)."""
+        if not self.quiet and not self.json_mode:
+            click.echo(message, color=self.color)
+
+    def note(self, message: str) -> None:
+        """A line about what the command is doing (the target, a lock it wrote), on stderr; silenced by --quiet."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def detail(self, message: str) -> None:
+        """A line of --verbose output, on stderr."""
+        if self.verbose:
+            click.echo(message, err=True)
+
+    def warn(self, message: str) -> None:
+        """A warning: on stderr always, and in the JSON document."""
+        self.warnings.append(message)
+        label = click.style("warning:", fg="yellow", bold=True) if self.err_color else "warning:"
+        click.echo(f"{label} {message}", err=True, color=self.err_color)
+
+    def error(self, code: str, message: str) -> None:
+        """An error: `error: ...` on stderr, and with --json the error document on stdout."""
+        if self.json_mode:
+            self.emit(error_report(code, message))
+        self.problem(message)
+
+    def problem(self, message: str) -> None:
+        """`error: ...` on stderr for a failed check, whose JSON document is its report, not an error."""
+        label = click.style("error:", fg="red", bold=True) if self.err_color else "error:"
+        click.echo(f"{label} {message}", err=True, color=self.err_color)
+
+    def style(self, text: str, **kw: Any) -> str:
+        """Colour `text` where colour is wanted."""
+        return click.style(text, **kw) if self.color else text
+
+    def result(self, report: Report) -> None:
+        """The JSON document of this run (printed when the command ends, with its warnings)."""
+        self.report = report
+
+    def emit(self, report: Report) -> None:
+        """Print a JSON document, with the warnings seen so far."""
+        report.warnings = [*self.warnings, *report.warnings]
+        click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def error_report(code: str, message: str) -> Report:
+    """The `{"error": {"code", "message"}}` document of a failed command."""
+    from kernel_lock.reports import ErrorDetail, ErrorReport
+
+    return ErrorReport(error=ErrorDetail(code=code, message=message))
+
+
+def human_bytes(size: int) -> str:
+    """`1.5 MiB`, `820 B`: sizes as people read them."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def print_changes(out: Output, result: LockResult, *, dry_run: bool = False) -> None:
+    """A lock's change summary, one line per kernel, then where it was written."""
+    changes = result.changes()
+    for change in changes:
+        out.info(str(change))
+    if dry_run:
+        out.info(f"Would {'update' if changes else 'leave'} {result.path} (dry run: nothing written).")
+    elif result.written:
+        out.info(f"Wrote {result.path}")
+    else:
+        out.info(f"{result.path.name} unchanged ({len(result.lock.kernel)} kernel(s)).")
+
+
+def table(rows: list[list[str]]) -> list[str]:
+    """Rows as lines with aligned columns (two spaces apart; the last column not padded)."""
+    if not rows:
+        return []
+    widths = [max(len(click.unstyle(r[i])) for r in rows if i < len(r)) for i in range(max(map(len, rows)))]
+    return [
+        "  ".join(
+            cell + " " * (widths[i] - len(click.unstyle(cell))) if i < len(row) - 1 else cell
+            for i, cell in enumerate(row)
+        )
+        for row in rows
+    ]

@@ -1,0 +1,264 @@
+"""Commands over the cache: `sync` fills it, `verify` checks it, `cache prune` empties what no lock uses."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kernel_lock import errors
+from kernel_lock.cli.command import command
+from kernel_lock.cli.exitcodes import EXIT_OK, EXIT_VERIFICATION
+from kernel_lock.cli.options import announce_target, project_option, target_options
+from kernel_lock.cli.output import Output, human_bytes, print_changes
+from kernel_lock.cli.progress import SyncBar, working
+from kernel_lock.target import TargetChoice
+
+
+@click.command()
+@project_option
+@target_options
+@click.option(
+    "--variant",
+    "variant_names",
+    multiple=True,
+    metavar="NAME",
+    help="Sync exactly this variant (repeatable).",
+)
+@click.option("--all-variants", is_flag=True, help="Sync every locked variant.")
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Fail (exit 1) if kernels.lock is missing or out of date, instead of locking first (as uv).",
+)
+@click.option(
+    "--frozen",
+    is_flag=True,
+    help="Use kernels.lock as is, without checking it against pyproject.toml (as uv).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be locked and fetched; write and fetch nothing."
+)
+@command
+def sync(
+    *,
+    out: Output,
+    project: Path | None,
+    target: TargetChoice | None,
+    variant_names: tuple[str, ...],
+    all_variants: bool,
+    locked: bool,
+    frozen: bool,
+    dry_run: bool,
+) -> int:
+    """Fetch the locked variant(s) into the Hugging Face cache and verify every file.
+
+    As `uv sync`: a missing or stale kernels.lock is updated first (as `kernel-lock lock`
+    would, keeping the commits of unchanged requirements); --locked fails instead;
+    --frozen uses the lock as it is.
+    """
+    from kernel_lock.reports import LockChanges, SyncReport, TargetReport, VariantReport
+    from kernel_lock.sync import sync_project
+
+    choice = None if variant_names or all_variants else announce_target(out, target)
+    bar = SyncBar() if sys.stderr.isatty() and not out.quiet else None
+    try:
+        with working(out, "Syncing") as stop_spinner:
+            if bar is not None:
+                bar.before = stop_spinner
+            result = sync_project(
+                project,
+                target=choice.target if choice else None,
+                variants=variant_names,
+                all_variants=all_variants,
+                locked=locked,
+                frozen=frozen,
+                dry_run=dry_run,
+                progress=bar,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.lock_result is not None:
+        print_changes(out, result.lock_result, dry_run=dry_run)
+    for check in result.checks:
+        if dry_run and not check.ok:
+            out.info(
+                f"{out.style('would fetch', fg='yellow')} {check.repo_id} {check.variant} ({check.commit[:12]})"
+            )
+        else:
+            out.info(f"{out.style('ok', fg='green')} {check.repo_id} {check.variant} ({check.commit[:12]})")
+    if dry_run:
+        missing = sum(not c.ok for c in result.checks)
+        out.info(
+            f"Dry run: {missing} of {len(result.checks)} variant(s) would be fetched; nothing was written."
+        )
+    else:
+        out.info(
+            f"Synced {len(result.checks)} variant(s); downloaded {result.downloaded_files} file(s), "
+            f"{human_bytes(result.downloaded_bytes)}."
+        )
+    out.result(
+        SyncReport(
+            target=TargetReport.of(choice) if choice else None,
+            lock=LockChanges.of(result.lock_result) if result.lock_result else None,
+            variants=[VariantReport.of(c) for c in result.checks],
+            downloaded_files=result.downloaded_files,
+            downloaded_bytes=result.downloaded_bytes,
+            dry_run=dry_run,
+        )
+    )
+    return EXIT_OK
+
+
+@click.command()
+@project_option
+@target_options
+@click.option(
+    "--variant",
+    "variant_names",
+    multiple=True,
+    metavar="NAME",
+    help="Verify exactly this variant (repeatable).",
+)
+@click.option(
+    "--all-variants", is_flag=True, help="Verify every locked variant (those not synced report missing)."
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Hash every file, ignoring recorded fingerprints (as KERNEL_LOCK_VERIFY=full).",
+)
+@click.option(
+    "--signatures",
+    is_flag=True,
+    help="Also verify each variant's publisher signature again (offline) against pyproject.toml's signers.",
+)
+@command
+def verify(
+    *,
+    out: Output,
+    project: Path | None,
+    target: TargetChoice | None,
+    variant_names: tuple[str, ...],
+    all_variants: bool,
+    full: bool,
+    signatures: bool,
+) -> int:
+    """Re-verify synced kernels in the cache against kernels.lock, offline."""
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.projectpaths import find_project_root
+    from kernel_lock.reports import TargetReport, VariantReport, VerifyReport
+    from kernel_lock.sync import selected_variants
+    from kernel_lock.verify import check_variant
+
+    lock = read_lock(find_project_root(project) / "kernels.lock")
+    choice = None if variant_names or all_variants else announce_target(out, target)
+    pairs = selected_variants(
+        lock, target=choice.target if choice else None, names=variant_names, all_variants=all_variants
+    )
+    checks = [check_variant(entry, variant, mode="full" if full else None) for entry, variant in pairs]
+    signers = _recheck_synced_signatures(project, pairs, checks) if signatures else {}
+    for check in checks:
+        colour = {"ok": "green", "missing": "yellow", "corrupt": "red"}[check.status]
+        signed = (
+            f"  {signers[check.variant, check.repo_id]}" if (check.variant, check.repo_id) in signers else ""
+        )
+        out.info(
+            f"{out.style(check.status, fg=colour)} {check.repo_id} {check.variant} ({check.commit[:12]}){signed}"
+        )
+        for problem in check.problems:
+            out.info(f"    {problem}")
+    out.result(
+        VerifyReport(
+            ok=all(c.ok for c in checks),
+            target=TargetReport.of(choice) if choice else None,
+            variants=[VariantReport.of(c, signers.get((c.variant, c.repo_id))) for c in checks],
+        )
+    )
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        out.problem(f"{len(bad)} of {len(checks)} variant(s) failed verification.")
+        return EXIT_VERIFICATION
+    return EXIT_OK
+
+
+def _recheck_synced_signatures(project: Path | None, pairs: list[Any], checks: list[Any]) -> dict[Any, str]:
+    """Verify the signature of every variant that verified, from its synced files; a failure is a problem.
+
+    Returns (variant, repo) -> "signed by ..." / "unsigned" for the lines of output.
+    """
+    from kernel_lock.config import load_project
+    from kernel_lock.signatures import Verifiers, check_synced_signature
+    from kernel_lock.verify import FileProblem
+
+    signing = load_project(project).signing()
+    verifiers = Verifiers()
+    shown = {}
+    for check, (entry, variant) in zip(checks, pairs, strict=True):
+        if not check.ok:
+            continue
+        try:
+            signer = check_synced_signature(
+                entry,
+                variant,
+                signing.policy(entry.requested_repo),
+                lambda: verifiers.get(signing.trusted_root),
+            )
+        except errors.SignatureError as exc:
+            check.status = "corrupt"
+            check.problems.append(FileProblem("metadata.json.sigstore", f"signature: {exc}"))
+            continue
+        shown[variant, entry.repo_id] = f"signed by {signer.describe()}" if signer else "unsigned"
+    return shown
+
+
+@click.group()
+def cache() -> None:
+    """Manage the kernels in the Hugging Face cache."""
+
+
+@cache.command()
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A project whose kernels.lock is kept (repeatable; default: the project here).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@command
+def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
+    """Remove kernel commits and variants that no lock of the given projects uses.
+
+    Only kernel repositories are touched; a file's content goes once no kept variant links to it.
+    """
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.projectpaths import find_project_root
+    from kernel_lock.prune import prune_cache
+    from kernel_lock.reports import PrunedReport, PruneReport
+
+    lockfiles = [find_project_root(p) / "kernels.lock" for p in projects or (None,)]
+    result = prune_cache([read_lock(path) for path in lockfiles], dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for item in result.removed:
+        what = f"variant {item.variant}" if item.variant else "all variants"
+        out.info(f"{verb} {item.repo_id} {item.commit[:12]} {what}")
+    out.info(
+        f"{'Dry run: ' if dry_run else ''}{len(result.removed)} item(s), {result.blobs} file(s), "
+        f"{human_bytes(result.freed_bytes)} {'would be ' if dry_run else ''}freed."
+    )
+    out.result(
+        PruneReport(
+            dry_run=dry_run,
+            lockfiles=[str(p) for p in lockfiles],
+            removed=[
+                PrunedReport(repo_id=i.repo_id, commit=i.commit, variant=i.variant) for i in result.removed
+            ],
+            blobs=result.blobs,
+            freed_bytes=result.freed_bytes,
+        )
+    )
+    return EXIT_OK
