@@ -221,16 +221,22 @@ def _is_hex(value: Any, *lengths: int) -> bool:
 
 
 def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
-    """Whether the fast-mode check passes with no file to hash (the record's fingerprints all hold)."""
+    """Whether the fast-mode check passes with no file to hash (the record's fingerprints all hold).
+
+    The record must be one the model reads as it is, in the shape sync writes: UTF-8 (as pydantic reads it;
+    `json.loads` of bytes would also take UTF-16 or a byte order mark), naming this variant, each manifest
+    path once (the model hashes the list as written, duplicates and all) and a fingerprint for exactly those
+    paths (the model validates every one it holds).
+    """
     repo_id, commit = entry["repo-id"], entry["commit"]
     try:
-        record = json.loads(record_path(repo_id, commit, variant).read_bytes())
+        record = json.loads(record_path(repo_id, commit, variant).read_bytes().decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return False
     if (
         not isinstance(record, dict)
         or set(record) - _RECORD_KEYS
-        or not set(record) | {"verified"} >= _RECORD_KEYS
+        or (record.get("repo_id"), record.get("commit"), record.get("variant")) != (repo_id, commit, variant)
     ):
         return False
     manifest, verified = record.get("manifest"), record.get("verified", {})
@@ -251,13 +257,15 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
         ):
             return False
         by_path[m["path"]] = m
+    if len(by_path) != len(manifest) or verified.keys() != by_path.keys():
+        return False
     expected = entry["variants"].get(variant)
     per_file = ((p, m["hash"] if hash_type == "git_lfs_concat" else m["sha256"]) for p, m in by_path.items())
-    if (
-        record.get("hash_type") != hash_type
-        or record.get("variant_hash") != expected
-        or variant_hash(per_file) != expected
-    ):
+    try:
+        actual = variant_hash(per_file)
+    except UnicodeEncodeError:  # a lone surrogate (a `\udcff` escape) in a path: the model refuses the record
+        return False
+    if record.get("hash_type") != hash_type or record.get("variant_hash") != expected or actual != expected:
         return False
     vdir = variant_dir(repo_id, commit, variant)
     cache = hub_cache_dir()
@@ -270,7 +278,7 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     if present is None or present != set(by_path):
         return False
     for rel, m in by_path.items():
-        known = verified.get(rel)
+        known = verified[rel]
         if not isinstance(known, dict) or tuple(known) != _FINGERPRINT_KEYS:
             return False
         now = _fingerprint(vdir / rel, blobs)

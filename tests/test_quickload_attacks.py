@@ -1,0 +1,224 @@
+"""Attacks on the quick load path: it may import only where the full path would, and only the locked bytes.
+
+The shared Hugging Face cache (files, blobs, folders and kernel-lock's sync records) is written by the
+attacker; the lock is trusted. Each test syncs a small real kernel from the local Hub, tampers with the
+cache as an attacker would, and then asks `quickload.quick_get_kernel` (the quick path alone) and
+`get_kernel(..., target=...)` (the full path alone). Every line of code the kernel runs appends to a marker
+file, so a test sees exactly what ran: `locked` (the locked `__init__.py`), or `planted`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kernel_lock.load as load_module
+from kernel_lock.cache import record_path, repo_dir, variant_dir
+from kernel_lock.errors import NotSyncedError, VerificationError
+from kernel_lock.load import get_kernel
+from kernel_lock.lockfile import LockedKernel, read_lock
+from kernel_lock.quickload import _verified_without_hashing, plain_lock, quick_get_kernel
+from kernel_lock.verify import check_variant
+
+REPO = "quick-org/k"
+VARIANT = "torch-cpu"  # the noarch variant the tests' declared CPU target selects
+TARGET = "torch213-cxx11-cpu-x86_64-linux"
+MODULE = "_quick_attack_k"
+MARK = "import os\nwith open(os.environ['QUICK_ATTACK_MARKER'], 'a') as f:\n    f.write({who!r} + '\\n')\n"
+INIT = (
+    "from . import sub\n"
+    "try:\n"
+    "    from . import optional  # not in the build: nothing planted may be found in its place\n"
+    "except ImportError:\n"
+    "    pass\n" + MARK.format(who="locked")
+)
+FILES = {
+    "metadata.json": json.dumps(
+        {
+            "id": MODULE,
+            "name": "k",
+            "version": 1,
+            "license": "Apache-2.0",
+            "backend": {"type": "cpu"},
+            "python-depends": [],
+            "kernel-depends": [],
+        }
+    ),
+    "__init__.py": INIT,
+    "alt.py": MARK.format(who="alt"),  # locked, but never imported
+    "sub/__init__.py": "# the sub-package\n",
+}
+
+
+@dataclass
+class World:
+    """A synced kernel: its lock, its variant folder, its sync record and the marker its code writes."""
+
+    lockfile: Path
+    entry: LockedKernel
+    marker: Path
+
+    @property
+    def vdir(self) -> Path:
+        return variant_dir(self.entry.repo_id, self.entry.commit, VARIANT)
+
+    @property
+    def record(self) -> Path:
+        return record_path(self.entry.repo_id, self.entry.commit, VARIANT)
+
+    @property
+    def blobs(self) -> Path:
+        return repo_dir(self.entry.repo_id) / "blobs"
+
+    def ran(self) -> list[str]:
+        """What kernel code ran, in order."""
+        return self.marker.read_text().split() if self.marker.exists() else []
+
+    def quick(self) -> Any:
+        """The quick path's answer: the module, or None (the full path decides)."""
+        return quick_get_kernel(self.lockfile, REPO)
+
+    def full(self) -> Any:
+        """The full path's answer (a target given: `get_kernel` skips the quick path)."""
+        return get_kernel(REPO, lockfile=self.lockfile, target=TARGET)
+
+
+@pytest.fixture(autouse=True)
+def fresh_imports() -> Iterator[None]:
+    """Each test imports the kernel afresh (the loader imports once per process)."""
+    load_module._loaded.clear()
+    yield
+    load_module._loaded.clear()
+    for name in [n for n in sys.modules if n.startswith(MODULE)]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def world(hub_env, make_project, cli, tmp_path, monkeypatch) -> World:
+    hub_env.set_organization("quick-org", trusted_kernel_publisher=True)
+    repo = hub_env.create_repo(REPO)
+    files = {f"build/{VARIANT}/{path}": data.encode() for path, data in FILES.items()}
+    repo.create_branch("v1", repo.commit(files))
+    root = make_project(f'"{REPO}" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root), "--variant", VARIANT).exit_code == 0
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("QUICK_ATTACK_MARKER", str(tmp_path / "marker"))
+    lockfile = root / "kernels.lock"
+    entry = read_lock(lockfile).find(REPO)
+    assert entry is not None
+    return World(lockfile, entry, tmp_path / "marker")
+
+
+def test_the_untouched_kernel_loads_quickly(world: World) -> None:
+    """The baseline every attack departs from: the quick path says yes, and the locked code runs once."""
+    assert world.quick() is not None
+    assert world.ran() == ["locked"]
+
+
+# --- the sync record: the quick path reads it with `json`, the full path with the pydantic model ----------
+
+ODD: list[Any] = [5, 5.0, True, None, "", "x", [], {}, "\udcff", float("nan"), 2**70, -1]
+PATHS = ["../__init__.py", "/__init__.py", "./__init__.py", "sub//__init__.py", "sub\\__init__.py", "a\0b"]
+
+
+def _replaced(record: dict[str, Any], where: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    """A deep copy of `record` with the item at `where` replaced by `value` (or removed, for `...`)."""
+    copy = json.loads(json.dumps(record))
+    parent = copy
+    for key in where[:-1]:
+        parent = parent[key]
+    if value is ...:
+        del parent[where[-1]]
+    else:
+        parent[where[-1]] = value
+    return copy
+
+
+def record_mutations(record: dict[str, Any]) -> dict[str, bytes]:
+    """Records an attacker could write, by name: every field odd, dropped or added; duplicates; other encodings."""
+    first = record["manifest"][0]["path"]
+    places: list[tuple[Any, ...]] = [(k,) for k in record]
+    places += [("manifest", 0, k) for k in record["manifest"][0]]
+    places += [("verified", first, k) for k in record["verified"][first]]
+    found: dict[str, Any] = {"as synced": record}
+    for where in places:
+        found[f"{where} dropped"] = _replaced(record, where, ...)
+        for value in ODD:
+            found[f"{where} = {value!r}"] = _replaced(record, where, value)
+    for where in [(*p, "extra") for p in [(), ("manifest", 0), ("verified", first)]]:
+        found[f"{where} added"] = _replaced(record, where, 1)
+    for path in PATHS:
+        found[f"manifest path {path!r}"] = _replaced(record, ("manifest", 0, "path"), path)
+    fingerprint = record["verified"][first]
+    for key in ("dev", "ino", "size", "mtime_ns", "ctime_ns"):
+        found[f"verified {key} as a float"] = _replaced(
+            record, ("verified", first, key), float(fingerprint[key])
+        )
+    found["verified keys reordered"] = _replaced(
+        record, ("verified", first), dict(reversed(fingerprint.items()))
+    )
+    found["verified entry for a path not in the manifest"] = _replaced(record, ("verified", "zz.py"), "x")
+    found["verified copy for a path not in the manifest"] = _replaced(
+        record, ("verified", "zz.py"), fingerprint
+    )
+    bogus = {**record["manifest"][0], "hash": "0" * 40, "sha256": "0" * 64}
+    found["manifest entry twice, a bogus one first"] = _replaced(
+        record, ("manifest",), [bogus, *record["manifest"]]
+    )
+    found["manifest entry twice"] = _replaced(
+        record, ("manifest",), [*record["manifest"], record["manifest"][0]]
+    )
+    text = json.dumps(record)
+    raw = {name: json.dumps(r).encode() for name, r in found.items()}
+    raw["UTF-16"] = text.encode("utf-16")
+    raw["UTF-32"] = text.encode("utf-32")
+    raw["UTF-8 byte order mark"] = b"\xef\xbb\xbf" + text.encode()
+    raw["encoded surrogate"] = text.replace(first, first + "\udcff").encode("utf-8", "surrogatepass")
+    raw["a key twice, bogus first"] = ('{"variant_hash": "sha256-' + "0" * 64 + '", ' + text[1:]).encode()
+    raw["a key twice, bogus last"] = (text[:-1] + ', "variant_hash": "sha256-' + "0" * 64 + '"}').encode()
+    raw["trailing text"] = text.encode() + b" x"
+    raw["deeply nested"] = (text[:-1] + ', "extra": ' + "[" * 5000 + "]" * 5000 + "}").encode()
+    return raw
+
+
+def test_the_quick_path_accepts_only_records_the_full_path_accepts_as_they_are(world: World) -> None:
+    """Each mutation of the record in turn: where the quick check says yes, the full check (pydantic model,
+    fast mode) says yes too without hashing anything; it never raises instead of saying no."""
+    entry = next(k for k in plain_lock(world.lockfile) or [] if k["repo-id"] == REPO)
+    synced = world.record.read_bytes()
+    accepted, disagreements = [], []
+    for name, data in record_mutations(json.loads(synced)).items():
+        world.record.write_bytes(data)
+        try:
+            quick = _verified_without_hashing(entry, VARIANT)
+        except Exception as exc:  # the quick path must answer no, never fail in the full path's place
+            disagreements.append(f"{name}: the quick check raised {exc!r}")
+            continue
+        if not quick:
+            continue
+        accepted.append(name)
+        check = check_variant(world.entry, VARIANT)
+        if not (check.ok and check.hashed == 0):
+            disagreements.append(f"{name}: quick yes, full {check.status} {[str(p) for p in check.problems]}")
+    assert disagreements == [], "\n".join(disagreements)
+    assert "as synced" in accepted
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["('repo_id',) = 5", "UTF-16", "verified entry for a path not in the manifest", "manifest entry twice"],
+)
+def test_a_record_the_model_refuses_imports_nothing(world: World, name: str) -> None:
+    """End to end, for the records the quick path once accepted: the full path's error, and no code ran."""
+    world.record.write_bytes(record_mutations(json.loads(world.record.read_bytes()))[name])
+    assert world.quick() is None
+    with pytest.raises((NotSyncedError, VerificationError)):
+        world.full()
+    assert world.ran() == []
