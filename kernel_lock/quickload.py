@@ -6,12 +6,12 @@ not write to `tomllib`) and the sync record with `json`, checks the fields it
 uses by the same rules as the models, and accepts the variant only where the
 full check (`kernel_lock.verify`) would accept it without hashing: the record's
 manifest reproduces the lock's variant hash, the folder holds exactly the
-manifest's files (bytecode caches aside), each a regular file or a symlink into
-the repo's own `blobs/`, and each file's fingerprint equals the one recorded at
-its last successful hash. Anything else (an unusual field, a file to hash, a
-dependency, a missing record) returns None, and the full path decides and
-gives the proper error. So this module may only say yes where the full path
-says yes, faster.
+manifest's files (bytecode caches aside), each a regular file or the symlink
+sync writes into the repo's own `blobs/`, and each file's fingerprint equals
+the one recorded at its last successful hash. Anything else (an unusual field,
+a file to hash, a dependency, a missing record) returns None, and the full path
+decides and gives the proper error. So this module may only say yes where the
+full path says yes, faster.
 """
 
 from __future__ import annotations
@@ -267,21 +267,22 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
         return False
     if record.get("hash_type") != hash_type or record.get("variant_hash") != expected or actual != expected:
         return False
+    repo = repo_dir(repo_id)
     vdir = variant_dir(repo_id, commit, variant)
     cache = hub_cache_dir()
-    folders = (vdir, record_path(repo_id, commit, variant).parent, repo_dir(repo_id) / "blobs")
+    folders = (vdir, record_path(repo_id, commit, variant).parent, repo / "blobs")
     if any(first_unsafe_folder(cache, folder) is not None for folder in folders):
         return False  # a replaced variant, snapshot, record or blobs folder: the full check names it
-    blobs_dir = repo_dir(repo_id) / "blobs"
-    blobs = (os.path.realpath(blobs_dir), os.path.normpath(blobs_dir))
     present = _files_under(vdir)
     if present is None or present != set(by_path):
         return False
+    climb = "../" * len(vdir.relative_to(repo).parts)  # from the variant folder up to the repo folder
     for rel, m in by_path.items():
         known = verified[rel]
         if not isinstance(known, dict) or tuple(known) != _FINGERPRINT_KEYS:
             return False
-        now = _fingerprint(vdir / rel, blobs)
+        link = climb + "../" * rel.count("/") + "blobs/" + m["hash"]
+        now = _fingerprint(str(vdir), rel, link)
         if now is None or now != known or now["size"] != m["size"]:
             return False
     return True
@@ -310,20 +311,22 @@ def _files_under(vdir: Path) -> set[str] | None:
     return found
 
 
-def _fingerprint(path: Path, blobs: tuple[str, str]) -> dict[str, Any] | None:
-    """A file's fingerprint as the record stores it; None unless a regular file or a link into `blobs/`.
+def _fingerprint(vdir: str, rel: str, blob_link: str) -> dict[str, Any] | None:
+    """A file's fingerprint as the record stores it; None unless a regular file or the link sync writes to it.
 
-    `blobs` is the repo's blobs folder resolved and as written; the fingerprint's (device, inode) then
-    ties the file opened to the one that last hashed correctly, whichever path leads there.
+    A link is accepted only as `blob_link`, up to the repo folder and into `blobs/<its listed hash>`, and only
+    where that blob is no link itself: the folders it climbs were just checked to be real folders, so it
+    leads where its text says, and the fingerprint's (device, inode) ties the file opened to the one that
+    last hashed correctly. Any other link goes to the full check, which resolves it: one through a folder
+    that can later become a symlink out of the cache would otherwise keep its text and lead elsewhere.
     """
+    path = os.path.join(vdir, rel)
     link = None
     try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
             link = os.readlink(path)
-            # The link's target, without resolving every parent again as realpath does (10+ calls a file):
-            # accepted only directly in the blobs folder and no link itself; anything else goes to the full check.
-            blob = os.path.normpath(os.path.join(os.path.dirname(path), link))
-            if os.path.dirname(blob) not in blobs or stat.S_ISLNK(os.lstat(blob).st_mode):
+            blob = os.path.join(os.path.dirname(path), blob_link)
+            if link != blob_link or stat.S_ISLNK(os.lstat(blob).st_mode):
                 return None
         st = os.stat(path)
     except OSError:

@@ -10,6 +10,7 @@ file, so a test sees exactly what ran: `locked` (the locked `__init__.py`), or `
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -220,5 +221,33 @@ def test_a_record_the_model_refuses_imports_nothing(world: World, name: str) -> 
     world.record.write_bytes(record_mutations(json.loads(world.record.read_bytes()))[name])
     assert world.quick() is None
     with pytest.raises((NotSyncedError, VerificationError)):
+        world.full()
+    assert world.ran() == []
+
+
+# --- files and folders in the cache ---------------------------------------------------------------------
+
+
+def test_a_link_through_a_folder_later_swapped_for_a_symlink_is_refused(world: World, tmp_path: Path) -> None:
+    """A link whose text climbs through a folder of the repo: real when verified, a symlink out of the cache
+    when loaded. Its text, the inode it reaches (a hard link to the blob) and that inode's ctime all stay as
+    recorded, so only resolving the path tells that it now leads outside."""
+    init = world.vdir / "__init__.py"
+    blob = init.resolve()
+    outside = tmp_path / "outside"
+    (outside / "blobs").mkdir(parents=True)
+    (outside / "x").mkdir()
+    os.link(blob, outside / "blobs" / blob.name)
+    detour = repo_dir(world.entry.repo_id) / "detour"
+    detour.mkdir()
+    init.unlink()
+    init.symlink_to(f"../../../../detour/../blobs/{blob.name}")
+    check = check_variant(world.entry, VARIANT)  # any verify: the changed link is hashed, and recorded
+    assert check.ok and check.hashed == 1
+    detour.rmdir()
+    detour.symlink_to(outside / "x", target_is_directory=True)
+    assert os.path.realpath(init) == str(outside / "blobs" / blob.name)
+    assert world.quick() is None
+    with pytest.raises(VerificationError, match="symlink leads outside"):
         world.full()
     assert world.ran() == []
