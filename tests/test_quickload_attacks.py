@@ -9,8 +9,11 @@ file, so a test sees exactly what ran: `locked` (the locked `__init__.py`), or `
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import marshal
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +26,10 @@ import kernel_lock.load as load_module
 from kernel_lock.cache import record_path, repo_dir, variant_dir
 from kernel_lock.errors import NotSyncedError, VerificationError
 from kernel_lock.load import get_kernel
-from kernel_lock.lockfile import LockedKernel, read_lock
+from kernel_lock.lockfile import Lock, LockedKernel, Provenance, read_lock, write_lock
 from kernel_lock.quickload import _verified_without_hashing, plain_lock, quick_get_kernel
+from kernel_lock.signers import Signer
+from kernel_lock.tomlread import loads as toml_loads
 from kernel_lock.verify import check_variant
 
 REPO = "quick-org/k"
@@ -251,3 +256,150 @@ def test_a_link_through_a_folder_later_swapped_for_a_symlink_is_refused(world: W
     with pytest.raises(VerificationError, match="symlink leads outside"):
         world.full()
     assert world.ran() == []
+
+
+def test_a_link_to_another_blob_of_the_repo_is_refused(world: World) -> None:
+    """`__init__.py` pointing at the blob of `alt.py`: locked bytes of this very repo, but not this file's."""
+    init = world.vdir / "__init__.py"
+    alt_blob = (world.vdir / "alt.py").resolve()
+    init.unlink()
+    init.symlink_to(f"../../../../blobs/{alt_blob.name}")
+    assert world.quick() is None
+    with pytest.raises(VerificationError, match=r"__init__\.py: content changed"):
+        world.full()
+    assert world.ran() == []
+
+
+def _planted(size: int) -> bytes:
+    """Code that marks `planted`, padded with a comment to `size` bytes (a file the same size as the locked one)."""
+    code = MARK.format(who="planted").encode()
+    return code + b"#" * (size - len(code) - 1) + b"\n"
+
+
+def _same_size_and_mtime(world: World, how: str, tmp_path: Path) -> None:
+    """Put planted code in `__init__.py`'s place, keeping its size and mtime (and, often, its inode number)."""
+    init = world.vdir / "__init__.py"
+    blob = init.resolve()
+    st = os.stat(blob)
+    planted = _planted(st.st_size)
+    if how == "new file, same inode number":  # file systems hand a freed inode number to the next file
+        blob.unlink()
+        blob.write_bytes(planted)
+        target = blob
+    elif how == "written through a hard link":
+        target = tmp_path / "hard-link"
+        os.link(blob, target)
+        with open(target, "r+b") as f:
+            f.write(planted)
+    elif how == "renamed over the blob":
+        target = blob.with_name("planted")
+        target.write_bytes(planted)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(target, blob)
+        target = blob
+    else:  # a regular file in place of the link
+        init.unlink()
+        init.write_bytes(planted)
+        target = init
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(init).st_size == st.st_size and os.stat(init).st_mtime_ns == st.st_mtime_ns
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "new file, same inode number",
+        "written through a hard link",
+        "renamed over the blob",
+        "file for the link",
+    ],
+)
+def test_planted_code_with_the_size_and_mtime_of_the_locked_file_is_refused(
+    world: World, tmp_path: Path, how: str
+) -> None:
+    """The fingerprint's ctime (which no unprivileged write can set back) and inode catch each of these."""
+    _same_size_and_mtime(world, how, tmp_path)
+    assert world.quick() is None
+    with pytest.raises(VerificationError, match=r"__init__\.py"):
+        world.full()
+    assert world.ran() == []
+
+
+@pytest.mark.parametrize("folder", ["repo", "build", "records"])
+def test_a_folder_replaced_by_a_symlink_to_a_copy_is_refused(
+    world: World, tmp_path: Path, folder: str
+) -> None:
+    """The folders `tests/test_quickload.py` does not swap: the repo's, `build/`, and the records' folder."""
+    repo = repo_dir(world.entry.repo_id)
+    path = {"repo": repo, "build": world.vdir.parent, "records": world.record.parent.parent}[folder]
+    copy = tmp_path / "elsewhere" / folder
+    shutil.copytree(path, copy, symlinks=True)
+    shutil.rmtree(path)
+    path.symlink_to(copy, target_is_directory=True)
+    assert world.quick() is None
+    with pytest.raises(VerificationError, match="a symlink or a file where the cache needs a real folder"):
+        world.full()
+    assert world.ran() == []
+
+
+def test_planted_sourceless_bytecode_is_never_imported(world: World) -> None:
+    """Bytecode is outside the variant hash, so the quick path says yes with it planted; but the loader
+    compiles from source only, so neither `optional.pyc` nor `__pycache__/optional.*.pyc` (for a module the
+    build lacks and the kernel tries to import) nor a cache for `sub` ever runs."""
+    code = marshal.dumps(compile(MARK.format(who="planted"), "planted", "exec"))
+    pyc = importlib.util.MAGIC_NUMBER + b"\0" * 12 + code  # a valid header: unchecked-hash flags, no source
+    (world.vdir / "optional.pyc").write_bytes(pyc)
+    (world.vdir / "__pycache__").mkdir()
+    (world.vdir / importlib.util.cache_from_source(str(world.vdir / "optional.py"))).write_bytes(pyc)
+    (world.vdir / importlib.util.cache_from_source(str(world.vdir / "sub" / "__init__.py"))).parent.mkdir()
+    (world.vdir / importlib.util.cache_from_source(str(world.vdir / "sub" / "__init__.py"))).write_bytes(pyc)
+    assert world.quick() is not None
+    assert world.ran() == ["locked"]
+
+
+def test_a_file_name_that_is_not_utf8_is_refused(world: World) -> None:
+    """An extra file whose name is not UTF-8 (`os.scandir` gives a lone surrogate): refused, never a crash."""
+    (world.vdir / os.fsdecode(b"\xff.py")).write_bytes(_planted(100))
+    assert world.quick() is None
+    with pytest.raises(VerificationError, match="extra file"):
+        world.full()
+    assert world.ran() == []
+
+
+# --- the lock: trusted, but a publisher chooses some of its strings -------------------------------------
+
+PUBLISHER_STRINGS = [
+    '1.0"\nrepo-id = "evil/k',
+    "x\n[[kernel]]\n",
+    "a = b",
+    "# c",
+    "[kernel.variants]",
+    'quote"',
+    "back\\",
+    "tab\t",
+    "cr\r",
+    "\u2028",
+    "\x85",
+    "\ufeff",
+    "\u00a0",
+    "\x7f",
+]
+
+
+@pytest.mark.parametrize("text", PUBLISHER_STRINGS)
+def test_strings_a_publisher_chooses_read_the_same_both_ways(tmp_path: Path, text: str) -> None:
+    """A build's `provenance` (from its metadata.json) and its signer identity land in the lock as text:
+    whatever they hold, the quick path reads the lock kernel-lock wrote exactly as tomllib and the model do."""
+    entry = LockedKernel(
+        repo_id=REPO,
+        version=1,
+        ref="v1",
+        commit="0" * 40,
+        variants={VARIANT: "sha256-" + "0" * 64},
+        provenance=[Provenance(builder=text, source_commit=text, dirty=False, variants=[VARIANT])],
+        signed_by={VARIANT: Signer(issuer=text, workflow=text, repository=text)},
+    )
+    path = tmp_path / "kernels.lock"
+    write_lock(path, Lock(kernel=[entry]))
+    assert read_lock(path) == Lock(kernel=[entry])
+    assert plain_lock(path) == toml_loads(path.read_text(encoding="utf-8"))["kernel"]
