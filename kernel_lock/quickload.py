@@ -46,10 +46,9 @@ def quick_get_kernel(lockfile: Path, repo_id: str) -> ModuleType | None:
     """The verified kernel, or None where the full path must decide (see the module docstring)."""
     if (env.verify_mode() or "fast").strip().lower() != "fast":
         return None
-    found = _direct_entry(lockfile, repo_id)
-    if found is None:
+    entry = _direct_entry(lockfile, repo_id)
+    if entry is None:
         return None
-    entry, key = found
     from kernel_lock.target import default_target
     from kernel_lock.variants import select_variant
 
@@ -59,7 +58,7 @@ def quick_get_kernel(lockfile: Path, repo_id: str) -> ModuleType | None:
         return None
     if not _verified_without_hashing(entry, variant):
         return None
-    return _import_once(entry, variant, key)
+    return _import_once(entry, variant)
 
 
 def plain_lock(lockfile: Path) -> list[dict[str, Any]] | None:
@@ -89,8 +88,9 @@ def plain_lock(lockfile: Path) -> list[dict[str, Any]] | None:
     return kernels
 
 
-def _direct_entry(lockfile: Path, repo_id: str) -> tuple[dict[str, Any], str] | None:
-    """The lock's direct entry for `repo_id` (as `Lock.find` picks it) and its key, if all is plainly well-formed."""
+def _direct_entry(lockfile: Path, repo_id: str) -> dict[str, Any] | None:
+    """The lock's direct entry for `repo_id` (as `Lock.find` picks it), if all is plainly well-formed and it
+    has no kernel dependencies."""
     kernels = plain_lock(lockfile)
     if kernels is None:
         return None
@@ -106,7 +106,7 @@ def _direct_entry(lockfile: Path, repo_id: str) -> tuple[dict[str, Any], str] | 
         return None  # the same repo locked twice (for itself and for another kernel): the full path decides
     if any(r["kernel"] == key for k in kernels for r in k.get("required-by", [])):
         return None
-    return entry, key
+    return entry
 
 
 def _requested(k: dict[str, Any]) -> str:
@@ -343,7 +343,7 @@ def _fingerprint(vdir: str, rel: str, blob_link: str) -> dict[str, Any] | None:
     }
 
 
-def _import_once(entry: dict[str, Any], variant: str, key: str) -> ModuleType | None:
+def _import_once(entry: dict[str, Any], variant: str) -> ModuleType | None:
     """Import the verified variant through the loader's registry (once per process per variant)."""
     from kernel_lock import load
     from kernel_lock.pydeps import missing, python_depends
