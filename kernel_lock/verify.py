@@ -11,8 +11,10 @@ Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
   equals the fingerprint recorded when it last hashed correctly is not re-hashed;
   any other file is. An edit, truncation, replacement, rename over, copy, `touch`
   or `chmod` changes the ctime or inode, so it is caught; what is not caught is
-  someone with write access to the cache who also rewrites the record (or a
-  filesystem that fakes ctime).
+  someone with write access to the cache who also rewrites the record, a
+  filesystem that fakes ctime, or a write through a shared writable mapping of
+  the file opened before its last hash (a page already dirty is written without
+  updating mtime or ctime).
 - `full`: every file is hashed on every check; catches everything above without
   trusting the record's fingerprints. Where the variant's `metadata.json` has a
   publisher digest, the files are also checked against it (for a lock of hash type
