@@ -30,7 +30,7 @@ from kernel_lock.cachepaths import record_path as record_path
 from kernel_lock.cachepaths import repo_dir as repo_dir
 from kernel_lock.cachepaths import variant_dir as variant_dir
 from kernel_lock.cachepaths import writable_in_cache as writable_in_cache
-from kernel_lock.fsutil import atomic_write
+from kernel_lock.fsutil import atomic_write, read_regular_file
 from kernel_lock.hashing import HashType, variant_hash
 
 NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows file systems alike
@@ -152,7 +152,7 @@ def manifest_hash(manifest: list[ManifestEntry], hash_type: HashType) -> str | N
 def read_record(path: Path) -> VariantRecord | None:
     """The record at `path`, or None if it is missing or unreadable (then the variant counts as not synced)."""
     try:
-        return VariantRecord.model_validate_json(path.read_bytes())
+        return VariantRecord.model_validate_json(read_regular_file(path))
     except (OSError, ValidationError, ValueError):
         return None
 

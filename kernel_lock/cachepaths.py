@@ -19,6 +19,7 @@ __all__ = [
     "record_path",
     "repo_dir",
     "variant_dir",
+    "writable_by_others",
     "writable_in_cache",
 ]
 
@@ -74,3 +75,15 @@ def writable_in_cache(path: Path) -> bool:
     The optimisation caches kept beside the snapshots are skipped rather than written through a planted link.
     """
     return first_unsafe_folder(hub_cache_dir(), path.parent) is None
+
+
+def writable_by_others(st: os.stat_result) -> bool:
+    """Whether someone other than this user and root may write the file `st` describes (POSIX).
+
+    Its fingerprint then vouches for nothing: a write through a shared memory mapping opened before the
+    file's last hash can change its bytes and leave mtime and ctime as they were. Such a file (in a cache
+    shared between users, say) is hashed on every check, in fast mode too.
+    """
+    if os.name != "posix":
+        return False
+    return st.st_uid not in (0, os.geteuid()) or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))

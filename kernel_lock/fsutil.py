@@ -1,10 +1,25 @@
-"""Small file-system helpers: atomic writes, so no reader ever sees half a file."""
+"""Small file-system helpers: atomic writes, so no reader ever sees half a file; reads that cannot block."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+
+def read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; OSError for anything else.
+
+    Opened without blocking and checked before reading: a FIFO planted where the cache holds a record
+    would otherwise hang every reader, and a device would be read forever.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        return f.read()
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from kernel_lock.cache import RECORD_DIR, repo_dir, unwritable_paths, writable_in_cache
 from kernel_lock.digest import HashMismatch, MalformedDigest, PublisherDigest, in_digest, parse_digest
 from kernel_lock.errors import DigestError, HubError, ResolutionError
-from kernel_lock.fsutil import atomic_write
+from kernel_lock.fsutil import atomic_write, read_regular_file
 from kernel_lock.hashing import HashType, git_blob_sha1, is_ignored, variant_hash
 from kernel_lock.lockfile import Provenance, is_variant_name
 from kernel_lock.provenance import parse_provenance
@@ -145,7 +145,7 @@ class Blobs:
     def _cached(self, repo_id: str) -> dict[str, dict[str, str]]:
         if repo_id not in self._disk:
             try:
-                data = json.loads((repo_dir(repo_id) / RECORD_DIR / BLOB_CACHE).read_bytes())
+                data = json.loads(read_regular_file(repo_dir(repo_id) / RECORD_DIR / BLOB_CACHE))
             except (OSError, ValueError):
                 data = {}
             self._disk[repo_id] = {
@@ -200,7 +200,7 @@ class MetadataCache:
         self.name = name
         self.path = repo_dir(repo_id) / RECORD_DIR / commit / name
         try:
-            cached = json.loads(self.path.read_bytes())
+            cached = json.loads(read_regular_file(self.path))
         except (OSError, ValueError, RecursionError):
             cached = {}
         self.files: dict[str, str] = (

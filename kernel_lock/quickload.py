@@ -24,7 +24,15 @@ from types import ModuleType
 from typing import Any
 
 from kernel_lock import env, lockread
-from kernel_lock.cachepaths import first_unsafe_folder, hub_cache_dir, record_path, repo_dir, variant_dir
+from kernel_lock.cachepaths import (
+    first_unsafe_folder,
+    hub_cache_dir,
+    record_path,
+    repo_dir,
+    variant_dir,
+    writable_by_others,
+)
+from kernel_lock.fsutil import read_regular_file
 from kernel_lock.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, is_ignored, variant_hash
 
 # The models' patterns, checked with set and string operations: compiling a regex costs about 0.1 ms of
@@ -230,7 +238,7 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     """
     repo_id, commit = entry["repo-id"], entry["commit"]
     try:
-        record = json.loads(record_path(repo_id, commit, variant).read_bytes().decode("utf-8"))
+        record = json.loads(read_regular_file(record_path(repo_id, commit, variant)).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return False
     if (
@@ -312,7 +320,8 @@ def _files_under(vdir: Path) -> set[str] | None:
 
 
 def _fingerprint(vdir: str, rel: str, blob_link: str) -> dict[str, Any] | None:
-    """A file's fingerprint as the record stores it; None unless a regular file or the link sync writes to it.
+    """A file's fingerprint as the record stores it; None unless a regular file or the link sync writes to it,
+    and one that only this user and root can write (`writable_by_others`).
 
     A link is accepted only as `blob_link`, up to the repo folder and into `blobs/<its listed hash>`, and only
     where that blob is no link itself: the folders it climbs were just checked to be real folders, so it
@@ -331,7 +340,7 @@ def _fingerprint(vdir: str, rel: str, blob_link: str) -> dict[str, Any] | None:
         st = os.stat(path)
     except OSError:
         return None
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) or writable_by_others(st):
         return None
     return {
         "dev": st.st_dev,

@@ -58,6 +58,7 @@ from kernel_lock.verify import (
     inspect_file,
     record_for,
     verify_mode,
+    vouches,
     walk,
 )
 
@@ -440,7 +441,11 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
                 continue
             found = inspect_file(vdir, item, blobs_real)
             if isinstance(found, Fingerprint):
-                if known.get(item.path) == found and found.size == item.size and item.path in sha256:
+                if (
+                    vouches(known.get(item.path), found, path)
+                    and found.size == item.size
+                    and item.path in sha256
+                ):
                     keep[item.path] = found
                 else:
                     to_hash.append((item, path, found))

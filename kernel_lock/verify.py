@@ -11,10 +11,11 @@ Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
   equals the fingerprint recorded when it last hashed correctly is not re-hashed;
   any other file is. An edit, truncation, replacement, rename over, copy, `touch`
   or `chmod` changes the ctime or inode, so it is caught; what is not caught is
-  someone with write access to the cache who also rewrites the record, a
-  filesystem that fakes ctime, or a write through a shared writable mapping of
-  the file opened before its last hash (a page already dirty is written without
-  updating mtime or ctime).
+  someone with write access to the cache who also rewrites the record, or a
+  filesystem that fakes ctime. A write through a shared writable mapping opened
+  before the last hash (a page already dirty is written without updating mtime
+  or ctime) is why a fingerprint vouches only for a file no one but this user
+  and root can write (`vouches`): other files are hashed on every check.
 - `full`: every file is hashed on every check; catches everything above without
   trusting the record's fingerprints. Where the variant's `metadata.json` has a
   publisher digest, the files are also checked against it (for a lock of hash type
@@ -47,6 +48,7 @@ from kernel_lock.cache import (
     variant_dir,
     write_record,
 )
+from kernel_lock.cachepaths import writable_by_others
 from kernel_lock.digest import MalformedDigest, hash_path, in_digest, parse_digest
 from kernel_lock.errors import NotSyncedError, VerificationError
 from kernel_lock.hashing import hash_file, is_ignored
@@ -199,7 +201,7 @@ def verify_files(
         found = inspect_file(vdir, entry, blobs_real)
         if isinstance(found, FileProblem):
             problems.append(found)
-        elif known.get(rel) == found and found.size == entry.size:
+        elif vouches(known.get(rel), found, vdir / rel) and found.size == entry.size:
             fingerprints[rel] = found
         else:
             to_hash.append((entry, vdir / rel, found))
@@ -210,6 +212,17 @@ def verify_files(
         else:
             fingerprints[entry.path] = fp
     return problems, fingerprints, len(to_hash)
+
+
+def vouches(known: Fingerprint | None, found: Fingerprint, path: Path) -> bool:
+    """Whether a recorded fingerprint spares the file at `path` a hash: it is the one found, and no one but
+    this user and root can write the file (`writable_by_others`)."""
+    if known != found:
+        return False
+    try:
+        return not writable_by_others(os.stat(path))
+    except OSError:
+        return False
 
 
 def verify_file(vdir: Path, entry: ManifestEntry, blobs: Path) -> FileProblem | Fingerprint:

@@ -1,8 +1,11 @@
 """The quick load path: a fresh process loads a verified kernel without pydantic, and says yes only where
-the full path would (everything unusual goes to the full path, which gives the proper error)."""
+the full path would (everything unusual goes to the full path, which gives the proper error). And fast
+mode in a cache other users can write."""
 
 from __future__ import annotations
 
+import mmap
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +13,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from kernel_lock.cache import record_path, variant_dir
+from kernel_lock.lockfile import LockedKernel, read_lock
+from kernel_lock.verify import check_variant
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch")
@@ -183,3 +190,78 @@ def test_the_quick_checks_agree_with_the_models_patterns(text) -> None:
     assert quickload._is_hex(text, 40) == (COMMIT_RE.fullmatch(text) is not None)
     file_hash = ManifestEntry.model_fields["hash"].metadata[0].pattern
     assert quickload._is_hex(text, 40, 64) == (re.fullmatch(file_hash, text) is not None)
+
+
+# A cache other users can write. A write through a shared memory mapping whose page is already dirty
+# changes a file's bytes and leaves its device, inode, size, mtime and ctime as they were, so whoever can
+# write a blob could change code that already verified without the fingerprint noticing: fingerprints
+# vouch only for files no one but this user and root can write. And nothing planted in the cache (a FIFO
+# where a record belongs) can make a load hang.
+STRANGER = 54321  # a uid that is neither root nor this user
+as_root = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root to chown")
+
+
+def _entry(project: Path) -> LockedKernel:
+    entry = read_lock(project / "kernels.lock").find("kernels-community/relu")
+    assert entry is not None
+    return entry
+
+
+def test_an_untouched_private_variant_is_not_hashed(synced) -> None:
+    assert check_variant(_entry(synced), CPU).hashed == 0
+
+
+def test_a_file_others_may_write_is_hashed_on_every_check(synced) -> None:
+    entry = _entry(synced)
+    blob = (variant_dir(entry.repo_id, entry.commit, CPU) / "__init__.py").resolve()
+    blob.chmod(0o664)
+    assert check_variant(entry, CPU).ok  # records the new fingerprint (chmod changed the ctime)
+    check = check_variant(entry, CPU)
+    assert check.ok and check.hashed == 1
+
+
+@as_root
+def test_a_file_another_user_owns_is_hashed_on_every_check(synced) -> None:
+    entry = _entry(synced)
+    blob = (variant_dir(entry.repo_id, entry.commit, CPU) / "__init__.py").resolve()
+    os.chown(blob, STRANGER, STRANGER)
+    assert check_variant(entry, CPU).ok
+    check = check_variant(entry, CPU)
+    assert check.ok and check.hashed == 1
+
+
+@as_root
+def test_code_changed_through_a_shared_mapping_is_never_imported(synced, cli, tmp_path) -> None:
+    """The attacker owns a blob of a shared cache: a mapping of it, dirtied before the last sync, changes
+    its bytes afterwards with every field of the fingerprint as it was."""
+    entry = _entry(synced)
+    blob = (variant_dir(entry.repo_id, entry.commit, CPU) / "__init__.py").resolve()
+    os.chown(blob, STRANGER, STRANGER)
+    marker = tmp_path / "attacker-code-ran"
+    original = blob.read_bytes()
+    evil = f"open({str(marker)!r}, 'w').close()\n".encode()
+    assert len(evil) < len(original)
+    evil += b"#" * (len(original) - len(evil) - 1) + b"\n"
+    with open(blob, "r+b") as f, mmap.mmap(f.fileno(), 0) as mapped:
+        mapped[0:1] = original[0:1]  # the page is dirty now; later writes to it leave mtime and ctime alone
+        assert cli("sync", "--project", str(synced), "--variant", CPU).exit_code == 0
+        before = os.stat(blob)
+        mapped[:] = evil
+    after = os.stat(blob)
+    assert blob.read_bytes() == evil
+    if (after.st_mtime_ns, after.st_ctime_ns) != (before.st_mtime_ns, before.st_ctime_ns):
+        pytest.skip(
+            "this file system noticed the write through the mapping; the attack needs one that does not"
+        )
+    out = child(tmp_path)[0]
+    assert out.startswith("VerificationError") and "__init__.py: content changed" in out
+    assert not marker.exists()
+
+
+def test_a_fifo_where_the_record_belongs_does_not_hang_a_load(synced, tmp_path) -> None:
+    entry = _entry(synced)
+    record = record_path(entry.repo_id, entry.commit, CPU)
+    record.unlink()
+    os.mkfifo(record)
+    out = child(tmp_path)[0]  # a blocking read would never return: the child is killed at 120 s
+    assert out.startswith("NotSyncedError"), out
