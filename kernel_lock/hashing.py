@@ -32,6 +32,14 @@ def is_ignored(relpath: str) -> bool:
     return relpath.endswith(".pyc") or "__pycache__" in relpath.split("/")
 
 
+def implied_folders(paths: Iterable[str]) -> set[str]:
+    """The folders a variant's files need (`a/b/c.py` needs `a` and `a/b`); any other folder is planted.
+
+    An empty planted folder, or one holding only bytecode, would import as a namespace package.
+    """
+    return {path.rsplit("/", i)[0] for path in paths for i in range(1, path.count("/") + 1)}
+
+
 def variant_hash(files: Iterable[tuple[str, str]]) -> str:
     """The variant hash of (relative path, hex per-file hash) pairs; ignored paths are skipped."""
     digest = hashlib.sha256()

@@ -33,7 +33,7 @@ from kernel_lock.cachepaths import (
     writable_by_others,
 )
 from kernel_lock.fsutil import read_regular_file
-from kernel_lock.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, is_ignored, variant_hash
+from kernel_lock.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, implied_folders, is_ignored, variant_hash
 
 # The models' patterns, checked with set and string operations: compiling a regex costs about 0.1 ms of
 # every fresh process, and this module would compile six.
@@ -282,8 +282,8 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     if any(first_unsafe_folder(cache, folder) is not None for folder in folders):
         return False  # a replaced variant, snapshot, record or blobs folder: the full check names it
     present = _files_under(vdir)
-    if present is None or present != set(by_path):
-        return False
+    if present is None or present != (set(by_path), implied_folders(by_path)):
+        return False  # a file or folder missing or planted
     climb = "../" * len(vdir.relative_to(repo).parts)  # from the variant folder up to the repo folder
     for rel, m in by_path.items():
         known = verified[rel]
@@ -296,10 +296,11 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     return True
 
 
-def _files_under(vdir: Path) -> set[str] | None:
-    """Relative paths of the files under `vdir` (bytecode caches skipped); None for a symlinked subfolder or an
-    unreadable folder (`vdir` itself is checked before)."""
+def _files_under(vdir: Path) -> tuple[set[str], set[str]] | None:
+    """Relative paths of the files and of the folders under `vdir` (bytecode caches skipped); None for a
+    symlinked subfolder or an unreadable folder (`vdir` itself is checked before)."""
     found: set[str] = set()
+    folders: set[str] = set()
     pending = [("", str(vdir))]
     try:
         while pending:
@@ -313,10 +314,11 @@ def _files_under(vdir: Path) -> set[str] | None:
                     elif item.name != "__pycache__":
                         if item.is_symlink():
                             return None
+                        folders.add(rel)
                         pending.append((rel + "/", item.path))
     except OSError:
         return None
-    return found
+    return found, folders
 
 
 def _fingerprint(vdir: str, rel: str, blob_link: str) -> dict[str, Any] | None:

@@ -45,7 +45,7 @@ from kernel_lock.cache import (
 from kernel_lock.config import load_project
 from kernel_lock.errors import CacheError, ConfigError, HubError, SyncFailed, VariantError
 from kernel_lock.fetch import Digests, Source, digests_of, fetch_blob
-from kernel_lock.hashing import is_ignored
+from kernel_lock.hashing import implied_folders, is_ignored
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists
 from kernel_lock.projectpaths import find_project_root
 from kernel_lock.verify import (
@@ -427,9 +427,10 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
     if first_unsafe_folder(cache, vdir) is not None:
         need = list(manifest)
     else:
-        present, walk_problems = walk(vdir)
+        present, folders, walk_problems = walk(vdir)
         by_path = {e.path: e for e in manifest}
         clear = {p.path for p in walk_problems} | (present - by_path.keys())
+        clear |= folders - implied_folders(by_path)
         to_hash = []
         blobs_real = os.path.realpath(blobs)
         for item in manifest:

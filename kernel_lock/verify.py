@@ -51,7 +51,7 @@ from kernel_lock.cache import (
 from kernel_lock.cachepaths import writable_by_others
 from kernel_lock.digest import MalformedDigest, hash_path, in_digest, parse_digest
 from kernel_lock.errors import NotSyncedError, VerificationError
-from kernel_lock.hashing import hash_file, is_ignored
+from kernel_lock.hashing import hash_file, implied_folders, is_ignored
 from kernel_lock.lockfile import LockedKernel
 
 Mode = Literal["fast", "full"]
@@ -188,9 +188,11 @@ def verify_files(
 ) -> tuple[list[FileProblem], dict[str, Fingerprint], int]:
     """Check a folder against a manifest: (problems, fingerprints of good files, number of files hashed)."""
     by_path = {e.path: e for e in manifest}
-    present, problems = walk(vdir)
+    present, folders, problems = walk(vdir)
     for rel in sorted(present - by_path.keys()):
         problems.append(FileProblem(rel, "extra file, not in the locked variant"))
+    for rel in sorted(folders - implied_folders(by_path)):
+        problems.append(FileProblem(rel, "extra folder, not in the locked variant"))
     for rel in sorted(by_path.keys() - present):
         problems.append(FileProblem(rel, "missing", by_path[rel].hash))
     fingerprints: dict[str, Fingerprint] = {}
@@ -278,9 +280,11 @@ def inspect_file(vdir: Path, entry: ManifestEntry, blobs_real: str) -> FileProbl
     )
 
 
-def walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
-    """Relative paths of every non-directory under `vdir` (bytecode caches skipped); symlinked dirs are problems."""
+def walk(vdir: Path) -> tuple[set[str], set[str], list[FileProblem]]:
+    """Relative paths of every non-directory and of every folder under `vdir` (bytecode caches skipped);
+    symlinked dirs are problems."""
     found: set[str] = set()
+    folders: set[str] = set()
     problems: list[FileProblem] = []
     for root, dirs, files in os.walk(vdir):
         rel_root = os.path.relpath(root, vdir)
@@ -291,11 +295,13 @@ def walk(vdir: Path) -> tuple[set[str], list[FileProblem]]:
             elif os.path.islink(os.path.join(root, d)):
                 problems.append(FileProblem(rel, "symlink to a directory"))
                 dirs.remove(d)
+            else:
+                folders.add(rel.replace(os.sep, "/"))
         for name in files:
             rel = name if rel_root == "." else f"{rel_root}/{name}"
             if not is_ignored(rel):
                 found.add(rel.replace(os.sep, "/"))
-    return found, problems
+    return found, folders, problems
 
 
 def hash_files(

@@ -265,3 +265,18 @@ def test_a_fifo_where_the_record_belongs_does_not_hang_a_load(synced, tmp_path) 
     os.mkfifo(record)
     out = child(tmp_path)[0]  # a blocking read would never return: the child is killed at 120 s
     assert out.startswith("NotSyncedError"), out
+
+
+@pytest.mark.parametrize("planted", ["optional", "optional/__pycache__"])
+def test_a_planted_folder_is_refused_and_sync_removes_it(synced, cli, tmp_path, planted) -> None:
+    """An empty folder, or one holding only bytecode, would import as a namespace package (`from . import
+    optional` would succeed where the locked kernel has no such module)."""
+    vdir = variant_dir(_entry(synced).repo_id, _entry(synced).commit, CPU)
+    (vdir / planted).mkdir(parents=True)
+    if planted.endswith("__pycache__"):
+        (vdir / planted / "x.cpython-311.pyc").write_bytes(b"\0")
+    out = child(tmp_path)[0]
+    assert out.startswith("VerificationError") and "optional: extra folder" in out
+    assert cli("sync", "--project", str(synced), "--variant", CPU).exit_code == 0
+    assert not (vdir / "optional").exists()
+    assert child(tmp_path) == [f"loaded {CPU}", "False"]

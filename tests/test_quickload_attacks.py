@@ -407,7 +407,7 @@ def test_strings_a_publisher_chooses_read_the_same_both_ways(tmp_path: Path, tex
 
 def test_the_quick_walk_lists_what_the_full_walk_lists(tmp_path: Path) -> None:
     """Both walks of a variant folder, on every kind of entry a cache can hold: where the quick one answers,
-    it lists exactly the full one's files, and the full one found nothing wrong."""
+    it lists exactly the full one's files and folders, and the full one found nothing wrong."""
     vdir = tmp_path / "variant"
     (vdir / "sub" / "deeper").mkdir(parents=True)
     (vdir / "empty").mkdir()
@@ -434,8 +434,9 @@ def test_the_quick_walk_lists_what_the_full_walk_lists(tmp_path: Path) -> None:
     (vdir / "sub" / "__pycache__" / "link").symlink_to(outside, target_is_directory=True)
     (vdir / "sub" / "deeper" / "__pycache__").symlink_to(outside, target_is_directory=True)
     os.mkfifo(vdir / "fifo.py")
-    full, problems = walk(vdir)
-    assert problems == [] and _files_under(vdir) == full
-    assert {"__init__.py", "sub/deeper/x.so", "d.pyc/z.py", "fifo.py", "broken-link.py"} <= full
+    files, folders, problems = walk(vdir)
+    assert problems == [] and _files_under(vdir) == (files, folders)
+    assert {"__init__.py", "sub/deeper/x.so", "d.pyc/z.py", "fifo.py", "broken-link.py"} <= files
+    assert folders == {"sub", "sub/deeper", "empty", "d.pyc"}
     (vdir / "sub" / "dir-link").symlink_to(outside, target_is_directory=True)
-    assert walk(vdir)[1] != [] and _files_under(vdir) is None
+    assert walk(vdir)[2] != [] and _files_under(vdir) is None
