@@ -2,8 +2,8 @@
 
 `get_kernel` in fast mode, for a kernel without kernel dependencies, reads
 the lock (with `kernel_lock.lockread`, which leaves TOML that kernel-lock does
-not write to `tomllib`) and the sync record with `json`, checks the fields it
-uses by the same rules as the models, and accepts the variant only where the
+not write to `tomllib`) and the sync record with `json`, checks both by the
+models' rules, and accepts the variant only where the
 full check (`kernel_lock.verify`) would accept it without hashing: the record's
 manifest reproduces the lock's variant hash, the folder holds exactly the
 manifest's files (bytecode caches aside), each a regular file or the symlink
