@@ -1,17 +1,15 @@
 """The common verified load without pydantic: a fresh process pays for the checks, not for 100 ms of imports.
 
-`get_kernel` in fast mode, for a kernel without kernel dependencies, reads
-the lock (with `kernel_lock.lockread`, which leaves TOML that kernel-lock does
-not write to `tomllib`) and the sync record with `json`, checks both by the
-models' rules, and accepts the variant only where the
-full check (`kernel_lock.verify`) would accept it without hashing: the record's
-manifest reproduces the lock's variant hash, the folder holds exactly the
-manifest's files (bytecode caches aside), each a regular file or the symlink
-sync writes into the repo's own `blobs/`, and each file's fingerprint equals
-the one recorded at its last successful hash. Anything else (an unusual field,
-a file to hash, a dependency, a missing record) returns None, and the full path
-decides and gives the proper error. So this module may only say yes where the
-full path says yes, faster.
+`get_kernel` in fast mode, for a kernel without kernel dependencies, reads the lock (with
+`kernel_lock.lockread`, which leaves TOML that kernel-lock does not write to `tomllib`) and the sync
+record with `json`, checks both by the models' rules, and accepts the variant only where the full check
+(`kernel_lock.verify`) would accept it without hashing: the record's manifest reproduces the lock's
+variant hash, the folder holds exactly the manifest's files and the folders they need (bytecode caches
+aside), each a regular file or the symlink sync writes into the repo's own `blobs/`, and each file's
+fingerprint equals the one recorded at its last successful hash and no one but this user and root can
+write it. Anything else (an unusual field, a file to hash, a dependency, a missing record) returns None,
+and the full path decides and gives the proper error. So this module may only say yes where the full
+path says yes, faster.
 """
 
 from __future__ import annotations
