@@ -235,8 +235,9 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     paths (the model validates every one it holds).
     """
     repo_id, commit = entry["repo-id"], entry["commit"]
+    rpath = record_path(repo_id, commit, variant)
     try:
-        record = json.loads(read_regular_file(record_path(repo_id, commit, variant)).decode("utf-8"))
+        record = json.loads(read_regular_file(rpath).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return False
     if (
@@ -276,7 +277,7 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     repo = repo_dir(repo_id)
     vdir = variant_dir(repo_id, commit, variant)
     cache = hub_cache_dir()
-    folders = (vdir, record_path(repo_id, commit, variant).parent, repo / "blobs")
+    folders = (vdir, rpath.parent, repo / "blobs")
     if any(first_unsafe_folder(cache, folder) is not None for folder in folders):
         return False  # a replaced variant, snapshot, record or blobs folder: the full check names it
     present = _files_under(vdir)

@@ -49,6 +49,12 @@ def synced(hub_env, make_project, cli, monkeypatch) -> Path:
     return root
 
 
+def _entry(project: Path) -> LockedKernel:
+    entry = read_lock(project / "kernels.lock").find("kernels-community/relu")
+    assert entry is not None
+    return entry
+
+
 def child(cwd: Path) -> list[str]:
     proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, cwd=cwd, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -67,10 +73,7 @@ def test_a_git_lfs_concat_lock_loads_quickly_too(synced, cli, tmp_path) -> None:
 
 
 def test_a_changed_file_goes_to_the_full_check_and_is_refused(synced, tmp_path) -> None:
-    from kernel_lock.cache import variant_dir
-    from kernel_lock.lockfile import read_lock
-
-    entry = read_lock(synced / "kernels.lock").find("kernels-community/relu")
+    entry = _entry(synced)
     target = (variant_dir(entry.repo_id, entry.commit, CPU) / "_ops.py").resolve()
     target.write_text(target.read_text() + "\n# changed\n")
     out = child(tmp_path)
@@ -101,10 +104,9 @@ def test_a_folder_replaced_by_a_symlink_goes_to_the_full_check_and_is_refused(
 ) -> None:
     import shutil
 
-    from kernel_lock.cache import repo_dir, variant_dir
-    from kernel_lock.lockfile import read_lock
+    from kernel_lock.cache import repo_dir
 
-    entry = read_lock(synced / "kernels.lock").find("kernels-community/relu")
+    entry = _entry(synced)
     vdir = variant_dir(entry.repo_id, entry.commit, CPU)
     path = {"variant": vdir, "snapshot": vdir.parents[1], "blobs": repo_dir(entry.repo_id) / "blobs"}[folder]
     copy = tmp_path / "elsewhere" / folder
@@ -201,12 +203,6 @@ STRANGER = 54321  # a uid that is neither root nor this user
 as_root = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root to chown")
 
 
-def _entry(project: Path) -> LockedKernel:
-    entry = read_lock(project / "kernels.lock").find("kernels-community/relu")
-    assert entry is not None
-    return entry
-
-
 def test_an_untouched_private_variant_is_not_hashed(synced) -> None:
     assert check_variant(_entry(synced), CPU).hashed == 0
 
@@ -271,7 +267,8 @@ def test_a_fifo_where_the_record_belongs_does_not_hang_a_load(synced, tmp_path) 
 def test_a_planted_folder_is_refused_and_sync_removes_it(synced, cli, tmp_path, planted) -> None:
     """An empty folder, or one holding only bytecode, would import as a namespace package (`from . import
     optional` would succeed where the locked kernel has no such module)."""
-    vdir = variant_dir(_entry(synced).repo_id, _entry(synced).commit, CPU)
+    entry = _entry(synced)
+    vdir = variant_dir(entry.repo_id, entry.commit, CPU)
     (vdir / planted).mkdir(parents=True)
     if planted.endswith("__pycache__"):
         (vdir / planted / "x.cpython-311.pyc").write_bytes(b"\0")
