@@ -23,6 +23,10 @@ RECORD = "KERNEL_LOCK_RECORD"
 """A file: the start-up hook records every kernel request there instead of enforcing."""
 HUB_ENDPOINT = "HF_ENDPOINT"
 """The Hub or mirror to talk to (huggingface_hub's setting)."""
+LOCAL_KERNELS = "LOCAL_KERNELS"
+"""The `kernels` library's `repo=path:...` overrides: load kernels from local folders (refused under enforcement)."""
+ALL_LATEST = "UNSTABLE_KERNELS_ALL_LATEST"
+"""`kernels` 0.19's switch to load every kernel's newest version over requests and pins (refused under enforcement)."""
 
 
 def _get(name: str) -> str | None:
@@ -38,6 +42,18 @@ def _flag(name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     return default
+
+
+def kernels_override(name: str) -> str | None:
+    """The value of a `kernels` override (`LOCAL_KERNELS`, `ALL_LATEST`) when `kernels` would act on it, else None.
+
+    `kernels` reads `LOCAL_KERNELS` whenever it is set, and `UNSTABLE_KERNELS_ALL_LATEST` only when it is
+    1/on/yes/true (any case).
+    """
+    value = os.environ.get(name)
+    if name == ALL_LATEST:
+        return value if (value or "").upper() in ("1", "ON", "YES", "TRUE") else None
+    return value or None
 
 
 def _path(value: str) -> Path:

@@ -211,9 +211,24 @@ class NotLockedError(LockfileError):
 
 
 class UnsupportedKernelsVersion(KernelLockError):
-    """Enforcement cannot hook this version of the `kernels` library (it knows the hooks of 0.17.x)."""
+    """Enforcement cannot hook this version of the `kernels` library (it knows 0.17.x, 0.18.x and 0.19.x)."""
 
     code = "kernels-version-unsupported"
+
+    def __init__(self, message: str, *, version: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.version = version
+        self.missing = missing
+
+
+class OverrideRefused(KernelLockError):
+    """Under enforcement, a `kernels` variable (`variable`) would load something other than the lock."""
+
+    code = "override-refused"
+
+    def __init__(self, message: str, *, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 class SyncFailed(VerificationError):

@@ -10,6 +10,7 @@ like the hash does) is never read.
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import importlib.util
 import inspect
@@ -275,18 +276,25 @@ def _kernel_deps(deps: dict[str, ModuleType]) -> Iterator[None]:
     token = _DEPS.set(deps)
     kernels_token = None
     if deps:
-        try:
-            from kernels.deps import _KERNEL_DEPS
-        except ImportError:
-            _KERNEL_DEPS = None
-        if _KERNEL_DEPS is not None:
-            kernels_token = (_KERNEL_DEPS, _KERNEL_DEPS.set(deps))
+        kernels_deps = _kernels_deps_module()
+        if kernels_deps is not None:
+            kernels_token = (kernels_deps._KERNEL_DEPS, kernels_deps._KERNEL_DEPS.set(deps))
     try:
         yield
     finally:
         if kernels_token is not None:
             kernels_token[0].reset(kernels_token[1])
         _DEPS.reset(token)
+
+
+def _kernels_deps_module() -> ModuleType | None:
+    """The `kernels` module that holds `get_kernel_dep`'s state (0.19: under `kernels._internals`), if installed."""
+    for name in ("kernels._internals.deps", "kernels.deps"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
 
 
 def get_kernel_dep(repo_id: str) -> ModuleType:

@@ -38,8 +38,8 @@ class Signer(BaseModel):
         )
 
 
-def _community(workflow: str) -> Signer:
-    repo = "https://github.com/huggingface/kernels-community"
+def _github(repository: str, workflow: str) -> Signer:
+    repo = f"https://github.com/huggingface/{repository}"
     return Signer(
         issuer=GITHUB_ACTIONS_ISSUER,
         workflow=f"{repo}/.github/workflows/{workflow}@refs/heads/main",
@@ -47,9 +47,14 @@ def _community(workflow: str) -> Signer:
     )
 
 
-# The `kernels` library's own defaults (kernels.verify.DEFAULT_POLICIES; a test keeps them equal).
-DEFAULT_SIGNERS: tuple[Signer, ...] = tuple(
-    _community(w) for w in ("build.yaml", "build-mac.yaml", "build-windows.yaml", "sign-old-builds.yaml")
+# The `kernels` library's own defaults (0.17: `DEFAULT_POLICIES`; 0.18 and 0.19 add kernels-community-rs to
+# `DEFAULT_POLICY`; a test keeps them equal to the installed release's).
+DEFAULT_SIGNERS: tuple[Signer, ...] = (
+    *(
+        _github("kernels-community", w)
+        for w in ("build.yaml", "build-mac.yaml", "build-windows.yaml", "sign-old-builds.yaml")
+    ),
+    _github("kernels-community-rs", "build.yaml"),
 )
 
 

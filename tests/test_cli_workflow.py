@@ -14,17 +14,17 @@ import pytest
 
 from kernel_lock.lockfile import read_lock
 from kernel_lock.testing import repo_files
+from kernel_lock.testing.upstream import KERNELS_CLI
 
 RELU_V2 = '"kernels-community/relu" = 2'  # relu v2 depends on activation v1
 RELU_V1 = '"kernels-community/relu" = 1'
 CPU = "torch213-cxx11-cpu-x86_64-linux"
-KERNELS = 'import sys; from kernels.cli import main; sys.argv[0] = "kernels"; sys.exit(main())'
 
 
 def kernels_lock(root: Path) -> bytes:
     """`kernels lock ROOT` with the real `kernels` 0.17.2 (against the local Hub); the JSON it wrote."""
     run = subprocess.run(
-        [sys.executable, "-c", KERNELS, "lock", str(root)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", KERNELS_CLI, "lock", str(root)], capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stderr
     return (root / "kernels.lock").read_bytes()

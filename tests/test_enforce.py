@@ -6,6 +6,7 @@ kernels served by a local Hub that is stopped before anything loads.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -17,10 +18,17 @@ import pytest
 import kernel_lock
 import kernel_lock.enforcement as enforce_module
 import kernel_lock.load as load_module
-from kernel_lock.errors import NotLockedError, NotSyncedError, UnsupportedKernelsVersion, VerificationError
+from kernel_lock.errors import (
+    NotLockedError,
+    NotSyncedError,
+    OverrideRefused,
+    UnsupportedKernelsVersion,
+    VerificationError,
+)
 from kernel_lock.testing import LocalHub
 from kernel_lock.testing.pytest_plugin import point_clients_at
 from kernel_lock.testing.transformers_kernels import MARKER_ENV, publish_transformers_kernels
+from kernel_lock.testing.upstream import kernels_module
 
 pytestmark = [pytest.mark.torch, pytest.mark.kernels]
 torch = pytest.importorskip("torch")
@@ -32,6 +40,7 @@ DEPS = (
     '"kernels-community/activation" = 1',
     '"kernels-community/liger-kernels" = 3',
     '"kernels-community/rotary" = 2',
+    '"kernels-community/attention-test" = 1',
 )
 
 
@@ -42,16 +51,16 @@ def clean_state() -> Iterator[None]:
     yield
     enforce_module.disable()
     load_module._loaded.clear()
-    sys.modules["kernels.layer.layer"]._CACHED_LAYER.clear()
-    sys.modules["kernels.importer"]._loaded_kernels.clear()
+    kernels_module("layer.layer")._CACHED_LAYER.clear()
+    kernels_module("importer")._loaded_kernels.clear()
     for name in set(sys.modules) - before:
-        if name.startswith(("_activation", "_liger", "_rotary", "_relu")):
+        if name.startswith(("_activation", "_liger", "_rotary", "_relu", "_attention")):
             del sys.modules[name]
 
 
 @pytest.fixture
 def tf_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
-    """A local Hub with the three kernels of transformers' Llama mapping; clients pointed at it."""
+    """A local Hub with the kernels of transformers' Llama mapping and an attention kernel; clients pointed at it."""
     hub = LocalHub()
     publish_transformers_kernels(hub)
     hub.start()
@@ -64,7 +73,7 @@ def tf_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub
 
 @pytest.fixture
 def synced(tf_hub: LocalHub, make_project, cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """The three kernels locked and synced for this machine; the Hub stopped; a marker file for kernel imports."""
+    """The kernels locked and synced for this machine; the Hub stopped; a marker file for kernel imports."""
     root = make_project(*DEPS)
     assert cli("lock", "--project", str(root)).exit_code == 0
     assert cli("sync", "--project", str(root)).exit_code == 0
@@ -244,10 +253,28 @@ def test_a_missing_sync_names_the_sync_command(tf_hub, make_project, cli, monkey
 
 
 def test_an_unknown_kernels_version_fails_clearly(synced, monkeypatch) -> None:
-    monkeypatch.setattr(kernels, "__version__", "0.18.0")
-    with pytest.raises(UnsupportedKernelsVersion, match=r"0\.17\.x, but kernels 0\.18\.0 is installed"):
+    monkeypatch.setattr(kernels, "__version__", "0.20.0")
+    with pytest.raises(
+        UnsupportedKernelsVersion, match=r"0\.17\.x, 0\.18\.x, 0\.19\.x, but kernels 0\.20\.0 is installed"
+    ):
         kernel_lock.enforce(synced / "kernels.lock")
     assert not kernel_lock.enforced()
+
+
+@pytest.mark.parametrize("claimed", ["0.17.9", "0.18.9", "0.19.9"])
+def test_a_release_that_is_not_what_its_version_says_is_refused(synced, monkeypatch, claimed) -> None:
+    """Each adapter checks every place it hooks: another family's layout under its version number is refused."""
+    installed = kernels.__version__.split(".")[:2]
+    if claimed.split(".")[:2] == installed:
+        pytest.skip("the installed release's own family")
+    monkeypatch.setattr(kernels, "__version__", claimed)
+    with pytest.raises(UnsupportedKernelsVersion, match=r"\(missing: ") as refused:
+        kernel_lock.enforce(synced / "kernels.lock")
+    assert refused.value.version == claimed and refused.value.missing
+    assert not kernel_lock.enforced()
+    assert kernels_module("resolver").HubResolver.resolve.__module__.startswith(
+        "kernels"
+    )  # nothing left patched
 
 
 def test_enforce_before_kernels_is_imported_hooks_it_on_import(synced, tmp_path) -> None:
@@ -280,3 +307,125 @@ def test_kernel_dependencies_come_from_the_lock_too(hub_env, make_project, cli) 
     ours = {key[0]: module for key, module in load_module._loaded.items()}
     assert ours == loaded  # imported once each, by kernel-lock's verified loader
     assert hub_env.requests == []
+
+
+@pytest.mark.gpu
+def test_transformers_use_kernels_with_a_kernel_config_loads_from_the_lock(synced, tf_hub, tmp_path) -> None:
+    """transformers maps layers to kernels only for accelerators (not `cpu`): this runs on the GPU machine."""
+    model = tiny_llama().cuda()
+    ids = torch.randint(0, 64, (2, 12), device="cuda")
+    with torch.no_grad():
+        expected = model(ids).logits
+    model.save_pretrained(tmp_path / "tiny")
+    kernel_lock.enforce(synced / "kernels.lock")
+    config = transformers.KernelConfig(
+        {
+            "RMSNorm": ("kernels-community/liger-kernels:LigerRMSNorm", {"version": 3}),
+            "SiLU": ("kernels-community/activation:Silu", {"version": 1}),
+        }
+    )
+    loaded = transformers.LlamaForCausalLM.from_pretrained(
+        tmp_path / "tiny", use_kernels=True, kernel_config=config, device_map="cuda"
+    ).eval()
+    assert loaded.model.norm.forward.__func__.__qualname__ == "LigerRMSNorm.forward"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, expected)
+    assert sorted(n.split("_")[1] for n in imported(tmp_path)) == ["activation", "liger"]
+    assert tf_hub.requests == []
+
+
+def test_an_attention_kernel_named_in_attn_implementation_loads_from_the_lock(
+    synced, tf_hub, tmp_path
+) -> None:
+    model = tiny_llama()
+    ids = torch.randint(0, 64, (2, 12))
+    with torch.no_grad():
+        expected = model(ids).logits
+    model.save_pretrained(tmp_path / "tiny")
+    kernel_lock.enforce(synced / "kernels.lock")
+    loaded = transformers.LlamaForCausalLM.from_pretrained(
+        tmp_path / "tiny", attn_implementation="kernels-community/attention-test"
+    ).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, expected)
+    assert [n.split("_")[1] for n in imported(tmp_path)] == ["attention"]
+    with pytest.raises(ValueError, match="kernel-lock add kernels-community/flash-attn2 --version"):
+        transformers.LlamaForCausalLM.from_pretrained(
+            tmp_path / "tiny", attn_implementation="kernels-community/flash-attn2"
+        )
+    assert tf_hub.requests == []
+
+
+def test_a_function_repository_loads_from_the_lock_offline(synced, tf_hub, tmp_path) -> None:
+    kernel_lock.enforce(synced / "kernels.lock")
+    func = kernels.FuncRepository(
+        "kernels-community/attention-test", func_name="flash_attn_forward", version=1
+    ).load()
+    assert func.__name__ and imported(tmp_path) != []
+    with pytest.raises(NotLockedError, match="kernel-lock add kernels-community/attention-test --version 2"):
+        kernels.FuncRepository(
+            "kernels-community/attention-test", func_name="flash_attn_forward", version=2
+        ).load()
+    assert tf_hub.requests == []
+
+
+@pytest.mark.parametrize("variable", ["LOCAL_KERNELS", "UNSTABLE_KERNELS_ALL_LATEST"])
+def test_kernels_variables_that_bypass_the_lock_are_refused_naming_them(
+    synced, tmp_path, monkeypatch, variable
+) -> None:
+    from kernel_lock.enforcement._adapters import adapter_for
+
+    kernel_lock.enforce(synced / "kernels.lock")
+    if variable not in adapter_for(kernels).overrides:
+        pytest.skip(f"kernels {kernels.__version__} does not read {variable}")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    value = f"kernels-community/activation={elsewhere}" if variable == "LOCAL_KERNELS" else "1"
+    monkeypatch.setenv(variable, value)
+    for load in (
+        lambda: kernels.get_kernel("kernels-community/activation", version=1),
+        lambda: kernels.LayerRepository("kernels-community/activation", layer_name="Silu", version=1).load(),
+        lambda: kernels.has_kernel("kernels-community/rotary", version=2),
+    ):
+        with pytest.raises(OverrideRefused, match=variable) as refused:
+            load()
+        assert refused.value.variable == variable
+    assert imported(tmp_path) == []
+
+
+def test_downloading_every_variant_is_refused(synced, tf_hub) -> None:
+    kernel_lock.enforce(synced / "kernels.lock")
+    install = kernels_module("install")
+    with pytest.raises(NotSyncedError, match="kernel-lock sync --all-variants"):
+        install.install_kernel_all_variants("kernels-community/activation", version=1)
+    assert tf_hub.requests == []
+
+
+def test_kernels_private_import_step_refuses_a_folder_the_lock_did_not_verify(synced, tmp_path) -> None:
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "__init__.py").write_text(f"open({str(tmp_path / 'pwned')!r}, 'w').close()\n")
+    (planted / "metadata.json").write_text(
+        '{"id": "_planted_0", "name": "planted", "version": 1, "license": "MIT", "python-depends": [], "backend": {"type": "cpu"}}'
+    )
+    kernel_lock.enforce(synced / "kernels.lock")
+    for module in ("importer", "deps"):
+        with pytest.raises(VerificationError, match=r"not resolved through kernels\.lock"):
+            kernels_module(module)._import_from_path(planted, {})
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_recording_notes_what_the_program_asked_for_not_the_kernels_it_depends_on(hub_env, tmp_path) -> None:
+    log = tmp_path / "requests.jsonl"
+    script = textwrap.dedent(
+        f"""
+        import kernel_lock.enforcement, kernels
+        kernel_lock.enforcement.record({str(log)!r})
+        print(kernels.get_kernel("kernels-community/relu", version=2, trust_remote_code=True).VERSION)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["2"]
+    noted = [json.loads(line)["repo_id"] for line in log.read_text().splitlines()]
+    assert noted == ["kernels-community/relu"]  # not kernels-community/activation, which relu v2 depends on

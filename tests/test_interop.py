@@ -15,9 +15,9 @@ import pytest
 from kernel_lock.errors import KernelLockError, LockfileError
 from kernel_lock.interop import export_lock, import_lock
 from kernel_lock.lockfile import Lock, read_lock
+from kernel_lock.testing.upstream import KERNELS_CLI
 
 RELU_V2 = '"kernels-community/relu" = 2'  # relu v2 depends on activation v1
-KERNELS = 'import sys; from kernels.cli import main; sys.argv[0] = "kernels"; sys.exit(main())'
 
 
 LEGACY = ("--hash-type", "git_lfs_concat")
@@ -32,7 +32,9 @@ def locked(cli, root: Path, *args: str) -> Lock:
 
 def kernels_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the `kernels` 0.17.2 command line in a subprocess (environment from `hub_env`)."""
-    return subprocess.run([sys.executable, "-c", KERNELS, *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", KERNELS_CLI, *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def fresh_project(tmp_path: Path, name: str) -> Path:

@@ -17,6 +17,7 @@ from kernel_lock.cache import variant_dir
 from kernel_lock.errors import LockfileError, NotSyncedError, VerificationError
 from kernel_lock.load import LockedLayerRepository, get_kernel
 from kernel_lock.lockfile import read_lock
+from kernel_lock.testing.upstream import loaded_kernels_module
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="test_load.py needs torch (marker `torch`)")
@@ -30,7 +31,7 @@ def fresh_imports() -> Iterator[None]:
     """Each test starts with no kernel imported (the loader imports once per process)."""
     before = set(sys.modules)
     load_module._loaded.clear()
-    layer = sys.modules.get("kernels.layer.layer")
+    layer = loaded_kernels_module("layer.layer")
     if layer is not None:
         layer._CACHED_LAYER.clear()  # kernels caches layer classes per (equal) repository across tests
     yield

@@ -198,3 +198,38 @@ def test_the_installed_package_enforces_from_the_environment_alone(
         [sys.executable, "-c", quiet, str(installed_site)], env=env, capture_output=True, text=True
     )
     assert unset.stdout.split() == ["False"]  # without the variable the hook imports nothing
+
+
+@pytest.mark.skipif(
+    shutil.which("unshare") is None, reason="needs unshare(1) to start a command with no network"
+)
+def test_run_loads_fully_offline_with_sigstore_installed_and_no_route_out(
+    tf_hub, make_project, cli, tmp_path, monkeypatch
+) -> None:
+    """No Hub, no Sigstore trust root (an empty TUF cache), no network namespace route: the run still loads."""
+    pytest.importorskip("sigstore")
+    root = make_project(*DEPS)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    tf_hub.stop()
+    if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare --net is not permitted here")
+    home = tmp_path / "home"
+    for name in ("HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        path = home / name.lower()
+        path.mkdir(parents=True)
+        monkeypatch.setenv(name, str(path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    prog = script(tmp_path, "prog.py", LOAD_TWO)
+    proc = subprocess.run(
+        ["unshare", "--net", "--", *KERNEL_LOCK, "run", "--", sys.executable, str(prog)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "torch-cpu"]
+    assert "signature" not in proc.stderr.lower() and "digest" not in proc.stderr.lower()
+    written = [p for p in home.rglob("*") if p.is_file()]
+    assert written == []  # nothing fetched or cached for Sigstore (TUF) or by kernels' receipts

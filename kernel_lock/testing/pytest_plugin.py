@@ -74,7 +74,7 @@ def point_clients_at(monkeypatch: pytest.MonkeyPatch, hub: LocalHub, cache_dir: 
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
     monkeypatch.setattr(hf_api.api, "endpoint", hub.url)
     kernels_hf_hub = sys.modules.get("kernels.hf_hub")
-    if kernels_hf_hub is not None:
+    if kernels_hf_hub is not None and hasattr(kernels_hf_hub, "CACHE_DIR"):  # 0.17 reads it once, at import
         monkeypatch.setattr(kernels_hf_hub, "CACHE_DIR", None)
 
 

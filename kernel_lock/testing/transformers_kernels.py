@@ -2,7 +2,7 @@
 
 transformers (5.x) maps Llama's `SiLU` to `kernels-community/activation` v1 (`Silu`), `RMSNorm` to
 `kernels-community/liger-kernels` v3 (`LigerRMSNorm`) and `rotary_pos_emb` to `kernels-community/rotary` v2
-(`apply_rotary_transformers`). The layers here compute exactly what the transformers layers do, so a
+(`apply_rotary_transformers`); `kernels-community/attention-test` v1 is an attention kernel (`flash_attn_forward`). The layers here compute exactly what the transformers layers do, so a
 kernelized model's output can be compared with the original's. Importing a kernel appends its id to the
 file named by `KERNEL_LOCK_TEST_MARKER`, if set: a test sees whether any of its code ran.
 """
@@ -77,6 +77,21 @@ class apply_rotary_transformers(nn.Module):  # noqa: N801 - the name transformer
         return (q * cos) + (_rotate_half(q) * sin), (k * cos) + (_rotate_half(k) * sin)
 ''',
     ),
+    "kernels-community/attention-test": (
+        1,
+        '''
+__all__ = ["flash_attn_forward", "supports_flash_attn"]
+
+supports_flash_attn = True
+
+
+def flash_attn_forward(module, query, key, value, attention_mask, **kwargs):
+    """transformers' own SDPA attention, as a Hub attention kernel (`attn_implementation="org/repo"`)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+''',
+    ),
 }
 
 _INIT_PY = '''"""{repo} (local-Hub fixture for transformers, variant {variant})."""
@@ -84,6 +99,7 @@ _INIT_PY = '''"""{repo} (local-Hub fixture for transformers, variant {variant}).
 import os
 
 from . import layers
+from .layers import *  # noqa: F403 - what `attn_implementation="org/repo:name"` looks up
 
 KERNEL_ID = "{kernel_id}"
 VARIANT = "{variant}"
@@ -131,7 +147,7 @@ def kernel_repo_files(
 def publish_transformers_kernels(
     hub: LocalHub, variants: tuple[str, ...] = ("torch-cpu", "torch-cuda")
 ) -> dict[str, str]:
-    """Create the three repos (trusted `kernels-community` org) on `hub`; returns repo -> commit of its `vN`."""
+    """Create the repos (trusted `kernels-community` org) on `hub`; returns repo -> commit of its `vN`."""
     hub.set_organization("kernels-community", trusted_kernel_publisher=True, fullname="Kernels Community")
     commits = {}
     for repo_id, (version, _) in TRANSFORMERS_KERNELS.items():
