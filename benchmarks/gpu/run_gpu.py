@@ -175,12 +175,10 @@ def main() -> int:
     summary["expected_variant"] = expected_variant
     log(f"detected target: {target.describe()} -> {expected_variant}")
     try:
-        from kernels.variants import (
-            _resolve_variant_for_system,  # noqa: F401
-            parse_variant,
-            resolve_variant,
-        )
+        from kernel_lock.testing.upstream import kernels_module
 
+        variants = kernels_module("variants")  # 0.19 keeps it under kernels._internals
+        parse_variant, resolve_variant = variants.parse_variant, variants.resolve_variant
         names = [expected_variant, *DECOYS]
         best, _ = resolve_variant([parse_variant(n) for n in names])
         summary["kernels_library_choice"] = best.variant_str if best else None

@@ -171,6 +171,22 @@ def child(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[dict, float]:
         return {"exit": proc.returncode, "stderr": proc.stderr[-3000:], "stdout": proc.stdout[-1000:]}, wall
 
 
+def mapped_versions() -> dict[str, int]:
+    """The major version of each kernel the installed transformers maps Llama's layers to on CUDA.
+
+    transformers moves them between releases (5.25 maps RMSNorm to liger-kernels v4, 5.22 to v3).
+    """
+    from transformers.integrations import hub_kernels
+
+    mapping = hub_kernels.get_kernel_mapping_transformers()
+    versions = {}
+    for layer in ("SiLU", "RMSNorm", "rotary_pos_emb"):
+        repos = mapping[layer]["cuda"]
+        repo = next(iter(repos.values())) if isinstance(repos, dict) else repos
+        versions[repo._repo_id] = repo._version
+    return versions
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("/tmp/kernel-lock-gpu"))
@@ -209,9 +225,11 @@ def main() -> int:
     noarch = ("torch-cuda",) if cuda else ("torch-cpu",)
     project = work / "project"
     project.mkdir()
+    versions = mapped_versions()
+    summary["mapped_versions"] = versions
     (project / "pyproject.toml").write_text(
         '[project]\nname = "serve"\nversion = "0"\n\n[tool.kernels.dependencies]\n'
-        '"kernels-community/activation" = 1\n"kernels-community/liger-kernels" = 3\n"kernels-community/rotary" = 2\n'
+        + "".join(f'"{repo_id}" = {version}\n' for repo_id, version in versions.items())
     )
     (project / "child.py").write_bytes((CHILDREN / "transformers_model.py").read_bytes())
     cache = work / "hf-cache"
@@ -229,10 +247,12 @@ def main() -> int:
         hub.set_organization("kernels-community", trusted_kernel_publisher=True)
         for repo_id, repo_files in (
             (ACTIVATION, files),
-            ("kernels-community/liger-kernels", kernel_repo_files("kernels-community/liger-kernels", noarch)),
-            ("kernels-community/rotary", kernel_repo_files("kernels-community/rotary", noarch)),
+            *(
+                (repo_id, kernel_repo_files(repo_id, noarch, version=versions[repo_id]))
+                for repo_id in ("kernels-community/liger-kernels", "kernels-community/rotary")
+            ),
         ):
-            version = {"kernels-community/liger-kernels": 3, "kernels-community/rotary": 2}.get(repo_id, 1)
+            version = versions[repo_id]
             repo = hub.create_repo(repo_id, repo_type="kernel")
             sha = repo.commit(
                 repo_files, branch=f"v{version}", lfs=lambda p: p.endswith(".so"), message="build"

@@ -118,10 +118,14 @@ import torch.nn.functional as F
 
 
 def kernel_repo_files(
-    repo_id: str, variants: tuple[str, ...] = ("torch-cpu", "torch-cuda")
+    repo_id: str, variants: tuple[str, ...] = ("torch-cpu", "torch-cuda"), *, version: int | None = None
 ) -> dict[str, bytes]:
-    """The files of one of `TRANSFORMERS_KERNELS`, for each of `variants` (noarch builds, pure torch)."""
-    version, layers = TRANSFORMERS_KERNELS[repo_id]
+    """The files of one of `TRANSFORMERS_KERNELS`, for each of `variants` (noarch builds, pure torch).
+
+    `version` publishes the same layers as another major version (transformers releases map different ones).
+    """
+    default_version, layers = TRANSFORMERS_KERNELS[repo_id]
+    version = default_version if version is None else version
     name = repo_id.split("/")[1]
     files: dict[str, bytes] = {
         "README.md": f"# {name}\n\nFixture for transformers' kernel mapping.\n".encode()
