@@ -15,6 +15,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.version import Version
 
 from kernel_lock import target as target_module
@@ -304,6 +306,27 @@ def test_same_names_parse_as_in_kernels() -> None:
             assert name in str(e)
             ours_ok = False
         assert ours_ok == kernels_ok, name
+
+
+NAME_PARTS = sorted({part for name in ALL_NAMES for part in name.split("-")} | {"", "3", "abi", "ffi"})
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(name=st.lists(st.sampled_from(NAME_PARTS), min_size=1, max_size=10).map("-".join))
+def test_generated_names_parse_and_rank_as_in_kernels(name: str) -> None:
+    """Names assembled from the parts of real ones: parsed or refused as kernels does, and ranked alike."""
+    try:
+        parsed = kernels_variants.parse_variant(name)
+    except ValueError:
+        with pytest.raises(VariantError):
+            parse_variant(name, RULES)
+        return
+    assert parse_variant(name, RULES).name == name
+    names = [name, *REAL_NAMES[::7], *NEW_NAMES[::9]]
+    target = parse_target("torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected, _ = _kernels_order([(parsed, name), *_kernels_parsed(names[1:])], target, monkeypatch)
+    assert [d.variant for d in _compared(rank_variants(names, target, rules=RULES))] == expected
 
 
 def test_the_installed_release_s_rules_are_found_without_importing_it() -> None:
