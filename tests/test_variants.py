@@ -799,6 +799,25 @@ def test_commands_select_for_the_declared_python(
     assert parse_target(target["spec"]).describe() == target["description"]
 
 
+def test_versions_gives_each_rejection_s_reason_as_data(hub_env, cli) -> None:
+    """`versions --json`: a build for a newer Python is rejected as `python-too-old`, not just in words."""
+    from kernel_lock.testing.fixtures import repo_files
+
+    hub_env.create_repo("kernels-community/pyver", repo_type="kernel").commit(
+        repo_files(PY_VARIANTS, name="pyver"), branch="v1", message="Build"
+    )
+    args = ["--torch", "2.13", "--cpu", "--os", "linux", "--arch", "x86_64", "--python", "3.10"]
+    run = cli("versions", "kernels-community/pyver", *args, "--json")
+    assert run.exit_code == 0, run.stderr
+    (version,) = run.json()["versions"]
+    why = {d["variant"]: (d["status"], d["why"]) for d in version["decisions"]}
+    if RULES >= (0, 19):
+        assert why[PY_VARIANTS[2]] == ("rejected", "python-too-old")
+        assert why[PY_VARIANTS[3]] == ("rejected", "python-too-old")
+    assert why[PY_VARIANTS[1]] == ("preferred", None)
+    assert why["torch-cpu"] == ("compatible", None)
+
+
 def test_python_options_and_target_are_one_or_the_other(cli) -> None:
     run = cli("env", "--target", "torch213-cxx11-cpu-x86_64-linux", "--python", "3.12")
     assert run.exit_code != 0 and "Give either --target SPEC or --torch/--cuda/--python" in run.stderr
