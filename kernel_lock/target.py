@@ -72,15 +72,20 @@ def parse_backend(text: str) -> tuple[str, tuple[int, int] | None]:
     for prefix, backend in _BY_PREFIX.items():
         digits = text[len(prefix) :]
         # Same grouping as kernels: the last digit is the minor version (`cu128` is 12.8, `xpu20253` 2025.3).
-        if text.startswith(prefix) and len(digits) >= 2 and digits.isdecimal():
+        if text.startswith(prefix) and len(digits) >= 2 and is_digits(digits):
             return backend.name, (int(digits[:-1]), int(digits[-1]))
     raise ValueError(f"unknown backend {text!r}")
+
+
+def is_digits(text: str) -> bool:
+    """Whether `text` is ASCII digits, as kernels' versions are (`packaging` refuses other decimal digits)."""
+    return text.isascii() and text.isdecimal()
 
 
 def parse_dotted(text: str) -> tuple[int, int] | None:
     """`X.Y` (digits only, as kernels' new variant grammar writes versions) as (X, Y); None if not that."""
     major, dot, minor = text.partition(".")
-    return (int(major), int(minor)) if dot and major.isdecimal() and minor.isdecimal() else None
+    return (int(major), int(minor)) if dot and is_digits(major) and is_digits(minor) else None
 
 
 def parse_backend_parts(parts: list[str]) -> tuple[str, tuple[int, int] | None]:

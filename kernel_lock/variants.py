@@ -25,6 +25,7 @@ from kernel_lock.target import (
     Target,
     backend_label,
     backend_variant_str,
+    is_digits,
     parse_backend,
     parse_backend_parts,
     parse_dotted,
@@ -101,9 +102,16 @@ def _not_a_variant(name: str) -> VariantError:
 def _legacy_version(text: str, prefix: str) -> tuple[int, int] | None:
     """`torch210` as (2, 10): one digit of major version after `prefix`, the rest minor, as kernels reads it."""
     digits = text.removeprefix(prefix)
-    if text == digits or len(digits) < 2 or not digits.isdecimal():
+    if text == digits or len(digits) < 2 or not is_digits(digits):
         return None
     return int(digits[0]), int(digits[1:])
+
+
+def _cxx_abi(parts: list[str], at: int) -> tuple[bool | None, list[str]]:
+    """The optional C++ ABI tag at `parts[at]` (`cxx11` True, `cxx98` False, else None) and the parts after it."""
+    if len(parts) > at and parts[at] in ("cxx11", "cxx98"):
+        return parts[at] == "cxx11", parts[at + 1 :]
+    return None, parts[at:]
 
 
 def _legacy_backend(text: str, rules: Rules) -> tuple[str, tuple[int, int] | None]:
@@ -192,18 +200,14 @@ def parse_variant(name: str, rules: Rules = NEWEST_RULES) -> Variant:
         version = _legacy_version("-".join(parts[:3]), "torch-stable-abi")
         return _compiled(name, "torch-stable-abi", version, None, parts[3:], legacy=True, rules=rules)
     if new and parts[0] == "torch" and len(parts) >= 2 and parts[1][:1].isdigit():
-        abi = parts[2] if len(parts) >= 3 and parts[2] in ("cxx11", "cxx98") else None
-        rest = parts[3:] if abi else parts[2:]
-        cxx11_abi = None if abi is None else abi == "cxx11"
+        cxx11_abi, rest = _cxx_abi(parts, 2)
         return _compiled(name, "torch", parse_dotted(parts[1]), cxx11_abi, rest, legacy=False, rules=rules)
     if parts[0] == "torch":
         return Variant(name, "noarch", None, None, "-".join(parts[1:]), None, None, None)
     if new and parts[0] == "mlx" and len(parts) >= 2 and not parts[1][:1].isdigit():
         return Variant(name, "mlx", None, None, "-".join(parts[1:]), None, None, None)
     if parts[0].startswith("torch"):
-        abi = parts[1] if len(parts) >= 2 and parts[1] in ("cxx11", "cxx98") else None
-        rest = parts[2:] if abi else parts[1:]
-        cxx11_abi = None if abi is None else abi == "cxx11"
+        cxx11_abi, rest = _cxx_abi(parts, 1)
         version = _legacy_version(parts[0], "torch")
         return _compiled(name, "torch", version, cxx11_abi, rest, legacy=True, rules=rules)
     if parts[0] == "tvm" and len(parts) >= 2 and parts[1].startswith("ffi"):
@@ -212,8 +216,7 @@ def parse_variant(name: str, rules: Rules = NEWEST_RULES) -> Variant:
                 name, "tvm-ffi", parse_dotted(parts[2]), None, parts[3:], legacy=False, rules=rules
             )
         # `tvm-ffi01`: kernels' `(\d+?)(\d+)` reads one digit of major version, the rest minor.
-        digits = parts[1].removeprefix("ffi")
-        version = (int(digits[0]), int(digits[1:])) if len(digits) >= 2 and digits.isdecimal() else None
+        version = _legacy_version(parts[1], "ffi")
         return _compiled(name, "tvm-ffi", version, None, parts[2:], legacy=True, rules=rules)
     raise _not_a_variant(name)
 

@@ -155,6 +155,10 @@ ODD_NAMES = [
     "sdk-cpython-3.12-abi3",
     "sdk-cu128-cpython-3.9-abi3-x86_64-linux",
     "sdk-x-cpython",
+    # Arabic-Indic digits: decimal to Python, not to `packaging`, so kernels refuses them.
+    "torch\u0662\u0661\u0660-cpu-x86_64-linux",
+    "torch-\u0662.\u0661\u0660-cpu-cpython-3.9-abi3-x86_64-linux",
+    "torch210-cu\u0661\u0662\u0668-x86_64-linux",
 ]
 ALL_NAMES = REAL_NAMES + NEW_NAMES + EXTRA_NAMES + ODD_NAMES
 
