@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel_lock.lockfile import LockedKernel, Provenance
 from kernel_lock.signers import Signer
+from kernel_lock.variants import Rejection
 
 if TYPE_CHECKING:
     from kernel_lock.locking import LockResult
@@ -219,6 +220,9 @@ class DecisionReport(JsonModel):
     variant: str
     status: Literal["preferred", "compatible", "rejected"]
     reason: str | None
+    why: Rejection | None = Field(
+        default=None, description="The reason as a stable code (e.g. python-too-old); null where it fits"
+    )
 
 
 class VersionReport(JsonModel):

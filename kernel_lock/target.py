@@ -1,4 +1,4 @@
-"""The environment a build variant is selected for: torch version and C++ ABI, backend, CPU, OS.
+"""The environment a build variant is selected for: torch version and C++ ABI, backend, CPU, OS, Python.
 
 A target is either declared (`parse_target`, `target_from_options`) or detected from the
 running interpreter (`detect_target`) without importing torch, which would cost ~1.4 s.
@@ -53,11 +53,15 @@ _ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 _OSES = ("linux", "darwin", "windows")
 # Metal builds need macOS 26 (kernels' `_METAL_MIN_MACOS_VERSION`); assumed for declared darwin targets.
 METAL_MIN_MACOS = (26, 0)
+# Free-threaded CPython exists from 3.13 (PEP 703).
+FREE_THREADED_MIN_PYTHON = (3, 13)
 _TARGET_FORMAT = (
     "A target is written like a build variant name, torch<MAJOR><MINOR>[-cxx11|-cxx98]-<backend>-<arch>-<os>, "
     "e.g. torch210-cxx11-cu128-x86_64-linux, torch213-cxx11-cpu-aarch64-linux or torch210-metal-aarch64-darwin; "
     f"<backend> is {', '.join(n for n, b in BACKENDS.items() if not b.prefix)}, or "
-    f"{', '.join(_BY_PREFIX)} followed by <MAJOR><MINOR>."
+    f"{', '.join(_BY_PREFIX)} followed by <MAJOR><MINOR>. Or in the grammar of kernels 0.19, which also "
+    "names the Python: torch-<X.Y>[-cxx11|-cxx98]-<backend>[-<X.Y>][-cpython-<X.Y>-abi3|abi3t]-<arch>-<os>, "
+    "e.g. torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux (abi3t: a free-threaded Python)."
 )
 
 
@@ -68,15 +72,40 @@ def parse_backend(text: str) -> tuple[str, tuple[int, int] | None]:
     for prefix, backend in _BY_PREFIX.items():
         digits = text[len(prefix) :]
         # Same grouping as kernels: the last digit is the minor version (`cu128` is 12.8, `xpu20253` 2025.3).
-        if text.startswith(prefix) and len(digits) >= 2 and digits.isdecimal():
+        if text.startswith(prefix) and len(digits) >= 2 and is_digits(digits):
             return backend.name, (int(digits[:-1]), int(digits[-1]))
     raise ValueError(f"unknown backend {text!r}")
 
 
-def backend_variant_str(backend: str, version: tuple[int, int] | None) -> str:
-    """The backend part of a variant name: `cu128` for CUDA 12.8, `cpu` for CPU."""
+def is_digits(text: str) -> bool:
+    """Whether `text` is ASCII digits, as kernels' versions are (`packaging` refuses other decimal digits)."""
+    return text.isascii() and text.isdecimal()
+
+
+def parse_dotted(text: str) -> tuple[int, int] | None:
+    """`X.Y` (digits only, as kernels' new variant grammar writes versions) as (X, Y); None if not that."""
+    major, dot, minor = text.partition(".")
+    return (int(major), int(minor)) if dot and is_digits(major) and is_digits(minor) else None
+
+
+def parse_backend_parts(parts: list[str]) -> tuple[str, tuple[int, int] | None]:
+    """Parse a backend in kernels 0.19's grammar (`["cuda", "12.8"]`, `["cpu"]`) into (name, version); ValueError if not one."""
+    backend = BACKENDS.get(parts[0]) if parts else None
+    if backend is not None and not backend.prefix and len(parts) == 1:
+        return backend.name, None
+    if backend is not None and backend.prefix and len(parts) == 2:
+        version = parse_dotted(parts[1])
+        if version is not None:
+            return backend.name, version
+    raise ValueError(f"unknown backend {'-'.join(parts)!r}")
+
+
+def backend_variant_str(backend: str, version: tuple[int, int] | None, *, dotted: bool = False) -> str:
+    """The backend part of a variant name: `cu128` (or `cuda-12.8` if `dotted`) for CUDA 12.8, `cpu` for CPU."""
     if version is None:
         return backend
+    if dotted:
+        return f"{backend}-{version[0]}.{version[1]}"
     return f"{BACKENDS[backend].prefix}{version[0]}{version[1]}"
 
 
@@ -87,7 +116,11 @@ def backend_label(backend: str, version: tuple[int, int] | None) -> str:
 
 
 class Target(NamedTuple):
-    """An environment to select build variants for (the running one, or one declared for a deployment)."""
+    """An environment to select build variants for (the running one, or one declared for a deployment).
+
+    `python` and `free_threaded` are the target's CPython (`(3, 12)`, and whether it is a free-threaded
+    build); None where a declared target does not say, which selects for the Python running the selection.
+    """
 
     torch: tuple[int, int] | None
     cxx11_abi: bool | None
@@ -96,12 +129,11 @@ class Target(NamedTuple):
     arch: str
     os: str
     macos: tuple[int, int] | None = None
-    free_threaded: bool = (
-        False  # a free-threaded Python before 3.15, which cannot load stable-ABI (arch) builds
-    )
+    free_threaded: bool | None = None
+    python: tuple[int, int] | None = None
 
     def describe(self) -> str:
-        """Human text, e.g. `torch 2.10 (cxx11), CUDA 12.8, x86_64-linux`."""
+        """Human text, e.g. `torch 2.10 (cxx11), CUDA 12.8, x86_64-linux, Python 3.12`."""
         if self.torch is None:
             torch = "no torch"
         else:
@@ -111,51 +143,120 @@ class Target(NamedTuple):
         text = f"{torch}, {backend_label(self.backend, self.backend_version)}, {self.arch}-{self.os}"
         if self.macos is not None:
             text += f" (macOS {self.macos[0]}.{self.macos[1]})"
+        python = "" if self.python is None else f" {self.python[0]}.{self.python[1]}"
         if self.free_threaded:
-            text += ", free-threaded Python"
+            text += f", free-threaded Python{python}"
+        elif python:
+            text += f", Python{python}"
         return text
 
+    def python_facts(self) -> tuple[tuple[int, int], bool]:
+        """(Python version, free-threaded) to select for: the declared ones, else the running interpreter's."""
+        version = self.python or (sys.version_info[0], sys.version_info[1])
+        return version, is_free_threaded_build() if self.free_threaded is None else self.free_threaded
+
     def spec(self) -> str | None:
-        """The `parse_target` string of this target, e.g. `torch210-cxx11-cu128-x86_64-linux`; None without torch."""
+        """The `parse_target` string of this target; None without torch.
+
+        In the legacy grammar (`torch210-cxx11-cu128-x86_64-linux`) where the Python is not declared, else in
+        kernels 0.19's (`torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux`).
+        """
         if self.torch is None:
             return None
         abi = "" if self.cxx11_abi is None else ("-cxx11" if self.cxx11_abi else "-cxx98")
-        backend = backend_variant_str(self.backend, self.backend_version)
-        return f"torch{self.torch[0]}{self.torch[1]}{abi}-{backend}-{self.arch}-{self.os}"
+        system = f"{self.arch}-{self.os}"
+        if self.python is None:
+            backend = backend_variant_str(self.backend, self.backend_version)
+            return f"torch{self.torch[0]}{self.torch[1]}{abi}-{backend}-{system}"
+        backend = backend_variant_str(self.backend, self.backend_version, dotted=True)
+        python = f"cpython-{self.python[0]}.{self.python[1]}-{'abi3t' if self.free_threaded else 'abi3'}"
+        return f"torch-{self.torch[0]}.{self.torch[1]}{abi}-{backend}-{python}-{system}"
+
+
+def _invalid_target(spec: str, why: str) -> VariantError:
+    return VariantError(f"Invalid target {spec!r}: {why}. {_TARGET_FORMAT}")
+
+
+def _split_target(
+    spec: str,
+) -> tuple[tuple[int, int], str | None, str, list[str], list[str] | None, str, str]:
+    """A target string's parts: torch version, C++ ABI tag, backend (legacy text or new parts), Python parts, arch, OS."""
+    m = re.fullmatch(_TARGET, spec)
+    if m:
+        major, minor, abi, backend_text, arch, os = m.groups()
+        return (int(major), int(minor)), abi, backend_text, [], None, arch, os
+    parts = spec.split("-")
+    torch = parse_dotted(parts[1]) if len(parts) >= 5 and parts[0] == "torch" else None
+    if torch is None:
+        raise _invalid_target(spec, "it is not of the form of a build variant")
+    rest = parts[2:-2]
+    abi = rest.pop(0) if rest and rest[0] in ("cxx11", "cxx98") else None
+    python = None
+    if "cpython" in rest:
+        python = rest[rest.index("cpython") :]
+        rest = rest[: rest.index("cpython")]
+    return torch, abi, "", rest, python, parts[-2], parts[-1]
+
+
+def _target_python(spec: str, parts: list[str]) -> tuple[tuple[int, int], bool]:
+    """(version, free-threaded) of a target's `cpython-3.12-abi3` (abi3t: a free-threaded Python)."""
+    version = parse_dotted(parts[1]) if len(parts) == 3 else None
+    if version is None or parts[2] not in ("abi3", "abi3t"):
+        raise _invalid_target(
+            spec, f"expected cpython-<X.Y>-abi3 or cpython-<X.Y>-abi3t, got {'-'.join(parts)!r}"
+        )
+    free_threaded = parts[2] == "abi3t"
+    check_python(version, free_threaded, f"Invalid target {spec!r}")
+    return version, free_threaded
+
+
+def check_python(version: tuple[int, int], free_threaded: bool, where: str) -> None:
+    """VariantError if no CPython is this: kernel builds are for CPython 3, free-threaded ones from 3.13."""
+    if version[0] != 3:
+        raise VariantError(
+            f"{where}: kernel builds are for CPython 3, not Python {version[0]}.{version[1]}; "
+            "name a CPython 3 version such as 3.12."
+        )
+    if free_threaded and version < FREE_THREADED_MIN_PYTHON:
+        raise VariantError(
+            f"{where}: free-threaded CPython starts at 3.13, not {version[0]}.{version[1]}; "
+            "drop the free-threading or name a Python >= 3.13."
+        )
 
 
 def parse_target(spec: str) -> Target:
-    """Parse a variant-like target such as `torch210-cxx11-cu128-x86_64-linux`; VariantError if malformed."""
-    m = re.fullmatch(_TARGET, spec.strip())
-    if not m:
-        raise VariantError(
-            f"Invalid target {spec!r}: it is not of the form of a build variant. {_TARGET_FORMAT}"
-        )
-    major, minor, abi, backend_text, arch, os = m.groups()
+    """Parse a variant-like target such as `torch210-cxx11-cu128-x86_64-linux`; VariantError if malformed.
+
+    kernels 0.19's grammar is read too, and its `cpython-3.12-abi3` (or `abi3t`, free-threaded) part, if
+    any, declares the target's Python.
+    """
+    spec = spec.strip()
+    torch, abi, backend_text, backend_parts, python_parts, arch, os = _split_target(spec)
     try:
-        backend, backend_version = parse_backend(backend_text)
+        backend, backend_version = (
+            parse_backend(backend_text) if backend_text else parse_backend_parts(backend_parts)
+        )
     except ValueError:
-        raise VariantError(
-            f"Invalid target {spec!r}: unknown backend {backend_text!r}. {_TARGET_FORMAT}"
-        ) from None
+        unknown = backend_text or "-".join(backend_parts)
+        raise _invalid_target(spec, f"unknown backend {unknown!r}") from None
     arch = _ARCH_ALIASES.get(arch.lower(), arch)
     if os not in _OSES:
-        raise VariantError(
-            f"Invalid target {spec!r}: unknown OS {os!r}, expected one of {', '.join(_OSES)}. {_TARGET_FORMAT}"
-        )
+        raise _invalid_target(spec, f"unknown OS {os!r}, expected one of {', '.join(_OSES)}")
     if abi is not None and os != "linux":
         raise VariantError(
             f"Invalid target {spec!r}: the C++ ABI tag -{abi} only applies to Linux; drop it from the target."
         )
-    cxx11_abi = (abi != "cxx98") if os == "linux" else None
+    python, free_threaded = _target_python(spec, python_parts) if python_parts is not None else (None, None)
     return Target(
-        torch=(int(major), int(minor)),
-        cxx11_abi=cxx11_abi,
+        torch=torch,
+        cxx11_abi=(abi != "cxx98") if os == "linux" else None,
         backend=backend,
         backend_version=backend_version,
         arch=arch,
         os=os,
         macos=METAL_MIN_MACOS if os == "darwin" else None,
+        free_threaded=free_threaded,
+        python=python,
     )
 
 
@@ -175,9 +276,14 @@ def target_from_options(
     arch: str | None = None,
     os: str | None = None,
     cxx11_abi: bool | None = None,
+    python: str | None = None,
+    free_threaded: bool | None = None,
     **backends: str | bool | None,
 ) -> Target:
     """Build a target from CLI options (`--torch 2.10 --cuda 12.8 ...`); arch/os default to this machine.
+
+    `python` (`3.12`) and `free_threaded` declare the target's Python; where only one is given, the
+    version defaults to this interpreter's and free-threading to off. Neither: the Python that selects.
 
     `backends` holds one value per backend of `BACKENDS`: a version text for a versioned one
     (`cuda="12.8"`), True for an unversioned one (`cpu=True`); exactly one must be given.
@@ -214,6 +320,15 @@ def target_from_options(
         raise VariantError(
             f"The C++ ABI option only applies to Linux targets, not {os}: drop it or pass --os linux."
         )
+    python_version = None
+    if python is not None or free_threaded:
+        python_version = (
+            _parse_version_option(python, "--python", "3.12")
+            if python is not None
+            else (sys.version_info[0], sys.version_info[1])
+        )
+        free_threaded = bool(free_threaded)
+        check_python(python_version, free_threaded, "Invalid --python/--free-threaded")
     return Target(
         torch=_parse_version_option(torch, "--torch", "2.10") if torch is not None else None,
         cxx11_abi=(True if cxx11_abi is None else cxx11_abi) if os == "linux" else None,
@@ -222,6 +337,8 @@ def target_from_options(
         arch=arch,
         os=os,
         macos=METAL_MIN_MACOS if os == "darwin" else None,
+        free_threaded=free_threaded if python_version is not None else None,
+        python=python_version,
     )
 
 
@@ -339,11 +456,11 @@ def default_target() -> Target:
     return choose_target().target
 
 
-def unsupported_free_threaded() -> bool:
-    """Whether this is a free-threaded Python without ABI3 support (before 3.15), as kernels 0.17.2's
-    `_is_unsupported_free_threaded_build` decides: no arch (compiled) variant loads there."""
-    # No free-threaded builds before 3.13, ABI3 support from 3.15: no sysconfig import needed there.
-    if not (3, 13) <= sys.version_info[:2] < (3, 15):
+@functools.cache
+def is_free_threaded_build() -> bool:
+    """Whether this Python is a free-threaded build (`Py_GIL_DISABLED`), as kernels decides (cached)."""
+    # No free-threaded builds before 3.13: no sysconfig import needed there.
+    if sys.version_info < FREE_THREADED_MIN_PYTHON:
         return False
     import sysconfig
 
@@ -377,13 +494,14 @@ def detect_target() -> Target:
     """The running environment, as kernels would see it, computed without importing torch (cached)."""
     arch, os = _machine()
     macos = _macos_version() if os == "darwin" else None
-    free_threaded = unsupported_free_threaded()
+    free_threaded = is_free_threaded_build()
+    python = (sys.version_info[0], sys.version_info[1])
     facts = _torch_facts(linux=os == "linux")
     backend: tuple[str, tuple[int, int] | None]
     if facts is None:
         runtime = _libcudart_version()
         backend = ("cpu", None) if runtime is None else ("cuda", runtime)
-        return Target(None, None, backend[0], backend[1], arch, os, macos, free_threaded)
+        return Target(None, None, backend[0], backend[1], arch, os, macos, free_threaded, python)
     values, cxx11_abi = facts
     cuda, hip, xpu = values.get("cuda"), values.get("hip"), values.get("xpu")
     if cuda is not None:
@@ -397,4 +515,4 @@ def detect_target() -> Target:
     else:
         backend = ("cpu", None)
     torch_version = _major_minor(values.get("__version__", ""))
-    return Target(torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos, free_threaded)
+    return Target(torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos, free_threaded, python)

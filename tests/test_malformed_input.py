@@ -295,6 +295,17 @@ VARIANT_PARTS = [
     "tvm-ffi01",
     "stable",
     "abi210",
+    "abi",
+    "2.10",
+    "12.8",
+    "0.1",
+    "cpython",
+    "3.12",
+    "3.15",
+    "abi3",
+    "abi3t",
+    "sdk",
+    "mlx",
     "",
     "13",
     "٣",
@@ -332,6 +343,8 @@ GOOD_TARGETS = [
         "torch29-cpu-x86_64-windows",
         "torch213-cxx11-cann81-aarch64-linux",
         "torch213-cxx11-cu132-aarch64-linux",
+        "torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux",
+        "torch-2.13-cpu-cpython-3.15-abi3t-x86_64-linux",
     )
 ]
 
@@ -489,6 +502,9 @@ def test_parse_lock_refuses_variant_names_that_are_not_one_path_component(name: 
 @example(name="torch-stable-abi")
 @example(name="tvm-ffi")
 @example(name="torch210-cxx11-cu-x86_64-linux")
+@example(name="torch-2.10-cuda-12.8-cpython-3.12-abi3t-x86_64-linux")
+@example(name="sdk-cpython-3.12-abi3")
+@example(name="torch-stable-abi-2.x-cpu-cpython-3.9-abi3-x86_64-linux")
 def test_parse_variant_fails_only_with_variant_errors(name: str) -> None:
     COUNTS["variant_names"] += 1
     try:
@@ -529,6 +545,8 @@ def test_rank_and_select_variants_never_crash(names: list[str], target: Target) 
 @example(spec="torch210-cu1-x86_64-linux")
 @example(spec="torch210-cpu-AMD64-windows")
 @example(spec=" torch210-cpu-x86_64-linux\n")
+@example(spec="torch-2.10-cuda-12.8-cpython-3.12-abi3t-x86_64-linux")
+@example(spec="torch-2.10-cxx11-cuda-12.8-cpython-x86_64-linux")
 def test_parse_target_fails_only_with_variant_errors(spec: str) -> None:
     COUNTS["targets"] += 1
     try:

@@ -64,6 +64,7 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
                 if d.accepted
                 else "rejected",
                 reason=d.reason,
+                why=d.why,
             )
             for d in rank_variants(info.variants, choice.target)
         ]

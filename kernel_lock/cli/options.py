@@ -48,7 +48,8 @@ def target_options(fn: F) -> F:
             "--target",
             "target_spec",
             metavar="SPEC",
-            help="Environment as a variant-like name, e.g. torch210-cxx11-cu128-x86_64-linux "
+            help="Environment as a variant-like name, e.g. torch210-cxx11-cu128-x86_64-linux, or with its Python "
+            "as kernels 0.19 names variants, torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux "
             "(default: KERNEL_LOCK_TARGET, else this machine).",
         ),
         click.option(
@@ -57,6 +58,19 @@ def target_options(fn: F) -> F:
         *backend_options,
         click.option("--arch", metavar="ARCH", help="Declared CPU architecture (default: this machine's)."),
         click.option("--os", "os_name", metavar="OS", help="Declared OS (default: this machine's)."),
+        click.option(
+            "--python",
+            "python_version",
+            metavar="X.Y",
+            help="Declared CPython version, e.g. 3.12 (default: the Python running kernel-lock).",
+        ),
+        click.option(
+            "--free-threaded",
+            "free_threaded",
+            is_flag=True,
+            default=None,
+            help="Declared free-threaded CPython (3.13 or later).",
+        ),
     ]
 
     for option in reversed(options):
@@ -66,18 +80,37 @@ def target_options(fn: F) -> F:
 
 def take_target(kw: dict[str, Any]) -> TargetChoice | None:
     """Replace the target options in a command's kwargs by the `target` they declare (run by `command`)."""
-    spec, torch, arch, os_name = (kw.pop(k) for k in ("target_spec", "torch_version", "arch", "os_name"))
+    names = ("target_spec", "torch_version", "arch", "os_name", "python_version", "free_threaded")
+    spec, torch, arch, os_name, python, free_threaded = (kw.pop(k) for k in names)
     backends = {name: kw.pop(f"backend_{name}") for name in BACKENDS}
-    return declared_target(spec, torch=torch, arch=arch, os_name=os_name, backends=backends)
+    return declared_target(
+        spec,
+        torch=torch,
+        arch=arch,
+        os_name=os_name,
+        python=python,
+        free_threaded=free_threaded,
+        backends=backends,
+    )
 
 
 def declared_target(
-    spec: str | None, *, torch: str | None, arch: str | None, os_name: str | None, backends: dict[str, Any]
+    spec: str | None,
+    *,
+    torch: str | None,
+    arch: str | None,
+    os_name: str | None,
+    backends: dict[str, Any],
+    python: str | None = None,
+    free_threaded: bool | None = None,
 ) -> TargetChoice | None:
     """The target the options declare, or None to use `KERNEL_LOCK_TARGET` or this machine."""
-    declared = any([torch, arch, os_name, *backends.values()])
+    declared = any([torch, arch, os_name, python, free_threaded, *backends.values()])
     if spec and declared:
-        raise errors.VariantError("Give either --target SPEC or --torch/--cuda/... options, not both.")
+        raise errors.VariantError(
+            "Give either --target SPEC or --torch/--cuda/--python/... options, not both "
+            "(a --target spec names its Python as in torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux)."
+        )
     if spec:
         from kernel_lock.target import parse_target
 
@@ -85,7 +118,9 @@ def declared_target(
     if declared:
         from kernel_lock.target import target_from_options
 
-        target = target_from_options(torch=torch, arch=arch, os=os_name, **backends)
+        target = target_from_options(
+            torch=torch, arch=arch, os=os_name, python=python, free_threaded=free_threaded, **backends
+        )
         return TargetChoice(target, "options")
     return None
 

@@ -233,7 +233,7 @@ def backend_of(variant: str) -> dict[str, Any]:
     if is_noarch(variant):
         return {"type": _NOARCH_BACKENDS.get(parts[1], "cpu")}
     for part in parts:
-        if part.startswith("cu") and part[2:].isdigit():
+        if part == "cuda" or (part.startswith("cu") and part[2:].isdigit()):
             return {"type": "cuda", "archs": list(_CUDA_ARCHS)}
         if part.startswith("rocm"):
             return {"type": "rocm", "archs": list(_ROCM_ARCHS)}
