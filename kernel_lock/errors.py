@@ -235,7 +235,7 @@ class SignatureError(VerificationError):
     """A variant's publisher signature is missing where required, invalid, or by a signer the policy refuses.
 
     `reason` says which (`unsigned`, `invalid-bundle`, `untrusted-signer`, `invalid-signature`,
-    `digest-mismatch`, `signer-mismatch`); `signer` is the identity the certificate named, where one was read.
+    `digest-mismatch`, `signer-mismatch`, `identity-mismatch`); `signer` is the identity the certificate named, where one was read.
     """
 
     code = "signature-invalid"

@@ -684,3 +684,97 @@ def test_an_unreadable_trusted_root_is_a_config_error(
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 2 and "Cannot read the Sigstore trusted root" in run.stderr
     assert "Traceback" not in run.stderr and not (root / "kernels.lock").exists()
+
+
+# --- a signature is bound to what it signs: a signed build replayed elsewhere is refused ---
+
+CPU = "torch213-cxx11-cpu-x86_64-linux"
+CUDA = "torch213-cxx11-cu126-x86_64-linux"
+
+
+def _signed(hub: LocalHub, instance: SigstoreInstance, name: str, version: int = 1) -> dict[str, bytes]:
+    """The files of `kernels-community/<name>` at `version`, every variant signed by the community CI."""
+    return instance.sign_variants(repo_files(VARIANTS, name=name, version=version), BUILD)
+
+
+def _replay(case: str, hub: LocalHub, instance: SigstoreInstance) -> tuple[str, str]:
+    """Publish `kernels-community/victim` where a genuinely signed build is served in the wrong place.
+
+    Returns (the requirement, the variant the replay sits in).
+    """
+    genuine = _signed(hub, instance, "victim")
+    repo = hub.create_repo("kernels-community/victim", repo_type="kernel")
+    if case == "another-repo":
+        other = _signed(hub, instance, "other")  # same CI, same signer: kernels-community signs every repo
+        files = {p: d for p, d in other.items() if p.startswith("build/")} | {
+            "README.md": genuine["README.md"]
+        }
+        repo.commit(files, branch="v1")
+        return "1", "torch-cpu"
+    if case == "another-variant":
+        files = {p: d for p, d in genuine.items() if not p.startswith(f"build/{CUDA}/")}
+        files |= {p.replace(CPU, CUDA): d for p, d in genuine.items() if p.startswith(f"build/{CPU}/")}
+        repo.commit(files, branch="v1")
+        return "1", CUDA
+    repo.commit(genuine, branch="v1")
+    repo.create_branch("v2", repo.head("v1"))  # the v1 build, served as v2
+    return "2", "torch-cpu"
+
+
+@pytest.mark.parametrize("case", ["another-repo", "another-variant", "v1-on-v2"])
+def test_a_signed_build_replayed_in_another_place_is_refused(
+    case: str,
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    version, variant = _replay(case, hub_env, instance)
+    root = signed_project(f'"kernels-community/victim" = {version}', table="require-signature = true")
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 4, run.stderr
+    assert (
+        f"kernels-community/victim variant {variant}" in run.stderr
+        and "not a build of this kernel" in run.stderr
+    )
+    assert not (root / "kernels.lock").exists()
+
+    from kernel_lock.locking import lock_project
+
+    with pytest.raises(SignatureError) as caught:
+        lock_project(root)
+    assert (caught.value.reason, caught.value.variant) == ("identity-mismatch", variant)
+
+
+def test_a_signed_build_replayed_is_refused_again_by_lock_check_and_verify(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """A lock written by an older kernel-lock (or by hand) that records the replay is caught offline too."""
+    from kernel_lock.config import load_project
+    from kernel_lock.hub import Hub
+    from kernel_lock.lockfile import write_lock
+    from kernel_lock.resolve import LockRequest, lock_dependencies
+
+    genuine = _signed(hub_env, instance, "victim")
+    repo = hub_env.create_repo("kernels-community/victim", repo_type="kernel")
+    repo.commit(genuine, branch="v1")
+    repo.create_branch("v2", repo.head("v1"))
+    root = signed_project('"kernels-community/victim" = 1')
+    project = load_project(root)
+    lock = lock_dependencies(project.dependencies, hub=Hub(), request=LockRequest(signing=project.signing()))
+    # The same commit, relabelled as v2: the lock an attacker hands over.
+    [entry] = lock.kernel
+    forged = lock.model_copy(update={"kernel": [entry.model_copy(update={"version": 2, "ref": "v2"})]})
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text().replace("= 1", "= 2"))
+    write_lock(root / "kernels.lock", forged)
+    check = cli("lock", "--check", "--project", str(root))
+    assert check.exit_code == 4, check.stderr
+    assert "not a build of this kernel" in check.stderr
+    assert (
+        cli("sync", "--project", str(root), "--variant", "torch-cpu").exit_code == 0
+    )  # no signature required
+    verify = cli("verify", "--project", str(root), "--variant", "torch-cpu", "--signatures")
+    assert verify.exit_code == 4 and "not a build of this kernel" in verify.stdout, verify.stdout
