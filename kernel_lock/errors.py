@@ -258,6 +258,18 @@ class SignatureError(VerificationError):
         self.signer = signer
 
 
+class CommitNotOnRef(VerificationError):
+    """A locked commit is not on the history of the branch or tag its requirement names (a pull-request commit)."""
+
+    code = "commit-not-on-ref"
+
+    def __init__(self, message: str, *, repo_id: str, commit: str, ref: str) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+        self.commit = commit
+        self.ref = ref
+
+
 class DigestError(HubError):
     """A variant disagrees with the publisher's digest in its `metadata.json`, or that digest is malformed.
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from kernel_lock.config import (
+    COMMIT_RE,
     Dependency,
     Project,
     is_repo_id,
@@ -18,6 +19,7 @@ from kernel_lock.config import (
     trust_granted,
 )
 from kernel_lock.errors import (
+    CommitNotOnRef,
     ConfigError,
     KernelLockError,
     LockOutOfDate,
@@ -32,6 +34,9 @@ from kernel_lock.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
 from kernel_lock.projectpaths import find_project_root
 from kernel_lock.signers import policy_problems
+
+if TYPE_CHECKING:
+    from kernel_lock.hub import Hub
 
 
 def _unfounded(entry: LockedKernel, project: Project) -> list[str]:
@@ -215,6 +220,52 @@ def recheck_signatures(project: Project, lock: Lock) -> SignatureRecheck:
             )
             result.verified += 1
     return result
+
+
+def weak_hash_types(lock: Lock, accepted: HashType | None = None) -> list[str]:
+    """Entries hashed more weakly than sha256 unless `accepted` (`lock --check --hash-type`) names their type.
+
+    `git_lfs_concat` hashes a git-stored file by its git blob id (SHA-1): a lock edited down to it from
+    sha256 would pass every other check, so only a project that asks for it keeps it.
+    """
+    allowed = {DEFAULT_HASH_TYPE, accepted}
+    return [
+        f"{entry.key}: hashed with {entry.hash_type}, which names git-stored files by SHA-1; run `kernel-lock lock "
+        f"--hash-type {DEFAULT_HASH_TYPE}`, or accept it with `--hash-type {entry.hash_type}`"
+        for entry in lock.kernel
+        if entry.hash_type not in allowed
+    ]
+
+
+def required_ref(entry: LockedKernel) -> str:
+    """The ref an entry's requirement names: branch `vN` for a version, else its revision."""
+    return f"v{entry.version}" if entry.version is not None else str(entry.revision)
+
+
+def check_commits_on_refs(entries: Iterable[LockedKernel], hub: Hub) -> None:
+    """Refuse a locked commit that is not on the history of the ref its requirement names (`CommitNotOnRef`).
+
+    The lock's own `ref` is not asked: a hand edit could name `refs/pr/N` there too. A commit pinned by its
+    id needs no request. One request per (repo, ref), concurrently.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    entries = list(entries)
+    todo = sorted({(e.repo_id, required_ref(e)) for e in entries if not COMMIT_RE.fullmatch(required_ref(e))})
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="kernel-lock-history") as pool:
+        histories = dict(zip(todo, pool.map(lambda key: hub.history(*key), todo), strict=True))
+    for entry in entries:
+        ref = required_ref(entry)
+        history = histories.get((entry.repo_id, ref), frozenset({ref}))
+        if entry.commit not in history:
+            raise CommitNotOnRef(
+                f"{entry.key} is locked at commit {entry.commit[:12]}, which is not on the history of {ref} of "
+                f"{entry.repo_id} on {hub.endpoint} (a pull-request commit, or one the branch no longer has). "
+                f"kernels.lock may have been edited by hand; run `kernel-lock lock` to lock a commit of {ref}.",
+                repo_id=entry.repo_id,
+                commit=entry.commit,
+                ref=ref,
+            )
 
 
 def check_lock(project: Project | Path | None = None) -> Lock:

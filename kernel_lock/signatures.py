@@ -14,13 +14,13 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kernel_lock.errors import ConfigError, SignatureError
-from kernel_lock.signers import SignaturePolicy, Signer
+from kernel_lock.signers import SignaturePolicy, Signer, Signing
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -422,3 +422,18 @@ def check_synced_signature(
             Where(entry.repo_id, entry.commit, variant), metadata, digest_folder(folder, algorithm), algorithm
         )
     return signer
+
+
+def check_required_signatures(
+    pairs: Iterable[tuple[LockedKernel, str]], signing: Signing, cache: Path | None = None
+) -> None:
+    """At sync: every synced variant whose kernel requires a signature is verified again, offline, from its
+    files (`check_synced_signature`); the first that fails raises `SignatureError`.
+
+    The lock's `signed-by` is not taken on trust: a hand-edited lock could claim a signature for any commit.
+    """
+    verifiers = Verifiers()
+    for entry, variant in pairs:
+        policy = signing.policy(entry.requested_repo)
+        if policy.required:
+            check_synced_signature(entry, variant, policy, lambda: verifiers.get(signing.trusted_root), cache)

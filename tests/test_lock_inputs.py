@@ -155,3 +155,68 @@ def test_planted_copies_that_do_not_match_are_refetched_and_good_ones_save_reque
     assert [g.rsplit("/", 1)[1] for g in gets] == ["_ops.py"]
     assert read_lock(root / "kernels.lock") == first
     assert (kept / git_blob_id(files["_ops.py"])).read_bytes() == files["_ops.py"]
+
+
+# --- a hand-edited lock: a pull-request commit, a weaker hash type ---
+
+
+def locked_at(root: Path, commit: str, *, hash_type: str = "sha256") -> None:
+    """Rewrite the project's lock as an attacker would: the entry moved to `commit`, its hashes recomputed."""
+    from kernel_lock.config import load_project
+    from kernel_lock.hub import Hub
+    from kernel_lock.lockfile import write_lock
+    from kernel_lock.resolve import LockRequest, Pin, lock_dependencies
+
+    project = load_project(root)
+    request = LockRequest(pins={Pin(REPO): commit}, hash_type=hash_type, signing=project.signing())  # type: ignore[arg-type]
+    forged = lock_dependencies(project.dependencies, hub=Hub(), request=request, trusted_repos=[REPO])
+    [honest] = read_lock(root / "kernels.lock").kernel
+    [entry] = forged.kernel
+    assert entry.ref == honest.ref and entry.version == honest.version
+    write_lock(root / "kernels.lock", forged)
+
+
+def test_a_pull_request_commit_in_the_lock_is_refused_online(hub_env, make_project, cli, tmp_path) -> None:
+    publish(hub_env)
+    root = make_project(f'"{REPO}" = {{ version = 1, trust-remote-code = true }}')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    pr_files = {
+        f"build/{VARIANT}/{p}": d for p, d in variant_files(VARIANT, name="crafted", digest=False).items()
+    }
+    pr_files[f"build/{VARIANT}/__init__.py"] += EVIL
+    number, pull = hub_env.repo(REPO).open_pull_request(pr_files, base="v1")
+    locked_at(root, pull)
+
+    # The real client sees the pull request only by its ref, not on the branch.
+    from huggingface_hub import HfApi
+
+    on_v1 = {c.commit_id for c in HfApi().list_repo_commits(REPO, repo_type="kernel", revision="v1")}
+    on_pr = {
+        c.commit_id for c in HfApi().list_repo_commits(REPO, repo_type="kernel", revision=f"refs/pr/{number}")
+    }
+    assert pull in on_pr and pull not in on_v1 and on_v1 < on_pr
+
+    assert cli("lock", "--check", "--project", str(root)).exit_code == 0, (
+        "offline, the lock matches pyproject.toml"
+    )
+    check = cli("lock", "--check", "--online", "--project", str(root), "--json")
+    assert check.exit_code == 4, check.stdout + check.stderr
+    assert check.json()["error"]["code"] == "commit-not-on-ref"
+    hub_env.clear_log()
+    sync = cli("sync", "--locked", "--project", str(root), "--variant", VARIANT)
+    assert sync.exit_code == 4 and "not on the history of v1" in sync.stderr, sync.stderr
+    assert not [r for r in hub_env.requests if "/resolve/" in r.path], (
+        "nothing of the pull request is fetched"
+    )
+    marker = tmp_path / "pwned"
+    assert load(root, marker).returncode != 0 and not marker.exists()
+
+
+def test_a_hash_type_downgrade_is_caught_by_lock_check(hub_env, make_project, cli) -> None:
+    commit, _ = publish(hub_env)
+    root = make_project(f'"{REPO}" = {{ version = 1, trust-remote-code = true }}')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    locked_at(root, commit, hash_type="git_lfs_concat")
+    check = cli("lock", "--check", "--project", str(root))
+    assert check.exit_code == 1 and "hashed with git_lfs_concat" in check.stderr, check.stderr
+    assert cli("lock", "--check", "--project", str(root), "--hash-type", "git_lfs_concat").exit_code == 0

@@ -778,3 +778,41 @@ def test_a_signed_build_replayed_is_refused_again_by_lock_check_and_verify(
     )  # no signature required
     verify = cli("verify", "--project", str(root), "--variant", "torch-cpu", "--signatures")
     assert verify.exit_code == 4 and "not a build of this kernel" in verify.stdout, verify.stdout
+
+
+def test_require_signature_is_enforced_at_sync_not_taken_from_the_lock(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """A lock whose signed-by is forged for an unsigned variant passes `lock --check` on a fresh machine (the
+    signature cannot be re-checked offline there); sync verifies it from the files it fetched."""
+    import shutil
+
+    from kernel_lock.cache import repo_dir
+    from kernel_lock.lockfile import write_lock
+
+    publish(hub_env, instance, "kernel", BUILD, skip=("torch-cpu",))
+    root = signed_project('"kernels-community/kernel" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    lock = read_lock(root / "kernels.lock")
+    [entry] = lock.kernel
+    forged = entry.model_copy(update={"signed_by": dict.fromkeys(VARIANTS, BUILD)})
+    write_lock(root / "kernels.lock", lock.model_copy(update={"kernel": [forged]}))
+    text = (
+        (root / "pyproject.toml")
+        .read_text()
+        .replace("[tool.kernels]\n", "[tool.kernels]\nrequire-signature = true\n")
+    )
+    (root / "pyproject.toml").write_text(text)
+    shutil.rmtree(repo_dir("kernels-community/kernel"))  # another machine: nothing kept from the lock run
+
+    assert cli("lock", "--check", "--project", str(root)).exit_code == 0
+    for args in (["--locked"], [], ["--frozen"]):
+        run = cli("sync", *args, "--project", str(root), "--variant", "torch-cpu", "--json")
+        assert run.exit_code == 4, run.stdout
+        error = run.json()["error"]
+        assert error["code"] == "signature-invalid" and "torch-cpu" in error["message"]
+    signed = cli("sync", "--locked", "--project", str(root), "--variant", CPU)
+    assert signed.exit_code == 0, signed.stderr
