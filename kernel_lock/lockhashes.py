@@ -149,7 +149,7 @@ class Blobs:
                     f"The Hub served {path} of {repo_id} at {commit[:12]} with content that does not match its "
                     f"own listing (blob {oid}). Refusing to lock from it."
                 )
-            _keep_blob(kept_blob_paths(repo_id, oid)[-1], data)
+            keep_in_cache(kept_blob_paths(repo_id, oid)[-1], data)
         return {"sha256": hashlib.sha256(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest()}
 
 
@@ -171,8 +171,8 @@ def _is_blob(data: bytes | None, oid: str) -> bool:
     return data is not None and git_blob_sha1(data) == oid
 
 
-def _keep_blob(path: Path, data: bytes) -> None:
-    """Keep fetched bytes for the next lock run (best effort: it is only an optimisation)."""
+def keep_in_cache(path: Path, data: bytes) -> None:
+    """Write a file that only saves requests (best effort), never through a planted link or folder."""
     if not writable_in_cache(path):
         return
     try:
@@ -231,13 +231,8 @@ class MetadataCache:
 
     def save(self) -> None:
         """Write the cache if anything was fetched (best effort: it is only an optimisation)."""
-        if not self.changed or not writable_in_cache(self.path):
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, json.dumps(self.files, sort_keys=True).encode(), durable=False)
-        except OSError:
-            pass
+        if self.changed:
+            keep_in_cache(self.path, json.dumps(self.files, sort_keys=True).encode())
 
 
 def lock_variants(
@@ -275,17 +270,39 @@ def lock_variants(
                 and not _digest_has(digest, rel)
             }
     locked = {}
+    per_file: dict[str, dict[str, str]] = {}
     for variant, files in listing.items():
         data, metadata, digest = parsed[variant]
         if hash_type == "sha256":
             fetched = {METADATA: data, BUNDLE: bundles.get(variant)}
-            sha256 = _sha256s(repo_id, commit, variant, files, fetched, digest, pending[variant])
-            hashed = variant_hash(sha256.items())
+            per_file[variant] = _sha256s(repo_id, commit, variant, files, fetched, digest, pending[variant])
         else:
-            hashed = variant_hash((rel, e.file_hash) for rel, e in files.items())
+            per_file[variant] = {rel: e.file_hash for rel, e in files.items()}
         provenance = _provenance(repo_id, commit, variant, metadata)
-        locked[variant] = LockedVariant(hashed, data, metadata, provenance, digest, bundles.get(variant))
+        locked[variant] = LockedVariant(
+            variant_hash(per_file[variant].items()), data, metadata, provenance, digest, bundles.get(variant)
+        )
+    keep_in_cache(file_hashes_path(repo_id, commit, hash_type), json.dumps(per_file, sort_keys=True).encode())
     return locked
+
+
+def file_hashes_path(repo_id: str, commit: str, hash_type: HashType) -> Path:
+    """Where lock keeps each variant's per-file hashes of a commit: an untrusted cache, which a reader accepts
+    for a variant only where the hashes reproduce the lock's variant hash (`kept_file_hashes`)."""
+    return repo_dir(repo_id) / RECORD_DIR / commit / f"file-hashes-{hash_type}.json"
+
+
+def kept_file_hashes(
+    repo_id: str, commit: str, hash_type: HashType, variant: str, expected: str
+) -> dict[str, str] | None:
+    """A variant's per-file hashes as lock kept them, only if they reproduce `expected` (the lock's hash)."""
+    try:
+        table = json.loads(read_regular_file(file_hashes_path(repo_id, commit, hash_type)))
+        files = table[variant]
+        hashes = {str(k): str(v) for k, v in files.items()}
+        return hashes if variant_hash(hashes.items()) == expected else None
+    except (OSError, ValueError, RecursionError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _fetch_named(

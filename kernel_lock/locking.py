@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,32 +180,19 @@ def recheck_signatures(project: Project, lock: Lock) -> SignatureRecheck:
     """Verify every locked variant's signature again, offline, from the files kept at lock or synced.
 
     A signature that does not verify, names another signer than the lock, or is claimed for a variant
-    without one, raises `SignatureError`. Nothing is fetched: a signed variant whose files were neither
-    kept at lock nor synced is listed in `unavailable`.
+    without one, raises `SignatureError`. Nothing is fetched, and nothing from the cache is taken on trust:
+    a variant's `metadata.json` and bundle are used only where per-file hashes that reproduce the lock's
+    variant hash (kept at lock, or a sync record's manifest) vouch for their bytes; a signed variant
+    without such files is listed in `unavailable`.
     """
-    from kernel_lock.resolve import MetadataCache
-    from kernel_lock.signatures import (
-        BUNDLE_NAME,
-        METADATA_NAME,
-        Verifiers,
-        recheck_signature,
-        synced_material,
-    )
+    from kernel_lock.signatures import Verifiers, recheck_signature
 
     signing = project.signing()
     verifiers = Verifiers()
     result = SignatureRecheck()
     for entry in lock.kernel:
-        kept = [
-            MetadataCache(entry.repo_id, entry.commit, name).files for name in (METADATA_NAME, BUNDLE_NAME)
-        ]
         for variant in sorted(entry.variants):
-            metadata, bundle = (kept[0].get(variant), kept[1].get(variant))
-            material: tuple[bytes | None, bytes | None] | None = None
-            if metadata and bundle is not None:
-                material = (metadata.encode(), bundle.encode() or None)
-            elif (synced := synced_material(entry, variant))[0] is not None:
-                material = synced
+            material = locked_material(entry, variant)
             if material is None:
                 if variant in entry.signed_by:
                     result.unavailable.append(f"{entry.key} {variant}")
@@ -220,6 +208,46 @@ def recheck_signatures(project: Project, lock: Lock) -> SignatureRecheck:
             )
             result.verified += 1
     return result
+
+
+def locked_material(entry: LockedKernel, variant: str) -> tuple[bytes | None, bytes | None] | None:
+    """A locked variant's `metadata.json` and bundle (None where the variant has none), from the cache, but
+    only bytes that per-file hashes reproducing the lock's variant hash name; None where none vouch."""
+    from kernel_lock.cache import read_record, record_path
+    from kernel_lock.hashing import git_blob_sha1
+    from kernel_lock.lockhashes import BUNDLE, METADATA, MetadataCache, kept_file_hashes
+    from kernel_lock.signatures import synced_material
+
+    expected = entry.variants[variant]
+    record = read_record(record_path(entry.repo_id, entry.commit, variant))
+    vouched = [
+        kept_file_hashes(entry.repo_id, entry.commit, entry.hash_type, variant, expected),
+        {e.path: e.file_hash(entry.hash_type) or "" for e in record.manifest}
+        if record is not None and record.manifest_matches(expected, entry.hash_type)
+        else None,
+    ]
+    kept = {
+        name: MetadataCache(entry.repo_id, entry.commit, name).files.get(variant)
+        for name in (METADATA, BUNDLE)
+    }
+    synced = dict(zip((METADATA, BUNDLE), synced_material(entry, variant), strict=True))
+    candidates = {
+        name: [t.encode() for t in (kept[name],) if t] + [d for d in (synced[name],) if d] for name in kept
+    }
+    for hashes in filter(None, vouched):
+        found = {
+            name: next((d for d in choices if hashes.get(name) in (_sha256(d), git_blob_sha1(d))), None)
+            for name, choices in candidates.items()
+        }
+        if BUNDLE not in hashes:  # proven unsigned: no bytes are needed to refuse a signature the lock claims
+            return found[METADATA], None
+        if found[METADATA] is not None and found[BUNDLE] is not None:
+            return found[METADATA], found[BUNDLE]
+    return None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def weak_hash_types(lock: Lock, accepted: HashType | None = None) -> list[str]:

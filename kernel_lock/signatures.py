@@ -372,15 +372,16 @@ def recheck_signature(
 def synced_material(
     entry: LockedKernel, variant: str, cache: Path | None = None
 ) -> tuple[bytes | None, bytes | None]:
-    """A synced variant's `metadata.json` and `metadata.json.sigstore` (None where the file is absent)."""
+    """A synced variant's `metadata.json` and `metadata.json.sigstore` (None where absent or not a file)."""
     from kernel_lock.cache import variant_dir
+    from kernel_lock.fsutil import read_regular_file
 
     folder = variant_dir(entry.repo_id, entry.commit, variant, cache)
     found: list[bytes | None] = []
     for name in (METADATA_NAME, BUNDLE_NAME):
         try:
-            found.append((folder / name).read_bytes())
-        except FileNotFoundError:
+            found.append(read_regular_file(folder / name))
+        except OSError:  # absent, or not a regular file (a FIFO planted there would hang the read)
             found.append(None)
     return found[0], found[1]
 

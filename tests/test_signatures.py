@@ -816,3 +816,48 @@ def test_require_signature_is_enforced_at_sync_not_taken_from_the_lock(
         assert error["code"] == "signature-invalid" and "torch-cpu" in error["message"]
     signed = cli("sync", "--locked", "--project", str(root), "--variant", CPU)
     assert signed.exit_code == 0, signed.stderr
+
+
+@pytest.mark.parametrize("kept_hashes", [True, False], ids=["lock-kept-hashes", "planted-copies-only"])
+def test_lock_check_takes_no_signature_material_from_the_cache_on_trust(
+    kept_hashes: bool,
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """An unsigned variant, a forged signed-by, and another commit's genuinely signed metadata.json and bundle
+    planted as lock's kept copies: `lock --check` must not count that as the locked variant's signature."""
+    from kernel_lock.cache import RECORD_DIR, repo_dir
+    from kernel_lock.lockfile import write_lock
+
+    old = publish(hub_env, instance, "kernel", BUILD)
+    files = instance.sign_variants(repo_files(VARIANTS, name="kernel", seed="b"), BUILD, skip=("torch-cpu",))
+    hub_env.repo("kernels-community/kernel").commit(files, branch="v1")
+    signed_old = hub_env.repo("kernels-community/kernel").files(old)
+    root = signed_project('"kernels-community/kernel" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    lock = read_lock(root / "kernels.lock")
+    [entry] = lock.kernel
+    assert "torch-cpu" not in entry.signed_by
+    forged = entry.model_copy(update={"signed_by": dict.fromkeys(VARIANTS, BUILD)})
+    write_lock(root / "kernels.lock", lock.model_copy(update={"kernel": [forged]}))
+    records = repo_dir("kernels-community/kernel") / RECORD_DIR / entry.commit
+    for name in ("metadata.json", "metadata.json.sigstore"):
+        kept = json.loads((records / name).read_text())
+        kept["torch-cpu"] = signed_old[f"build/torch-cpu/{name}"].decode()
+        (records / name).write_text(json.dumps(kept))
+    if not kept_hashes:
+        (records / "file-hashes-sha256.json").unlink()
+
+    check = cli("lock", "--check", "--project", str(root), "--json")
+    if kept_hashes:
+        assert check.exit_code == 4, check.stdout
+        assert check.json()["error"]["code"] == "signature-invalid"
+        assert "torch-cpu" in check.json()["error"]["message"]
+    else:
+        assert check.exit_code == 0, check.stdout
+        report = check.json()
+        # nothing vouches for the copies: none is used, and lock --check says so
+        assert report["signatures-unavailable"] == [f"{entry.key} {v}" for v in sorted(VARIANTS)]
+        assert report["signatures-verified"] == 0
