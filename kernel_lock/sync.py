@@ -11,7 +11,10 @@ standard Hugging Face layout is kept (`snapshots/<commit>/...` as relative
 symlinks into `blobs/<hash>`), so other tools find the files. A sync touches
 only the folder of the variant it syncs and the blobs it needs; it deletes no
 blob (another snapshot may link to it) and writes no `refs/`. The variant's
-record gets its fingerprints only once every file matched.
+record gets its fingerprints only once every file matched. A sync that contacts
+the Hub first checks that each locked commit it fetches is on the history of the
+ref its requirement names (a hand-edited lock's pull-request commit is not), and
+a kernel under `require-signature` has its signature verified from the synced files.
 """
 
 from __future__ import annotations
