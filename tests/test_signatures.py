@@ -861,3 +861,23 @@ def test_lock_check_takes_no_signature_material_from_the_cache_on_trust(
         # nothing vouches for the copies: none is used, and lock --check says so
         assert report["signatures-unavailable"] == [f"{entry.key} {v}" for v in sorted(VARIANTS)]
         assert report["signatures-verified"] == 0
+
+
+def test_a_signed_metadata_with_a_duplicate_identity_key_is_refused(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """`{"name": "other", ..., "name": "kernel"}`: Python reads the last, the kernels library refuses the file;
+    a signature over it says nothing clear about which kernel it is."""
+
+    def duplicate_name(files: dict[str, bytes]) -> None:
+        path = "build/torch-cpu/metadata.json"
+        files[path] = files[path].replace(b'"name": "kernel"', b'"name": "other", "name": "kernel"', 1)
+
+    publish(hub_env, instance, "kernel", BUILD, before_signing=duplicate_name)
+    root = signed_project('"kernels-community/kernel" = 1')
+    run = cli("lock", "--project", str(root), "--json")
+    assert run.exit_code == 4, run.stdout
+    assert "duplicate key 'name'" in run.json()["error"]["message"]
