@@ -250,7 +250,7 @@ class SignatureError(VerificationError):
     """A variant's publisher signature is missing where required, invalid, or by a signer the policy refuses.
 
     `reason` says which (`unsigned`, `invalid-bundle`, `untrusted-signer`, `invalid-signature`,
-    `digest-mismatch`, `signer-mismatch`); `signer` is the identity the certificate named, where one was read.
+    `digest-mismatch`, `signer-mismatch`, `identity-mismatch`); `signer` is the identity the certificate named, where one was read.
     """
 
     code = "signature-invalid"
@@ -271,6 +271,18 @@ class SignatureError(VerificationError):
         self.variant = variant
         self.reason = reason
         self.signer = signer
+
+
+class CommitNotOnRef(VerificationError):
+    """A locked commit is not on the history of the branch or tag its requirement names (a pull-request commit)."""
+
+    code = "commit-not-on-ref"
+
+    def __init__(self, message: str, *, repo_id: str, commit: str, ref: str) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+        self.commit = commit
+        self.ref = ref
 
 
 class DigestError(HubError):

@@ -195,6 +195,24 @@ class Hub:
 
         return self.call(repo_id, f"download {path} at {revision}", fetch)
 
+    def history(self, repo_id: str, revision: str) -> frozenset[str]:
+        """The ids of every commit on the history of `revision` (a branch, tag or commit), as the Hub lists them."""
+
+        def fetch() -> list[str]:
+            commits = self.api.list_repo_commits(repo_id, repo_type="kernel", revision=revision)
+            return [c.commit_id for c in commits]
+
+        try:
+            ids = self.call(repo_id, f"list the commits of {revision}", fetch)
+        except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
+            ids = None
+        if ids is None or not all(isinstance(i, str) and re.fullmatch(r"[0-9a-f]{40}", i) for i in ids):
+            raise MalformedReply(
+                f"The Hub at {self.endpoint} sent a malformed list of the commits of {repo_id} at {revision}. "
+                f"Refusing it; check HF_ENDPOINT points at a Hub or a faithful mirror."
+            )
+        return frozenset(ids)
+
     def file_url(self, repo_id: str, revision: str, path: str) -> str:
         """The `resolve` URL of a file of a kernel repo at `revision` on this endpoint."""
         from huggingface_hub import hf_hub_url

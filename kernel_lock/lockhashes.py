@@ -3,8 +3,9 @@
 For hash type `sha256` each file's SHA-256 comes from, in order: the listing (LFS
 files carry their SHA-256), the bytes of `metadata.json` (which lock reads anyway),
 the publisher's `digest` in `metadata.json` (SHA-256 digests), and otherwise the
-file's bytes, fetched once per git blob id (content-addressed, so a file shared
-by variants or commits costs one request, and a repo's answers are kept on disk).
+file's bytes, hashed once per git blob id and only once that id is the listed one
+(content-addressed: a file shared by variants or commits costs one request, and
+the bytes kept in the cache save the next run's; no hash is ever read from the cache).
 Where a variant has a digest it is cross-checked against the listing whatever the
 hash type: the file sets must be equal and every LFS file's SHA-256 must match,
 else the variant is refused, naming the file (for a variant with a signature
@@ -20,9 +21,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kernel_lock.cache import RECORD_DIR, repo_dir, unwritable_paths, writable_in_cache
+from kernel_lock.cache import RECORD_DIR, blob_path, repo_dir, unwritable_paths, writable_in_cache
 from kernel_lock.digest import HashMismatch, MalformedDigest, PublisherDigest, in_digest, parse_digest
 from kernel_lock.errors import DigestError, HubError, ResolutionError
 from kernel_lock.fsutil import atomic_write, read_regular_file
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
 METADATA = "metadata.json"
 BUNDLE = "metadata.json.sigstore"
-BLOB_CACHE = "blob-hashes.json"
+BLOB_DIR = "blobs"  # lock's copies of git-stored files, by blob id, under the records folder
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,12 @@ def split_variant_path(repo_id: str, commit: str, path: str) -> tuple[str, str] 
 
 
 class Blobs:
-    """Git-stored files of one lock run, fetched by blob id at most once, checked against it, then hashed.
+    """Git-stored files of one lock run, hashed at most once per blob id, from bytes that match the blob id.
 
-    Only the hashes are kept, per repo in one cache file (a blob id names its
-    content, so the cache needs no invalidation); `fetched` counts the requests made.
+    The bytes come from the cache (a synced file's blob, or a copy an earlier lock kept) or from the Hub;
+    either way they are hashed only once `git_blob_sha1` of them is the listed blob id, so nothing written
+    into a shared cache decides a hash in the lock. Fetched bytes are kept per repo, named by blob id (a
+    blob id names its content, so the copies need no invalidation); `fetched` counts the requests made.
     """
 
     def __init__(self, hub: Hub, pool: ThreadPoolExecutor) -> None:
@@ -125,65 +129,57 @@ class Blobs:
         self.pool = pool
         self.fetched = 0
         self._futures: dict[str, Future[dict[str, str]]] = {}
-        self._disk: dict[str, dict[str, dict[str, str]]] = {}
-        self._new: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
         self._lock = threading.Lock()
 
     def hashes(self, repo_id: str, commit: str, path: str, oid: str) -> Future[dict[str, str]]:
         """{"sha256": hex, "sha512": hex} of the blob `oid`, which the repo lists at `path` of `commit`."""
         with self._lock:
             if oid not in self._futures:
-                known = self._cached(repo_id).get(oid)
-                if known is not None:
-                    done: Future[dict[str, str]] = Future()
-                    done.set_result(known)
-                    self._futures[oid] = done
-                else:
-                    self._futures[oid] = self.pool.submit(self._fetch, repo_id, commit, path, oid)
+                self._futures[oid] = self.pool.submit(self._hash, repo_id, commit, path, oid)
             return self._futures[oid]
 
-    def _cached(self, repo_id: str) -> dict[str, dict[str, str]]:
-        if repo_id not in self._disk:
-            try:
-                data = json.loads(read_regular_file(repo_dir(repo_id) / RECORD_DIR / BLOB_CACHE))
-            except (OSError, ValueError):
-                data = {}
-            self._disk[repo_id] = {
-                oid: h
-                for oid, h in (data.items() if isinstance(data, dict) else [])
-                if isinstance(h, dict)
-                and set(h) == {"sha256", "sha512"}
-                and all(isinstance(v, str) for v in h.values())
-            }
-        return self._disk[repo_id]
+    def _hash(self, repo_id: str, commit: str, path: str, oid: str) -> dict[str, str]:
+        data = next((d for d in map(_read_blob, kept_blob_paths(repo_id, oid)) if _is_blob(d, oid)), None)
+        if data is None:
+            data = self.hub.read_file(repo_id, commit, path)
+            with self._lock:
+                self.fetched += 1
+            if data is None or not _is_blob(data, oid):
+                raise HubError(
+                    f"The Hub served {path} of {repo_id} at {commit[:12]} with content that does not match its "
+                    f"own listing (blob {oid}). Refusing to lock from it."
+                )
+            keep_in_cache(kept_blob_paths(repo_id, oid)[-1], data)
+        return {"sha256": hashlib.sha256(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest()}
 
-    def _fetch(self, repo_id: str, commit: str, path: str, oid: str) -> dict[str, str]:
-        data = self.hub.read_file(repo_id, commit, path)
-        with self._lock:
-            self.fetched += 1
-        if data is None or git_blob_sha1(data) != oid:
-            raise HubError(
-                f"The Hub served {path} of {repo_id} at {commit[:12]} with content that does not match its own "
-                f"listing (blob {oid}). Refusing to lock from it."
-            )
-        hashes = {"sha256": hashlib.sha256(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest()}
-        with self._lock:
-            self._new[repo_id][oid] = hashes
-        return hashes
 
-    def save(self) -> None:
-        """Add what was fetched to each repo's cache file (best effort: it is only an optimisation)."""
-        for repo_id, new in self._new.items():
-            path = repo_dir(repo_id) / RECORD_DIR / BLOB_CACHE
-            if not writable_in_cache(path):
-                continue
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                merged = {**self._cached(repo_id), **new}
-                atomic_write(path, json.dumps(merged, sort_keys=True).encode(), durable=False)
-            except OSError:
-                pass
-        self._new.clear()
+def kept_blob_paths(repo_id: str, oid: str) -> list[Path]:
+    """Where the cache may hold the bytes of git blob `oid`: a synced file's blob, then lock's own copy."""
+    return [blob_path(repo_id, oid), repo_dir(repo_id) / RECORD_DIR / BLOB_DIR / oid]
+
+
+def _read_blob(path: Path) -> bytes | None:
+    """A regular file's bytes, None where there is none (the caller checks them against a blob id)."""
+    try:
+        return read_regular_file(path)
+    except OSError:
+        return None
+
+
+def _is_blob(data: bytes | None, oid: str) -> bool:
+    """Whether `data` is the content of git blob `oid` (sha1 of `blob <len>\\0` + bytes)."""
+    return data is not None and git_blob_sha1(data) == oid
+
+
+def keep_in_cache(path: Path, data: bytes) -> None:
+    """Write a file that only saves requests (best effort), never through a planted link or folder."""
+    if not writable_in_cache(path):
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data, durable=False)
+    except OSError:
+        pass
 
 
 class MetadataCache:
@@ -235,13 +231,8 @@ class MetadataCache:
 
     def save(self) -> None:
         """Write the cache if anything was fetched (best effort: it is only an optimisation)."""
-        if not self.changed or not writable_in_cache(self.path):
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, json.dumps(self.files, sort_keys=True).encode(), durable=False)
-        except OSError:
-            pass
+        if self.changed:
+            keep_in_cache(self.path, json.dumps(self.files, sort_keys=True).encode())
 
 
 def lock_variants(
@@ -279,17 +270,39 @@ def lock_variants(
                 and not _digest_has(digest, rel)
             }
     locked = {}
+    per_file: dict[str, dict[str, str]] = {}
     for variant, files in listing.items():
         data, metadata, digest = parsed[variant]
         if hash_type == "sha256":
             fetched = {METADATA: data, BUNDLE: bundles.get(variant)}
-            sha256 = _sha256s(repo_id, commit, variant, files, fetched, digest, pending[variant])
-            hashed = variant_hash(sha256.items())
+            per_file[variant] = _sha256s(repo_id, commit, variant, files, fetched, digest, pending[variant])
         else:
-            hashed = variant_hash((rel, e.file_hash) for rel, e in files.items())
+            per_file[variant] = {rel: e.file_hash for rel, e in files.items()}
         provenance = _provenance(repo_id, commit, variant, metadata)
-        locked[variant] = LockedVariant(hashed, data, metadata, provenance, digest, bundles.get(variant))
+        locked[variant] = LockedVariant(
+            variant_hash(per_file[variant].items()), data, metadata, provenance, digest, bundles.get(variant)
+        )
+    keep_in_cache(file_hashes_path(repo_id, commit, hash_type), json.dumps(per_file, sort_keys=True).encode())
     return locked
+
+
+def file_hashes_path(repo_id: str, commit: str, hash_type: HashType) -> Path:
+    """Where lock keeps each variant's per-file hashes of a commit: an untrusted cache, which a reader accepts
+    for a variant only where the hashes reproduce the lock's variant hash (`kept_file_hashes`)."""
+    return repo_dir(repo_id) / RECORD_DIR / commit / f"file-hashes-{hash_type}.json"
+
+
+def kept_file_hashes(
+    repo_id: str, commit: str, hash_type: HashType, variant: str, expected: str
+) -> dict[str, str] | None:
+    """A variant's per-file hashes as lock kept them, only if they reproduce `expected` (the lock's hash)."""
+    try:
+        table = json.loads(read_regular_file(file_hashes_path(repo_id, commit, hash_type)))
+        files = table[variant]
+        hashes = {str(k): str(v) for k, v in files.items()}
+        return hashes if variant_hash(hashes.items()) == expected else None
+    except (OSError, ValueError, RecursionError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _fetch_named(

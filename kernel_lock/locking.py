@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from kernel_lock.config import (
+    COMMIT_RE,
     Dependency,
     Project,
     is_repo_id,
@@ -18,6 +20,7 @@ from kernel_lock.config import (
     trust_granted,
 )
 from kernel_lock.errors import (
+    CommitNotOnRef,
     ConfigError,
     KernelLockError,
     LockOutOfDate,
@@ -32,6 +35,9 @@ from kernel_lock.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
 from kernel_lock.projectpaths import find_project_root
 from kernel_lock.signers import policy_problems
+
+if TYPE_CHECKING:
+    from kernel_lock.hub import Hub
 
 
 def _unfounded(entry: LockedKernel, project: Project) -> list[str]:
@@ -174,32 +180,19 @@ def recheck_signatures(project: Project, lock: Lock) -> SignatureRecheck:
     """Verify every locked variant's signature again, offline, from the files kept at lock or synced.
 
     A signature that does not verify, names another signer than the lock, or is claimed for a variant
-    without one, raises `SignatureError`. Nothing is fetched: a signed variant whose files were neither
-    kept at lock nor synced is listed in `unavailable`.
+    without one, raises `SignatureError`. Nothing is fetched, and nothing from the cache is taken on trust:
+    a variant's `metadata.json` and bundle are used only where per-file hashes that reproduce the lock's
+    variant hash (kept at lock, or a sync record's manifest) vouch for their bytes; a signed variant
+    without such files is listed in `unavailable`.
     """
-    from kernel_lock.resolve import MetadataCache
-    from kernel_lock.signatures import (
-        BUNDLE_NAME,
-        METADATA_NAME,
-        Verifiers,
-        recheck_signature,
-        synced_material,
-    )
+    from kernel_lock.signatures import Verifiers, recheck_signature
 
     signing = project.signing()
     verifiers = Verifiers()
     result = SignatureRecheck()
     for entry in lock.kernel:
-        kept = [
-            MetadataCache(entry.repo_id, entry.commit, name).files for name in (METADATA_NAME, BUNDLE_NAME)
-        ]
         for variant in sorted(entry.variants):
-            metadata, bundle = (kept[0].get(variant), kept[1].get(variant))
-            material: tuple[bytes | None, bytes | None] | None = None
-            if metadata and bundle is not None:
-                material = (metadata.encode(), bundle.encode() or None)
-            elif (synced := synced_material(entry, variant))[0] is not None:
-                material = synced
+            material = locked_material(entry, variant)
             if material is None:
                 if variant in entry.signed_by:
                     result.unavailable.append(f"{entry.key} {variant}")
@@ -215,6 +208,92 @@ def recheck_signatures(project: Project, lock: Lock) -> SignatureRecheck:
             )
             result.verified += 1
     return result
+
+
+def locked_material(entry: LockedKernel, variant: str) -> tuple[bytes | None, bytes | None] | None:
+    """A locked variant's `metadata.json` and bundle (None where the variant has none), from the cache, but
+    only bytes that per-file hashes reproducing the lock's variant hash name; None where none vouch."""
+    from kernel_lock.cache import read_record, record_path
+    from kernel_lock.hashing import git_blob_sha1
+    from kernel_lock.lockhashes import BUNDLE, METADATA, MetadataCache, kept_file_hashes
+    from kernel_lock.signatures import synced_material
+
+    expected = entry.variants[variant]
+    record = read_record(record_path(entry.repo_id, entry.commit, variant))
+    vouched = [
+        kept_file_hashes(entry.repo_id, entry.commit, entry.hash_type, variant, expected),
+        {e.path: e.file_hash(entry.hash_type) or "" for e in record.manifest}
+        if record is not None and record.manifest_matches(expected, entry.hash_type)
+        else None,
+    ]
+    kept = {
+        name: MetadataCache(entry.repo_id, entry.commit, name).files.get(variant)
+        for name in (METADATA, BUNDLE)
+    }
+    synced = dict(zip((METADATA, BUNDLE), synced_material(entry, variant), strict=True))
+    candidates = {
+        name: [t.encode() for t in (kept[name],) if t] + [d for d in (synced[name],) if d] for name in kept
+    }
+    for hashes in filter(None, vouched):
+        found = {
+            name: next((d for d in choices if hashes.get(name) in (_sha256(d), git_blob_sha1(d))), None)
+            for name, choices in candidates.items()
+        }
+        if BUNDLE not in hashes:  # proven unsigned: no bytes are needed to refuse a signature the lock claims
+            return found[METADATA], None
+        if found[METADATA] is not None and found[BUNDLE] is not None:
+            return found[METADATA], found[BUNDLE]
+    return None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def weak_hash_types(lock: Lock, accepted: HashType | None = None) -> list[str]:
+    """Entries hashed more weakly than sha256 unless `accepted` (`lock --check --hash-type`) names their type.
+
+    `git_lfs_concat` hashes a git-stored file by its git blob id (SHA-1): a lock edited down to it from
+    sha256 would pass every other check, so only a project that asks for it keeps it.
+    """
+    allowed = {DEFAULT_HASH_TYPE, accepted}
+    return [
+        f"{entry.key}: hashed with {entry.hash_type}, which names git-stored files by SHA-1; run `kernel-lock lock "
+        f"--hash-type {DEFAULT_HASH_TYPE}`, or accept it with `--hash-type {entry.hash_type}`"
+        for entry in lock.kernel
+        if entry.hash_type not in allowed
+    ]
+
+
+def required_ref(entry: LockedKernel) -> str:
+    """The ref an entry's requirement names: branch `vN` for a version, else its revision."""
+    return f"v{entry.version}" if entry.version is not None else str(entry.revision)
+
+
+def check_commits_on_refs(entries: Iterable[LockedKernel], hub: Hub) -> None:
+    """Refuse a locked commit that is not on the history of the ref its requirement names (`CommitNotOnRef`).
+
+    The lock's own `ref` is not asked: a hand edit could name `refs/pr/N` there too. A commit pinned by its
+    id needs no request. One request per (repo, ref), concurrently.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    entries = list(entries)
+    todo = sorted({(e.repo_id, required_ref(e)) for e in entries if not COMMIT_RE.fullmatch(required_ref(e))})
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="kernel-lock-history") as pool:
+        histories = dict(zip(todo, pool.map(lambda key: hub.history(*key), todo), strict=True))
+    for entry in entries:
+        ref = required_ref(entry)
+        history = histories.get((entry.repo_id, ref), frozenset({ref}))
+        if entry.commit not in history:
+            raise CommitNotOnRef(
+                f"{entry.key} is locked at commit {entry.commit[:12]}, which is not on the history of {ref} of "
+                f"{entry.repo_id} on {hub.endpoint} (a pull-request commit, or one the branch no longer has). "
+                f"kernels.lock may have been edited by hand; run `kernel-lock lock` to lock a commit of {ref}.",
+                repo_id=entry.repo_id,
+                commit=entry.commit,
+                ref=ref,
+            )
 
 
 def check_lock(project: Project | Path | None = None) -> Lock:

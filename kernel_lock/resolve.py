@@ -207,7 +207,6 @@ def lock_dependencies(
             graph.nodes.update(_results_or_first_failure(futures, pool, context))
             fresh_keys.update(futures)
             wanted = dict(graph.wanted())
-        context.blobs.save()
     cycles = graph.cycles()
     if cycles:
         raise ResolutionError(

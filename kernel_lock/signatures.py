@@ -10,15 +10,17 @@ and only when a signature is checked.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kernel_lock.errors import ConfigError, SignatureError
-from kernel_lock.signers import SignaturePolicy, Signer
+from kernel_lock.signers import SignaturePolicy, Signer, Signing
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -36,6 +38,7 @@ Reason = Literal[
     "invalid-signature",
     "digest-mismatch",
     "signer-mismatch",
+    "identity-mismatch",
 ]
 
 _ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
@@ -65,6 +68,10 @@ def refuse(where: Where, reason: Reason, detail: str, *, signer: Signer | None =
         "invalid-signature": "Tell its publisher; the files may have been changed after they were signed",
         "digest-mismatch": "The files are not the ones the publisher signed; tell the publisher",
         "signer-mismatch": "kernels.lock does not record what the resolver found; run `kernel-lock lock`",
+        "identity-mismatch": (
+            "A signed build was served in place of another (a replay); tell the publisher, and do not use this "
+            "commit until the Hub serves the build signed for it"
+        ),
     }[reason]
     return SignatureError(
         f"{where.repo_id} variant {where.variant} (commit {where.commit[:12]}): {detail}. {how}.",
@@ -194,6 +201,78 @@ def verify_signature(
     return check.matched
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+    return dict(pairs)
+
+
+def _kernel_name(text: str) -> str:
+    """A kernel or repo name compared as the Hub and Python spell it alike (case, `_` for `-`)."""
+    return text.lower().replace("_", "-")
+
+
+def _variant_backend(variant: str) -> str | None:
+    """The backend a variant name is built for (`cuda`, `cpu`, ...); None for `torch-universal` (any)."""
+    from kernel_lock.target import BACKENDS
+    from kernel_lock.variants import parse_variant
+
+    parsed = parse_variant(variant)
+    if parsed.framework != "noarch":
+        return parsed.backend
+    if parsed.backend == "universal":
+        return None
+    return {b.noarch or b.name: b.name for b in BACKENDS.values()}.get(parsed.backend, parsed.backend)
+
+
+def required_version(entry: LockedKernel) -> int | None:
+    """The major version a lock entry's requirement names: its `version`, or N of a `vN` revision."""
+    if entry.version is not None:
+        return entry.version
+    found = re.fullmatch(r"v(\d+)", entry.revision or "")
+    return int(found[1]) if found else None
+
+
+def check_identity(where: Where, entry: LockedKernel, metadata: bytes) -> None:
+    """Refuse a signed `metadata.json` that names another kernel, version or backend than the one locked.
+
+    A signature says who built the bytes, not where they were served: the same CI signs every repo of
+    its organization, every variant and every version. So the signed build must itself say it is this
+    repo's kernel (`name`), of the version the requirement names (`version`), for the variant's backend
+    (`backend.type`; `torch-universal` takes any), else a signed build of another repo, variant or
+    version served here would pass as this one.
+    """
+    try:
+        parsed = json.loads(metadata, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise refuse(
+            where, "identity-mismatch", f"the signed {METADATA_NAME} is not readable JSON ({exc})"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise refuse(where, "identity-mismatch", f"the signed {METADATA_NAME} is not a JSON object")
+    problems = []
+    repo_name = entry.repo_id.split("/", 1)[1]
+    name = parsed.get("name")
+    if not isinstance(name, str) or _kernel_name(name) != _kernel_name(repo_name):
+        problems.append(f"its name is {name!r}, not {repo_name!r}")
+    version = required_version(entry)
+    signed_version = parsed.get("version")
+    if version is not None and (type(signed_version) is not int or signed_version != version):
+        problems.append(f"its version is {signed_version!r}, not {version}")
+    backend = _variant_backend(where.variant)
+    info = parsed.get("backend")
+    signed_backend = info.get("type") if isinstance(info, dict) else None
+    if backend is not None and (not isinstance(signed_backend, str) or signed_backend.lower() != backend):
+        problems.append(f"it is built for backend {signed_backend!r}, not {backend!r}")
+    if problems:
+        raise refuse(
+            where,
+            "identity-mismatch",
+            f"the signed {METADATA_NAME} is not a build of this kernel: {'; '.join(problems)}",
+        )
+
+
 def check_digest(
     where: Where, metadata: bytes, files: Mapping[str, str | None], algorithm: Algorithm = "sha256"
 ) -> None:
@@ -252,6 +331,7 @@ def check_signatures(
                 where, "invalid-bundle", f"it has a {BUNDLE_NAME} but no {METADATA_NAME} for it to sign"
             )
         signed[variant] = verify_signature(data, bundle, policy, verifier(), where)
+        check_identity(where, entry, data)
         check_digest(where, data, files.get(variant, {}))
     return signed
 
@@ -280,6 +360,7 @@ def recheck_signature(
     if metadata is None:
         raise refuse(where, "invalid-bundle", f"it has a {BUNDLE_NAME} but no {METADATA_NAME} for it to sign")
     signer = verify_signature(metadata, bundle, policy, verifier(), where)
+    check_identity(where, entry, metadata)
     if signer != recorded:
         lock_says = recorded.describe() if recorded else "no signature"
         raise refuse(
@@ -291,15 +372,16 @@ def recheck_signature(
 def synced_material(
     entry: LockedKernel, variant: str, cache: Path | None = None
 ) -> tuple[bytes | None, bytes | None]:
-    """A synced variant's `metadata.json` and `metadata.json.sigstore` (None where the file is absent)."""
+    """A synced variant's `metadata.json` and `metadata.json.sigstore` (None where absent or not a file)."""
     from kernel_lock.cache import variant_dir
+    from kernel_lock.fsutil import read_regular_file
 
     folder = variant_dir(entry.repo_id, entry.commit, variant, cache)
     found: list[bytes | None] = []
     for name in (METADATA_NAME, BUNDLE_NAME):
         try:
-            found.append((folder / name).read_bytes())
-        except FileNotFoundError:
+            found.append(read_regular_file(folder / name))
+        except OSError:  # absent, or not a regular file (a FIFO planted there would hang the read)
             found.append(None)
     return found[0], found[1]
 
@@ -341,3 +423,18 @@ def check_synced_signature(
             Where(entry.repo_id, entry.commit, variant), metadata, digest_folder(folder, algorithm), algorithm
         )
     return signer
+
+
+def check_required_signatures(
+    pairs: Iterable[tuple[LockedKernel, str]], signing: Signing, cache: Path | None = None
+) -> None:
+    """At sync: every synced variant whose kernel requires a signature is verified again, offline, from its
+    files (`check_synced_signature`); the first that fails raises `SignatureError`.
+
+    The lock's `signed-by` is not taken on trust: a hand-edited lock could claim a signature for any commit.
+    """
+    verifiers = Verifiers()
+    for entry, variant in pairs:
+        policy = signing.policy(entry.requested_repo)
+        if policy.required:
+            check_synced_signature(entry, variant, policy, lambda: verifiers.get(signing.trusted_root), cache)

@@ -11,7 +11,10 @@ standard Hugging Face layout is kept (`snapshots/<commit>/...` as relative
 symlinks into `blobs/<hash>`), so other tools find the files. A sync touches
 only the folder of the variant it syncs and the blobs it needs; it deletes no
 blob (another snapshot may link to it) and writes no `refs/`. The variant's
-record gets its fingerprints only once every file matched.
+record gets its fingerprints only once every file matched. A sync that contacts
+the Hub first checks that each locked commit it fetches is on the history of the
+ref its requirement names (a hand-edited lock's pull-request commit is not), and
+a kernel under `require-signature` has its signature verified from the synced files.
 """
 
 from __future__ import annotations
@@ -174,12 +177,12 @@ def sync_project(
     if frozen and locked:
         raise ConfigError("Give --locked or --frozen, not both: --frozen does not check the lock at all.")
     lock_result = None
+    config = load_project(project)
     if frozen:
         lock = read_lock(find_project_root(project) / "kernels.lock")
     else:
         from kernel_lock.locking import check_lock, lock_differences, lock_project
 
-        config = load_project(project)
         if locked:
             lock = check_lock(config)
         else:
@@ -196,6 +199,10 @@ def sync_project(
         )
     result = sync_variants(pairs, endpoint=endpoint, progress=progress)
     result.lock_result = lock_result
+    if any(config.signing().policy(entry.requested_repo).required for entry, _ in pairs):
+        from kernel_lock.signatures import check_required_signatures
+
+        check_required_signatures(pairs, config.signing())
     _warn_missing_python_depends(result)
     return result
 
@@ -243,6 +250,7 @@ def sync_variants(
         return result
 
     from kernel_lock.hub import Hub
+    from kernel_lock.locking import check_commits_on_refs
 
     hub = Hub(endpoint)
     failures = []
@@ -250,6 +258,7 @@ def sync_variants(
         _variant_locks(todo, cache),
         ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS, thread_name_prefix="kernel-lock-sync") as pool,
     ):
+        check_commits_on_refs({entry.key: entry for entry, _ in todo}.values(), hub)
         manifests = list(pool.map(lambda p: _manifest(hub, *p), todo))
         plans = []
         for (entry, variant), manifest in zip(todo, manifests, strict=True):

@@ -113,7 +113,7 @@ def test_round_trip_into_a_project_without_dependencies(
         '# keep me\n[project]\nname = "imported"\n\n[tool.ruff]\nline-length = 100\n\n[tool.kernels.dependencies]\n'
         + "".join(f"{line}\n" for line in sorted(deps))
     )
-    check = cli("lock", "--check", "--project", str(target))
+    check = cli("lock", "--check", "--project", str(target), "--hash-type", original.kernel[0].hash_type)
     assert check.exit_code == 0, check.stderr
 
 
@@ -342,7 +342,7 @@ def test_import_of_an_untrusted_kernel_needs_the_projects_opt_in(
         '[tool.kernels]\ntrust-remote-code = ["my-org/untrusted-kernel"]\n\n'
         '[tool.kernels.dependencies]\n"my-org/untrusted-kernel" = 1\n'
     )
-    assert cli("lock", "--check", "--project", str(target)).exit_code == 0
+    assert cli("lock", "--check", "--project", str(target), "--hash-type", "git_lfs_concat").exit_code == 0
 
 
 def test_legacy_export_of_a_sha256_lock_says_how(hub_env, make_project, cli) -> None:

@@ -203,7 +203,8 @@ def test_git_lfs_concat_lock_keeps_working_until_upgrade(hub_env, make_project, 
     assert hub_env.requests == [] and read_lock(root / "kernels.lock") == legacy, (
         "a plain lock keeps the type"
     )
-    assert cli("lock", "--check", "--project", str(root)).exit_code == 0
+    assert cli("lock", "--check", "--project", str(root)).exit_code == 1, "lock --check asks for sha256"
+    assert cli("lock", "--check", "--project", str(root), "--hash-type", "git_lfs_concat").exit_code == 0
     assert cli("lock", "--project", str(root), "-P", "kernels-community/relu").exit_code == 0
     assert {k.hash_type for k in read_lock(root / "kernels.lock").kernel} == {"git_lfs_concat"}
 

@@ -692,3 +692,200 @@ def test_an_unreadable_trusted_root_is_a_config_error(
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 2 and "Cannot read the Sigstore trusted root" in run.stderr
     assert "Traceback" not in run.stderr and not (root / "kernels.lock").exists()
+
+
+# --- a signature is bound to what it signs: a signed build replayed elsewhere is refused ---
+
+CPU = "torch213-cxx11-cpu-x86_64-linux"
+CUDA = "torch213-cxx11-cu126-x86_64-linux"
+
+
+def _signed(hub: LocalHub, instance: SigstoreInstance, name: str, version: int = 1) -> dict[str, bytes]:
+    """The files of `kernels-community/<name>` at `version`, every variant signed by the community CI."""
+    return instance.sign_variants(repo_files(VARIANTS, name=name, version=version), BUILD)
+
+
+def _replay(case: str, hub: LocalHub, instance: SigstoreInstance) -> tuple[str, str]:
+    """Publish `kernels-community/victim` where a genuinely signed build is served in the wrong place.
+
+    Returns (the requirement, the variant the replay sits in).
+    """
+    genuine = _signed(hub, instance, "victim")
+    repo = hub.create_repo("kernels-community/victim", repo_type="kernel")
+    if case == "another-repo":
+        other = _signed(hub, instance, "other")  # same CI, same signer: kernels-community signs every repo
+        files = {p: d for p, d in other.items() if p.startswith("build/")} | {
+            "README.md": genuine["README.md"]
+        }
+        repo.commit(files, branch="v1")
+        return "1", "torch-cpu"
+    if case == "another-variant":
+        files = {p: d for p, d in genuine.items() if not p.startswith(f"build/{CUDA}/")}
+        files |= {p.replace(CPU, CUDA): d for p, d in genuine.items() if p.startswith(f"build/{CPU}/")}
+        repo.commit(files, branch="v1")
+        return "1", CUDA
+    repo.commit(genuine, branch="v1")
+    repo.create_branch("v2", repo.head("v1"))  # the v1 build, served as v2
+    return "2", "torch-cpu"
+
+
+@pytest.mark.parametrize("case", ["another-repo", "another-variant", "v1-on-v2"])
+def test_a_signed_build_replayed_in_another_place_is_refused(
+    case: str,
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    version, variant = _replay(case, hub_env, instance)
+    root = signed_project(f'"kernels-community/victim" = {version}', table="require-signature = true")
+    run = cli("lock", "--project", str(root))
+    assert run.exit_code == 4, run.stderr
+    assert (
+        f"kernels-community/victim variant {variant}" in run.stderr
+        and "not a build of this kernel" in run.stderr
+    )
+    assert not (root / "kernels.lock").exists()
+
+    from kernel_lock.locking import lock_project
+
+    with pytest.raises(SignatureError) as caught:
+        lock_project(root)
+    assert (caught.value.reason, caught.value.variant) == ("identity-mismatch", variant)
+
+
+def test_a_signed_build_replayed_is_refused_again_by_lock_check_and_verify(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """A lock written by an older kernel-lock (or by hand) that records the replay is caught offline too."""
+    from kernel_lock.config import load_project
+    from kernel_lock.hub import Hub
+    from kernel_lock.lockfile import write_lock
+    from kernel_lock.resolve import LockRequest, lock_dependencies
+
+    genuine = _signed(hub_env, instance, "victim")
+    repo = hub_env.create_repo("kernels-community/victim", repo_type="kernel")
+    repo.commit(genuine, branch="v1")
+    repo.create_branch("v2", repo.head("v1"))
+    root = signed_project('"kernels-community/victim" = 1')
+    project = load_project(root)
+    lock = lock_dependencies(project.dependencies, hub=Hub(), request=LockRequest(signing=project.signing()))
+    # The same commit, relabelled as v2: the lock an attacker hands over.
+    [entry] = lock.kernel
+    forged = lock.model_copy(update={"kernel": [entry.model_copy(update={"version": 2, "ref": "v2"})]})
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text().replace("= 1", "= 2"))
+    write_lock(root / "kernels.lock", forged)
+    check = cli("lock", "--check", "--project", str(root))
+    assert check.exit_code == 4, check.stderr
+    assert "not a build of this kernel" in check.stderr
+    assert (
+        cli("sync", "--project", str(root), "--variant", "torch-cpu").exit_code == 0
+    )  # no signature required
+    verify = cli("verify", "--project", str(root), "--variant", "torch-cpu", "--signatures")
+    assert verify.exit_code == 4 and "not a build of this kernel" in verify.stdout, verify.stdout
+
+
+def test_require_signature_is_enforced_at_sync_not_taken_from_the_lock(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """A lock whose signed-by is forged for an unsigned variant passes `lock --check` on a fresh machine (the
+    signature cannot be re-checked offline there); sync verifies it from the files it fetched."""
+    import shutil
+
+    from kernel_lock.cache import repo_dir
+    from kernel_lock.lockfile import write_lock
+
+    publish(hub_env, instance, "kernel", BUILD, skip=("torch-cpu",))
+    root = signed_project('"kernels-community/kernel" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    lock = read_lock(root / "kernels.lock")
+    [entry] = lock.kernel
+    forged = entry.model_copy(update={"signed_by": dict.fromkeys(VARIANTS, BUILD)})
+    write_lock(root / "kernels.lock", lock.model_copy(update={"kernel": [forged]}))
+    text = (
+        (root / "pyproject.toml")
+        .read_text()
+        .replace("[tool.kernels]\n", "[tool.kernels]\nrequire-signature = true\n")
+    )
+    (root / "pyproject.toml").write_text(text)
+    shutil.rmtree(repo_dir("kernels-community/kernel"))  # another machine: nothing kept from the lock run
+
+    assert cli("lock", "--check", "--project", str(root)).exit_code == 0
+    for args in (["--locked"], [], ["--frozen"]):
+        run = cli("sync", *args, "--project", str(root), "--variant", "torch-cpu", "--json")
+        assert run.exit_code == 4, run.stdout
+        error = run.json()["error"]
+        assert error["code"] == "signature-invalid" and "torch-cpu" in error["message"]
+    signed = cli("sync", "--locked", "--project", str(root), "--variant", CPU)
+    assert signed.exit_code == 0, signed.stderr
+
+
+@pytest.mark.parametrize("kept_hashes", [True, False], ids=["lock-kept-hashes", "planted-copies-only"])
+def test_lock_check_takes_no_signature_material_from_the_cache_on_trust(
+    kept_hashes: bool,
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """An unsigned variant, a forged signed-by, and another commit's genuinely signed metadata.json and bundle
+    planted as lock's kept copies: `lock --check` must not count that as the locked variant's signature."""
+    from kernel_lock.cache import RECORD_DIR, repo_dir
+    from kernel_lock.lockfile import write_lock
+
+    old = publish(hub_env, instance, "kernel", BUILD)
+    files = instance.sign_variants(repo_files(VARIANTS, name="kernel", seed="b"), BUILD, skip=("torch-cpu",))
+    hub_env.repo("kernels-community/kernel").commit(files, branch="v1")
+    signed_old = hub_env.repo("kernels-community/kernel").files(old)
+    root = signed_project('"kernels-community/kernel" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    lock = read_lock(root / "kernels.lock")
+    [entry] = lock.kernel
+    assert "torch-cpu" not in entry.signed_by
+    forged = entry.model_copy(update={"signed_by": dict.fromkeys(VARIANTS, BUILD)})
+    write_lock(root / "kernels.lock", lock.model_copy(update={"kernel": [forged]}))
+    records = repo_dir("kernels-community/kernel") / RECORD_DIR / entry.commit
+    for name in ("metadata.json", "metadata.json.sigstore"):
+        kept = json.loads((records / name).read_text())
+        kept["torch-cpu"] = signed_old[f"build/torch-cpu/{name}"].decode()
+        (records / name).write_text(json.dumps(kept))
+    if not kept_hashes:
+        (records / "file-hashes-sha256.json").unlink()
+
+    check = cli("lock", "--check", "--project", str(root), "--json")
+    if kept_hashes:
+        assert check.exit_code == 4, check.stdout
+        assert check.json()["error"]["code"] == "signature-invalid"
+        assert "torch-cpu" in check.json()["error"]["message"]
+    else:
+        assert check.exit_code == 0, check.stdout
+        report = check.json()
+        # nothing vouches for the copies: none is used, and lock --check says so
+        assert report["signatures-unavailable"] == [f"{entry.key} {v}" for v in sorted(VARIANTS)]
+        assert report["signatures-verified"] == 0
+
+
+def test_a_signed_metadata_with_a_duplicate_identity_key_is_refused(
+    hub_env: LocalHub,
+    instance: SigstoreInstance,
+    signed_project: Callable[..., Path],
+    cli: Callable[..., object],
+) -> None:
+    """`{"name": "other", ..., "name": "kernel"}`: Python reads the last, the kernels library refuses the file;
+    a signature over it says nothing clear about which kernel it is."""
+
+    def duplicate_name(files: dict[str, bytes]) -> None:
+        path = "build/torch-cpu/metadata.json"
+        files[path] = files[path].replace(b'"name": "kernel"', b'"name": "other", "name": "kernel"', 1)
+
+    publish(hub_env, instance, "kernel", BUILD, before_signing=duplicate_name)
+    root = signed_project('"kernels-community/kernel" = 1')
+    run = cli("lock", "--project", str(root), "--json")
+    assert run.exit_code == 4, run.stdout
+    assert "duplicate key 'name'" in run.json()["error"]["message"]

@@ -136,10 +136,17 @@ def remove(*, out: Output, repo: str, project: Path | None) -> int:
     "--hash-type",
     type=click.Choice(["sha256", "git_lfs_concat"]),
     help="Variant hash type: sha256 (default for new locks) or git_lfs_concat (older kernels locks). "
-    "Converts every entry at its locked commit; without it an existing lock keeps its type (--upgrade: sha256).",
+    "Converts every entry at its locked commit; without it an existing lock keeps its type (--upgrade: sha256). "
+    "With --check: accept entries of this type (else only sha256 passes).",
 )
 @click.option(
     "--check", "--locked", "check", is_flag=True, help="Change nothing; exit 1 if the lock is out of date."
+)
+@click.option(
+    "--online",
+    is_flag=True,
+    help="With --check: also ask the Hub that every locked commit is on the history of the branch or tag its "
+    "requirement names (a hand-edited pull-request commit is not).",
 )
 @click.option("--dry-run", is_flag=True, help="Resolve and print what would change; write nothing.")
 @command
@@ -151,19 +158,31 @@ def lock(
     upgrade_package: tuple[str, ...],
     hash_type: Literal["sha256", "git_lfs_concat"] | None,
     check: bool,
+    online: bool,
     dry_run: bool,
 ) -> int:
     """Resolve [tool.kernels] dependencies and write kernels.lock."""
     from kernel_lock.config import load_project
-    from kernel_lock.locking import load_project_online, lock_differences, lock_project, recheck_signatures
+    from kernel_lock.locking import (
+        check_commits_on_refs,
+        load_project_online,
+        lock_differences,
+        lock_project,
+        recheck_signatures,
+        weak_hash_types,
+    )
     from kernel_lock.reports import LockChanges, LockCheckReport, LockReport
 
+    if online and not check:
+        raise errors.ConfigError(
+            "--online applies to `kernel-lock lock --check`; a plain lock is online anyway."
+        )
     proj = load_project(project) if check else load_project_online(project)
     if check:
         from kernel_lock.lockfile import read_lock_if_exists
 
         current = read_lock_if_exists(proj.lockfile)
-        problems = lock_differences(proj, current)
+        problems = lock_differences(proj, current) + (weak_hash_types(current, hash_type) if current else [])
         count = len(current.kernel) if current else 0
         report = LockCheckReport(
             lockfile=str(proj.lockfile), up_to_date=False, differences=problems, kernels=count
@@ -174,6 +193,10 @@ def lock(
                 click.echo(f"  {line}", err=True)
             out.problem(f"{proj.lockfile} is out of date. Run `kernel-lock lock`.")
             return EXIT_CHECK_FAILED
+        if online:
+            from kernel_lock.hub import Hub
+
+            check_commits_on_refs(current.kernel, Hub())
         signatures = recheck_signatures(proj, current)
         if signatures.unavailable:
             warnings.warn(

@@ -32,6 +32,7 @@ class HubRepo:
         self._commits: dict[str, _Commit] = {}
         self._branches: dict[str, str] = {}
         self._tags: dict[str, str] = {}
+        self._pulls: list[str] = []  # the head of `refs/pr/N` at index N - 1
         self._tree_overrides: dict[str, list[dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
@@ -83,6 +84,22 @@ class HubRepo:
             self._tags[name] = sha
         return sha
 
+    def open_pull_request(
+        self, files: dict[str, bytes], *, base: str = "main", message: str = "Open a pull request"
+    ) -> tuple[int, str]:
+        """Commit `files` (the full tree) on top of `base` as a new Hub pull request: (its number N, the sha).
+
+        As on the Hub, the commit is reachable as `refs/pr/N` and by its sha, but on no branch's history,
+        and the refs listing does not show it.
+        """
+        scratch = f"\0pull-request-{len(self._pulls) + 1}"
+        self.create_branch(scratch, base)
+        sha = self.commit(files, branch=scratch, message=message)
+        with self.hub._lock:
+            del self._branches[scratch]
+            self._pulls.append(sha)
+            return len(self._pulls), sha
+
     @property
     def branches(self) -> dict[str, str]:
         """Branch name -> commit sha (a copy)."""
@@ -121,6 +138,9 @@ class HubRepo:
             for prefix, refs in (("refs/heads/", self._branches), ("refs/tags/", self._tags)):
                 if revision.startswith(prefix) and revision[len(prefix) :] in refs:
                     return self._commits[refs[revision[len(prefix) :]]]
+            pull = revision.removeprefix("refs/pr/")
+            if pull != revision and pull.isdecimal() and 0 < int(pull) <= len(self._pulls):
+                return self._commits[self._pulls[int(pull) - 1]]
             if revision in self._branches:
                 return self._commits[self._branches[revision]]
             if revision in self._tags:
