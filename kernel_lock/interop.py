@@ -1,6 +1,6 @@
 """Interop with the `kernels` library's lock files: export ours to them, import theirs into `kernels.lock`.
 
-Two JSON formats exist. `kernels` (what `kernels lock` 0.17 writes): a list of
+Two JSON formats exist. `kernels` (what `kernels lock` 0.17 to 0.19 writes): a list of
 `{"dependency": {"repo-id", "version" | "revision"}, "lock": {"commit"}}`, the
 whole dependency tree, no hashes. `kernels-legacy` (older `kernels`): a list of
 `{"repo_id", "sha", "variants": {name: {"hash", "hash_type"}}}`, with no
@@ -84,7 +84,7 @@ class KernelsCommit(BaseModel):
 
 
 class KernelsEntry(BaseModel):
-    """One entry of a `kernels` (0.17) lock file."""
+    """One entry of a `kernels` (0.17 to 0.19) lock file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -93,7 +93,7 @@ class KernelsEntry(BaseModel):
 
 
 class KernelsLockFile(RootModel[list[KernelsEntry]]):
-    """A `kernels` (0.17) lock file: the JSON list `kernels lock` writes."""
+    """A `kernels` (0.17 to 0.19) lock file: the JSON list `kernels lock` writes."""
 
 
 class LegacyVariant(BaseModel):
@@ -135,7 +135,7 @@ class ImportedEntry:
 
 
 def _from_kernels(data: KernelsLockFile) -> list[ImportedEntry]:
-    """The entries of a `kernels` (0.17) lock file."""
+    """The entries of a `kernels` (0.17 to 0.19) lock file."""
     return [ImportedEntry(e.dependency.repo_id, e.lock.commit, _requirement(e.dependency)) for e in data.root]
 
 
@@ -160,7 +160,7 @@ class ImportResult:
 
 
 def export_lock(lock: Lock, fmt: Format) -> str:
-    """The lock as a `kernels` (0.17) or legacy `kernels` lock file, laid out exactly as `kernels` writes it.
+    """The lock as a `kernels` (0.17 to 0.19) or legacy `kernels` lock file, laid out exactly as `kernels` writes it.
 
     Entries name the repo that holds the kernel (after any redirect), since
     `kernels` does not follow redirects; a repo locked at two commits cannot be

@@ -20,7 +20,7 @@ from kernel_lock.cli.output import Output
     "fmt",
     type=click.Choice(["kernels", "kernels-legacy"]),
     required=True,
-    help="kernels: the JSON lock of kernels 0.17; kernels-legacy: the older JSON with per-variant hashes.",
+    help="kernels: the JSON lock of kernels 0.17 to 0.19; kernels-legacy: the older JSON with per-variant hashes.",
 )
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
@@ -57,7 +57,7 @@ def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) 
 @project_option
 @command
 def import_(*, out: Output, source: Path | None, project: Path | None) -> int:
-    """Turn a `kernels` JSON lock (0.17 or legacy) into kernels.lock, keeping its commits.
+    """Turn a `kernels` JSON lock (0.17 to 0.19, or legacy) into kernels.lock, keeping its commits.
 
     Without SOURCE, the project's own kernels.lock written by `kernels lock` is
     converted in place; the JSON is kept next to it as kernels.lock.kernels.json.
