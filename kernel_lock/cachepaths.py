@@ -5,8 +5,10 @@ No pydantic and nothing heavy: the quick load path (`kernel_lock.quickload`) nee
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from kernel_lock import env
@@ -14,6 +16,7 @@ from kernel_lock import env
 __all__ = [
     "RECORD_DIR",
     "blob_path",
+    "cache_file_lock",
     "first_unsafe_folder",
     "hub_cache_dir",
     "record_path",
@@ -87,3 +90,39 @@ def writable_by_others(st: os.stat_result) -> bool:
     if os.name != "posix":
         return False
     return st.st_uid not in (0, os.geteuid()) or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+@contextlib.contextmanager
+def cache_file_lock(path: Path) -> Iterator[None]:
+    """Hold the file lock at `path` in the cache, never opened through something planted there.
+
+    Whoever can write a shared cache could put a symlink (or a hard link, a FIFO) where the lock file goes, and
+    opening the lock would then create, truncate or block on another file. Such an entry is removed first;
+    filelock opens with `O_NOFOLLOW` (3.20.1 on), so a link planted again in between fails rather than leads
+    elsewhere, and the next try removes it too.
+    """
+    from filelock import FileLock
+
+    from kernel_lock.errors import CacheError
+
+    problem: OSError | None = None
+    for _ in range(3):
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) and (not stat.S_ISREG(st.st_mode) or st.st_nlink > 1):
+                os.unlink(path)
+        lock = FileLock(str(path))
+        try:
+            lock.acquire()
+        except OSError as exc:
+            problem = exc
+            continue
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    raise CacheError(
+        f"Cannot take the lock file {path}: {problem and (problem.strerror or problem)}. Something keeps replacing it, or a "
+        f"folder stands in its place: remove it, and check who else can write {path.parent}."
+    )

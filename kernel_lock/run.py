@@ -64,15 +64,14 @@ def command_env(
 
 def sync_once(lockfile: Path) -> int:
     """Sync this machine's locked variants, one process at a time; returns the number of files downloaded."""
-    from filelock import FileLock
-
     from kernel_lock.cache import hub_cache_dir
+    from kernel_lock.cachepaths import cache_file_lock
     from kernel_lock.lockfile import read_lock
     from kernel_lock.sync import selected_variants, sync_variants
 
     cache = hub_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache / SYNC_LOCK)):
+    with cache_file_lock(cache / SYNC_LOCK):
         pairs = selected_variants(read_lock(lockfile), target=None, names=(), all_variants=False)
         return sync_variants(pairs).downloaded_files
 

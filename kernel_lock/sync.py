@@ -42,6 +42,7 @@ from kernel_lock.cache import (
     variant_dir,
     write_record,
 )
+from kernel_lock.cachepaths import cache_file_lock
 from kernel_lock.config import load_project
 from kernel_lock.errors import CacheError, ConfigError, HubError, SyncFailed, VariantError
 from kernel_lock.fetch import Digests, Source, digests_of, fetch_blob
@@ -275,23 +276,12 @@ def sync_variants(
 @contextlib.contextmanager
 def _variant_locks(todo: list[tuple[LockedKernel, str]], cache: Path) -> Iterator[None]:
     """Hold the file lock of every variant to sync (in one order, so two syncs never deadlock)."""
-    from filelock import FileLock
-
-    locks = []
-    try:
+    with contextlib.ExitStack() as locks:
         for entry, variant in sorted(todo, key=lambda p: (p[0].repo_id, p[1])):
             path = record_path(entry.repo_id, entry.commit, variant, cache)
             real_folder(cache, path.parent)
-            lock_path = Path(f"{path}.lock")
-            if lock_path.is_symlink():
-                lock_path.unlink()  # a planted link would have the lock truncate its target
-            lock = FileLock(str(lock_path))
-            lock.acquire()
-            locks.append(lock)
+            locks.enter_context(cache_file_lock(Path(f"{path}.lock")))
         yield
-    finally:
-        for lock in reversed(locks):
-            lock.release()
 
 
 def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry]:
