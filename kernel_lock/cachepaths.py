@@ -6,8 +6,11 @@ No pydantic and nothing heavy: the quick load path (`kernel_lock.quickload`) nee
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ __all__ = [
     "first_unsafe_folder",
     "hub_cache_dir",
     "record_path",
+    "remove_in_cache",
     "repo_dir",
     "variant_dir",
     "writable_by_others",
@@ -70,6 +74,52 @@ def first_unsafe_folder(base: Path, path: Path) -> Path | None:
         if not stat.S_ISDIR(mode):
             return Path(current)
     return None
+
+
+def remove_in_cache(base: Path, path: Path) -> bool:
+    """Remove `path` under `base` (a folder with all in it, or a file or link itself), never through a link.
+
+    Each folder on the way from `base` is opened without following links, so a `snapshots/`, `.kernel-lock/`
+    or commit folder that someone replaced by a symlink leads nowhere: False, and nothing is touched. A folder
+    goes by `shutil.rmtree`, which removes links inside it, never what they lead to. True once `path` is gone.
+    """
+    parts = path.relative_to(base).parts
+    if os.name != "posix":
+        if first_unsafe_folder(base, path.parent) is not None:
+            return False
+        _remove_entry(str(path), None)
+        return True
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                return True
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    return False
+                raise
+            os.close(fd)
+            fd = child
+        _remove_entry(parts[-1], fd, path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _remove_entry(name: str, dir_fd: int | None, path: Path | None = None) -> None:
+    """Remove the entry `name` of the folder `dir_fd` (a link or file itself; a folder with all in it)."""
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
+        os.unlink(name, dir_fd=dir_fd)
+    elif sys.version_info >= (3, 11) and dir_fd is not None:
+        shutil.rmtree(name, dir_fd=dir_fd)
+    else:  # Python 3.10 has no rmtree(dir_fd=): the folders above were checked a moment ago
+        shutil.rmtree(path or name)
 
 
 def writable_in_cache(path: Path) -> bool:
