@@ -478,13 +478,16 @@ def _request_id(response: Any) -> str | None:
 
 
 def _json(response: Any, what: str) -> Any:
-    """The JSON body of an answer, or `MalformedReply` (with the request id) when it is not JSON."""
+    """The JSON body of an answer, or `MalformedReply` (with the request id) when it is not JSON, has a key
+    twice in one object or nests too deeply to read (`kernel_lock.jsonread`)."""
+    from kernel_lock import jsonread
+
     try:
-        return response.json()
-    except ValueError as exc:
+        return jsonread.loads(response.content)
+    except jsonread.MalformedJSON as exc:
         raise MalformedReply(
-            f"The Hub sent a {what} that is not JSON ({type(exc).__name__} at {response.url}). Refusing it; "
-            f"check HF_ENDPOINT points at a Hub or a faithful mirror.",
+            f"The Hub sent a {what} that is not JSON ({exc.reason}, at {response.url}). Refusing "
+            f"it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
             request_id=_request_id(response),
         ) from None
 
