@@ -241,12 +241,16 @@ class _Download:
         )
 
     def _check_commit(self, response: Any) -> None:
-        """Refuse an answer (or a redirect on the way to it) that says it comes from another commit."""
+        """Refuse an answer (or a redirect on the way to it) that says it comes from another commit, naming the
+        request id of the answer that said so."""
+        from kernel_lock.hub import request_id_of
+
         for hop in (*response.history, response):
             said = hop.headers.get("X-Repo-Commit")
             if said is not None and said != self.source.commit:
                 raise HubError(
                     f"The Hub at {self.hub.endpoint} answered {self.source.repo_id} {self.source.path} for commit "
                     f"{self.source.commit[:12]} with another commit's file (X-Repo-Commit {said[:64]!r}). Refusing "
-                    f"it; nothing was written. Check HF_ENDPOINT."
+                    f"it; nothing was written. Check HF_ENDPOINT.",
+                    request_id=request_id_of(hop) or request_id_of(response),
                 )

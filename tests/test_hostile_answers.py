@@ -145,6 +145,17 @@ def test_traversal_in_headers_writes_nothing_outside_the_cache(
     COUNTS["hostile_answers_refused" if name == "X-Repo-Commit" else "hostile_headers_ignored"] += 1
 
 
+@pytest.mark.parametrize("said", ["../../evil", "a" * 41, "", "A" * 40, "0" * 40 + "\u00e9"])
+@pytest.mark.parametrize("where", ["/resolve/", "^/cdn/"])
+def test_a_refused_x_repo_commit_names_the_request_id(hub_env, world, cli, where: str, said: str) -> None:
+    headers = {"X-Repo-Commit": said.encode("utf-8").decode("latin-1"), "X-Request-Id": "req-commit-1"}
+    hub_env.add_answer(Answer(where, headers=headers, count=None))
+    run = cli("sync", "--verbose", "--project", str(world), "--variant", CPU)
+    assert_clean(run, 3, "another commit's file", "Hub request id: req-commit-1")
+    nothing_lost(world)
+    COUNTS["hostile_answers_refused"] += 1
+
+
 @pytest.mark.parametrize("status", [404, 401, 403, 410, 500, 302])
 def test_error_statuses_with_a_traversal_commit_write_nothing(
     hub_env, world, cli, tmp_path, status: int
