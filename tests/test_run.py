@@ -227,7 +227,9 @@ def test_eight_ranks_started_together_download_each_file_once(tf_hub, make_proje
     assert all(out.split() == ["True", "torch-cpu"] for out, _ in outputs)
     gets = Counter(r.path for r in tf_hub.requests if r.method == "GET" and "/resolve/" in r.path)
     assert gets and set(gets.values()) == {1}, gets
-    assert len(gets) == 3 * 3  # metadata.json, __init__.py, layers.py of each kernel's torch-cpu
+    assert (
+        len(gets) == 3 * 2
+    )  # __init__.py, layers.py of each kernel's torch-cpu (metadata.json: read at lock)
 
 
 @pytest.fixture(scope="module")
