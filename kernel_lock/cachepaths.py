@@ -157,12 +157,12 @@ def cache_file_lock(path: Path) -> Iterator[None]:
 
     problem: OSError | None = None
     for _ in range(3):
-        with contextlib.suppress(FileNotFoundError):
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode) and (not stat.S_ISREG(st.st_mode) or st.st_nlink > 1):
-                os.unlink(path)
         lock = FileLock(str(path))
         try:
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode) and (not stat.S_ISREG(st.st_mode) or st.st_nlink > 1):
+                    os.unlink(path)
             lock.acquire()
         except OSError as exc:
             problem = exc
@@ -173,6 +173,7 @@ def cache_file_lock(path: Path) -> Iterator[None]:
             lock.release()
         return
     raise CacheError(
-        f"Cannot take the lock file {path}: {problem and (problem.strerror or problem)}. Something keeps replacing it, or a "
-        f"folder stands in its place: remove it, and check who else can write {path.parent}."
+        f"Cannot take the lock file {path}: {problem and (problem.strerror or problem)}. Something may keep "
+        f"replacing it, or a folder or another user's file stands in its place: remove it, and check who else can "
+        f"write {path.parent}."
     )
