@@ -5,8 +5,13 @@ No pydantic and nothing heavy: the quick load path (`kernel_lock.quickload`) nee
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
 import stat
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from kernel_lock import env
@@ -14,9 +19,11 @@ from kernel_lock import env
 __all__ = [
     "RECORD_DIR",
     "blob_path",
+    "cache_file_lock",
     "first_unsafe_folder",
     "hub_cache_dir",
     "record_path",
+    "remove_in_cache",
     "repo_dir",
     "variant_dir",
     "writable_by_others",
@@ -69,6 +76,52 @@ def first_unsafe_folder(base: Path, path: Path) -> Path | None:
     return None
 
 
+def remove_in_cache(base: Path, path: Path) -> bool:
+    """Remove `path` under `base` (a folder with all in it, or a file or link itself), never through a link.
+
+    Each folder on the way from `base` is opened without following links, so a `snapshots/`, `.kernel-lock/`
+    or commit folder that someone replaced by a symlink leads nowhere: False, and nothing is touched. A folder
+    goes by `shutil.rmtree`, which removes links inside it, never what they lead to. True once `path` is gone.
+    """
+    parts = path.relative_to(base).parts
+    if os.name != "posix":
+        if first_unsafe_folder(base, path.parent) is not None:
+            return False
+        _remove_entry(str(path), None)
+        return True
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                return True
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    return False
+                raise
+            os.close(fd)
+            fd = child
+        _remove_entry(parts[-1], fd, path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _remove_entry(name: str, dir_fd: int | None, path: Path | None = None) -> None:
+    """Remove the entry `name` of the folder `dir_fd` (a link or file itself; a folder with all in it)."""
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
+        os.unlink(name, dir_fd=dir_fd)
+    elif sys.version_info >= (3, 11) and dir_fd is not None:
+        shutil.rmtree(name, dir_fd=dir_fd)
+    else:  # Python 3.10 has no rmtree(dir_fd=): the folders above were checked a moment ago
+        shutil.rmtree(path or name)
+
+
 def writable_in_cache(path: Path) -> bool:
     """Whether writing `path` (under the hub cache) stays inside it: no folder on the way is a symlink or a file.
 
@@ -87,3 +140,40 @@ def writable_by_others(st: os.stat_result) -> bool:
     if os.name != "posix":
         return False
     return st.st_uid not in (0, os.geteuid()) or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+@contextlib.contextmanager
+def cache_file_lock(path: Path) -> Iterator[None]:
+    """Hold the file lock at `path` in the cache, never opened through something planted there.
+
+    Whoever can write a shared cache could put a symlink (or a hard link, a FIFO) where the lock file goes, and
+    opening the lock would then create, truncate or block on another file. Such an entry is removed first;
+    filelock opens with `O_NOFOLLOW` (3.20.1 on), so a link planted again in between fails rather than leads
+    elsewhere, and the next try removes it too.
+    """
+    from filelock import FileLock
+
+    from kernel_lock.errors import CacheError
+
+    problem: OSError | None = None
+    for _ in range(3):
+        lock = FileLock(str(path))
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode) and (not stat.S_ISREG(st.st_mode) or st.st_nlink > 1):
+                    os.unlink(path)
+            lock.acquire()
+        except OSError as exc:
+            problem = exc
+            continue
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    raise CacheError(
+        f"Cannot take the lock file {path}: {problem and (problem.strerror or problem)}. Something may keep "
+        f"replacing it, or a folder or another user's file stands in its place: remove it, and check who else can "
+        f"write {path.parent}."
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -167,10 +166,12 @@ def parse_digest(metadata: bytes | Mapping[str, Any]) -> PublisherDigest | None:
     """
     data: Any = metadata
     if isinstance(metadata, bytes):
+        from kernel_lock import jsonread
+
         try:
-            data = json.loads(metadata)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedDigest(f"metadata.json is not JSON ({exc})") from None
+            data = jsonread.loads(metadata)
+        except jsonread.MalformedJSON as exc:
+            raise MalformedDigest(f"metadata.json is not JSON ({exc.reason})") from None
     if not isinstance(data, Mapping):
         raise MalformedDigest("metadata.json is not a JSON object")
     raw = data.get("digest")

@@ -123,14 +123,36 @@ def fetch_blob(
         sha256 = download.digests.hexdigests()["sha256"]
         if item.sha256 is not None and sha256 != item.sha256:
             return FileProblem(item.path, "content changed", item.sha256, sha256)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o644 & ~umask)
-        os.replace(tmp, blobs / item.hash)
+        _land(tmp, blobs / item.hash)
         return download.digests
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def store_blob(blobs: Path, name: str, data: bytes) -> None:
+    """Put bytes already checked against `name` (their git blob id) into `blobs/<name>` as a download lands
+    there, so that the file is not fetched a second time; a file already under that name is left to the plan."""
+    if os.path.lexists(blobs / name):
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{_owner()}.", suffix=".incomplete", dir=blobs)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        _land(tmp, blobs / name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _land(tmp: str, blob: Path) -> None:
+    """Rename a complete, matching temporary file to its blob name, readable by all as other blobs are."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o644 & ~umask)
+    os.replace(tmp, blob)
 
 
 def _host() -> str:
@@ -241,12 +263,16 @@ class _Download:
         )
 
     def _check_commit(self, response: Any) -> None:
-        """Refuse an answer (or a redirect on the way to it) that says it comes from another commit."""
+        """Refuse an answer (or a redirect on the way to it) that says it comes from another commit, naming the
+        request id of the answer that said so."""
+        from kernel_lock.hub import request_id_of
+
         for hop in (*response.history, response):
             said = hop.headers.get("X-Repo-Commit")
             if said is not None and said != self.source.commit:
                 raise HubError(
                     f"The Hub at {self.hub.endpoint} answered {self.source.repo_id} {self.source.path} for commit "
                     f"{self.source.commit[:12]} with another commit's file (X-Repo-Commit {said[:64]!r}). Refusing "
-                    f"it; nothing was written. Check HF_ENDPOINT."
+                    f"it; nothing was written. Check HF_ENDPOINT.",
+                    request_id=request_id_of(hop) or request_id_of(response),
                 )

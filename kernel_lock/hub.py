@@ -172,7 +172,7 @@ class Hub:
                     raise MalformedReply(
                         f"The Hub at {self.endpoint} sent a listing page of {repo_id} at {revision} that is not a "
                         f"JSON list. Refusing it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
-                        request_id=_request_id(response),
+                        request_id=request_id_of(response),
                     )
                 items.extend(page)
                 page_url, params = response.links.get("next", {}).get("url"), None
@@ -469,7 +469,7 @@ def classify(failure: BaseException | Any) -> Retry | Fail:
         if isinstance(failure, ValueError):
             return Fail("malformed", detail=f"{type(failure).__name__}: {failure}")
         return Fail("bug", detail=repr(failure))
-    return _by_status(failure, _request_id(failure))
+    return _by_status(failure, request_id_of(failure))
 
 
 def _by_status(response: Any, request_id: str | None) -> Retry | Fail:
@@ -488,7 +488,7 @@ def _status(response: Any) -> int | None:
     return int(response.status_code) if response is not None else None
 
 
-def _request_id(response: Any) -> str | None:
+def request_id_of(response: Any) -> str | None:
     """The Hub's id of the request an answer belongs to (as `huggingface_hub` reads it)."""
     headers = response.headers
     value = headers.get("x-request-id") or headers.get("X-Amzn-Trace-Id") or headers.get("x-amz-cf-id")
@@ -496,14 +496,17 @@ def _request_id(response: Any) -> str | None:
 
 
 def _json(response: Any, what: str) -> Any:
-    """The JSON body of an answer, or `MalformedReply` (with the request id) when it is not JSON."""
+    """The JSON body of an answer, or `MalformedReply` (with the request id) when it is not JSON, has a key
+    twice in one object or nests too deeply to read (`kernel_lock.jsonread`)."""
+    from kernel_lock import jsonread
+
     try:
-        return response.json()
-    except ValueError as exc:
+        return jsonread.loads(response.content)
+    except jsonread.MalformedJSON as exc:
         raise MalformedReply(
-            f"The Hub sent a {what} that is not JSON ({type(exc).__name__} at {response.url}). Refusing it; "
-            f"check HF_ENDPOINT points at a Hub or a faithful mirror.",
-            request_id=_request_id(response),
+            f"The Hub sent a {what} that is not JSON ({exc.reason}, at {response.url}). Refusing "
+            f"it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
+            request_id=request_id_of(response),
         ) from None
 
 

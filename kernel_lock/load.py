@@ -14,7 +14,6 @@ import importlib
 import importlib.machinery
 import importlib.util
 import inspect
-import json
 import os
 import sys
 import threading
@@ -315,10 +314,12 @@ def import_variant(vdir: Path, *, where: str) -> ModuleType:
     package's (the loader's registry returns this variant's own module before it gets here), and handing
     it back would run code that was never verified for this variant.
     """
+    from kernel_lock import jsonread
+
     try:
-        metadata = json.loads((vdir / "metadata.json").read_bytes())
+        metadata = jsonread.loads((vdir / "metadata.json").read_bytes())
         name = metadata["id"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (OSError, ValueError, KeyError, TypeError):
         raise VerificationError(
             f"{where} has no usable metadata.json with an 'id'; it cannot be imported."
         ) from None

@@ -341,10 +341,12 @@ def _read_metadata(
     """The parsed `metadata.json` (empty if there is none) and its digest."""
     if data is None:
         return {}, None
+    from kernel_lock import jsonread
+
     try:
-        parsed = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise HubError(f"{_where(repo_id, commit, variant)} is not JSON ({exc}).") from None
+        parsed = jsonread.loads(data)
+    except jsonread.MalformedJSON as exc:
+        raise HubError(f"{_where(repo_id, commit, variant)} is not JSON ({exc.reason}).") from None
     if not isinstance(parsed, dict):
         return {}, None
     try:

@@ -3,18 +3,20 @@
 Only kernel repositories (`kernels--*`) in the Hugging Face cache are touched. A snapshot of a commit
 no lock holds goes whole (with its records and refs naming it); of a locked commit, only the
 `build/<variant>` folders (and records) of variants the lock does not list. A blob goes once no
-remaining snapshot file links to it. Nothing is followed through a symlinked folder.
+remaining snapshot file links to it. Nothing is followed through a symlinked folder: whatever a link in
+the cache leads to (a `snapshots/`, `.kernel-lock/`, `refs/`, `blobs/` or commit folder replaced by a link,
+in a cache others can write) is neither read nor removed, and a repo whose `snapshots/` is a link is left
+whole, since which blobs it still needs is not known.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernel_lock.cachepaths import RECORD_DIR, hub_cache_dir
+from kernel_lock.cachepaths import RECORD_DIR, first_unsafe_folder, hub_cache_dir, remove_in_cache
 from kernel_lock.lockfile import Lock
 
 
@@ -45,13 +47,15 @@ def _kept(locks: Iterable[Lock]) -> dict[str, dict[str, set[str]]]:
     return kept
 
 
-def _remove(path: Path, dry_run: bool) -> None:
-    if dry_run or not os.path.lexists(path):
-        return
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+def _remove(cache: Path, path: Path, dry_run: bool) -> bool:
+    """Remove `path` (nothing, on a dry run) unless a folder on its way from the cache is a link: whether it goes."""
+    if first_unsafe_folder(cache, path.parent) is not None:
+        return False
+    return dry_run or remove_in_cache(cache, path)
+
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def _linked_blobs(snapshots: Path, skip: set[Path]) -> set[str]:
@@ -72,40 +76,42 @@ def prune_cache(locks: Iterable[Lock], *, cache: Path | None = None, dry_run: bo
     kept = _kept(locks)
     result = PruneResult()
     for repo in sorted(cache.glob("kernels--*--*")):
-        if repo.is_symlink() or not repo.is_dir():
+        snapshots, records = repo / "snapshots", repo / RECORD_DIR
+        if first_unsafe_folder(cache, snapshots) is not None:  # the repo or its snapshots folder is a link
             continue
         repo_id = repo.name.removeprefix("kernels--").replace("--", "/", 1)
         commits = kept.get(repo_id, {})
-        snapshots, records = repo / "snapshots", repo / RECORD_DIR
         gone_commits = set()
         skip: set[Path] = set()
         for snapshot in sorted(snapshots.iterdir()) if snapshots.is_dir() else []:
             commit = snapshot.name
             if commit not in commits:
-                result.removed.append(Pruned(repo_id, commit, None))
-                gone_commits.add(commit)
-                skip.add(snapshot)
-                _remove(snapshot, dry_run)
-                _remove(records / commit, dry_run)
+                if _remove(cache, snapshot, dry_run):
+                    result.removed.append(Pruned(repo_id, commit, None))
+                    gone_commits.add(commit)
+                    skip.add(snapshot)
+                    _remove(cache, records / commit, dry_run)
                 continue
             build = snapshot / "build"
-            for variant in sorted(build.iterdir()) if build.is_dir() and not build.is_symlink() else []:
-                if variant.name not in commits[commit]:
+            for variant in sorted(build.iterdir()) if _real_dir(snapshot) and _real_dir(build) else []:
+                if variant.name not in commits[commit] and _remove(cache, variant, dry_run):
                     result.removed.append(Pruned(repo_id, commit, variant.name))
                     skip.add(variant)
-                    _remove(variant, dry_run)
-                    _remove(records / commit / f"{variant.name}.json", dry_run)
-        for ref in (repo / "refs").rglob("*") if (repo / "refs").is_dir() else []:
-            if ref.is_file() and ref.read_text(encoding="utf-8", errors="replace").strip() in gone_commits:
-                _remove(ref, dry_run)
+                    _remove(cache, records / commit / f"{variant.name}.json", dry_run)
+        refs = repo / "refs"
+        for ref in refs.rglob("*") if _real_dir(refs) else []:
+            plain = first_unsafe_folder(cache, ref.parent) is None and ref.is_file() and not ref.is_symlink()
+            if plain and ref.read_text(encoding="utf-8", errors="replace").strip() in gone_commits:
+                _remove(cache, ref, dry_run)
         blobs = repo / "blobs"
-        if blobs.is_dir() and not blobs.is_symlink():
+        if _real_dir(blobs):
             still = _linked_blobs(snapshots, skip) if snapshots.is_dir() else set()
             for blob in sorted(blobs.iterdir()):
                 if blob.name not in still and blob.is_file() and not blob.is_symlink():
-                    result.blobs += 1
-                    result.freed_bytes += blob.stat().st_size
-                    _remove(blob, dry_run)
+                    size = blob.stat().st_size
+                    if _remove(cache, blob, dry_run):
+                        result.blobs += 1
+                        result.freed_bytes += size
         if not dry_run and not (snapshots.is_dir() and any(snapshots.iterdir())):
-            shutil.rmtree(repo)
+            remove_in_cache(cache, repo)
     return result

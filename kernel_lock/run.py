@@ -41,47 +41,50 @@ def lockfile_for(project: Path | None) -> Path:
 
 
 def command_env(
-    base: Mapping[str, str], *, lockfile: Path | None, record: Path | None = None
+    base: Mapping[str, str], *, lockfile: Path | None, record: Path | None = None, strict: bool = True
 ) -> dict[str, str]:
-    """The environment of the command: our `sitecustomize` first on `PYTHONPATH`, and what it should do."""
-    child = dict(base)
+    """The environment of the command: our `sitecustomize` first on `PYTHONPATH`, and what it should do.
+
+    Every variable that decides the mode is set here, whatever `base` holds: an inherited
+    `KERNEL_LOCK_RECORD` or `KERNEL_LOCK_STRICT=0` would otherwise turn enforcement into recording or warnings.
+    """
+    child = {k: v for k, v in base.items() if k not in (env.ENFORCE, env.RECORD, env.STRICT)}
     child["PYTHONPATH"] = os.pathsep.join(
         [str(SITE_DIR), *([base["PYTHONPATH"]] if base.get("PYTHONPATH") else [])]
     )
     if record is not None:
         child[env.RECORD] = str(record)
-        child.pop(env.ENFORCE, None)
     else:
         assert lockfile is not None
         child[env.ENFORCE] = "1"
+        child[env.STRICT] = "1" if strict else "0"
         child[env.LOCK_FILE] = str(lockfile)
     return child
 
 
 def sync_once(lockfile: Path) -> int:
     """Sync this machine's locked variants, one process at a time; returns the number of files downloaded."""
-    from filelock import FileLock
-
     from kernel_lock.cache import hub_cache_dir
+    from kernel_lock.cachepaths import cache_file_lock
     from kernel_lock.lockfile import read_lock
     from kernel_lock.sync import selected_variants, sync_variants
 
     cache = hub_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache / SYNC_LOCK)):
+    with cache_file_lock(cache / SYNC_LOCK):
         pairs = selected_variants(read_lock(lockfile), target=None, names=(), all_variants=False)
         return sync_variants(pairs).downloaded_files
 
 
-def exec_enforced(cmd: Sequence[str], lockfile: Path) -> None:
-    """Replace this process with `cmd`, enforcement on in it and every Python process under it."""
+def exec_enforced(cmd: Sequence[str], lockfile: Path, *, strict: bool = True) -> None:
+    """Replace this process with `cmd`, enforcement on in it and every Python process under it (`strict`: refuse)."""
     from kernel_lock.quickload import plain_lock
 
     if plain_lock(lockfile) is None:  # a lock kernel-lock wrote is checked without importing pydantic
         from kernel_lock.lockfile import read_lock
 
         read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
-    child = command_env(os.environ, lockfile=lockfile)
+    child = command_env(os.environ, lockfile=lockfile, strict=strict)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -45,9 +45,10 @@ from kernel_lock.cache import (
     variant_dir,
     write_record,
 )
+from kernel_lock.cachepaths import cache_file_lock
 from kernel_lock.config import load_project
 from kernel_lock.errors import CacheError, ConfigError, HubError, SyncFailed, VariantError
-from kernel_lock.fetch import Digests, Source, digests_of, fetch_blob
+from kernel_lock.fetch import Digests, Source, digests_of, fetch_blob, store_blob
 from kernel_lock.hashing import implied_folders, is_ignored
 from kernel_lock.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists
 from kernel_lock.projectpaths import find_project_root
@@ -259,7 +260,7 @@ def sync_variants(
         ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS, thread_name_prefix="kernel-lock-sync") as pool,
     ):
         check_commits_on_refs({entry.key: entry for entry, _ in todo}.values(), hub)
-        manifests = list(pool.map(lambda p: _manifest(hub, *p), todo))
+        manifests = list(pool.map(lambda p: _manifest(hub, p[0], p[1], cache), todo))
         plans = []
         for (entry, variant), manifest in zip(todo, manifests, strict=True):
             check = check_variant(entry, variant, cache=cache)  # another process may have synced it meanwhile
@@ -284,26 +285,15 @@ def sync_variants(
 @contextlib.contextmanager
 def _variant_locks(todo: list[tuple[LockedKernel, str]], cache: Path) -> Iterator[None]:
     """Hold the file lock of every variant to sync (in one order, so two syncs never deadlock)."""
-    from filelock import FileLock
-
-    locks = []
-    try:
+    with contextlib.ExitStack() as locks:
         for entry, variant in sorted(todo, key=lambda p: (p[0].repo_id, p[1])):
             path = record_path(entry.repo_id, entry.commit, variant, cache)
             real_folder(cache, path.parent)
-            lock_path = Path(f"{path}.lock")
-            if lock_path.is_symlink():
-                lock_path.unlink()  # a planted link would have the lock truncate its target
-            lock = FileLock(str(lock_path))
-            lock.acquire()
-            locks.append(lock)
+            locks.enter_context(cache_file_lock(Path(f"{path}.lock")))
         yield
-    finally:
-        for lock in reversed(locks):
-            lock.release()
 
 
-def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry]:
+def _manifest(hub: Hub, entry: LockedKernel, variant: str, cache: Path) -> list[ManifestEntry]:
     """The Hub's listing of a variant at the locked commit, accepted only if it reproduces the lock's hash."""
     from kernel_lock.resolve import split_variant_path
 
@@ -329,7 +319,7 @@ def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry
             )
         )
     if entry.hash_type == "sha256":
-        manifest = _with_publisher_digest(hub, entry, variant, manifest)
+        manifest = _with_publisher_digest(hub, entry, variant, manifest, cache)
     got = manifest_hash(manifest, entry.hash_type)
     # Without a publisher digest a git file's SHA-256 is known once it lands: `_finish` checks the hash then.
     if got is not None and got != entry.variants[variant]:
@@ -349,13 +339,14 @@ def _manifest(hub: Hub, entry: LockedKernel, variant: str) -> list[ManifestEntry
 
 
 def _with_publisher_digest(
-    hub: Hub, entry: LockedKernel, variant: str, manifest: list[ManifestEntry]
+    hub: Hub, entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache: Path
 ) -> list[ManifestEntry]:
     """The manifest with each git file's expected SHA-256 from the publisher digest, where the variant has one.
 
     Reads `metadata.json` first (checked against its blob id; cached from lock time), so that a listing the
     lock does not match is refused before anything else is downloaded, and each file is checked by SHA-256
-    as it lands. The digest is only a guide: the lock's variant hash decides.
+    as it lands. The digest is only a guide: the lock's variant hash decides. The bytes read are kept as the
+    file's blob, so the plan links it instead of fetching it again.
     """
     import hashlib
 
@@ -366,6 +357,9 @@ def _with_publisher_digest(
     if meta is None:
         return manifest
     data = MetadataCache(entry.repo_id, entry.commit).get(variant, meta.hash, hub)
+    store_blob(
+        real_folder(cache, blob_path(entry.repo_id, "", cache)), meta.hash, data
+    )  # checked: its blob id
     try:
         digest = parse_digest(data)
     except MalformedDigest as exc:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tests that need neither torch nor the kernels library (markers, see pyproject.toml), on the lowest
 # versions pyproject.toml declares: Python 3.10, huggingface_hub 1.33, pydantic 2.12, tomli-w 1.0, tomlkit 0.12,
-# filelock 3.12, sigstore 4.5. (tests/conftest.py declares the target every test selects for, so none needs torch to detect it.)
+# filelock 3.20.3, sigstore 4.5. (tests/conftest.py declares the target every test selects for, so none needs torch to detect it.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=""
@@ -17,6 +17,6 @@ if [ -z "$py" ]; then
 fi
 "$py" -m venv .venv-lowest
 .venv-lowest/bin/pip install -q "huggingface_hub==1.33.0" "pydantic==2.12.0" "tomli-w==1.0.0" "tomlkit==0.12.0" \
-  "filelock==3.12.0" "tomli==2.0.1" "sigstore==4.5.0" pytest hypothesis jsonschema
+  "filelock==3.20.3" "tomli==2.0.1" "sigstore==4.5.0" pytest hypothesis jsonschema
 .venv-lowest/bin/pip install -q --no-deps -e .
 .venv-lowest/bin/python -m pytest -q -p no:cacheprovider -m "not (slow or torch or kernels or gpu)"

@@ -10,6 +10,7 @@ verifying it. Set `KERNEL_LOCK_COUNTS=/path/file.jsonl` to collect the number of
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -218,6 +219,7 @@ def test_sync_survives_status_bursts_on_listings_and_downloads(hub_env, locked, 
             "status", match=r"/resolve/.*/metadata\.json$", count=1, status=429, method="GET", retry_after=0
         ),
     )
+    shutil.rmtree(hub_cache_dir())  # locked elsewhere: sync reads each metadata.json from the Hub
     run = cli("sync", "--project", str(locked))
     assert run.exit_code == 0, run.stderr
     assert faults.survived() == 6
@@ -235,6 +237,7 @@ def test_sync_survives_resets_truncations_and_stalls(hub_env, locked, cli) -> No
         Fault("truncate", match=r"^/cdn/", count=2),
         Fault("stall", match=r"/resolve/.*/layers\.py$", count=2, seconds=0.3),
     )
+    shutil.rmtree(hub_cache_dir())  # locked elsewhere: sync reads each metadata.json from the Hub
     run = cli("sync", "--project", str(locked), "--variant", CPU_VARIANT, "--variant", "torch-cpu")
     assert run.exit_code == 0, run.stderr
     assert faults.survived() == 10

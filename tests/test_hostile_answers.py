@@ -145,6 +145,18 @@ def test_traversal_in_headers_writes_nothing_outside_the_cache(
     COUNTS["hostile_answers_refused" if name == "X-Repo-Commit" else "hostile_headers_ignored"] += 1
 
 
+@pytest.mark.parametrize("said", ["../../evil", "a" * 41, "", "A" * 40, "0" * 40 + "\u00e9"])
+@pytest.mark.parametrize("where", ["/resolve/", "^/cdn/"])
+def test_a_refused_x_repo_commit_names_the_request_id(hub_env, world, cli, where: str, said: str) -> None:
+    headers = {"X-Repo-Commit": said.encode("utf-8").decode("latin-1"), "X-Request-Id": "req-commit-1"}
+    hub_env.add_answer(Answer(where, headers=headers, count=None))
+    run = cli("sync", "--verbose", "--project", str(world), "--variant", CPU)
+    assert_clean(run, 3, "another commit's file", "Hub request id: req-commit-1")
+    nothing_lost(world)
+    COUNTS["hostile_answers_tried"] += 1
+    COUNTS["hostile_answers_refused"] += 1
+
+
 @pytest.mark.parametrize("status", [404, 401, 403, 410, 500, 302])
 def test_error_statuses_with_a_traversal_commit_write_nothing(
     hub_env, world, cli, tmp_path, status: int
@@ -409,10 +421,8 @@ def test_one_sync_repairs_local_damage(hub_env, world, cli, tmp_path, damage) ->
 
 def test_planted_links_in_the_record_folder_write_nothing_outside(hub_env, world, cli, tmp_path) -> None:
     entry = relu(world)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    victim = elsewhere / "victim.txt"
-    victim.write_text("keep me\n")
+    victim = a_victim(tmp_path)
+    elsewhere = victim.parent
     rpath = record_path(entry.repo_id, entry.commit, CPU)
     rpath.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{rpath}.lock").symlink_to(victim)
@@ -427,6 +437,71 @@ def test_planted_links_in_the_record_folder_write_nothing_outside(hub_env, world
     nothing_outside(tmp_path, before_outside)
     assert check_variant(entry, CPU, mode="full").ok
     COUNTS["local_damage_repaired_in_one_sync"] += 1
+
+
+def a_victim(tmp_path: Path) -> Path:
+    """A file outside the cache (in a folder of its own) that nothing kernel-lock does may change."""
+    (tmp_path / "elsewhere").mkdir()
+    victim = tmp_path / "elsewhere" / "victim.txt"
+    victim.write_text("keep me\n")
+    return victim
+
+
+def plant(kind: str, at: Path, victim: Path) -> None:
+    """Put a symlink (to a file, or dangling), a hard link or a FIFO where a lock file will be opened."""
+    if kind == "symlink":
+        at.symlink_to(victim)
+    elif kind == "dangling":
+        at.symlink_to(victim.with_name("created-through-the-link"))
+    elif kind == "hardlink":
+        os.link(victim, at)
+    else:
+        os.mkfifo(at)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling", "hardlink", "fifo"])
+def test_run_sync_takes_its_lock_through_nothing_planted(hub_env, world, tmp_path, kind: str) -> None:
+    import subprocess
+    import sys
+
+    from kernel_lock.run import SYNC_LOCK
+
+    victim = a_victim(tmp_path)
+    elsewhere = victim.parent
+    plant(kind, hub_cache_dir() / SYNC_LOCK, victim)
+    before_outside = outside(elsewhere)
+    command = ["run", "--sync", "--project", str(world), "--", sys.executable, "-c", "print('ran')"]
+    proc = subprocess.run([sys.executable, "-m", "kernel_lock", *command], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ran"]
+    assert victim.read_text() == "keep me\n" and outside(elsewhere) == before_outside
+    assert (hub_cache_dir() / SYNC_LOCK).is_file() and not (hub_cache_dir() / SYNC_LOCK).is_symlink()
+    assert check_variant(relu(world), CPU, mode="full").ok
+    COUNTS["nothing_written_outside"] += 1
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling", "hardlink", "fifo"])
+def test_sync_takes_a_variant_lock_through_nothing_planted(hub_env, world, cli, tmp_path, kind: str) -> None:
+    entry = relu(world)
+    victim = a_victim(tmp_path)
+    elsewhere = victim.parent
+    rpath = record_path(entry.repo_id, entry.commit, CPU)
+    rpath.parent.mkdir(parents=True, exist_ok=True)
+    plant(kind, Path(f"{rpath}.lock"), victim)
+    before_outside = outside(elsewhere)
+    assert sync(cli, world, CPU).exit_code == 0
+    assert victim.read_text() == "keep me\n" and outside(elsewhere) == before_outside
+    assert check_variant(entry, CPU, mode="full").ok
+    COUNTS["nothing_written_outside"] += 1
+
+
+def test_a_lock_file_replaced_by_a_folder_is_our_error(hub_env, tmp_path) -> None:
+    from kernel_lock.cachepaths import cache_file_lock
+    from kernel_lock.errors import CacheError
+
+    (tmp_path / "x.lock").mkdir()
+    with pytest.raises(CacheError, match=r"x\.lock"), cache_file_lock(tmp_path / "x.lock"):
+        pass
 
 
 def test_lock_writes_nothing_through_a_planted_record_folder(hub_env, make_project, cli, tmp_path) -> None:

@@ -3,7 +3,9 @@
 Arrays nested hundreds deep in `pyproject.toml`, `kernels.lock`, `kernel-status.toml` or `metadata.json`; a
 variant folder named `torch..universal`; listings sync could not write (a file where another needs a folder,
 a name over 255 bytes), refused by `lock` and naming the paths; a lock that starts with a byte order mark
-(read); thousands of unresolvable requirements (the lock stops at the first).
+(read); thousands of unresolvable requirements (the lock stops at the first); a `metadata.json` with a key
+twice (Python would keep the last, `kernels` refuses it: refused at lock and sync); a `python-depends` entry
+that names no package (a missing package); a Hub answer nested 100,000 deep or with a key twice.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 
 from kernel_lock.errors import LockfileError
 from kernel_lock.load import get_kernel
+from kernel_lock.lockfile import read_lock
 from kernel_lock.testing import LocalHub, repo_files
 
 COUNTS: Counter[str] = Counter()
@@ -143,3 +146,110 @@ def test_malformed_json_reply_is_its_own_error_with_the_request_id(hub_env, make
     assert "req-1234" in run.stderr
     json_run = cli("lock", "--json", "--project", str(root))
     assert json.loads(json_run.stdout)["error"]["code"] == "hub-malformed-reply"
+
+
+def key_twice(metadata: bytes, key: str, value: object) -> bytes:
+    """`metadata.json` with `key` written a second time (with `value`) right after its first appearance."""
+    text = metadata.decode()
+    at = text.index(f'"{key}":')
+    end = text.index("\n", at)
+    first = text[at:end].rstrip(",")
+    return (
+        (text[:end] + f'\n  "{key}": {json.dumps(value)},' + text[end:])
+        .replace(first + "\n", first + ",\n", 1)
+        .encode()
+    )
+
+
+def locked_elsewhere(hub: LocalHub, root, repo_id: str, files: dict[str, bytes]) -> None:
+    """Point the project's lock at a commit of `files`, hashed as a lock written by another tool would be."""
+    import hashlib
+
+    from kernel_lock.hashing import variant_hash
+
+    repo = hub.create_repo(repo_id + "-bad")
+    commit = repo.commit(files, branch="main")
+    lock = (root / "kernels.lock").read_text()
+    entry = read_lock(root / "kernels.lock").find(repo_id)
+    assert entry is not None
+    for variant, old in entry.variants.items():
+        prefix = f"build/{variant}/"
+        new = variant_hash(
+            (p.removeprefix(prefix), hashlib.sha256(d).hexdigest())
+            for p, d in files.items()
+            if p.startswith(prefix)
+        )
+        lock = lock.replace(old, new)
+    (root / "kernels.lock").write_text(lock.replace(entry.commit, commit).replace(repo_id, repo_id + "-bad"))
+
+
+@pytest.mark.parametrize(("key", "value"), [("id", "_other_module"), ("algorithm", "sha512")])
+def test_metadata_with_a_key_twice_is_refused_at_lock_sync_and_verify(
+    hub_env, make_project, cli, key: str, value: str
+) -> None:
+    files = repo_files(["torch-cpu"], name="twice")
+    path = "build/torch-cpu/metadata.json"
+    files[path] = key_twice(files[path], key, value)
+    assert f'"{key}"' in files[path].decode().split(f'"{key}"', 1)[1]  # the key is there twice
+    publish(hub_env, "kernels-community/twice", files)
+    root = make_project('"kernels-community/twice" = 1')
+    assert_clean(
+        cli("lock", "--project", str(root)),
+        3,
+        "kernels-community/twice",
+        "metadata.json",
+        f"{key!r} appears twice",
+    )
+    assert not (root / "kernels.lock").exists()
+
+    # A lock written elsewhere (an older kernel-lock): sync refuses the file before any other download.
+    publish(hub_env, "kernels-community/twice-ok", repo_files(["torch-cpu"], name="twice"))
+    root = make_project('"kernels-community/twice-ok" = 1', name="elsewhere")
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    locked_elsewhere(hub_env, root, "kernels-community/twice-ok", files)
+    run = cli("sync", "--frozen", "--project", str(root))
+    assert_clean(run, 3, "kernels-community/twice-ok-bad", f"{key!r} appears twice")
+    assert cli("verify", "--project", str(root)).exit_code == 4  # nothing was synced
+
+
+def test_publisher_digest_of_a_metadata_with_a_key_twice_is_refused() -> None:
+    from kernel_lock.digest import MalformedDigest, parse_digest
+
+    metadata = repo_files(["torch-cpu"], name="twice")["build/torch-cpu/metadata.json"]
+    assert parse_digest(metadata) is not None
+    for key, value in (("id", "_other"), ("algorithm", "sha512"), ("version", 2)):
+        with pytest.raises(MalformedDigest, match=f"{key!r} appears twice"):
+            parse_digest(key_twice(metadata, key, value))
+
+
+def test_python_depends_without_a_name_is_a_missing_package_not_a_crash(hub_env, make_project, cli) -> None:
+    from kernel_lock.errors import MissingPythonDependency
+
+    path = "build/torch-cpu/metadata.json"
+    metadata = json.loads(repo_files(["torch-cpu"], name="pydeps")[path])
+    metadata["python-depends"] = ["<2", "", " ", "ok-name", "@http://x"]
+    files = repo_files(["torch-cpu"], name="pydeps")
+    files[path] = json.dumps(metadata).encode()
+    publish(hub_env, "kernels-community/pydeps", files)
+    root = make_project('"kernels-community/pydeps" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    sync = cli("sync", "--project", str(root))
+    assert sync.exit_code == 0, sync.stderr
+    assert "'<2'" in sync.stderr or "<2" in sync.stderr
+    status = cli("status", "--project", str(root))
+    assert status.exit_code == 0, status.stderr
+    with pytest.raises(MissingPythonDependency, match="<2"):
+        get_kernel("kernels-community/pydeps", lockfile=root / "kernels.lock")
+
+
+def test_refs_nested_100000_deep_is_a_malformed_reply(hub_env, make_project, cli) -> None:
+    from kernel_lock.testing import Answer
+
+    deep = b'{"branches": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    hub_env.add_answer(Answer(r"relu/refs$", body=deep, headers={"X-Request-Id": "req-deep"}, count=None))
+    root = make_project('"kernels-community/relu" = 1')
+    run = cli("lock", "--verbose", "--project", str(root))
+    assert_clean(run, 3, "kernels-community/relu", "nested too deeply", "req-deep")
+    twice = b'{"branches": [], "branches": [{"name": "v1", "targetCommit": "' + b"a" * 40 + b'"}]}'
+    hub_env.add_answer(Answer(r"relu/refs$", body=twice, count=None))
+    assert_clean(cli("lock", "--project", str(root)), 3, "kernels-community/relu", "'branches' appears twice")

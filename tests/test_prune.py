@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 from kernel_lock.cache import hub_cache_dir
 from kernel_lock.lockfile import read_lock
@@ -81,3 +84,69 @@ def test_prune_without_a_lock_is_an_error(tmp_path: Path, cli) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.kernels.dependencies]\n")
     run = cli("cache", "prune", "--project", str(tmp_path), "--json")
     assert run.exit_code == 2 and run.json()["error"]["code"] == "lock-invalid"
+
+
+GONE = "f" * 40  # a commit no lock holds
+
+
+def tree(root: Path) -> dict[str, object]:
+    """Every path under `root`, with file contents and link targets."""
+    return {
+        str(p.relative_to(root)): (
+            str(p.readlink()) if p.is_symlink() else p.read_bytes() if p.is_file() else "dir"
+        )
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def planted(name: str, repo: Path, commit: str, elsewhere: Path) -> None:
+    """Link a folder of the cached repo to `elsewhere`, which holds what prune would remove through the link."""
+
+    def link(path: Path) -> None:
+        if path.exists():
+            shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(elsewhere, target_is_directory=True)
+
+    (repo / "snapshots" / GONE / "build" / "torch-cpu").mkdir(parents=True)  # pruned: its records and refs go
+    (repo / "snapshots" / commit / "build" / "torch-gone").mkdir()  # a variant no lock lists: pruned
+    if name == "snapshots":  # a commit "in" the snapshots folder: the whole folder outside
+        (elsewhere / GONE).mkdir()
+        (elsewhere / GONE / "keep.txt").write_text("keep\n")
+        link(repo / "snapshots")
+    elif name == "records":  # the record folder of the pruned commit: through a linked .kernel-lock
+        (elsewhere / GONE).mkdir()
+        (elsewhere / GONE / "torch-cpu.json").write_text("keep\n")
+        link(repo / ".kernel-lock")
+    elif name == "commit-records":  # the record of the pruned variant: through a linked commit record folder
+        (elsewhere / "torch-gone.json").write_text("keep\n")
+        link(repo / ".kernel-lock" / commit)
+    elif name == "refs":  # a ref naming the pruned commit: through a linked refs folder
+        (elsewhere / "main").write_text(GONE)
+        link(repo / "refs")
+    elif name == "snapshot":  # the pruned variant: through a linked snapshot of the locked commit
+        (elsewhere / "build" / "torch-gone").mkdir(parents=True)
+        (elsewhere / "build" / "torch-gone" / "keep.py").write_text("keep\n")
+        link(repo / "snapshots" / commit)
+    elif name == "blobs":
+        (elsewhere / ("0" * 40)).write_text("keep\n")
+        link(repo / "blobs")
+
+
+@pytest.mark.parametrize("name", ["snapshots", "records", "commit-records", "refs", "snapshot", "blobs"])
+def test_prune_touches_nothing_outside_the_cache_through_a_link(
+    hub_env, make_project, cli, tmp_path, name: str
+) -> None:
+    root = make_project('"kernels-community/relu" = 2')
+    assert cli("sync", "--project", str(root), "--target", CPU).exit_code == 0
+    entry = read_lock(root / "kernels.lock").find("kernels-community/relu")
+    repo = hub_cache_dir() / "kernels--kernels-community--relu"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    planted(name, repo, entry.commit, elsewhere)
+    before = tree(elsewhere)
+    for args in (("--dry-run",), ()):
+        run = cli("cache", "prune", "--project", str(root), *args)
+        assert run.exit_code == 0, run.stderr
+        assert tree(elsewhere) == before, f"prune {args} changed what a link in the cache leads to"
+    assert elsewhere.is_dir()

@@ -90,24 +90,96 @@ def test_run_enforces_in_the_command_and_its_children_offline(tf_hub, make_proje
     assert len((tmp_path / "imported.txt").read_text().split()) == 2
 
 
-def test_run_refuses_what_is_not_locked_and_keeps_an_existing_sitecustomize(
-    tf_hub, make_project, cli, tmp_path, monkeypatch
-) -> None:
+@pytest.fixture
+def activation_only(tf_hub, make_project, cli) -> Path:
+    """A project that locks and syncs only the activation kernel; the Hub is stopped after."""
     root = make_project(DEPS[0])
     assert cli("lock", "--project", str(root)).exit_code == 0
     assert cli("sync", "--project", str(root)).exit_code == 0
     tf_hub.stop()
-    theirs = tmp_path / "their-site"
-    theirs.mkdir()
-    (theirs / "sitecustomize.py").write_text(f"open({str(tmp_path / 'theirs-ran')!r}, 'w').close()\n")
-    monkeypatch.setenv("PYTHONPATH", str(theirs))
+    return root
+
+
+def their_sitecustomize(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Path:
+    """The environment's own `sitecustomize`, on `PYTHONPATH` ahead of what is there (this tree, in the suite)."""
+    site_dir = tmp_path / "their-site"
+    site_dir.mkdir()
+    (site_dir / "sitecustomize.py").write_text(body + "\n")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(site_dir), *filter(None, [os.environ.get("PYTHONPATH")])])
+    )
+    return site_dir / "sitecustomize.py"
+
+
+def run_load_two(root: Path, tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
     prog = script(tmp_path, "prog.py", LOAD_TWO)
-    proc = run("run", "--project", str(root), "--", sys.executable, str(prog), cwd=tmp_path)
-    assert proc.returncode == 1
+    return run("run", *options, "--project", str(root), "--", sys.executable, str(prog), cwd=tmp_path)
+
+
+def assert_rotary_refused(proc: subprocess.CompletedProcess[str], tmp_path: Path) -> None:
+    assert proc.returncode == 1, proc.stderr
     assert "NotLockedError" in proc.stderr
     assert "kernel-lock add kernels-community/rotary --version 2" in proc.stderr
+    assert len((tmp_path / "imported.txt").read_text().split()) == 1  # activation only: rotary never ran
+
+
+def test_run_refuses_what_is_not_locked_and_keeps_an_existing_sitecustomize(
+    activation_only, tmp_path, monkeypatch
+) -> None:
+    their_sitecustomize(tmp_path, monkeypatch, f"open({str(tmp_path / 'theirs-ran')!r}, 'w').close()")
+    proc = run_load_two(activation_only, tmp_path)
+    assert_rotary_refused(proc, tmp_path)
     assert (tmp_path / "theirs-ran").exists()
-    assert len((tmp_path / "imported.txt").read_text().split()) == 1  # activation only
+
+
+@pytest.mark.parametrize(
+    "inherited",
+    [
+        {"KERNEL_LOCK_RECORD": "record"},
+        {"KERNEL_LOCK_STRICT": "0"},
+        {"KERNEL_LOCK_RECORD": "r", "KERNEL_LOCK_STRICT": "off"},
+    ],
+    ids=["record", "not-strict", "both"],
+)
+def test_run_enforces_strictly_whatever_the_environment_says(
+    activation_only, tmp_path, monkeypatch, inherited: dict[str, str]
+) -> None:
+    for name, value in inherited.items():
+        monkeypatch.setenv(name, str(tmp_path / value) if name == "KERNEL_LOCK_RECORD" else value)
+    assert_rotary_refused(run_load_two(activation_only, tmp_path), tmp_path)
+    assert not any((tmp_path / name).exists() for name in ("record", "r"))  # nothing recorded
+
+
+def test_run_no_strict_warns_and_lets_kernels_load_what_is_not_locked(
+    tf_hub, make_project, cli, tmp_path
+) -> None:
+    root = make_project(DEPS[0])
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    proc = run_load_two(root, tmp_path, "--no-strict")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "torch-cpu"]
+    assert "kernels-community/rotary" in proc.stderr  # the warning names what it let through
+    refused = run("run", "--record", "--no-strict", "--", sys.executable, "-c", "pass", cwd=root)
+    assert refused.returncode == 2 and "--no-strict" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [
+        "raise RuntimeError('their start-up failed')",
+        "import kernels\nkernels.get_kernel('kernels-community/rotary', version=2)",
+        "raise ImportError('looks like no sitecustomize', name='sitecustomize')",
+    ],
+    ids=["raises", "loads-an-unlocked-kernel", "import-error-python-ignores"],
+)
+def test_a_failing_sitecustomize_of_the_environment_leaves_enforcement_on(
+    activation_only, tmp_path, monkeypatch, theirs: str
+) -> None:
+    path = their_sitecustomize(tmp_path, monkeypatch, theirs)
+    proc = run_load_two(activation_only, tmp_path)
+    assert f"warning: the environment's sitecustomize ({path}) failed" in proc.stderr
+    assert_rotary_refused(proc, tmp_path)
 
 
 def test_run_without_a_lock_fails_before_the_command(tmp_path, make_project) -> None:
@@ -155,7 +227,9 @@ def test_eight_ranks_started_together_download_each_file_once(tf_hub, make_proje
     assert all(out.split() == ["True", "torch-cpu"] for out, _ in outputs)
     gets = Counter(r.path for r in tf_hub.requests if r.method == "GET" and "/resolve/" in r.path)
     assert gets and set(gets.values()) == {1}, gets
-    assert len(gets) == 3 * 3  # metadata.json, __init__.py, layers.py of each kernel's torch-cpu
+    assert (
+        len(gets) == 3 * 2
+    )  # __init__.py, layers.py of each kernel's torch-cpu (metadata.json: read at lock)
 
 
 @pytest.fixture(scope="module")

@@ -273,3 +273,16 @@ def test_kernel_lock_target_declares_the_default_environment(locked, cli, monkey
         "torch-stable-abi210-cu128-x86_64-linux",
         "torch213-cxx11-cu126-x86_64-linux",
     }
+
+
+def test_a_lock_made_elsewhere_syncs_each_file_with_one_request(locked, cli, hub_env) -> None:
+    import shutil
+    from collections import Counter
+
+    shutil.rmtree(hub_cache_dir())  # the lock was made on another machine: nothing of it in this cache
+    hub_env.clear_log()
+    assert cli("sync", "--project", str(locked)).exit_code == 0
+    gets = Counter(r.path for r in hub_env.requests if r.method == "GET" and "/resolve/" in r.path)
+    assert any(path.endswith("/metadata.json") for path in gets)
+    assert gets and set(gets.values()) == {1}, {p: n for p, n in gets.items() if n > 1}
+    assert cli("verify", "--project", str(locked), "--full").exit_code == 0

@@ -22,22 +22,37 @@ from kernel_lock.cli.output import Output
     is_flag=True,
     help="Run unenforced, online; add every kernel it asks for to pyproject.toml; lock.",
 )
+@click.option(
+    "--no-strict",
+    is_flag=True,
+    help="Warn, and let `kernels` load it as it would, where a kernel is not locked or fails verification.",
+)
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @command
-def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cmd: tuple[str, ...]) -> int:
+def run(
+    *,
+    out: Output,
+    project: Path | None,
+    sync_first: bool,
+    record: bool,
+    no_strict: bool,
+    cmd: tuple[str, ...],
+) -> int:
     """Run CMD with every kernel the `kernels` library loads answered from kernels.lock, verified, offline.
 
     Every Python process CMD starts, children too, is enforced (a
-    `sitecustomize` on PYTHONPATH). The exit status is CMD's.
+    `sitecustomize` on PYTHONPATH), strictly unless --no-strict, whatever
+    KERNEL_LOCK_* variables it inherits. The exit status is CMD's.
     """
     from kernel_lock import run as runner
 
     if record:
         from kernel_lock.reports import KernelRequestReport, RunRecordReport
 
-        if sync_first:
+        if sync_first or no_strict:
             raise errors.ConfigError(
-                "--record runs unenforced and online; it cannot be combined with --sync."
+                f"--record runs unenforced and online; it cannot be combined with "
+                f"{'--sync' if sync_first else '--no-strict'}."
             )
         rec = runner.run_recording(cmd, project)
         for request in rec.requests:
@@ -59,5 +74,5 @@ def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cm
     if sync_first:
         downloaded = runner.sync_once(lockfile)
         out.detail(f"synced before the run: {downloaded} file(s) downloaded")
-    runner.exec_enforced(cmd, lockfile)
+    runner.exec_enforced(cmd, lockfile, strict=not no_strict)
     return 0

@@ -1,11 +1,12 @@
 """Put on `PYTHONPATH` by `kernel-lock run`: kernels enforcement (or recording) in every Python process.
 
-The environment's own `sitecustomize` (the next one on `sys.path`) runs
-first, as it would without us. Then `KERNEL_LOCK_RECORD` or
-`KERNEL_LOCK_ENFORCE=1` (with `KERNEL_LOCK_FILE`) turns kernel-lock on; the
-`kernels` library is hooked when it is imported, so a process that never
-loads a kernel pays only this file's import. If enforcement cannot start,
-the process stops with exit status 2 rather than run unenforced.
+`KERNEL_LOCK_RECORD` or `KERNEL_LOCK_ENFORCE=1` (with `KERNEL_LOCK_FILE`)
+turns kernel-lock on first; the `kernels` library is hooked when it is
+imported, so a process that never loads a kernel pays only this file's import.
+If enforcement cannot start, the process stops with exit status 2 rather than
+run unenforced. Then the environment's own `sitecustomize` (the next one on
+`sys.path`) runs, as it would without us: one that fails is reported on stderr,
+as Python reports its own, and enforcement stays on.
 """
 
 from __future__ import annotations
@@ -14,18 +15,6 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-
-
-def _run_next_sitecustomize() -> None:
-    """Execute the `sitecustomize` this one hides, as the module `sitecustomize`."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
-    if spec is None or spec.loader is None:
-        return
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sitecustomize"] = module
-    spec.loader.exec_module(module)
 
 
 def _activate() -> None:
@@ -40,5 +29,26 @@ def _activate() -> None:
     activate()
 
 
-_run_next_sitecustomize()
+def _run_next_sitecustomize() -> None:
+    """Execute the `sitecustomize` this one hides, as the module `sitecustomize`; its failure is only reported."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    ours = sys.modules[__name__]
+    sys.modules["sitecustomize"] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules["sitecustomize"] = ours  # the import of this module, still under way, finds itself
+        sys.stderr.write(
+            f"warning: the environment's sitecustomize ({spec.origin}) failed: {type(exc).__name__}: {exc}; "
+            f"kernel-lock's start-up hook ran before it and stays on.\n"
+        )
+        sys.stderr.flush()
+
+
 _activate()
+_run_next_sitecustomize()
