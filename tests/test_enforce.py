@@ -430,3 +430,15 @@ def test_recording_notes_what_the_program_asked_for_not_the_kernels_it_depends_o
     assert proc.stdout.split() == ["2"]
     noted = [json.loads(line)["repo_id"] for line in log.read_text().splitlines()]
     assert noted == ["kernels-community/relu"]  # not kernels-community/activation, which relu v2 depends on
+
+
+def test_a_verified_metadata_json_kernels_cannot_read_is_our_error(tmp_path) -> None:
+    """A lock made before duplicate keys were refused may vouch for one: the load stops with our error."""
+    from kernel_lock.enforcement._adapters import _metadata
+
+    (tmp_path / "metadata.json").write_text(
+        '{"id": "_relu_1", "id": "_relu_2", "name": "relu", "version": 1, "license": "MIT",'
+        ' "python-depends": [], "backend": {"type": "cpu"}}'
+    )
+    with pytest.raises(VerificationError, match=r"cannot read it .*nothing was imported"):
+        _metadata(tmp_path)

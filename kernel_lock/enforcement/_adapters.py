@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kernel_lock import env
 from kernel_lock.enforcement import _hooks
 from kernel_lock.enforcement._modes import refuse_overrides
-from kernel_lock.errors import UnsupportedKernelsVersion
+from kernel_lock.errors import UnsupportedKernelsVersion, VerificationError
 
 if TYPE_CHECKING:
     from kernel_lock.lockfile import LockedKernel
@@ -123,15 +123,11 @@ class Adapter:
 
     def local_kernel(self, path: Path) -> Any:
         """A verified variant folder as the family's `LocalKernel` (no Hub origin: upstream does not re-check it)."""
-        from kernels._rust import Metadata
-
         local_kernel = self.module("resolver").LocalKernel
-        return local_kernel(variant_path=path, metadata=Metadata.read_from_file(path / "metadata.json"))
+        return local_kernel(variant_path=path, metadata=_metadata(path))
 
     def register_loaded(self, variant_path: Path, module: ModuleType, entry: LockedKernel) -> None:
         """List a kernel kernel-lock imported in `kernels.get_loaded_kernels()`, as `kernels` would have."""
-        from kernels._rust import Metadata
-
         importer = self.module("importer")
         if variant_path in importer._loaded_kernels:
             return
@@ -141,10 +137,29 @@ class Adapter:
 
             revision = Oid.from_str(entry.commit)
         importer._loaded_kernels[variant_path] = importer.LoadedKernel(
-            metadata=Metadata.read_from_file(variant_path / "metadata.json"),
+            metadata=_metadata(variant_path),
             module=module,
             repo_info=self.module("hf_hub").RepoInfo(repo_id=entry.repo_id, revision=revision),
         )
+
+
+def _metadata(variant_path: Path) -> Any:
+    """A verified variant's `metadata.json` as `kernels` reads it; a file it refuses is our `VerificationError`.
+
+    A lock made before kernel-lock refused duplicate keys may hold such a file: verified, but unreadable to
+    `kernels`' own parser.
+    """
+    from kernels._rust import Metadata
+
+    path = variant_path / "metadata.json"
+    try:
+        return Metadata.read_from_file(path)
+    except (OSError, ValueError) as exc:
+        raise VerificationError(
+            f"{path} matches kernels.lock, but the kernels library cannot read it ({exc}); nothing was "
+            f"imported. Re-lock the kernel (`kernel-lock lock --upgrade-package REPO`) to find out whether its "
+            f"publisher fixed the file, or ask them to."
+        ) from None
 
 
 ADAPTERS = (
