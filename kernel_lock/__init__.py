@@ -6,7 +6,18 @@ The public API is imported lazily so that `import kernel_lock` (and the CLI) sta
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real signatures for mypy and editors; at run time each is imported when first used
+    from kernel_lock.config import load_project
+    from kernel_lock.enforcement import enforce, enforced
+    from kernel_lock.errors import KernelLockError
+    from kernel_lock.load import LockedLayerRepository, get_kernel, get_kernel_dep
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.locking import check_lock, lock_project
+    from kernel_lock.sync import sync_project
+    from kernel_lock.target import detect_target, parse_target
+    from kernel_lock.verify import check_variant
 
 __version__ = "0.1.0"  # the only place the version is written; pyproject.toml reads it from here
 
@@ -27,7 +38,23 @@ _EXPORTS = {
     "enforced": "kernel_lock.enforcement",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "KernelLockError",
+    "LockedLayerRepository",
+    "__version__",
+    "check_lock",
+    "check_variant",
+    "detect_target",
+    "enforce",
+    "enforced",
+    "get_kernel",
+    "get_kernel_dep",
+    "load_project",
+    "lock_project",
+    "parse_target",
+    "read_lock",
+    "sync_project",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,3 +62,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'kernel_lock' has no attribute {name!r}")
     return getattr(import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -285,7 +285,7 @@ class CommitNotOnRef(VerificationError):
         self.ref = ref
 
 
-class DigestError(HubError):
+class DigestError(VerificationError):
     """A variant disagrees with the publisher's digest in its `metadata.json`, or that digest is malformed.
 
     `violations` holds the differences as `kernel_lock.digest` reports them (empty for a malformed digest).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,34 @@ def test_run_checks_the_lock_it_wrote_without_pydantic(hub_env, make_project, cl
     }
     assert "kernel_lock" in imported
     assert not imported & set(HEAVY)
+
+
+def test_the_public_api_is_pinned_and_typed() -> None:
+    """`__all__` is the API users import; each name resolves lazily, shows in `dir()`, and mypy sees it typed."""
+    import kernel_lock
+
+    assert kernel_lock.__all__ == [
+        "KernelLockError",
+        "LockedLayerRepository",
+        "__version__",
+        "check_lock",
+        "check_variant",
+        "detect_target",
+        "enforce",
+        "enforced",
+        "get_kernel",
+        "get_kernel_dep",
+        "load_project",
+        "lock_project",
+        "parse_target",
+        "read_lock",
+        "sync_project",
+    ]
+    assert set(kernel_lock.__all__) - {"__version__"} == set(kernel_lock._EXPORTS)
+    assert set(kernel_lock.__all__) <= set(dir(kernel_lock))
+    source = Path(kernel_lock.__file__).read_text(encoding="utf-8")
+    for name in kernel_lock._EXPORTS:
+        assert callable(getattr(kernel_lock, name))
+        assert re.search(rf"^    from kernel_lock\.\w+ import .*\b{name}\b", source, re.M), (
+            f"{name}: no typed import"
+        )

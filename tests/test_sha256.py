@@ -110,7 +110,7 @@ def test_digest_that_lists_a_file_the_listing_lacks_is_refused(hub_env, make_pro
     publish(hub_env, with_digest(files, {**files, "ghost.py": b"x = 1\n"}))
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))
-    assert run.exit_code == 3 and "Missing file: ghost.py" in run.stderr and CPU in run.stderr
+    assert run.exit_code == 4 and "Missing file: ghost.py" in run.stderr and CPU in run.stderr
     assert not (root / "kernels.lock").exists()
 
 
@@ -119,7 +119,7 @@ def test_digest_that_misses_a_listed_file_is_refused(hub_env, make_project, cli)
     publish(hub_env, with_digest({**files, "extra.py": b"import os\n"}, files))
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))
-    assert run.exit_code == 3 and "Unknown file: extra.py" in run.stderr
+    assert run.exit_code == 4 and "Unknown file: extra.py" in run.stderr
     assert not (root / "kernels.lock").exists()
     assert cli("lock", "--project", str(root), "--json").json()["error"]["code"] == "digest-mismatch"
 
@@ -134,7 +134,7 @@ def test_lfs_file_whose_listing_and_digest_disagree_is_refused(hub_env, make_pro
     root = make_project(f'"{REPO}" = 1')
     for hash_type in ("sha256", "git_lfs_concat"):  # the digest is cross-checked whatever the hash type
         run = cli("lock", "--project", str(root), "--hash-type", hash_type)
-        assert run.exit_code == 3 and f"File hash mismatch for {so}" in run.stderr
+        assert run.exit_code == 4 and f"File hash mismatch for {so}" in run.stderr
     assert not (root / "kernels.lock").exists()
 
 
@@ -147,7 +147,7 @@ def test_malformed_digest_is_refused_at_lock(hub_env, make_project, cli, digest)
     metadata = {**json.loads(files["metadata.json"]), "digest": digest}
     publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
     run = cli("lock", "--project", str(make_project(f'"{REPO}" = 1')))
-    assert run.exit_code == 3 and "digest is malformed" in run.stderr and "tell its publisher" in run.stderr
+    assert run.exit_code == 4 and "digest is malformed" in run.stderr and "tell its publisher" in run.stderr
 
 
 def colliding_repo(hub: LocalHub) -> dict[str, bytes]:
@@ -288,7 +288,7 @@ def test_sha512_digest_that_a_served_file_does_not_match_is_refused(hub_env, mak
     publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))
-    assert run.exit_code == 3 and "File hash mismatch for layers.py" in run.stderr
+    assert run.exit_code == 4 and "File hash mismatch for layers.py" in run.stderr
     assert not (root / "kernels.lock").exists()
 
 
