@@ -168,7 +168,7 @@ def locked_elsewhere(hub: LocalHub, root, repo_id: str, files: dict[str, bytes])
     from kernel_lock.hashing import variant_hash
 
     repo = hub.create_repo(repo_id + "-bad")
-    commit = repo.commit(files, branch="main")
+    commit = repo.commit(files, branch="v1")  # on the history of the ref the lock's requirement names
     lock = (root / "kernels.lock").read_text()
     entry = read_lock(root / "kernels.lock").find(repo_id)
     assert entry is not None
