@@ -392,12 +392,14 @@ def add_dependencies(
     project: Path | None = None,
     *,
     trust_remote_code: bool = False,
+    upgrade: bool = False,
     endpoint: str | None = None,
 ) -> AddResult:
     """Require each repo (at its version or revision; the newest major where neither) and update the lock.
 
-    A repo already required keeps its other settings (signers, trust). Nothing is
-    written unless every requirement resolves; errors name the `add` options to use.
+    As with `uv add`, a repo already required keeps its requirement unless a version or revision is
+    given, or `upgrade` (then: the newest major). It keeps its other settings (signers, trust). Nothing
+    is written unless every requirement resolves; errors name the `add` options to use.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -409,8 +411,15 @@ def add_dependencies(
     current, text = read_project(root)
     declared = current.dependencies
     hub = Hub(endpoint)
+    kept = {
+        repo
+        for repo, (version, revision) in requests.items()
+        if version is None and revision is None and repo in declared and not upgrade
+    }
     newest_needed = [
-        repo for repo, (version, revision) in requests.items() if version is None and revision is None
+        repo
+        for repo, (version, revision) in requests.items()
+        if version is None and revision is None and repo not in kept
     ]
     try:
         with ThreadPoolExecutor(max_workers=8) as side, ThreadPoolExecutor(max_workers=8) as pool:
@@ -418,7 +427,9 @@ def add_dependencies(
             refs = dict(zip(newest_needed, found, strict=True))
         added = []
         for repo_id, (version, revision) in requests.items():
-            if version is None and revision is None:
+            if repo_id in kept:
+                version, revision = declared[repo_id].version, declared[repo_id].revision
+            elif version is None and revision is None:
                 versions = refs[repo_id].versions()
                 if not versions:
                     raise ResolutionError(

@@ -249,12 +249,18 @@ class AddedKernel(JsonModel):
     repo_id: str
     requirement: str
     action: Literal["added", "updated", "unchanged"]
+    redirects_to: str | None = Field(
+        default=None, description="The repo its kernel-status.toml redirects to, which the lock pins"
+    )
 
 
 class AddReport(LockChanges, Report):
     """`kernel-lock add --json`."""
 
     kernels: list[AddedKernel] = Field(description="Each repo named, in the order given")
+    variants: list[VariantReport] = Field(
+        default_factory=list, description="The variants synced for this machine (none with --no-sync)"
+    )
 
 
 class RemoveReport(LockChanges, Report):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -14,6 +14,10 @@ from kernel_lock.cli.exitcodes import EXIT_CHECK_FAILED, EXIT_OK
 from kernel_lock.cli.options import project_option
 from kernel_lock.cli.output import Output, print_changes
 from kernel_lock.cli.progress import working
+from kernel_lock.cli.syncing import sync_added
+
+if TYPE_CHECKING:
+    from kernel_lock.lockfile import Lock
 
 
 @click.command()
@@ -50,8 +54,12 @@ def init(*, out: Output, project: Path | None) -> int:
 @click.option("--version", "version", type=click.IntRange(min=0), help="Major version (default: the newest).")
 @click.option("--revision", metavar="REV", help="A branch, tag or 40-hex commit instead of a version.")
 @click.option(
+    "--upgrade", "-U", is_flag=True, help="Move a repo already required to the newest major version."
+)
+@click.option(
     "--trust-remote-code", is_flag=True, help="Allow a repo whose publisher is not trusted on the Hub."
 )
+@click.option("--no-sync", is_flag=True, help="Lock only; do not sync the kernels for this machine.")
 @command
 def add(
     *,
@@ -60,12 +68,16 @@ def add(
     project: Path | None,
     version: int | None,
     revision: str | None,
+    upgrade: bool,
     trust_remote_code: bool,
+    no_sync: bool,
 ) -> int:
     """Require each REPO in [tool.kernels.dependencies] (keeping the rest of pyproject.toml) and lock.
 
     `org/name@2` requires version 2, `org/name@main` a revision; otherwise --version or
-    --revision, or else the newest major version. A repo already required is updated.
+    --revision, or else the newest major version. As with `uv add`, a repo already required
+    keeps its requirement unless a version or revision is given, or --upgrade. Then, as
+    `uv add`, the kernels named are synced for this machine (--no-sync: not).
     """
     from kernel_lock.locking import add_dependencies, parse_add_spec
     from kernel_lock.reports import AddedKernel, AddReport, LockChanges
@@ -80,8 +92,9 @@ def add(
             raise errors.ConfigError(f"{spec} names its version; drop --version/--revision, or the @ part.")
         requests[repo_id] = (pinned_version, pinned_revision) if pinned else (version, revision)
     with working(out, "Locking"):
-        result = add_dependencies(requests, project, trust_remote_code=trust_remote_code)
+        result = add_dependencies(requests, project, trust_remote_code=trust_remote_code, upgrade=upgrade)
     pyproject = result.lock.path.parent / "pyproject.toml"
+    redirects = _redirects(result.lock.lock, [a.repo_id for a in result.added])
     for added in result.added:
         requirement = added.dependency.describe()
         if added.action == "added":
@@ -91,18 +104,39 @@ def add(
                 f"Updated {added.repo_id} from {added.before.describe()} to {requirement} in {pyproject}"
             )
         else:
-            out.note(f"{added.repo_id} already requires {requirement} in {pyproject}")
+            hint = "" if upgrade else "; give a version, or --upgrade for the newest"
+            out.note(f"{added.repo_id} already requires {requirement} in {pyproject}{hint}")
+        if added.repo_id in redirects:
+            out.note(
+                f"{added.repo_id} redirects to {redirects[added.repo_id]} (its kernel-status.toml): the lock "
+                f"pins {redirects[added.repo_id]}. Require {redirects[added.repo_id]} instead to drop the redirect."
+            )
     print_changes(out, result.lock)
+    synced = [] if no_sync else sync_added(out, result.lock.lock, [a.repo_id for a in result.added])
     out.result(
         AddReport(
+            variants=synced,
             **LockChanges.of(result.lock).model_dump(),
             kernels=[
-                AddedKernel(repo_id=a.repo_id, requirement=a.dependency.describe(), action=a.action)
+                AddedKernel(
+                    repo_id=a.repo_id,
+                    requirement=a.dependency.describe(),
+                    action=a.action,
+                    redirects_to=redirects.get(a.repo_id),
+                )
                 for a in result.added
             ],
         )
     )
     return EXIT_OK
+
+
+def _redirects(lock: Lock, repos: list[str]) -> dict[str, str]:
+    """Which of `repos` the lock records as redirected, and to where."""
+    entries = {repo: lock.find(repo) for repo in repos}
+    return {
+        repo: entry.repo_id for repo, entry in entries.items() if entry is not None and entry.redirected_from
+    }
 
 
 @click.command()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +16,10 @@ from kernel_lock.cli.options import announce_target, project_option, target_opti
 from kernel_lock.cli.output import Output, human_bytes, print_changes
 from kernel_lock.cli.progress import SyncBar, working
 from kernel_lock.target import TargetChoice
+
+if TYPE_CHECKING:
+    from kernel_lock.lockfile import Lock
+    from kernel_lock.reports import VariantReport
 
 
 @click.command()
@@ -262,3 +267,35 @@ def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
         )
     )
     return EXIT_OK
+
+
+def sync_added(out: Output, lock: Lock, repos: list[str]) -> list[VariantReport]:
+    """`add`'s sync (as `uv add`): the variants of `repos` (and what they need) for this machine.
+
+    A kernel with no variant for this machine is a warning, not a failure: `add` already changed the
+    project, and the kernel may be meant for another machine (`sync --target` there).
+    """
+    from kernel_lock.reports import VariantReport
+    from kernel_lock.sync import selected_variants, sync_variants
+
+    choice = announce_target(out, None)
+    wanted = lock.model_copy(
+        update={"kernel": [k for k in lock.kernel if not k.direct or k.requested_repo in repos]}
+    )
+    try:
+        pairs = selected_variants(wanted, target=choice.target)
+    except errors.VariantError as exc:
+        warnings.warn(
+            f"Not synced: {exc} Sync where the kernel runs (`kernel-lock sync`), or for that machine here "
+            f"(`kernel-lock sync --target SPEC`).",
+            errors.KernelLockWarning,
+            stacklevel=1,
+        )
+        return []
+    with working(out, "Syncing"):
+        result = sync_variants(pairs)
+    out.note(
+        f"Synced {len(result.checks)} variant(s) for this machine; downloaded {result.downloaded_files} "
+        f"file(s), {human_bytes(result.downloaded_bytes)}."
+    )
+    return [VariantReport.of(c) for c in result.checks]

@@ -1,0 +1,56 @@
+"""What a new user trips over in the first hour (issue 22), each through the CLI against the local Hub."""
+
+from __future__ import annotations
+
+RELU_V1 = '"kernels-community/relu" = 1'
+RELU_V2 = '"kernels-community/relu" = 2'
+OLD_RELU = '"kernels-community/old-relu" = 2'  # redirects to kernels-community/relu
+CPU = "torch213-cxx11-cpu-x86_64-linux"
+
+
+def test_sync_a_redirected_repo_beside_its_destination_on_an_empty_cache(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2, OLD_RELU)
+    for args in (["sync"], ["sync", "--frozen", "--target", CPU], ["sync", "--frozen"]):
+        run = cli(*args, "--project", str(root), "--json")
+        assert run.exit_code == 0, (args, run.stdout, run.stderr)
+        variants = run.json()["variants"]
+        assert len(variants) == 3 and all(v["status"] == "ok" for v in variants), variants
+    assert cli("verify", "--project", str(root)).exit_code == 0
+
+
+def test_add_says_that_a_repo_redirects(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    run = cli("add", "kernels-community/old-relu", "--no-sync", "--project", str(root), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["kernels"][0]["redirects-to"] == "kernels-community/relu"
+    assert "old-relu redirects to kernels-community/relu" in run.stderr
+
+
+def test_add_keeps_an_existing_requirement_unless_asked(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V1)
+    before = (root / "pyproject.toml").read_text()
+    run = cli("add", "kernels-community/relu", "--no-sync", "--project", str(root), "--json")
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["kernels"][0]["action"] == "unchanged"
+    assert "already requires version 1" in run.stderr and "Updated" not in run.stderr
+    assert (root / "pyproject.toml").read_text() == before
+    run = cli("add", "kernels-community/relu", "--upgrade", "--no-sync", "--project", str(root))
+    assert run.exit_code == 0, run.stderr
+    assert "from version 1 to version 2" in run.stderr
+    assert RELU_V2 in (root / "pyproject.toml").read_text()
+    run = cli("add", "kernels-community/relu@1", "--no-sync", "--project", str(root))
+    assert run.exit_code == 0 and "from version 2 to version 1" in run.stderr
+
+
+def test_add_syncs_the_new_kernel_for_this_machine_unless_no_sync(hub_env, make_project, cli) -> None:
+    root = make_project()
+    run = cli("add", "kernels-community/relu@2", "--project", str(root), "--json")
+    assert run.exit_code == 0, run.stderr
+    synced = {(v["repo-id"], v["variant"], v["status"]) for v in run.json()["variants"]}
+    assert synced == {
+        ("kernels-community/relu", CPU, "ok"),
+        ("kernels-community/activation", CPU, "ok"),
+    }
+    assert cli("verify", "--project", str(root)).exit_code == 0
+    run = cli("add", "kernels-community/old-relu", "--no-sync", "--project", str(root), "--json")
+    assert run.exit_code == 0 and run.json()["variants"] == []
