@@ -44,6 +44,12 @@ class LockfileError(KernelLockError):
     code = "lock-invalid"
 
 
+class LockMissing(LockfileError):
+    """There is no `kernels.lock` yet (exit 1, as a check that failed, the way `uv sync --locked` reports it)."""
+
+    code = "lock-missing"
+
+
 class LockOutOfDate(KernelLockError):
     """The lock does not match `pyproject.toml` (`lock --check`, `sync` without `--frozen`)."""
 

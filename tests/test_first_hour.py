@@ -54,3 +54,21 @@ def test_add_syncs_the_new_kernel_for_this_machine_unless_no_sync(hub_env, make_
     assert cli("verify", "--project", str(root)).exit_code == 0
     run = cli("add", "kernels-community/old-relu", "--no-sync", "--project", str(root), "--json")
     assert run.exit_code == 0 and run.json()["variants"] == []
+
+
+def test_a_missing_lock_is_exit_1_and_says_no_kernels_lock(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    for args in (["sync", "--locked"], ["sync", "--frozen"], ["lock", "--check"], ["status"], ["verify"]):
+        run = cli(*args, "--project", str(root))
+        assert run.exit_code == 1, (args, run.stderr)
+        assert "no kernels.lock" in run.stderr and "Run `kernel-lock lock`" in run.stderr, (args, run.stderr)
+        assert "out of date" not in run.stderr, args
+    assert cli("sync", "--locked", "--project", str(root), "--json").json()["error"]["code"] == "lock-missing"
+
+
+def test_outside_a_project_the_message_names_init(tmp_path, cli) -> None:
+    for args in (["status"], ["verify"], ["tree"], ["lock"], ["lock", "--check"], ["sync", "--locked"]):
+        run = cli(*args, "--project", str(tmp_path))
+        assert run.exit_code in (1, 2), (args, run.stderr)
+        assert "`kernel-lock init`" in run.stderr, (args, run.stderr)
+        assert "Run `kernel-lock lock`" not in run.stderr, (args, run.stderr)

@@ -100,7 +100,7 @@ def test_warnings_are_in_the_document(hub_env, make_project, cli) -> None:
     [
         (["lock", "--project", "{root}/nowhere"], "config-invalid", 2),
         (["lock", "--check", "--project", "{root}"], None, 1),
-        (["sync", "--frozen", "--project", "{root}"], "lock-invalid", 2),
+        (["sync", "--frozen", "--project", "{root}"], "lock-missing", 1),
         (["sync", "--target", "torch99-nope", "--project", "{root}"], "target-invalid", 2),
         (["add", "not a repo", "--project", "{root}"], "config-invalid", 2),
         (["versions", "kernels-community/does-not-exist"], "repo-not-found", 2),

@@ -194,7 +194,7 @@ def lock(
 
     proj = load_project(project) if check else load_project_online(project)
     if check:
-        from kernel_lock.lockfile import read_lock_if_exists
+        from kernel_lock.lockfile import missing_lock_message, read_lock_if_exists
 
         current = read_lock_if_exists(proj.lockfile)
         problems = lock_differences(proj, current)
@@ -202,7 +202,11 @@ def lock(
         report = LockCheckReport(
             lockfile=str(proj.lockfile), up_to_date=False, differences=problems, kernels=count
         )
-        if problems or current is None:
+        if current is None:
+            out.result(report)
+            out.problem(missing_lock_message(proj.lockfile))
+            return EXIT_CHECK_FAILED
+        if problems:
             out.result(report)
             for line in problems:
                 click.echo(f"  {line}", err=True)
