@@ -133,20 +133,30 @@ class NoVariantFits(VariantError):
 
     code = "no-variant-fits"
 
-    def __init__(self, repo_id: str, target: str, rejections: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        repo_id: str,
+        target: str,
+        rejections: Sequence[tuple[str, str]],
+        *,
+        suggestions: Sequence[str] = (),
+    ) -> None:
         self.repo_id = repo_id
         self.target = target
-        self.rejections = tuple(rejections)
+        self.rejections = tuple(sorted(rejections))
+        self.suggestions = tuple(suggestions)
         if rejections:
-            listing = "".join(f"\n  - {variant}: {reason}" for variant, reason in rejections)
+            listing = "".join(f"\n  - {variant}: {reason}" for variant, reason in self.rejections)
             found = f"The available variants and why each was rejected:{listing}\n"
         else:
             found = "There are no build variants at all (no build/<variant>/ directory).\n"
-        super().__init__(
-            f"{self.summary}. {found}"
-            "Pick one explicitly with `--variant NAME`, or select for another environment with `--target` "
-            "(e.g. `--target torch210-cxx11-cu128-x86_64-linux`)."
+        fits = (
+            f", or select for the environment where the kernel runs; the nearest that a variant fits: "
+            f"{', '.join(f'`--target {s}`' for s in self.suggestions)}"
+            if self.suggestions
+            else ""
         )
+        super().__init__(f"{self.summary}. {found}Pick one explicitly with `--variant NAME`{fits}.")
 
     @property
     def summary(self) -> str:

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from kernel_lock import tomlread
 from kernel_lock.config import COMMIT_RE, Dependency, RepoId
-from kernel_lock.errors import KernelsLockFound, LockfileError, LockMissing
+from kernel_lock.errors import ConfigError, KernelLockError, KernelsLockFound, LockfileError, LockMissing
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.signers import Signer
@@ -263,20 +263,20 @@ def read_lock(path: Path) -> Lock:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LockMissing(missing_lock_message(path)) from None
+        raise missing_lock_error(path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LockfileError(f"Cannot read {path}: {exc}.") from None
     return parse_lock(text, where=str(path))
 
 
-def missing_lock_message(path: Path) -> str:
-    """What to do where there is no lock: `lock` in a project, `init` outside one."""
+def missing_lock_error(path: Path) -> KernelLockError:
+    """What to do where there is no lock: `lock` in a project (exit 1), `init` outside one (bad input)."""
     if not (path.parent / "pyproject.toml").is_file():
-        return (
+        return ConfigError(
             f"no kernels.lock, and no pyproject.toml in {path.parent}: this is not a kernel-lock project. Run "
             f"`kernel-lock init` to start one here (then `kernel-lock add ORG/KERNEL`), or pass --project DIR."
         )
-    return f"no kernels.lock in {path.parent} yet. Run `kernel-lock lock` to create it."
+    return LockMissing(f"no kernels.lock in {path.parent} yet. Run `kernel-lock lock` to create it.")
 
 
 def read_lock_if_exists(path: Path) -> Lock | None:

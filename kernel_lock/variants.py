@@ -122,10 +122,9 @@ def _rejection(v: Variant, t: Target) -> str | None:
         if v.backend in (wanted, "universal"):
             return None
         return f"noarch build for {v.backend!r}; the target needs {wanted!r} or 'universal'"
-    if v.arch != t.arch:
-        return f"built for CPU {v.arch}, the target's is {t.arch}"
-    if v.os != t.os:
-        return f"built for OS {v.os}, the target's is {t.os}"
+    if (v.arch, v.os) != (t.arch, t.os):
+        built_for = backend_label(v.backend, v.backend_version)
+        return f"built for {built_for} on {v.arch}-{v.os}, the target is {t.arch}-{t.os}"
     target_torch = "no torch" if t.torch is None else f"torch {_dotted(t.torch)}"
     assert v.version is not None
     if v.framework == "torch":
@@ -195,4 +194,49 @@ def select_variant(variants: Iterable[str], target: Target, *, repo_id: str = ""
     decisions = rank_variants(variants, target)
     if decisions and decisions[0].accepted:
         return decisions[0].variant
-    raise NoVariantFits(repo_id, target.describe(), [(d.variant, d.reason or "") for d in decisions])
+    raise NoVariantFits(
+        repo_id,
+        target.describe(),
+        [(d.variant, d.reason or "") for d in decisions],
+        suggestions=nearest_targets(variants, target),
+    )
+
+
+def nearest_targets(variants: Iterable[str], target: Target, limit: int = 3) -> list[str]:
+    """Targets (as `--target` specs) that one of `variants` fits, nearest to `target` first, never `target`.
+
+    For each build, `target` with only its torch changed if that fits, else the build's own environment;
+    nearest: the same system, then the same backend, then the closest torch and backend versions.
+    """
+    ranked: dict[str, tuple[int, ...]] = {}
+    for name in variants:
+        try:
+            v = parse_variant(name)
+        except VariantError:
+            continue
+        if v.framework not in ("torch", "torch-stable-abi") or v.version is None:
+            continue
+        abi = v.cxx11_abi if v.framework == "torch" else (None if v.backend == "metal" else True)
+        own = Target(
+            v.version,
+            abi,
+            v.backend,
+            v.backend_version,
+            v.arch or "",
+            v.os or "",
+            macos=METAL_MIN_MACOS if v.backend == "metal" else None,
+        )
+        other_torch = target._replace(torch=v.version, cxx11_abi=target.cxx11_abi if abi is None else abi)
+        fits = next((t for t in (other_torch, own) if t != target and _rejection(v, t) is None), None)
+        spec = fits.spec() if fits else None
+        if fits is None or spec is None:
+            continue
+        torch = target.torch or (0, 0)
+        versions = (fits.backend_version, target.backend_version)
+        ranked[spec] = (
+            (fits.arch, fits.os) != (target.arch, target.os),
+            fits.backend != target.backend,
+            abs((v.version[0] - torch[0]) * 100 + v.version[1] - torch[1]),
+            abs(versions[0][1] - versions[1][1]) if versions[0] and versions[1] else 0,
+        )
+    return sorted(ranked, key=lambda spec: (ranked[spec], spec))[:limit]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 RELU_V1 = '"kernels-community/relu" = 1'
 RELU_V2 = '"kernels-community/relu" = 2'
 OLD_RELU = '"kernels-community/old-relu" = 2'  # redirects to kernels-community/relu
@@ -69,6 +71,27 @@ def test_a_missing_lock_is_exit_1_and_says_no_kernels_lock(hub_env, make_project
 def test_outside_a_project_the_message_names_init(tmp_path, cli) -> None:
     for args in (["status"], ["verify"], ["tree"], ["lock"], ["lock", "--check"], ["sync", "--locked"]):
         run = cli(*args, "--project", str(tmp_path))
-        assert run.exit_code in (1, 2), (args, run.stderr)
+        assert run.exit_code == 2, (args, run.stderr)
         assert "`kernel-lock init`" in run.stderr, (args, run.stderr)
         assert "Run `kernel-lock lock`" not in run.stderr, (args, run.stderr)
+
+
+def test_no_variant_fits_suggests_the_nearest_targets_that_fit_never_the_failing_one(
+    hub_env, make_project, cli
+) -> None:
+    root = make_project('"kernels-community/activation" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    failing = "torch210-cxx11-cu128-x86_64-linux"
+    run = cli("sync", "--frozen", "--target", failing, "--project", str(root), "--json")
+    assert run.exit_code == 2
+    message = run.json()["error"]["message"]
+    assert f"--target {failing}" not in message
+    suggested = re.findall(r"`--target ([^`]+)`", message)
+    assert suggested[0] == "torch212-cxx11-cu128-x86_64-linux", message  # same backend, the nearest torch
+    for spec in suggested:
+        assert cli("sync", "--dry-run", "--frozen", "--target", spec, "--project", str(root)).exit_code == 0
+    reasons = re.findall(r"^  - (\S+): (.*)$", message, flags=re.MULTILINE)
+    assert [variant for variant, _ in reasons] == sorted(variant for variant, _ in reasons)
+    assert dict(reasons)["torch213-metal-aarch64-darwin"] == (
+        "built for Metal on aarch64-darwin, the target is x86_64-linux"
+    )

@@ -194,7 +194,7 @@ def lock(
 
     proj = load_project(project) if check else load_project_online(project)
     if check:
-        from kernel_lock.lockfile import missing_lock_message, read_lock_if_exists
+        from kernel_lock.lockfile import missing_lock_error, read_lock_if_exists
 
         current = read_lock_if_exists(proj.lockfile)
         problems = lock_differences(proj, current)
@@ -204,7 +204,7 @@ def lock(
         )
         if current is None:
             out.result(report)
-            out.problem(missing_lock_message(proj.lockfile))
+            out.problem(str(missing_lock_error(proj.lockfile)))
             return EXIT_CHECK_FAILED
         if problems:
             out.result(report)
