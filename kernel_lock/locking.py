@@ -73,14 +73,13 @@ class Change:
     before: str | None
     after: str | None
     direct: bool
+    detail: str | None = None  # what changed where the requirement and commit did not
 
     def __str__(self) -> str:
         mark = {"added": "+", "removed": "-", "updated": "~", "commit-moved": "~"}[self.change]
         text = f"{mark} {self.repo_id}{'' if self.direct else ' (dependency)'}"
         if self.before == self.after:
-            return (
-                f"{text} {self.after} ({'now required directly' if self.direct else 'now only a dependency'})"
-            )
+            return f"{text} {self.after} ({self.detail})"
         if self.before and self.after:
             return f"{text} {self.before} \N{RIGHTWARDS ARROW} {self.after}"
         return f"{text} {self.before or self.after}"
@@ -90,6 +89,22 @@ def _label(entry: LockedKernel) -> str:
     """`v2 (97406b2)` or `main (97406b2)`: an entry's requirement and short commit."""
     requirement = f"v{entry.version}" if entry.version is not None else str(entry.revision)
     return f"{requirement} ({entry.commit[:7]})"
+
+
+def _entry_changed(old: LockedKernel, new: LockedKernel) -> bool:
+    """Whether an entry changed beyond its `required-by` (which follows the other kernels, not this one)."""
+    return old.model_copy(update={"required_by": []}) != new.model_copy(update={"required_by": []})
+
+
+def _same_requirement_change(old: LockedKernel, new: LockedKernel) -> str | None:
+    """What changed in an entry whose requirement and commit did not (None where they did)."""
+    if _label(old) != _label(new):
+        return None
+    if old.direct != new.direct:
+        return "now required directly" if new.direct else "now only a dependency"
+    if old.hash_type != new.hash_type:
+        return f"hashes now {new.hash_type}"
+    return "entry rewritten at the same commit"
 
 
 def lock_changes(before: Lock | None, after: Lock) -> list[Change]:
@@ -103,9 +118,10 @@ def lock_changes(before: Lock | None, after: Lock) -> list[Change]:
             _label(old[k]),
             _label(new[k]),
             new[k].direct,
+            _same_requirement_change(old[k], new[k]),
         )
         for k in sorted(set(old) & set(new))
-        if new[k] != old[k]
+        if _entry_changed(old[k], new[k])
     ]
     gone = [old[k] for k in sorted(set(old) - set(new))]
     came = [new[k] for k in sorted(set(new) - set(old))]

@@ -84,6 +84,9 @@ class Change(JsonModel):
     before: str | None = Field(description="Requirement and commit before, e.g. `v1 (e25d292)`")
     after: str | None
     direct: bool
+    detail: str | None = Field(
+        None, description="What changed where requirement and commit did not, e.g. `now only a dependency`"
+    )
 
 
 class LockChanges(JsonModel):

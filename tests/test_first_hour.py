@@ -95,3 +95,19 @@ def test_no_variant_fits_suggests_the_nearest_targets_that_fit_never_the_failing
     assert dict(reasons)["torch213-metal-aarch64-darwin"] == (
         "built for Metal on aarch64-darwin, the target is x86_64-linux"
     )
+
+
+def test_change_lines_name_what_changed_and_nothing_else(hub_env, make_project, cli) -> None:
+    root = make_project('"kernels-community/activation" = 1', RELU_V2, OLD_RELU)
+    project = ["--project", str(root)]
+    assert cli("lock", *project).exit_code == 0
+    steps = [
+        ("add", "kernels-community/relu@1", "--no-sync"),  # relu moves; activation stays direct
+        ("remove", "kernels-community/old-relu"),  # a redirected repo leaves
+        ("lock", "--hash-type", "git_lfs_concat"),
+    ]
+    for step in steps:
+        run = cli(*step, *project)
+        assert run.exit_code == 0, (step, run.stderr)
+        assert "now required directly" not in run.stdout, (step, run.stdout)
+    assert "~ kernels-community/activation v1 (6dbdb7a) (hashes now git_lfs_concat)" in run.stdout
