@@ -45,7 +45,7 @@ class LockfileError(KernelLockError):
 
 
 class LockMissing(LockfileError):
-    """There is no `kernels.lock` yet (exit 1, as a check that failed, the way `uv sync --locked` reports it)."""
+    """There is no `kernels.lock` yet: a check that failed, as `uv sync --locked` reports it."""
 
     code = "lock-missing"
 
@@ -183,6 +183,21 @@ class HubError(KernelLockError):
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         super().__init__(message)
         self.request_id = request_id
+
+
+class HubOffline(HubError):
+    """A request the Hub would answer, refused because this run is offline (`HF_HUB_OFFLINE`, or `--offline`)."""
+
+    code = "hub-offline"
+
+    def __init__(self, what: str, repo_id: str, endpoint: str, *, by_option: bool = False) -> None:
+        self.what, self.repo_id, self.endpoint, self.by_option = what, repo_id, endpoint, by_option
+        why, fix = (
+            ("--offline was given", "Run without --offline")
+            if by_option
+            else ("HF_HUB_OFFLINE is set", "Unset HF_HUB_OFFLINE")
+        )
+        super().__init__(f"Cannot {what} of {repo_id}: {why}. {fix} to reach the Hub at {endpoint}.")
 
 
 class MalformedReply(HubError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -470,12 +470,13 @@ def add_dependencies(
 
 
 def remove_dependency(
-    repo_id: str, project: Path | None = None, *, endpoint: str | None = None
+    repo_id: str | Sequence[str], project: Path | None = None, *, endpoint: str | None = None
 ) -> LockResult:
-    """Drop `repo_id` from `pyproject.toml` and from the lock (with what only it needed)."""
+    """Drop `repo_id` (or each of several) from `pyproject.toml` and from the lock (with what only they needed)."""
     from kernel_lock.edit import remove_dependency as without
 
     root = find_project_root(project)
-    _, text = read_project(root)
-    new_text = without(text, repo_id)
+    _, new_text = read_project(root)
+    for repo in [repo_id] if isinstance(repo_id, str) else repo_id:
+        new_text = without(new_text, repo)
     return lock_project(project_from_text(root, new_text), endpoint=endpoint, pyproject_text=new_text)

@@ -269,9 +269,10 @@ class AddReport(LockChanges, Report):
 class RemoveReport(LockChanges, Report):
     """`kernel-lock remove --json`."""
 
-    repo_id: str
+    repo_id: str = Field(description="The first repo removed (all of them: repo-ids)")
+    repo_ids: list[str] = Field(default_factory=list, description="Every repo removed, in the order given")
     required_by: list[str] = Field(
-        description="Locked kernels that still require it (it stays in the lock as their dependency)"
+        description="Locked kernels that still require one of them (it stays in the lock as their dependency)"
     )
 
 
@@ -319,6 +320,21 @@ class RunRecordReport(Report):
     requests: list[KernelRequestReport]
     added: dict[str, str] = Field(description="Requirements written to pyproject.toml, by repo id")
     conflicts: list[str]
+
+
+class RunReport(Report):
+    """`kernel-lock run --json` (without --record): the command ran to its end, enforced."""
+
+    exit_code: int = Field(description="The command's exit status")
+    lockfile: str = Field(description="The lock every kernel load answered from")
+    downloaded_files: int = Field(0, description="Files `--sync` downloaded before the run")
+
+
+class CompletionReport(Report):
+    """`kernel-lock completion --json`."""
+
+    shell: Literal["bash", "zsh", "fish"]
+    script: str
 
 
 class InitReport(Report):
@@ -378,6 +394,8 @@ REPORTS: dict[str, type[Report]] = {
     "export": ExportReport,
     "env": EnvReport,
     "run-record": RunRecordReport,
+    "run": RunReport,
+    "completion": CompletionReport,
     "init": InitReport,
     "tree": TreeReport,
     "cache-prune": PruneReport,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+
+import click
 
 RELU_V1 = '"kernels-community/relu" = 1'
 RELU_V2 = '"kernels-community/relu" = 2'
 OLD_RELU = '"kernels-community/old-relu" = 2'  # redirects to kernels-community/relu
 CPU = "torch213-cxx11-cpu-x86_64-linux"
+EXIT_3 = [sys.executable, "-c", "raise SystemExit(3)"]
 
 
 def test_sync_a_redirected_repo_beside_its_destination_on_an_empty_cache(hub_env, make_project, cli) -> None:
@@ -111,3 +117,73 @@ def test_change_lines_name_what_changed_and_nothing_else(hub_env, make_project, 
         assert run.exit_code == 0, (step, run.stderr)
         assert "now required directly" not in run.stdout, (step, run.stdout)
     assert "~ kernels-community/activation v1 (6dbdb7a) (hashes now git_lfs_concat)" in run.stdout
+
+
+def test_every_command_takes_the_shared_options(cli) -> None:
+    from kernel_lock.cli import main
+
+    for name, command in main.commands.items():
+        commands = command.commands.values() if isinstance(command, click.Group) else [command]
+        for leaf in commands:
+            options = {o for p in leaf.params for o in getattr(p, "opts", [])}
+            assert {"--json", "--quiet", "--verbose", "--color", "-q", "-v"} <= options, (name, leaf.name)
+    run = cli("completion", "bash", "--json")
+    assert run.exit_code == 0 and "_KERNEL_LOCK_COMPLETE" in run.json()["script"]
+
+
+def test_shared_options_before_the_command_and_dash_capital_v(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    run = cli("--json", "-q", "--color", "never", "status", "--project", str(root))
+    assert run.exit_code == 0 and run.json()["up-to-date"] is True
+    run = cli("--json", "cache", "prune", "--dry-run", "--project", str(root))
+    assert run.exit_code == 0 and run.json()["dry-run"] is True
+    assert re.fullmatch(r"kernel-lock \S+\n", cli("-V").stdout)
+
+
+def test_run_json_without_record_prints_a_document(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    run = subprocess.run(  # a process of its own: without --json, `run` replaces the process it runs in
+        [sys.executable, "-m", "kernel_lock", "run", "--json", "--project", str(root), "--", *EXIT_3],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 3, run.stderr
+    document = json.loads(run.stdout)
+    assert document["exit-code"] == 3 and document["lockfile"] == str(root / "kernels.lock")
+
+
+def test_remove_takes_several_repos(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2, OLD_RELU, '"kernels-community/activation" = 1')
+    run = cli(
+        "remove", "kernels-community/old-relu", "kernels-community/relu", "--project", str(root), "--json"
+    )
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["repo-ids"] == ["kernels-community/old-relu", "kernels-community/relu"]
+    assert "relu" not in (root / "pyproject.toml").read_text().replace("activation", "")
+
+
+def test_force_color_and_no_color(hub_env, make_project, cli, monkeypatch) -> None:
+    root = make_project(RELU_V2)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert "\x1b[" in cli("sync", "--project", str(root)).stdout
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in cli("sync", "--project", str(root)).stdout
+
+
+def test_one_error_style_for_usage_errors(cli) -> None:
+    for args in (["--bogus"], ["status", "--bogus"], ["remove"], ["export", "--format", "yaml"]):
+        run = cli(*args)
+        assert run.exit_code == 2, args
+        assert run.stderr.startswith("error: ") and "Error:" not in run.stderr, (args, run.stderr)
+        assert "--help`" in run.stderr
+
+
+def test_offline_errors_name_the_option_and_versions_blames_no_pyproject(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    run = cli("lock", "--offline", "--project", str(root))
+    assert run.exit_code == 3 and "--offline was given" in run.stderr and "HF_HUB_OFFLINE" not in run.stderr
+    run = cli("versions", "kernels-community/does-not-exist")
+    assert run.exit_code == 2 and "not found" in run.stderr and "pyproject.toml" not in run.stderr, run.stderr

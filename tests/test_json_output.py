@@ -75,6 +75,8 @@ def test_every_command_writes_its_documented_schema(hub_env, make_project, tmp_p
     (fresh / "pyproject.toml").write_text('[project]\nname = "fresh"\n')
     documents["import"] = cli("import", str(exported), "--project", str(fresh), "--json")
     documents["run-record"] = cli("run", "--record", "--json", *project, "--", sys.executable, "-c", "pass")
+    documents["run"] = cli("run", "--json", *project, "--", sys.executable, "-c", "pass")
+    documents["completion"] = cli("completion", "bash", "--json")
     for name, run in documents.items():
         assert run.exit_code == 0, (name, run.stderr)
         check(run, name)

@@ -113,7 +113,7 @@ def test_run_refuses_what_is_not_locked_and_keeps_an_existing_sitecustomize(
 def test_run_without_a_lock_fails_before_the_command(tmp_path, make_project) -> None:
     root = make_project(*DEPS)
     proc = run("run", "--", sys.executable, "-c", "print('ran')", cwd=root)
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # no kernels.lock: exit 1, as `sync --locked`
     assert "kernel-lock lock" in proc.stderr and "ran" not in proc.stdout
 
 

@@ -29,9 +29,17 @@ def command(fn: F) -> F:
     """Wrap a command: shared options, warnings on stderr and in JSON, our errors mapped to exit codes."""
 
     @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document (schemas/output/).")
-    @click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
     @click.option(
-        "-v", "--verbose", is_flag=True, help="Print more detail (and tracebacks of unexpected errors)."
+        "-q",
+        "--quiet",
+        count=True,
+        help="Print only what was asked for (a table, a tree), warnings and errors; -qq: nothing on stdout.",
+    )
+    @click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="Print requests, timings and per-variant decisions (and tracebacks of unexpected errors).",
     )
     @click.option(
         "--color",
@@ -45,13 +53,13 @@ def command(fn: F) -> F:
     )
     @functools.wraps(fn)
     def wrapper(
-        *args: Any, json_mode: bool, quiet: bool, verbose: bool, color: str, offline: bool, **kwargs: Any
+        *args: Any, json_mode: bool, quiet: int, verbose: int, color: str, offline: bool, **kwargs: Any
     ) -> None:
         out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=color)
         with warnings.catch_warnings(), _offline(offline):
             warnings.simplefilter("always", errors.KernelLockWarning)
             warnings.showwarning = lambda message, *_, **__: out.warn(str(message))
-            code = _run(fn, out, verbose, args, kwargs)
+            code = _run(fn, out, verbose, args, kwargs, offline=offline)
         if json_mode and out.report is not None:
             out.emit(out.report)
         sys.exit(code or EXIT_OK)
@@ -82,12 +90,18 @@ def _offline(offline: bool) -> Iterator[None]:
             setattr(constants, "HF_HUB_OFFLINE", was)  # noqa: B010
 
 
-def _run(fn: Callable[..., int], out: Output, verbose: bool, args: Any, kwargs: Any) -> int:
+def _run(
+    fn: Callable[..., int], out: Output, verbose: int, args: Any, kwargs: Any, *, offline: bool = False
+) -> int:
     """Run a command; our errors (and any other) become one paragraph and an exit code."""
     try:
         if "target_spec" in kwargs:
             kwargs["target"] = take_target(kwargs)
         return fn(*args, out=out, **kwargs)
+    except errors.HubOffline as exc:
+        if offline:  # the option, not the environment, made this run offline
+            exc = errors.HubOffline(exc.what, exc.repo_id, exc.endpoint, by_option=True)
+        _fail(out, exc.code, str(exc), exit_code_for(exc))
     except errors.KernelLockError as exc:
         request_id = getattr(exc, "request_id", None)
         if request_id:

@@ -33,7 +33,12 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
 
     choice = announce_target(out, target)
     hub = Hub()
-    holder, infos = list_versions(repo, hub=hub, target=choice.target)
+    try:
+        holder, infos = list_versions(repo, hub=hub, target=choice.target)
+    except errors.RepoNotFound as exc:  # a repo named here, not in pyproject.toml
+        raise errors.RepoNotFound(
+            exc.repo_id, exc.endpoint, exc.suggestion, how="Check the repo id", request_id=exc.request_id
+        ) from None
     org = holder.split("/", 1)[0]
     trusted = hub.org_is_trusted(org)
     if not trusted:
@@ -44,9 +49,9 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
             stacklevel=1,
         )
     if holder != repo:
-        out.info(f"{repo} redirects to {holder}")
+        out.answer(f"{repo} redirects to {holder}")
     if not infos:
-        out.info(f"{holder} has no major versions (no vN branches).")
+        out.answer(f"{holder} has no major versions (no vN branches).")
     reports = []
     for info in infos:
         names = [f"{v} ✅" if v == info.selected else v for v in info.variants]
@@ -54,7 +59,7 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
             " (unstable: alpha/beta, no API promise)" if info.unstable else ""
         )
         fits = "" if info.selected else f" (none fits {choice.target.describe()})"
-        out.info(f"{label}: {', '.join(names)}{fits}")
+        out.answer(f"{label}: {', '.join(names)}{fits}")
         decisions = [
             DecisionReport(
                 variant=d.variant,
@@ -70,7 +75,7 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
         if out.verbose:
             for d in decisions:
                 mark = "✅" if d.status == "preferred" else "  " if d.status == "compatible" else "✗ "
-                out.info(f"  {mark} {d.variant}: {d.status}{f' ({d.reason})' if d.reason else ''}")
+                out.answer(f"  {mark} {d.variant}: {d.status}{f' ({d.reason})' if d.reason else ''}")
         reports.append(
             VersionReport(
                 version=info.version,
@@ -150,7 +155,7 @@ def status(
         )
         rows.extend([["", f"  {problem}"] for problem in row.problems])
     for line in table(rows):
-        out.info(line.rstrip())
+        out.answer(line.rstrip())
     out.result(
         StatusReport(
             lockfile=str(state.lockfile),
@@ -208,7 +213,7 @@ def tree(*, out: Output, project: Path | None, invert: bool) -> int:
     lock = read_lock(find_project_root(project) / "kernels.lock")
     roots = kernel_tree(lock, invert=invert)
     for line in render_tree(roots):
-        out.info(line)
+        out.answer(line)
     out.result(TreeReport(invert=invert, kernels=roots))
     return EXIT_OK
 
@@ -229,10 +234,10 @@ def env_(*, out: Output, target: TargetChoice | None) -> int:
 
     choice = choose_target(target)
     torch_path = torch_dir()
-    out.info(f"target: {choice.target.spec() or '(no torch)'}")
-    out.info(f"environment: {choice.describe()}")
-    out.info(f"python: {platform.python_version()} ({sys.executable})")
-    out.info(f"torch: {torch_path or 'not importable'}")
+    out.answer(f"target: {choice.target.spec() or '(no torch)'}")
+    out.answer(f"environment: {choice.describe()}")
+    out.answer(f"python: {platform.python_version()} ({sys.executable})")
+    out.answer(f"torch: {torch_path or 'not importable'}")
     out.result(
         EnvReport(
             target=TargetReport.of(choice),

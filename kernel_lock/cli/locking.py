@@ -140,23 +140,33 @@ def _redirects(lock: Lock, repos: list[str]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repos", nargs=-1, required=True, metavar="REPO...")
 @project_option
 @command
-def remove(*, out: Output, repo: str, project: Path | None) -> int:
-    """Remove REPO from [tool.kernels.dependencies] and from the lock."""
+def remove(*, out: Output, repos: tuple[str, ...], project: Path | None) -> int:
+    """Remove each REPO from [tool.kernels.dependencies] and from the lock."""
     from kernel_lock.locking import remove_dependency
     from kernel_lock.reports import LockChanges, RemoveReport
 
-    result = remove_dependency(repo, project)
-    out.note(f"Removed {repo} from {result.path.parent / 'pyproject.toml'}")
-    required_by = sorted(
-        {r.kernel for k in result.lock.kernel if k.requested_repo == repo for r in k.required_by}
-    )
-    if required_by:
-        out.note(f"{repo} stays in the lock: required by {', '.join(required_by)}.")
+    result = remove_dependency(repos, project)
+    required_by: list[str] = []
+    for repo in repos:
+        out.note(f"Removed {repo} from {result.path.parent / 'pyproject.toml'}")
+        still = sorted(
+            {r.kernel for k in result.lock.kernel if k.requested_repo == repo for r in k.required_by}
+        )
+        if still:
+            out.note(f"{repo} stays in the lock: required by {', '.join(still)}.")
+        required_by += still
     print_changes(out, result)
-    out.result(RemoveReport(**LockChanges.of(result).model_dump(), repo_id=repo, required_by=required_by))
+    out.result(
+        RemoveReport(
+            **LockChanges.of(result).model_dump(),
+            repo_id=repos[0],
+            repo_ids=list(repos),
+            required_by=sorted(set(required_by)),
+        )
+    )
     return EXIT_OK
 
 

@@ -16,25 +16,32 @@ if TYPE_CHECKING:
 
 
 def _stream_wants_color(mode: str, stream: Any) -> bool:
-    """`--color` as uv and cargo read it: auto means a terminal, and no `NO_COLOR`."""
+    """`--color` as uv reads it: auto means none with `NO_COLOR`, else with `FORCE_COLOR` or on a terminal."""
     if mode == "always":
         return True
-    if mode == "never":
+    if mode == "never" or environ.no_color():
         return False
-    return bool(getattr(stream, "isatty", lambda: False)()) and not environ.no_color()
+    return environ.force_color() or bool(getattr(stream, "isatty", lambda: False)())
 
 
 class Output:
     """Where a command writes: human text on stdout, notes and problems on stderr, or one JSON document."""
 
-    def __init__(self, *, json_mode: bool, quiet: bool, verbose: bool, color: str = "auto") -> None:
+    def __init__(
+        self, *, json_mode: bool, quiet: int | bool, verbose: int | bool, color: str = "auto"
+    ) -> None:
         self.json_mode = json_mode
-        self.quiet = quiet
-        self.verbose = verbose
+        self.quiet = int(quiet)  # 1 (-q): only the answer and problems; 2 (-qq): nothing on stdout
+        self.verbose = int(verbose)
         self.color = _stream_wants_color(color, sys.stdout)
         self.err_color = _stream_wants_color(color, sys.stderr)
         self.warnings: list[str] = []
         self.report: Report | None = None
+
+    def answer(self, message: str) -> None:
+        """A line of what the command was asked for (a table, a tree, a script): kept by -q, not by -qq or --json."""
+        if self.quiet < 2 and not self.json_mode:
+            click.echo(message, color=self.color)
 
     def info(self, message: str) -> None:
         """A line of normal output (silenced by --quiet and --json)."""

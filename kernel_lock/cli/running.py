@@ -56,8 +56,31 @@ def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cm
         )
         return rec.exit_code
     lockfile = runner.lockfile_for(project)
+    downloaded = 0
     if sync_first:
         downloaded = runner.sync_once(lockfile)
         out.detail(f"synced before the run: {downloaded} file(s) downloaded")
+    if out.json_mode:  # the document comes after the command, so it runs as a child, not in our place
+        return _run_for_report(out, cmd, lockfile, downloaded)
     runner.exec_enforced(cmd, lockfile)
     return 0
+
+
+def _run_for_report(out: Output, cmd: tuple[str, ...], lockfile: Path, downloaded: int) -> int:
+    """`run --json`: the command as a child process, enforced, then the document with its exit status."""
+    import os
+    import subprocess
+
+    from kernel_lock import run as runner
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.reports import RunReport
+
+    read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
+    try:
+        code = subprocess.call(list(cmd), env=runner.command_env(os.environ, lockfile=lockfile))
+    except OSError as exc:
+        raise errors.ConfigError(
+            f"Cannot run {cmd[0]!r}: {exc.strerror}. Check the command and your PATH."
+        ) from None
+    out.result(RunReport(exit_code=code, lockfile=str(lockfile), downloaded_files=downloaded))
+    return code
