@@ -224,9 +224,12 @@ def _refuse_kernels_json(text: str, where: str) -> None:
     if fmt is None:
         return
     raise KernelsLockFound(
-        f"{where} is a JSON lock written by the `kernels` library ({fmt} format), not kernel-lock's TOML lock; "
-        f"both tools name their lock kernels.lock. Run `kernel-lock import` to convert it in place (the JSON is "
-        f"kept as {Path(where).name}{BACKUP_SUFFIX}), or `kernel-lock import --project DIR` for another project.",
+        f"{where} is a JSON lock written by the `kernels` library ({fmt} format), not kernel-lock's TOML lock: "
+        f"both tools name their lock kernels.lock, and `kernels lock` overwrites ours, keeping the commits but "
+        f"none of our hashes or signatures. Nothing was changed. To recover, restore kernel-lock's lock from "
+        f"version control (`git restore kernels.lock`), or run `kernel-lock import` to convert this one in place "
+        f"at its commits (the JSON is kept as {Path(where).name}{BACKUP_SUFFIX}); `kernel-lock import --project "
+        f"DIR` converts it for another project.",
         path=where,
         format=fmt,
     )

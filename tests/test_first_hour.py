@@ -187,3 +187,36 @@ def test_offline_errors_name_the_option_and_versions_blames_no_pyproject(hub_env
     assert run.exit_code == 3 and "--offline was given" in run.stderr and "HF_HUB_OFFLINE" not in run.stderr
     run = cli("versions", "kernels-community/does-not-exist")
     assert run.exit_code == 2 and "not found" in run.stderr and "pyproject.toml" not in run.stderr, run.stderr
+
+
+KERNELS_JSON = '[{"repo_id": "kernels-community/relu", "sha": "' + "a" * 40 + '", "variants": {}}]\n'
+"""A `kernels` JSON lock (the legacy layout), as `kernels lock` writes over ours: both are named kernels.lock."""
+
+
+def test_every_command_that_meets_a_kernels_json_lock_says_what_happened(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    (root / "kernels.lock").write_text(KERNELS_JSON)
+    project = ["--project", str(root)]
+    for args in (
+        ["add", "kernels-community/activation@1"],
+        ["remove", "kernels-community/relu"],
+        ["lock"],
+        ["lock", "--check"],
+        ["sync"],
+        ["sync", "--frozen"],
+        ["verify"],
+        ["status"],
+        ["tree"],
+        ["cache", "prune"],
+        ["export", "--format", "kernels", "-o", str(root / "out.json")],
+        ["run", "--sync"],
+    ):
+        command = [*args, *project, "--json"] + (["--", *EXIT_3] if args[0] == "run" else [])
+        run = cli(*command)
+        assert run.exit_code == 2, (args, run.stdout, run.stderr)
+        message = run.json()["error"]["message"]
+        assert run.json()["error"]["code"] == "lock-is-kernels-json", (args, message)
+        assert "`kernels lock` overwrites ours" in message and "Nothing was changed" in message
+        assert "`git restore kernels.lock`" in message and "`kernel-lock import`" in message
+        assert (root / "kernels.lock").read_text() == KERNELS_JSON, args
+        assert '"kernels-community/relu" = 2' in (root / "pyproject.toml").read_text(), args
