@@ -16,6 +16,10 @@ class KernelLockWarning(UserWarning):
     """Something the user should change, but that does not stop the command."""
 
 
+class KernelLockNotice(KernelLockWarning):
+    """A notice that stays true run after run (a newer version, unsigned builds): shown once while it is new."""
+
+
 class KernelLockError(Exception):
     """Base class of every error kernel-lock raises on purpose."""
 

@@ -220,3 +220,43 @@ def test_every_command_that_meets_a_kernels_json_lock_says_what_happened(hub_env
         assert "`git restore kernels.lock`" in message and "`kernel-lock import`" in message
         assert (root / "kernels.lock").read_text() == KERNELS_JSON, args
         assert '"kernels-community/relu" = 2' in (root / "pyproject.toml").read_text(), args
+
+
+def test_quiet_keeps_the_answer_and_qq_is_silent(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    project = ["--project", str(root)]
+    assert cli("sync", *project).exit_code == 0
+    for args in (["status"], ["tree"], ["env"]):
+        quiet = cli(*args, *project[: 2 if args[0] != "env" else 0], "-q")
+        assert quiet.exit_code == 0 and quiet.stdout.strip(), args  # the answer asked for
+        assert quiet.stderr == "", (args, quiet.stderr)  # no target line, no notice
+        silent = cli(*args, *project[: 2 if args[0] != "env" else 0], "-qq")
+        assert silent.exit_code == 0 and silent.stdout == "", args
+    assert "kernels-community/relu" in cli("tree", *project, "-q").stdout
+
+
+def test_a_notice_shows_once_while_new_and_status_summarises_it(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V1)
+    project = ["--project", str(root)]
+    first = cli("lock", *project)
+    assert first.exit_code == 0 and "notice: kernels-community/relu: version 1 is locked" in first.stderr
+    assert "variant(s) are unsigned" in first.stderr
+    again = cli("lock", "--upgrade", *project, "--json")
+    assert "notice:" not in again.stderr, again.stderr
+    assert any("version 2 is available" in w for w in again.json()["warnings"]), "the document keeps them"
+    assert "notice:" not in cli("lock", "--upgrade", *project, "-q").stderr
+    status = cli("status", *project, "--outdated")
+    assert "Notice: 1 kernel(s) have unsigned variants (kernels-community/relu)" in status.stdout
+    assert "Notice: newer major versions are available: kernels-community/relu 2." in status.stdout
+
+
+def test_verbose_shows_requests_timings_and_decisions(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    project = ["--project", str(root)]
+    run = cli("lock", *project, "-v")
+    assert "HTTP Request: GET" in run.stderr and re.search(r"lock took \d+\.\d\ds", run.stderr)
+    assert "kernels-community/relu@v2: v2 -> " in run.stderr
+    run = cli("sync", *project, "-v")
+    assert f"✅ {CPU}: preferred" in run.stderr and "✗  torch213-metal-aarch64-darwin: rejected" in run.stderr
+    assert "HTTP Request: GET" in run.stderr
+    assert "KERNEL_LOCK_TARGET: " + CPU in cli("env", "-v").stderr

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
@@ -56,15 +57,47 @@ def command(fn: F) -> F:
         *args: Any, json_mode: bool, quiet: int, verbose: int, color: str, offline: bool, **kwargs: Any
     ) -> None:
         out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=color)
-        with warnings.catch_warnings(), _offline(offline):
+        started = time.monotonic()
+        with warnings.catch_warnings(), _offline(offline), _requests_shown(out):
             warnings.simplefilter("always", errors.KernelLockWarning)
-            warnings.showwarning = lambda message, *_, **__: out.warn(str(message))
+            warnings.showwarning = lambda message, category, *_, **__: (
+                out.notice(str(message))
+                if issubclass(category, errors.KernelLockNotice)
+                else out.warn(str(message))
+            )
             code = _run(fn, out, verbose, args, kwargs, offline=offline)
+        out.detail(f"{fn.__name__.rstrip('_')} took {time.monotonic() - started:.2f}s")
         if json_mode and out.report is not None:
             out.emit(out.report)
         sys.exit(code or EXIT_OK)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _requests_shown(out: Output) -> Iterator[None]:
+    """With --verbose, every HTTP request to the Hub as a line on stderr (the HTTP library logs them: httpx,
+    or httpx2 under newer huggingface_hub)."""
+    if not out.verbose:
+        yield
+        return
+    import logging
+
+    class ToDetail(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            out.detail(record.getMessage())
+
+    handler = ToDetail()
+    loggers = {logging.getLogger(name): logging.getLogger(name).level for name in ("httpx", "httpx2")}
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in loggers.items():
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
+from kernel_lock import env as environ
 from kernel_lock import errors
 from kernel_lock.cli.command import command
 from kernel_lock.cli.exitcodes import EXIT_CHECK_FAILED, EXIT_OK
 from kernel_lock.cli.options import announce_target, project_option, target_options
-from kernel_lock.cli.output import Output, table
+from kernel_lock.cli.output import Output, decision_lines, decision_status, table
 from kernel_lock.target import TargetChoice
 
 
@@ -60,22 +61,14 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
         )
         fits = "" if info.selected else f" (none fits {choice.target.describe()})"
         out.answer(f"{label}: {', '.join(names)}{fits}")
+        ranked = rank_variants(info.variants, choice.target)
         decisions = [
-            DecisionReport(
-                variant=d.variant,
-                status="preferred"
-                if d.variant == info.selected
-                else "compatible"
-                if d.accepted
-                else "rejected",
-                reason=d.reason,
-            )
-            for d in rank_variants(info.variants, choice.target)
+            DecisionReport(variant=d.variant, status=decision_status(d, info.selected), reason=d.reason)
+            for d in ranked
         ]
         if out.verbose:
-            for d in decisions:
-                mark = "✅" if d.status == "preferred" else "  " if d.status == "compatible" else "✗ "
-                out.answer(f"  {mark} {d.variant}: {d.status}{f' ({d.reason})' if d.reason else ''}")
+            for line in decision_lines(ranked, info.selected):
+                out.answer(line)
         reports.append(
             VersionReport(
                 version=info.version,
@@ -156,6 +149,17 @@ def status(
         rows.extend([["", f"  {problem}"] for problem in row.problems])
     for line in table(rows):
         out.answer(line.rstrip())
+    unsigned = [r.entry.requested_repo for r in state.rows if set(r.entry.variants) - set(r.entry.signed_by)]
+    if unsigned:
+        out.info(
+            f"Notice: {len(unsigned)} kernel(s) have unsigned variants ({', '.join(unsigned)}); "
+            f"require-signature = true refuses unsigned builds."
+        )
+    majors = [
+        f"{r.entry.requested_repo} {r.newer_version}" for r in state.rows if r.newer_version is not None
+    ]
+    if majors:
+        out.info(f"Notice: newer major versions are available: {', '.join(majors)}.")
     out.result(
         StatusReport(
             lockfile=str(state.lockfile),
@@ -238,6 +242,10 @@ def env_(*, out: Output, target: TargetChoice | None) -> int:
     out.answer(f"environment: {choice.describe()}")
     out.answer(f"python: {platform.python_version()} ({sys.executable})")
     out.answer(f"torch: {torch_path or 'not importable'}")
+    out.detail(f"{environ.TARGET}: {environ.declared_target() or '(unset)'}")
+    out.detail(f"{environ.LOCK_FILE}: {environ.lock_file() or '(unset)'}")
+    out.detail(f"{environ.HUB_ENDPOINT}: {environ.hub_endpoint() or '(unset: https://huggingface.co)'}")
+    out.detail(f"Hugging Face cache: {environ.hub_cache()}")
     out.result(
         EnvReport(
             target=TargetReport.of(choice),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -13,6 +13,7 @@ from kernel_lock import env as environ
 if TYPE_CHECKING:
     from kernel_lock.locking import LockResult
     from kernel_lock.reports import Report
+    from kernel_lock.variants import Decision
 
 
 def _stream_wants_color(mode: str, stream: Any) -> bool:
@@ -64,6 +65,16 @@ class Output:
         label = click.style("warning:", fg="yellow", bold=True) if self.err_color else "warning:"
         click.echo(f"{label} {message}", err=True, color=self.err_color)
 
+    def notice(self, message: str) -> None:
+        """A notice that holds run after run: always in the JSON document; on stderr once, while new, not with -q."""
+        from kernel_lock.cli.notices import first_time
+
+        self.warnings.append(message)
+        if self.quiet or not first_time(message):
+            return
+        label = click.style("notice:", fg="cyan", bold=True) if self.err_color else "notice:"
+        click.echo(f"{label} {message}", err=True, color=self.err_color)
+
     def error(self, code: str, message: str) -> None:
         """An error: `error: ...` on stderr, and with --json the error document on stdout."""
         if self.json_mode:
@@ -107,16 +118,37 @@ def human_bytes(size: int) -> str:
 
 
 def print_changes(out: Output, result: LockResult, *, dry_run: bool = False) -> None:
-    """A lock's change summary, one line per kernel, then where it was written."""
+    """A lock's change summary, one line per kernel, then where it was written (--verbose: every resolution)."""
     changes = result.changes()
     for change in changes:
         out.info(str(change))
+    for entry in result.lock.kernel:
+        via = f" via {entry.redirected_from} -> {entry.repo_id}" if entry.redirected_from else ""
+        out.detail(
+            f"{entry.key}: {entry.ref} -> {entry.commit[:12]}{via}, {len(entry.variants)} variant(s), "
+            f"{entry.hash_type}, {len(entry.signed_by)} signed"
+        )
     if dry_run:
         out.info(f"Would {'update' if changes else 'leave'} {result.path} (dry run: nothing written).")
     elif result.written:
         out.info(f"Wrote {result.path}")
     else:
         out.info(f"{result.path.name} unchanged ({len(result.lock.kernel)} kernel(s)).")
+
+
+def decision_status(d: Decision, selected: str | None) -> Literal["preferred", "compatible", "rejected"]:
+    """A variant's decision in one word: the one selected, another that fits, or one that does not."""
+    return "preferred" if d.variant == selected else "compatible" if d.accepted else "rejected"
+
+
+def decision_lines(decisions: list[Decision], selected: str | None) -> list[str]:
+    """`✅ torch-cpu: preferred`, `✗ torch212-...: rejected (why)`: each variant's decision for a target."""
+    lines = []
+    for d in decisions:
+        status = decision_status(d, selected)
+        mark = "✅" if status == "preferred" else "  " if status == "compatible" else "✗ "
+        lines.append(f"  {mark} {d.variant}: {status}{f' ({d.reason})' if d.reason else ''}")
+    return lines
 
 
 def table(rows: list[list[str]]) -> list[str]:
