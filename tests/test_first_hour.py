@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -260,3 +262,53 @@ def test_verbose_shows_requests_timings_and_decisions(hub_env, make_project, cli
     assert f"✅ {CPU}: preferred" in run.stderr and "✗  torch213-metal-aarch64-darwin: rejected" in run.stderr
     assert "HTTP Request: GET" in run.stderr
     assert "KERNEL_LOCK_TARGET: " + CPU in cli("env", "-v").stderr
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_install_lines_install_what_exists() -> None:
+    readme = (ROOT / "README.md").read_text()
+    install = readme[readme.index("## Install") : readme.index("## Try it offline")]
+    assert "pip wheel --no-deps -w dist" in install and "pip install ./kernel-lock" in install
+    for dockerfile in (ROOT / "examples").glob("*/Dockerfile"):
+        text = dockerfile.read_text()
+        assert "pip wheel --no-deps -w wheels" in text, dockerfile
+        for line in text.splitlines():
+            if line.startswith("RUN pip install"):
+                assert "kernel_lock-*.whl" in line and " kernel-lock" not in line, (dockerfile, line)
+
+
+def test_the_demo_hub_serves_the_readme_walkthrough(tmp_path, monkeypatch) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kernel_lock.testing", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = re.search(r"Local Hub at (http://127\.0\.0\.1:\d+)", server.stdout.readline())
+        assert url, "the first line names the endpoint"
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": url[1],
+            "HF_HUB_CACHE": str(tmp_path / "cache"),
+            "HF_HOME": str(tmp_path / "home"),
+            "KERNEL_LOCK_TARGET": CPU,
+        }
+        demo = tmp_path / "demo"
+        demo.mkdir()
+        for args in (["init"], ["add", "kernels-community/relu"], ["status"], ["tree"]):
+            proc = subprocess.run(
+                [sys.executable, "-m", "kernel_lock", *args],
+                cwd=demo,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert proc.returncode == 0, (args, proc.stderr)
+        assert "verified" in proc.stdout or "activation" in proc.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
