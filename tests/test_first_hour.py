@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from test_examples import kernel_lock
+
+from kernel_lock.lockfile import read_lock
 
 RELU_V1 = '"kernels-community/relu" = 1'
 RELU_V2 = '"kernels-community/relu" = 2'
@@ -306,3 +309,81 @@ def test_the_demo_hub_serves_the_readme_walkthrough(tmp_path, monkeypatch) -> No
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def python(program: Path) -> list[str]:
+    return [sys.executable, str(program)]
+
+
+def _kernels_enforceable() -> bool:
+    """Whether the installed `kernels` is one enforcement hooks (its tests need a real enforced load)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from kernel_lock.enforcement import SUPPORTED_KERNELS
+
+    try:
+        major, minor = (int(part) for part in version("kernels").split(".")[:2])
+    except PackageNotFoundError:
+        return False
+    return (major, minor) in SUPPORTED_KERNELS
+
+
+def test_run_refuses_a_stale_lock_naming_lock_and_frozen_runs_anyway(
+    hub_env, make_project, cli, tmp_path
+) -> None:
+    root = make_project(RELU_V2)
+    project = ["--project", str(root)]
+    assert cli("sync", *project).exit_code == 0
+    make_project()  # the kernel is removed from pyproject.toml; the lock still holds it
+    marker = tmp_path / "ran"
+    touch = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    run = cli("run", "--json", *project, "--", *touch)
+    assert run.exit_code == 1 and run.json()["error"]["code"] == "lock-out-of-date"
+    assert "Run `kernel-lock lock`" in run.json()["error"]["message"] and not marker.exists()
+    assert cli("run", "--json", "--frozen", *project, "--", *touch).exit_code == 0 and marker.exists()
+
+
+def test_run_sync_locks_a_stale_lock_first(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V1)
+    project = ["--project", str(root)]
+    assert cli("lock", *project).exit_code == 0
+    make_project(RELU_V1, '"kernels-community/activation" = 1')
+    run = cli("run", "--sync", "--json", *project, "--", *EXIT_3)
+    assert run.exit_code == 3, run.stderr
+    assert read_lock(root / "kernels.lock").find("kernels-community/activation") is not None
+    assert cli("lock", "--check", *project).exit_code == 0
+
+
+def test_run_record_locks_a_missing_lock_and_says_what_it_recorded(hub_env, make_project, cli) -> None:
+    root = make_project(RELU_V2)
+    run = cli("run", "--record", "--project", str(root), "--", *EXIT_3)
+    assert run.exit_code == 3, run.stderr
+    assert "Recorded: 0 kernel(s) asked for; nothing new." in run.stderr
+    assert "Wrote " in run.stdout and cli("lock", "--check", "--project", str(root)).exit_code == 0
+
+
+@pytest.mark.skipif(not _kernels_enforceable(), reason="enforcement does not hook this kernels release")
+def test_not_locked_but_declared_names_kernel_lock_lock(hub_env, make_project, cli, tmp_path) -> None:
+    root = make_project(RELU_V2)
+    assert cli("sync", "--project", str(root)).exit_code == 0
+    make_project(RELU_V2, ['"kernels-community/relu" = 2', '"kernels-community/old-relu" = 2'][1])
+    program = tmp_path / "prog.py"
+    program.write_text('import kernels\nkernels.get_kernel("kernels-community/old-relu", version=2)\n')
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernel_lock",
+            "run",
+            "--frozen",
+            "--project",
+            str(root),
+            "--",
+            *python(program),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode != 0 and "NotLockedError" in proc.stderr
+    assert "Run `kernel-lock lock`" in proc.stderr and "kernel-lock add" not in proc.stderr

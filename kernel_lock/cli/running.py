@@ -9,13 +9,21 @@ import click
 from kernel_lock import errors
 from kernel_lock.cli.command import command
 from kernel_lock.cli.options import project_option
-from kernel_lock.cli.output import Output
+from kernel_lock.cli.output import Output, print_changes
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @project_option
 @click.option(
-    "--sync", "sync_first", is_flag=True, help="First sync what is missing (once across processes)."
+    "--sync",
+    "sync_first",
+    is_flag=True,
+    help="First lock (if kernels.lock is missing or stale) and sync what is missing, once across processes.",
+)
+@click.option(
+    "--frozen",
+    is_flag=True,
+    help="Use kernels.lock as it is, without checking it against pyproject.toml (as uv).",
 )
 @click.option(
     "--record",
@@ -24,38 +32,27 @@ from kernel_lock.cli.output import Output
 )
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @command
-def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cmd: tuple[str, ...]) -> int:
+def run(
+    *, out: Output, project: Path | None, sync_first: bool, frozen: bool, record: bool, cmd: tuple[str, ...]
+) -> int:
     """Run CMD with every kernel the `kernels` library loads answered from kernels.lock, verified, offline.
 
     Every Python process CMD starts, children too, is enforced (a
-    `sitecustomize` on PYTHONPATH). The exit status is CMD's.
+    `sitecustomize` on PYTHONPATH). The exit status is CMD's. As `uv run`,
+    kernels.lock is first checked against pyproject.toml (offline): a stale
+    lock is refused; --sync locks it first; --frozen uses it as it is.
     """
     from kernel_lock import run as runner
 
     if record:
-        from kernel_lock.reports import KernelRequestReport, RunRecordReport
-
-        if sync_first:
+        if sync_first or frozen:
             raise errors.ConfigError(
-                "--record runs unenforced and online; it cannot be combined with --sync."
+                "--record runs unenforced and online, then locks; it cannot be combined with --sync or --frozen."
             )
-        rec = runner.run_recording(cmd, project)
-        for request in rec.requests:
-            out.info(f"asked for {request.repo_id} {request.describe()}")
-        for repo, requirement in rec.added.items():
-            out.info(f"added {repo} ({requirement}) to pyproject.toml")
-        for conflict in rec.conflicts:
-            out.warn(f"{conflict}; pyproject.toml left as it is.")
-        out.result(
-            RunRecordReport(
-                exit_code=rec.exit_code,
-                requests=[KernelRequestReport(**vars(r)) for r in rec.requests],
-                added=rec.added,
-                conflicts=rec.conflicts,
-            )
-        )
-        return rec.exit_code
+        return _record(out, cmd, project)
     lockfile = runner.lockfile_for(project)
+    if not frozen:
+        _lock_checked(out, lockfile, lock_first=sync_first)
     downloaded = 0
     if sync_first:
         downloaded = runner.sync_once(lockfile)
@@ -64,6 +61,60 @@ def run(*, out: Output, project: Path | None, sync_first: bool, record: bool, cm
         return _run_for_report(out, cmd, lockfile, downloaded)
     runner.exec_enforced(cmd, lockfile)
     return 0
+
+
+def _lock_checked(out: Output, lockfile: Path, *, lock_first: bool) -> None:
+    """As `uv run`: the lock must match the pyproject.toml beside it (checked offline); `lock_first` locks it.
+
+    A lock with no pyproject.toml beside it (KERNEL_LOCK_FILE in an image without the project) is used as is.
+    """
+    from kernel_lock.config import load_project
+    from kernel_lock.lockfile import missing_lock_error, read_lock_if_exists
+    from kernel_lock.locking import lock_differences, lock_project
+    from kernel_lock.projectpaths import PYPROJECT
+
+    if not (lockfile.parent / PYPROJECT).is_file():
+        return
+    proj = load_project(lockfile.parent)
+    current = read_lock_if_exists(lockfile)
+    problems = lock_differences(proj, current)
+    if current is not None and not problems:
+        return
+    if lock_first:
+        print_changes(out, lock_project(proj))
+        return
+    if current is None:
+        raise missing_lock_error(lockfile)
+    raise errors.LockOutOfDate(
+        f"{lockfile} does not match {proj.pyproject}: {'; '.join(problems)}. Run `kernel-lock lock` (or "
+        f"`kernel-lock run --sync`, which locks first), or `kernel-lock run --frozen` to run with the lock as it is."
+    )
+
+
+def _record(out: Output, cmd: tuple[str, ...], project: Path | None) -> int:
+    """`run --record`: run unenforced, add what the program asked for, and lock whenever the lock is missing or stale."""
+    from kernel_lock import run as runner
+    from kernel_lock.reports import KernelRequestReport, RunRecordReport
+
+    rec = runner.run_recording(cmd, project)
+    for request in rec.requests:
+        out.info(f"asked for {request.repo_id} {request.describe()}")
+    for repo, requirement in rec.added.items():
+        out.info(f"added {repo} ({requirement}) to pyproject.toml")
+    for conflict in rec.conflicts:
+        out.warn(f"{conflict}; pyproject.toml left as it is.")
+    new = f"{len(rec.added)} added to pyproject.toml and locked" if rec.added else "nothing new"
+    out.note(f"Recorded: {len(rec.requests)} kernel(s) asked for; {new}.")
+    _lock_checked(out, runner.lockfile_for(project), lock_first=True)  # also where nothing new was added
+    out.result(
+        RunRecordReport(
+            exit_code=rec.exit_code,
+            requests=[KernelRequestReport(**vars(r)) for r in rec.requests],
+            added=rec.added,
+            conflicts=rec.conflicts,
+        )
+    )
+    return rec.exit_code
 
 
 def _run_for_report(out: Output, cmd: tuple[str, ...], lockfile: Path, downloaded: int) -> int:
