@@ -110,7 +110,7 @@ class Group(click.Group):
 def main() -> None:
     """Lock, sync and verify Hugging Face Hub kernels for reproducible, tamper-evident loading.
 
-    Exit codes: 0 ok, 1 check failed (lock out of date), 2 bad input,
+    Exit codes: 0 ok, 1 check failed (no kernels.lock, or out of date), 2 bad input,
     3 network or Hub error, 4 verification failed. With --json, errors are
     {"error": {"code": ..., "message": ...}} on stdout.
     """
