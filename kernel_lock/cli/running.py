@@ -68,13 +68,14 @@ def _lock_checked(out: Output, lockfile: Path, *, lock_first: bool) -> None:
 
     A lock with no pyproject.toml beside it (KERNEL_LOCK_FILE in an image without the project) is used as is.
     """
+    from kernel_lock.projectpaths import PYPROJECT
+
+    if not (lockfile.parent / PYPROJECT).is_file() or _plainly_current(lockfile, lockfile.parent / PYPROJECT):
+        return
     from kernel_lock.config import load_project
     from kernel_lock.lockfile import missing_lock_error, read_lock_if_exists
     from kernel_lock.locking import lock_differences, lock_project
-    from kernel_lock.projectpaths import PYPROJECT
 
-    if not (lockfile.parent / PYPROJECT).is_file():
-        return
     proj = load_project(lockfile.parent)
     current = read_lock_if_exists(lockfile)
     problems = lock_differences(proj, current)
@@ -89,6 +90,47 @@ def _lock_checked(out: Output, lockfile: Path, *, lock_first: bool) -> None:
         f"{lockfile} does not match {proj.pyproject}: {'; '.join(problems)}. Run `kernel-lock lock` (or "
         f"`kernel-lock run --sync`, which locks first), or `kernel-lock run --frozen` to run with the lock as it is."
     )
+
+
+def _plainly_current(lockfile: Path, pyproject: Path) -> bool:
+    """Whether the lock plainly matches pyproject.toml, judged without pydantic (`run` starts every command).
+
+    Only for the plain case: [tool.kernels] holds nothing but dependencies, each a version or a revision,
+    and the lock, as kernel-lock writes it, has exactly those as its direct entries, none trusted by opt-in,
+    redirected to another organization or signed (the signer policy needs the models). Anything else goes to
+    the full check (`lock_differences`), which also words the refusal.
+    """
+    from kernel_lock import tomlread
+    from kernel_lock.quickload import plain_lock
+
+    try:
+        table = tomlread.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("kernels", {})
+    except (OSError, UnicodeDecodeError, tomlread.TOMLDecodeError):
+        return False
+    dependencies = table.get("dependencies") if isinstance(table, dict) else None
+    kernels = plain_lock(lockfile)
+    if set(table) != {"dependencies"} or not isinstance(dependencies, dict) or kernels is None:
+        return False
+    declared = {}
+    for repo, spec in dependencies.items():
+        if type(spec) is int:
+            declared[repo] = ("version", spec)
+        elif isinstance(spec, dict) and len(spec) == 1 and set(spec) <= {"version", "revision"}:
+            declared[repo] = next(iter(spec.items()))
+        else:
+            return False
+    direct = {}
+    for k in kernels:
+        requested = str(k.get("redirected-from", k["repo-id"]))
+        if (
+            k.get("trust") == "trust-remote-code"
+            or k.get("signed-by")
+            or requested.split("/")[0] != k["repo-id"].split("/")[0]
+        ):
+            return False
+        if k.get("direct", True):
+            direct[requested] = ("version", k["version"]) if "version" in k else ("revision", k["revision"])
+    return declared == direct
 
 
 def _record(out: Output, cmd: tuple[str, ...], project: Path | None) -> int:
