@@ -336,7 +336,7 @@ def lock_project(
         written=written,
         previous=previous,
         added=sorted(set(new) - set(old)),
-        updated=sorted(r for r in set(new) & set(old) if new[r] != old[r]),
+        updated=sorted(r for r in set(new) & set(old) if _entry_changed(old[r], new[r])),
         removed=sorted(set(old) - set(new)),
     )
 

@@ -113,15 +113,17 @@ def test_change_lines_name_what_changed_and_nothing_else(hub_env, make_project, 
     root = make_project('"kernels-community/activation" = 1', RELU_V2, OLD_RELU)
     project = ["--project", str(root)]
     assert cli("lock", *project).exit_code == 0
-    steps = [
-        ("add", "kernels-community/relu@1", "--no-sync"),  # relu moves; activation stays direct
+    for step in (
+        ("add", "kernels-community/relu@1", "--no-sync"),  # relu moves; activation stays direct, untouched
         ("remove", "kernels-community/old-relu"),  # a redirected repo leaves
-        ("lock", "--hash-type", "git_lfs_concat"),
-    ]
-    for step in steps:
-        run = cli(*step, *project)
+    ):
+        run = cli(*step, *project, "--json")
         assert run.exit_code == 0, (step, run.stderr)
-        assert "now required directly" not in run.stdout, (step, run.stdout)
+        document = run.json()
+        assert "kernels-community/activation" not in document["updated"], (step, document["updated"])
+        assert "kernels-community/activation" not in [c["repo-id"] for c in document["changes"]], step
+    run = cli("lock", "--hash-type", "git_lfs_concat", *project)
+    assert run.exit_code == 0 and "now required directly" not in run.stdout, run.stdout
     assert "~ kernels-community/activation v1 (6dbdb7a) (hashes now git_lfs_concat)" in run.stdout
 
 
