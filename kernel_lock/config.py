@@ -161,7 +161,7 @@ def read_pyproject(path: Path) -> str:
     except FileNotFoundError:
         raise ConfigError(
             f"No {PYPROJECT} found in {path.parent}. Run kernel-lock in your project directory "
-            f"or pass --project DIR, and declare kernels under [tool.kernels.dependencies]."
+            f"or pass --project DIR; to start a project here, run `kernel-lock init`."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}.") from None

@@ -113,6 +113,11 @@ def hub_cache() -> Path:
     return _path(home) / "hub"
 
 
+def force_color() -> bool:
+    """Whether `FORCE_COLOR` asks for colour even where the output is not a terminal (as uv and pip read it)."""
+    return bool(_get("FORCE_COLOR"))
+
+
 def no_color() -> bool:
     """Whether `NO_COLOR` asks for output without colour (https://no-color.org)."""
     return bool(_get("NO_COLOR"))

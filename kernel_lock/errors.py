@@ -16,6 +16,10 @@ class KernelLockWarning(UserWarning):
     """Something the user should change, but that does not stop the command."""
 
 
+class KernelLockNotice(KernelLockWarning):
+    """A notice that stays true run after run (a newer version, unsigned builds): shown once while it is new."""
+
+
 class KernelLockError(Exception):
     """Base class of every error kernel-lock raises on purpose."""
 
@@ -42,6 +46,12 @@ class LockfileError(KernelLockError):
     """`kernels.lock` is missing, unreadable or malformed."""
 
     code = "lock-invalid"
+
+
+class LockMissing(LockfileError):
+    """There is no `kernels.lock` yet: a check that failed, as `uv sync --locked` reports it."""
+
+    code = "lock-missing"
 
 
 class LockOutOfDate(KernelLockError):
@@ -127,20 +137,30 @@ class NoVariantFits(VariantError):
 
     code = "no-variant-fits"
 
-    def __init__(self, repo_id: str, target: str, rejections: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        repo_id: str,
+        target: str,
+        rejections: Sequence[tuple[str, str]],
+        *,
+        suggestions: Sequence[str] = (),
+    ) -> None:
         self.repo_id = repo_id
         self.target = target
-        self.rejections = tuple(rejections)
+        self.rejections = tuple(sorted(rejections))
+        self.suggestions = tuple(suggestions)
         if rejections:
-            listing = "".join(f"\n  - {variant}: {reason}" for variant, reason in rejections)
+            listing = "".join(f"\n  - {variant}: {reason}" for variant, reason in self.rejections)
             found = f"The available variants and why each was rejected:{listing}\n"
         else:
             found = "There are no build variants at all (no build/<variant>/ directory).\n"
-        super().__init__(
-            f"{self.summary}. {found}"
-            "Pick one explicitly with `--variant NAME`, or select for another environment with `--target` "
-            "(e.g. `--target torch210-cxx11-cu128-x86_64-linux`)."
+        fits = (
+            f", or select for the environment where the kernel runs; the nearest that a variant fits: "
+            f"{', '.join(f'`--target {s}`' for s in self.suggestions)}"
+            if self.suggestions
+            else ""
         )
+        super().__init__(f"{self.summary}. {found}Pick one explicitly with `--variant NAME`{fits}.")
 
     @property
     def summary(self) -> str:
@@ -167,6 +187,21 @@ class HubError(KernelLockError):
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         super().__init__(message)
         self.request_id = request_id
+
+
+class HubOffline(HubError):
+    """A request the Hub would answer, refused because this run is offline (`HF_HUB_OFFLINE`, or `--offline`)."""
+
+    code = "hub-offline"
+
+    def __init__(self, what: str, repo_id: str, endpoint: str, *, by_option: bool = False) -> None:
+        self.what, self.repo_id, self.endpoint, self.by_option = what, repo_id, endpoint, by_option
+        why, fix = (
+            ("--offline was given", "Run without --offline")
+            if by_option
+            else ("HF_HUB_OFFLINE is set", "Unset HF_HUB_OFFLINE")
+        )
+        super().__init__(f"Cannot {what} of {repo_id}: {why}. {fix} to reach the Hub at {endpoint}.")
 
 
 class MalformedReply(HubError):

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kernel_lock import env
-from kernel_lock.errors import HubError, KernelLockError, MalformedReply, RepoNotFound, ResolutionError
+from kernel_lock.errors import (
+    HubError,
+    HubOffline,
+    KernelLockError,
+    MalformedReply,
+    RepoNotFound,
+    ResolutionError,
+)
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -326,9 +333,7 @@ class Hub:
         rid = failure.request_id
         seen = f" (request id {rid})" if rid else ""
         if failure.kind == "offline":
-            return HubError(
-                f"Cannot {what} of {repo_id}: HF_HUB_OFFLINE is set. Unset it to reach the Hub at {self.endpoint}."
-            )
+            return HubOffline(what, repo_id, self.endpoint)
         if failure.kind == "revision-not-found":
             return ResolutionError(
                 f"Revision not found while trying to {what} of {repo_id} on {self.endpoint}{seen}. Check the "

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from kernel_lock import tomlread
 from kernel_lock.config import COMMIT_RE, Dependency, RepoId
-from kernel_lock.errors import KernelsLockFound, LockfileError
+from kernel_lock.errors import ConfigError, KernelLockError, KernelsLockFound, LockfileError, LockMissing
 from kernel_lock.fsutil import atomic_write
 from kernel_lock.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.signers import Signer
@@ -224,9 +224,12 @@ def _refuse_kernels_json(text: str, where: str) -> None:
     if fmt is None:
         return
     raise KernelsLockFound(
-        f"{where} is a JSON lock written by the `kernels` library ({fmt} format), not kernel-lock's TOML lock; "
-        f"both tools name their lock kernels.lock. Run `kernel-lock import` to convert it in place (the JSON is "
-        f"kept as {Path(where).name}{BACKUP_SUFFIX}), or `kernel-lock import --project DIR` for another project.",
+        f"{where} is a JSON lock written by the `kernels` library ({fmt} format), not kernel-lock's TOML lock: "
+        f"both tools name their lock kernels.lock, and `kernels lock` overwrites ours, keeping the commits but "
+        f"none of our hashes or signatures. Nothing was changed. To recover, restore kernel-lock's lock from "
+        f"version control (`git restore kernels.lock`), or run `kernel-lock import` to convert this one in place "
+        f"at its commits (the JSON is kept as {Path(where).name}{BACKUP_SUFFIX}); `kernel-lock import --project "
+        f"DIR` converts it for another project.",
         path=where,
         format=fmt,
     )
@@ -263,10 +266,20 @@ def read_lock(path: Path) -> Lock:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LockfileError(f"No lock file at {path}. Run `kernel-lock lock` to create it.") from None
+        raise missing_lock_error(path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LockfileError(f"Cannot read {path}: {exc}.") from None
     return parse_lock(text, where=str(path))
+
+
+def missing_lock_error(path: Path) -> KernelLockError:
+    """What to do where there is no lock: `lock` in a project (exit 1), `init` outside one (bad input)."""
+    if not (path.parent / "pyproject.toml").is_file():
+        return ConfigError(
+            f"no kernels.lock, and no pyproject.toml in {path.parent}: this is not a kernel-lock project. Run "
+            f"`kernel-lock init` to start one here (then `kernel-lock add ORG/KERNEL`), or pass --project DIR."
+        )
+    return LockMissing(f"no kernels.lock in {path.parent} yet. Run `kernel-lock lock` to create it.")
 
 
 def read_lock_if_exists(path: Path) -> Lock | None:

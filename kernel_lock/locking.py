@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -79,14 +79,13 @@ class Change:
     before: str | None
     after: str | None
     direct: bool
+    detail: str | None = None  # what changed where the requirement and commit did not
 
     def __str__(self) -> str:
         mark = {"added": "+", "removed": "-", "updated": "~", "commit-moved": "~"}[self.change]
         text = f"{mark} {self.repo_id}{'' if self.direct else ' (dependency)'}"
         if self.before == self.after:
-            return (
-                f"{text} {self.after} ({'now required directly' if self.direct else 'now only a dependency'})"
-            )
+            return f"{text} {self.after} ({self.detail})"
         if self.before and self.after:
             return f"{text} {self.before} \N{RIGHTWARDS ARROW} {self.after}"
         return f"{text} {self.before or self.after}"
@@ -96,6 +95,22 @@ def _label(entry: LockedKernel) -> str:
     """`v2 (97406b2)` or `main (97406b2)`: an entry's requirement and short commit."""
     requirement = f"v{entry.version}" if entry.version is not None else str(entry.revision)
     return f"{requirement} ({entry.commit[:7]})"
+
+
+def _entry_changed(old: LockedKernel, new: LockedKernel) -> bool:
+    """Whether an entry changed beyond its `required-by` (which follows the other kernels, not this one)."""
+    return old.model_copy(update={"required_by": []}) != new.model_copy(update={"required_by": []})
+
+
+def _same_requirement_change(old: LockedKernel, new: LockedKernel) -> str | None:
+    """What changed in an entry whose requirement and commit did not (None where they did)."""
+    if _label(old) != _label(new):
+        return None
+    if old.direct != new.direct:
+        return "now required directly" if new.direct else "now only a dependency"
+    if old.hash_type != new.hash_type:
+        return f"hashes now {new.hash_type}"
+    return "entry rewritten at the same commit"
 
 
 def lock_changes(before: Lock | None, after: Lock) -> list[Change]:
@@ -109,9 +124,10 @@ def lock_changes(before: Lock | None, after: Lock) -> list[Change]:
             _label(old[k]),
             _label(new[k]),
             new[k].direct,
+            _same_requirement_change(old[k], new[k]),
         )
         for k in sorted(set(old) & set(new))
-        if new[k] != old[k]
+        if _entry_changed(old[k], new[k])
     ]
     gone = [old[k] for k in sorted(set(old) - set(new))]
     came = [new[k] for k in sorted(set(new) - set(old))]
@@ -399,7 +415,7 @@ def lock_project(
         written=written,
         previous=previous,
         added=sorted(set(new) - set(old)),
-        updated=sorted(r for r in set(new) & set(old) if new[r] != old[r]),
+        updated=sorted(r for r in set(new) & set(old) if _entry_changed(old[r], new[r])),
         removed=sorted(set(old) - set(new)),
     )
 
@@ -471,12 +487,14 @@ def add_dependencies(
     project: Path | None = None,
     *,
     trust_remote_code: bool = False,
+    upgrade: bool = False,
     endpoint: str | None = None,
 ) -> AddResult:
     """Require each repo (at its version or revision; the newest major where neither) and update the lock.
 
-    A repo already required keeps its other settings (signers, trust). Nothing is
-    written unless every requirement resolves; errors name the `add` options to use.
+    As with `uv add`, a repo already required keeps its requirement unless a version or revision is
+    given, or `upgrade` (then: the newest major). It keeps its other settings (signers, trust). Nothing
+    is written unless every requirement resolves; errors name the `add` options to use.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -488,8 +506,15 @@ def add_dependencies(
     current, text = read_project(root)
     declared = current.dependencies
     hub = Hub(endpoint)
+    kept = {
+        repo
+        for repo, (version, revision) in requests.items()
+        if version is None and revision is None and repo in declared and not upgrade
+    }
     newest_needed = [
-        repo for repo, (version, revision) in requests.items() if version is None and revision is None
+        repo
+        for repo, (version, revision) in requests.items()
+        if version is None and revision is None and repo not in kept
     ]
     try:
         with ThreadPoolExecutor(max_workers=8) as side, ThreadPoolExecutor(max_workers=8) as pool:
@@ -497,7 +522,9 @@ def add_dependencies(
             refs = dict(zip(newest_needed, found, strict=True))
         added = []
         for repo_id, (version, revision) in requests.items():
-            if version is None and revision is None:
+            if repo_id in kept:
+                version, revision = declared[repo_id].version, declared[repo_id].revision
+            elif version is None and revision is None:
                 versions = refs[repo_id].versions()
                 if not versions:
                     raise ResolutionError(
@@ -522,12 +549,13 @@ def add_dependencies(
 
 
 def remove_dependency(
-    repo_id: str, project: Path | None = None, *, endpoint: str | None = None
+    repo_id: str | Sequence[str], project: Path | None = None, *, endpoint: str | None = None
 ) -> LockResult:
-    """Drop `repo_id` from `pyproject.toml` and from the lock (with what only it needed)."""
+    """Drop `repo_id` (or each of several) from `pyproject.toml` and from the lock (with what only they needed)."""
     from kernel_lock.edit import remove_dependency as without
 
     root = find_project_root(project)
-    _, text = read_project(root)
-    new_text = without(text, repo_id)
+    _, new_text = read_project(root)
+    for repo in [repo_id] if isinstance(repo_id, str) else repo_id:
+        new_text = without(new_text, repo)
     return lock_project(project_from_text(root, new_text), endpoint=endpoint, pyproject_text=new_text)

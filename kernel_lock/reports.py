@@ -85,6 +85,9 @@ class Change(JsonModel):
     before: str | None = Field(description="Requirement and commit before, e.g. `v1 (e25d292)`")
     after: str | None
     direct: bool
+    detail: str | None = Field(
+        None, description="What changed where requirement and commit did not, e.g. `now only a dependency`"
+    )
 
 
 class LockChanges(JsonModel):
@@ -253,20 +256,27 @@ class AddedKernel(JsonModel):
     repo_id: str
     requirement: str
     action: Literal["added", "updated", "unchanged"]
+    redirects_to: str | None = Field(
+        default=None, description="The repo its kernel-status.toml redirects to, which the lock pins"
+    )
 
 
 class AddReport(LockChanges, Report):
     """`kernel-lock add --json`."""
 
     kernels: list[AddedKernel] = Field(description="Each repo named, in the order given")
+    variants: list[VariantReport] = Field(
+        default_factory=list, description="The variants synced for this machine (none with --no-sync)"
+    )
 
 
 class RemoveReport(LockChanges, Report):
     """`kernel-lock remove --json`."""
 
-    repo_id: str
+    repo_id: str = Field(description="The first repo removed (all of them: repo-ids)")
+    repo_ids: list[str] = Field(default_factory=list, description="Every repo removed, in the order given")
     required_by: list[str] = Field(
-        description="Locked kernels that still require it (it stays in the lock as their dependency)"
+        description="Locked kernels that still require one of them (it stays in the lock as their dependency)"
     )
 
 
@@ -314,6 +324,21 @@ class RunRecordReport(Report):
     requests: list[KernelRequestReport]
     added: dict[str, str] = Field(description="Requirements written to pyproject.toml, by repo id")
     conflicts: list[str]
+
+
+class RunReport(Report):
+    """`kernel-lock run --json` (without --record): the command ran to its end, enforced."""
+
+    exit_code: int = Field(description="The command's exit status")
+    lockfile: str = Field(description="The lock every kernel load answered from")
+    downloaded_files: int = Field(0, description="Files `--sync` downloaded before the run")
+
+
+class CompletionReport(Report):
+    """`kernel-lock completion --json`."""
+
+    shell: Literal["bash", "zsh", "fish"]
+    script: str
 
 
 class InitReport(Report):
@@ -373,6 +398,8 @@ REPORTS: dict[str, type[Report]] = {
     "export": ExportReport,
     "env": EnvReport,
     "run-record": RunRecordReport,
+    "run": RunReport,
+    "completion": CompletionReport,
     "init": InitReport,
     "tree": TreeReport,
     "cache-prune": PruneReport,

@@ -21,7 +21,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kernel_lock import provenance, tomlread
 from kernel_lock.config import COMMIT_RE, Dependency, is_repo_id, same_publisher, trust_granted
-from kernel_lock.errors import HubError, KernelLockWarning, NoSuchVersion, ResolutionError, UntrustedPublisher
+from kernel_lock.errors import (
+    HubError,
+    KernelLockNotice,
+    KernelLockWarning,
+    NoSuchVersion,
+    ResolutionError,
+    UntrustedPublisher,
+)
 from kernel_lock.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy, Trust, kernel_key
 from kernel_lock.lockhashes import BUNDLE, Blobs, list_variants, lock_variants
@@ -216,7 +223,7 @@ def lock_dependencies(
     for key in sorted(fresh_keys):
         notice = unsigned_notice(graph.nodes[key].entry)
         if notice:
-            warnings.warn(notice, KernelLockWarning, stacklevel=2)
+            warnings.warn(notice, KernelLockNotice, stacklevel=2)
     required_by = graph.required_by()
     entries = [
         node.entry.model_copy(
@@ -395,7 +402,7 @@ def _notice_newer_version(repo_id: str, dep: Dependency, refs: Refs) -> None:
             f"{repo_id}: version {dep.version} is locked, but version {newest} is available; "
             f"`kernel-lock add {repo_id} --version {newest}` moves to it (majors may change the API; "
             f"`kernel-lock versions {repo_id}` lists them).",
-            KernelLockWarning,
+            KernelLockNotice,
             stacklevel=2,
         )
 

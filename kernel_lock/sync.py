@@ -241,11 +241,16 @@ def sync_variants(
     cache = cache or hub_cache_dir()
     result = SyncResult()
     todo = []
+    same_folder = []  # a redirected repo and its destination, locked at one commit, share one folder
+    folders = set()
     for entry, variant in pairs:
         check = check_variant(entry, variant, cache=cache)
         if check.ok:
             result.checks.append(check)
+        elif (entry.repo_id, entry.commit, variant) in folders:
+            same_folder.append((entry, variant))
         else:
+            folders.add((entry.repo_id, entry.commit, variant))
             todo.append((entry, variant))
     if not todo:
         return result
@@ -277,6 +282,7 @@ def sync_variants(
                 failures.append(check)
             elif progress:
                 progress.synced(check)
+    result.checks.extend(check_variant(entry, variant, cache=cache) for entry, variant in same_folder)
     if failures:
         raise SyncFailed([f.error() for f in failures], endpoint=hub.endpoint)
     return result

@@ -349,10 +349,9 @@ def _rejection(v: Variant, t: Target, rules: Rules) -> tuple[Rejection, str] | N
         found = _python_rejection(v, t)
         if found:
             return found
-    if v.arch != t.arch:
-        return "cpu", f"built for CPU {v.arch}, the target's is {t.arch}"
-    if v.os != t.os:
-        return "os", f"built for OS {v.os}, the target's is {t.os}"
+    if (v.arch, v.os) != (t.arch, t.os):
+        built_for = f"built for {backend_label(v.backend, v.backend_version)} on {v.arch}-{v.os}"
+        return ("cpu" if v.arch != t.arch else "os"), f"{built_for}, the target is {t.arch}-{t.os}"
     if v.framework != "sdk":
         found = _framework_rejection(v, t)
         if found:
@@ -421,7 +420,12 @@ def select_variant(
     decisions = rank_variants(variants, target, rules=rules)
     if decisions and decisions[0].accepted:
         return decisions[0].variant
-    raise NoVariantFits(repo_id, target.describe(), [(d.variant, d.reason or "") for d in decisions])
+    raise NoVariantFits(
+        repo_id,
+        target.describe(),
+        [(d.variant, d.reason or "") for d in decisions],
+        suggestions=nearest_targets([d.variant for d in decisions], target, rules=rules),
+    )
 
 
 def rules_for(version: str) -> Rules:
@@ -461,3 +465,46 @@ def installed_rules() -> Rules:
             return rules_for(name.removeprefix("kernels-").removesuffix(".dist-info"))
     # An install without its dist-info next to it (a source checkout): 0.19 keeps its modules apart.
     return NEWEST_RULES if (package / "_internals").is_dir() else (0, 18)
+
+
+def nearest_targets(
+    variants: Iterable[str], target: Target, *, rules: Rules | None = None, limit: int = 3
+) -> list[str]:
+    """Targets (as `--target` specs) that one of `variants` fits, nearest to `target` first, never `target`.
+
+    For each build, `target` with only its torch changed if that fits, else the build's own environment;
+    nearest: the same system, then the same backend, then the closest torch and backend versions.
+    """
+    rules = installed_rules() if rules is None else rules
+    ranked: dict[str, tuple[int, ...]] = {}
+    for name in variants:
+        try:
+            v = parse_variant(name)
+        except VariantError:
+            continue
+        if v.framework not in ("torch", "torch-stable-abi") or v.version is None:
+            continue
+        abi = v.cxx11_abi if v.framework == "torch" else (None if v.backend == "metal" else True)
+        own = Target(
+            v.version,
+            abi,
+            v.backend,
+            v.backend_version,
+            v.arch or "",
+            v.os or "",
+            macos=METAL_MIN_MACOS if v.backend == "metal" else None,
+        )
+        other_torch = target._replace(torch=v.version, cxx11_abi=target.cxx11_abi if abi is None else abi)
+        fits = next((t for t in (other_torch, own) if t != target and _rejection(v, t, rules) is None), None)
+        spec = fits.spec() if fits else None
+        if fits is None or spec is None:
+            continue
+        torch = target.torch or (0, 0)
+        versions = (fits.backend_version, target.backend_version)
+        ranked[spec] = (
+            (fits.arch, fits.os) != (target.arch, target.os),
+            fits.backend != target.backend,
+            abs((v.version[0] - torch[0]) * 100 + v.version[1] - torch[1]),
+            abs(versions[0][1] - versions[1][1]) if versions[0] and versions[1] else 0,
+        )
+    return sorted(ranked, key=lambda spec: (ranked[spec], spec))[:limit]

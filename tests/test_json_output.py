@@ -75,6 +75,8 @@ def test_every_command_writes_its_documented_schema(hub_env, make_project, tmp_p
     (fresh / "pyproject.toml").write_text('[project]\nname = "fresh"\n')
     documents["import"] = cli("import", str(exported), "--project", str(fresh), "--json")
     documents["run-record"] = cli("run", "--record", "--json", *project, "--", sys.executable, "-c", "pass")
+    documents["run"] = cli("run", "--json", *project, "--", sys.executable, "-c", "pass")
+    documents["completion"] = cli("completion", "bash", "--json")
     for name, run in documents.items():
         assert run.exit_code == 0, (name, run.stderr)
         check(run, name)
@@ -100,7 +102,7 @@ def test_warnings_are_in_the_document(hub_env, make_project, cli) -> None:
     [
         (["lock", "--project", "{root}/nowhere"], "config-invalid", 2),
         (["lock", "--check", "--project", "{root}"], None, 1),
-        (["sync", "--frozen", "--project", "{root}"], "lock-invalid", 2),
+        (["sync", "--frozen", "--project", "{root}"], "lock-missing", 1),
         (["sync", "--target", "torch99-nope", "--project", "{root}"], "target-invalid", 2),
         (["add", "not a repo", "--project", "{root}"], "config-invalid", 2),
         (["versions", "kernels-community/does-not-exist"], "repo-not-found", 2),

@@ -216,4 +216,4 @@ def test_migration_help_range_specifier_names_the_majors_and_newer_version_notic
     make_project(RELU)
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 0
-    assert "warning: kernels-community/relu: version 1 is locked, but version 2 is available" in run.stderr
+    assert "notice: kernels-community/relu: version 1 is locked, but version 2 is available" in run.stderr

@@ -64,9 +64,9 @@ def test_lock_shows_a_spinner_on_a_terminal(hub_env, make_project) -> None:
 
 
 def test_error_and_warning_are_coloured_on_a_terminal_only(hub_env, make_project, tmp_path: Path) -> None:
-    root = make_project('"kernels-community/relu" = 1')  # version 2 exists: a warning
+    root = make_project('"kernels-community/relu" = 1')  # version 2 exists: a notice
     text = in_terminal("lock", "--project", str(root))
-    assert "\x1b[33m\x1b[1mwarning:\x1b[0m" in text
+    assert "\x1b[36m\x1b[1mnotice:\x1b[0m" in text
     missing = str(tmp_path / "nowhere")
     assert "\x1b[31m\x1b[1merror:\x1b[0m" in in_terminal("lock", "--project", missing)
     plain = in_terminal("lock", "--project", missing, "--color", "never")

@@ -83,7 +83,7 @@ def test_prune_removes_variants_the_lock_no_longer_lists(hub_env, make_project, 
 def test_prune_without_a_lock_is_an_error(tmp_path: Path, cli) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.kernels.dependencies]\n")
     run = cli("cache", "prune", "--project", str(tmp_path), "--json")
-    assert run.exit_code == 2 and run.json()["error"]["code"] == "lock-invalid"
+    assert run.exit_code == 1 and run.json()["error"]["code"] == "lock-missing"
 
 
 GONE = "f" * 40  # a commit no lock holds

@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import click
 
 from kernel_lock import __version__
 from kernel_lock.cli import inspecting, interop, locking, running, syncing
-from kernel_lock.cli.exitcodes import USAGE
-from kernel_lock.cli.output import Output, error_report
+from kernel_lock.cli.command import command
+from kernel_lock.cli.exitcodes import EXIT_OK, USAGE
+from kernel_lock.cli.output import Output
 
 # The CLI uses no pydantic plugins; looking for them scans every installed
 # package's entry points, about 0.1 s of each start.
@@ -33,24 +34,45 @@ def _json_requested(args: Sequence[str]) -> bool:
     return "--json" in (args[: list(args).index("--")] if "--" in args else args)
 
 
+GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-qq", "-v", "--verbose", "--offline"}
+"""Options of every command that may also come before it (`kernel-lock --json status`, as uv allows)."""
+
+
+def _global_flags_last(group: click.Group, args: list[str]) -> list[str]:
+    """Move the shared options given before the command (`--json status`) to just after its name."""
+    hoisted: list[str] = []
+    rest = list(args)
+    while rest and (rest[0] in GLOBAL_FLAGS or rest[0].startswith("--color")):
+        hoisted.append(rest.pop(0))
+        if hoisted[-1] == "--color" and rest:
+            hoisted.append(rest.pop(0))
+    if not hoisted:
+        return args
+    at = 0
+    command: click.Command | None = group
+    while isinstance(command, click.Group) and at < len(rest) and not rest[at].startswith("-"):
+        command = command.get_command(click.Context(command), rest[at])
+        at += 1
+    return [*rest[:at], *hoisted, *rest[at:]]
+
+
 class Group(click.Group):
-    """The `kernel-lock` group: usage errors (a bad option, a missing argument) honour `--json` too."""
+    """The `kernel-lock` group: shared options before the command, and usage errors as our errors (`--json` too)."""
 
     def main(  # type: ignore[override]
         self, args: Sequence[str] | None = None, prog_name: str | None = None, **kw: Any
     ) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = _global_flags_last(self, list(sys.argv[1:] if args is None else args))
         standalone = kw.pop("standalone_mode", True)
         try:
             return super().main(argv, prog_name, standalone_mode=False, **kw)
         except click.ClickException as exc:
             if not standalone:
                 raise
-            if _json_requested(argv):
-                Output(json_mode=True, quiet=False, verbose=False, color="never").emit(
-                    error_report(USAGE, exc.format_message())
-                )
-            exc.show()
+            out = Output(json_mode=_json_requested(argv), quiet=False, verbose=False)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "kernel-lock"
+            out.error(USAGE, f"{exc.format_message().rstrip('.')}. See `{where} --help`.")
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
             if not standalone:
@@ -84,11 +106,11 @@ class Group(click.Group):
     ],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.version_option(__version__, prog_name="kernel-lock", message="%(prog)s %(version)s")
+@click.version_option(__version__, "-V", "--version", prog_name="kernel-lock", message="%(prog)s %(version)s")
 def main() -> None:
     """Lock, sync and verify Hugging Face Hub kernels for reproducible, tamper-evident loading.
 
-    Exit codes: 0 ok, 1 check failed (lock out of date), 2 bad input,
+    Exit codes: 0 ok, 1 check failed (no kernels.lock, or out of date), 2 bad input,
     3 network or Hub error, 4 verification failed. With --json, errors are
     {"error": {"code": ..., "message": ...}} on stdout.
     """
@@ -96,7 +118,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion(shell: str) -> None:
+@command
+def completion(*, out: Output, shell: Literal["bash", "zsh", "fish"]) -> int:
     """Print the shell completion script for SHELL.
 
     Add `eval "$(kernel-lock completion bash)"` to ~/.bashrc (zsh: ~/.zshrc with
@@ -105,6 +128,11 @@ def completion(shell: str) -> None:
     """
     from click.shell_completion import get_completion_class
 
+    from kernel_lock.reports import CompletionReport
+
     cls = get_completion_class(shell)
     assert cls is not None
-    click.echo(cls(main, {}, "kernel-lock", "_KERNEL_LOCK_COMPLETE").source())
+    script = cls(main, {}, "kernel-lock", "_KERNEL_LOCK_COMPLETE").source()
+    out.answer(script)
+    out.result(CompletionReport(shell=shell, script=script))
+    return EXIT_OK

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
@@ -29,9 +30,17 @@ def command(fn: F) -> F:
     """Wrap a command: shared options, warnings on stderr and in JSON, our errors mapped to exit codes."""
 
     @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document (schemas/output/).")
-    @click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
     @click.option(
-        "-v", "--verbose", is_flag=True, help="Print more detail (and tracebacks of unexpected errors)."
+        "-q",
+        "--quiet",
+        count=True,
+        help="Print only what was asked for (a table, a tree), warnings and errors; -qq: nothing on stdout.",
+    )
+    @click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="Print requests, timings and per-variant decisions (and tracebacks of unexpected errors).",
     )
     @click.option(
         "--color",
@@ -45,18 +54,50 @@ def command(fn: F) -> F:
     )
     @functools.wraps(fn)
     def wrapper(
-        *args: Any, json_mode: bool, quiet: bool, verbose: bool, color: str, offline: bool, **kwargs: Any
+        *args: Any, json_mode: bool, quiet: int, verbose: int, color: str, offline: bool, **kwargs: Any
     ) -> None:
         out = Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=color)
-        with warnings.catch_warnings(), _offline(offline):
+        started = time.monotonic()
+        with warnings.catch_warnings(), _offline(offline), _requests_shown(out):
             warnings.simplefilter("always", errors.KernelLockWarning)
-            warnings.showwarning = lambda message, *_, **__: out.warn(str(message))
-            code = _run(fn, out, verbose, args, kwargs)
+            warnings.showwarning = lambda message, category, *_, **__: (
+                out.notice(str(message))
+                if issubclass(category, errors.KernelLockNotice)
+                else out.warn(str(message))
+            )
+            code = _run(fn, out, verbose, args, kwargs, offline=offline)
+        out.detail(f"{fn.__name__.rstrip('_')} took {time.monotonic() - started:.2f}s")
         if json_mode and out.report is not None:
             out.emit(out.report)
         sys.exit(code or EXIT_OK)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _requests_shown(out: Output) -> Iterator[None]:
+    """With --verbose, every HTTP request to the Hub as a line on stderr (the HTTP library logs them: httpx,
+    or httpx2 under newer huggingface_hub)."""
+    if not out.verbose:
+        yield
+        return
+    import logging
+
+    class ToDetail(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            out.detail(record.getMessage())
+
+    handler = ToDetail()
+    loggers = {logging.getLogger(name): logging.getLogger(name).level for name in ("httpx", "httpx2")}
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in loggers.items():
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -82,12 +123,18 @@ def _offline(offline: bool) -> Iterator[None]:
             setattr(constants, "HF_HUB_OFFLINE", was)  # noqa: B010
 
 
-def _run(fn: Callable[..., int], out: Output, verbose: bool, args: Any, kwargs: Any) -> int:
+def _run(
+    fn: Callable[..., int], out: Output, verbose: int, args: Any, kwargs: Any, *, offline: bool = False
+) -> int:
     """Run a command; our errors (and any other) become one paragraph and an exit code."""
     try:
         if "target_spec" in kwargs:
             kwargs["target"] = take_target(kwargs)
         return fn(*args, out=out, **kwargs)
+    except errors.HubOffline as exc:
+        if offline:  # the option, not the environment, made this run offline
+            exc = errors.HubOffline(exc.what, exc.repo_id, exc.endpoint, by_option=True)
+        _fail(out, exc.code, str(exc), exit_code_for(exc))
     except errors.KernelLockError as exc:
         request_id = getattr(exc, "request_id", None)
         if request_id:

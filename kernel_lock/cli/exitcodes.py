@@ -9,6 +9,7 @@ EXIT_CHECK_FAILED = 1
 EXIT_VERIFICATION = 4
 EXIT_CODES: dict[type[errors.KernelLockError], int] = {
     errors.LockOutOfDate: EXIT_CHECK_FAILED,
+    errors.LockMissing: EXIT_CHECK_FAILED,
     errors.ConfigError: 2,
     errors.LockfileError: 2,
     errors.ResolutionError: 2,

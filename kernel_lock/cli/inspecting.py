@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
+from kernel_lock import env as environ
 from kernel_lock import errors
 from kernel_lock.cli.command import command
 from kernel_lock.cli.exitcodes import EXIT_CHECK_FAILED, EXIT_OK
 from kernel_lock.cli.options import announce_target, project_option, target_options
-from kernel_lock.cli.output import Output, table
+from kernel_lock.cli.output import Output, decision_lines, decision_status, table
 from kernel_lock.target import TargetChoice
 
 
@@ -33,7 +34,12 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
 
     choice = announce_target(out, target)
     hub = Hub()
-    holder, infos = list_versions(repo, hub=hub, target=choice.target)
+    try:
+        holder, infos = list_versions(repo, hub=hub, target=choice.target)
+    except errors.RepoNotFound as exc:  # a repo named here, not in pyproject.toml
+        raise errors.RepoNotFound(
+            exc.repo_id, exc.endpoint, exc.suggestion, how="Check the repo id", request_id=exc.request_id
+        ) from None
     org = holder.split("/", 1)[0]
     trusted = hub.org_is_trusted(org)
     if not trusted:
@@ -44,9 +50,9 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
             stacklevel=1,
         )
     if holder != repo:
-        out.info(f"{repo} redirects to {holder}")
+        out.answer(f"{repo} redirects to {holder}")
     if not infos:
-        out.info(f"{holder} has no major versions (no vN branches).")
+        out.answer(f"{holder} has no major versions (no vN branches).")
     reports = []
     for info in infos:
         names = [f"{v} ✅" if v == info.selected else v for v in info.variants]
@@ -54,24 +60,17 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
             " (unstable: alpha/beta, no API promise)" if info.unstable else ""
         )
         fits = "" if info.selected else f" (none fits {choice.target.describe()})"
-        out.info(f"{label}: {', '.join(names)}{fits}")
+        out.answer(f"{label}: {', '.join(names)}{fits}")
+        ranked = rank_variants(info.variants, choice.target)
         decisions = [
             DecisionReport(
-                variant=d.variant,
-                status="preferred"
-                if d.variant == info.selected
-                else "compatible"
-                if d.accepted
-                else "rejected",
-                reason=d.reason,
-                why=d.why,
+                variant=d.variant, status=decision_status(d, info.selected), reason=d.reason, why=d.why
             )
-            for d in rank_variants(info.variants, choice.target)
+            for d in ranked
         ]
         if out.verbose:
-            for d in decisions:
-                mark = "✅" if d.status == "preferred" else "  " if d.status == "compatible" else "✗ "
-                out.info(f"  {mark} {d.variant}: {d.status}{f' ({d.reason})' if d.reason else ''}")
+            for line in decision_lines(ranked, info.selected):
+                out.answer(line)
         reports.append(
             VersionReport(
                 version=info.version,
@@ -151,7 +150,18 @@ def status(
         )
         rows.extend([["", f"  {problem}"] for problem in row.problems])
     for line in table(rows):
-        out.info(line.rstrip())
+        out.answer(line.rstrip())
+    unsigned = [r.entry.requested_repo for r in state.rows if set(r.entry.variants) - set(r.entry.signed_by)]
+    if unsigned:
+        out.info(
+            f"Notice: {len(unsigned)} kernel(s) have unsigned variants ({', '.join(unsigned)}); "
+            f"require-signature = true refuses unsigned builds."
+        )
+    majors = [
+        f"{r.entry.requested_repo} {r.newer_version}" for r in state.rows if r.newer_version is not None
+    ]
+    if majors:
+        out.info(f"Notice: newer major versions are available: {', '.join(majors)}.")
     out.result(
         StatusReport(
             lockfile=str(state.lockfile),
@@ -209,7 +219,7 @@ def tree(*, out: Output, project: Path | None, invert: bool) -> int:
     lock = read_lock(find_project_root(project) / "kernels.lock")
     roots = kernel_tree(lock, invert=invert)
     for line in render_tree(roots):
-        out.info(line)
+        out.answer(line)
     out.result(TreeReport(invert=invert, kernels=roots))
     return EXIT_OK
 
@@ -230,10 +240,14 @@ def env_(*, out: Output, target: TargetChoice | None) -> int:
 
     choice = choose_target(target)
     torch_path = torch_dir()
-    out.info(f"target: {choice.target.spec() or '(no torch)'}")
-    out.info(f"environment: {choice.describe()}")
-    out.info(f"python: {platform.python_version()} ({sys.executable})")
-    out.info(f"torch: {torch_path or 'not importable'}")
+    out.answer(f"target: {choice.target.spec() or '(no torch)'}")
+    out.answer(f"environment: {choice.describe()}")
+    out.answer(f"python: {platform.python_version()} ({sys.executable})")
+    out.answer(f"torch: {torch_path or 'not importable'}")
+    out.detail(f"{environ.TARGET}: {environ.declared_target() or '(unset)'}")
+    out.detail(f"{environ.LOCK_FILE}: {environ.lock_file() or '(unset)'}")
+    out.detail(f"{environ.HUB_ENDPOINT}: {environ.hub_endpoint() or '(unset: https://huggingface.co)'}")
+    out.detail(f"Hugging Face cache: {environ.hub_cache()}")
     out.result(
         EnvReport(
             target=TargetReport.of(choice),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -14,6 +14,10 @@ from kernel_lock.cli.exitcodes import EXIT_CHECK_FAILED, EXIT_OK
 from kernel_lock.cli.options import project_option
 from kernel_lock.cli.output import Output, print_changes
 from kernel_lock.cli.progress import working
+from kernel_lock.cli.syncing import sync_added
+
+if TYPE_CHECKING:
+    from kernel_lock.lockfile import Lock
 
 
 @click.command()
@@ -50,8 +54,12 @@ def init(*, out: Output, project: Path | None) -> int:
 @click.option("--version", "version", type=click.IntRange(min=0), help="Major version (default: the newest).")
 @click.option("--revision", metavar="REV", help="A branch, tag or 40-hex commit instead of a version.")
 @click.option(
+    "--upgrade", "-U", is_flag=True, help="Move a repo already required to the newest major version."
+)
+@click.option(
     "--trust-remote-code", is_flag=True, help="Allow a repo whose publisher is not trusted on the Hub."
 )
+@click.option("--no-sync", is_flag=True, help="Lock only; do not sync the kernels for this machine.")
 @command
 def add(
     *,
@@ -60,12 +68,16 @@ def add(
     project: Path | None,
     version: int | None,
     revision: str | None,
+    upgrade: bool,
     trust_remote_code: bool,
+    no_sync: bool,
 ) -> int:
     """Require each REPO in [tool.kernels.dependencies] (keeping the rest of pyproject.toml) and lock.
 
     `org/name@2` requires version 2, `org/name@main` a revision; otherwise --version or
-    --revision, or else the newest major version. A repo already required is updated.
+    --revision, or else the newest major version. As with `uv add`, a repo already required
+    keeps its requirement unless a version or revision is given, or --upgrade. Then, as
+    `uv add`, the kernels named are synced for this machine (--no-sync: not).
     """
     from kernel_lock.locking import add_dependencies, parse_add_spec
     from kernel_lock.reports import AddedKernel, AddReport, LockChanges
@@ -80,8 +92,9 @@ def add(
             raise errors.ConfigError(f"{spec} names its version; drop --version/--revision, or the @ part.")
         requests[repo_id] = (pinned_version, pinned_revision) if pinned else (version, revision)
     with working(out, "Locking"):
-        result = add_dependencies(requests, project, trust_remote_code=trust_remote_code)
+        result = add_dependencies(requests, project, trust_remote_code=trust_remote_code, upgrade=upgrade)
     pyproject = result.lock.path.parent / "pyproject.toml"
+    redirects = _redirects(result.lock.lock, [a.repo_id for a in result.added])
     for added in result.added:
         requirement = added.dependency.describe()
         if added.action == "added":
@@ -91,13 +104,26 @@ def add(
                 f"Updated {added.repo_id} from {added.before.describe()} to {requirement} in {pyproject}"
             )
         else:
-            out.note(f"{added.repo_id} already requires {requirement} in {pyproject}")
+            hint = "" if upgrade else "; give a version, or --upgrade for the newest"
+            out.note(f"{added.repo_id} already requires {requirement} in {pyproject}{hint}")
+        if added.repo_id in redirects:
+            out.note(
+                f"{added.repo_id} redirects to {redirects[added.repo_id]} (its kernel-status.toml): the lock "
+                f"pins {redirects[added.repo_id]}. Require {redirects[added.repo_id]} instead to drop the redirect."
+            )
     print_changes(out, result.lock)
+    synced = [] if no_sync else sync_added(out, result.lock.lock, [a.repo_id for a in result.added])
     out.result(
         AddReport(
+            variants=synced,
             **LockChanges.of(result.lock).model_dump(),
             kernels=[
-                AddedKernel(repo_id=a.repo_id, requirement=a.dependency.describe(), action=a.action)
+                AddedKernel(
+                    repo_id=a.repo_id,
+                    requirement=a.dependency.describe(),
+                    action=a.action,
+                    redirects_to=redirects.get(a.repo_id),
+                )
                 for a in result.added
             ],
         )
@@ -105,24 +131,42 @@ def add(
     return EXIT_OK
 
 
+def _redirects(lock: Lock, repos: list[str]) -> dict[str, str]:
+    """Which of `repos` the lock records as redirected, and to where."""
+    entries = {repo: lock.find(repo) for repo in repos}
+    return {
+        repo: entry.repo_id for repo, entry in entries.items() if entry is not None and entry.redirected_from
+    }
+
+
 @click.command()
-@click.argument("repo")
+@click.argument("repos", nargs=-1, required=True, metavar="REPO...")
 @project_option
 @command
-def remove(*, out: Output, repo: str, project: Path | None) -> int:
-    """Remove REPO from [tool.kernels.dependencies] and from the lock."""
+def remove(*, out: Output, repos: tuple[str, ...], project: Path | None) -> int:
+    """Remove each REPO from [tool.kernels.dependencies] and from the lock."""
     from kernel_lock.locking import remove_dependency
     from kernel_lock.reports import LockChanges, RemoveReport
 
-    result = remove_dependency(repo, project)
-    out.note(f"Removed {repo} from {result.path.parent / 'pyproject.toml'}")
-    required_by = sorted(
-        {r.kernel for k in result.lock.kernel if k.requested_repo == repo for r in k.required_by}
-    )
-    if required_by:
-        out.note(f"{repo} stays in the lock: required by {', '.join(required_by)}.")
+    result = remove_dependency(repos, project)
+    required_by: list[str] = []
+    for repo in repos:
+        out.note(f"Removed {repo} from {result.path.parent / 'pyproject.toml'}")
+        still = sorted(
+            {r.kernel for k in result.lock.kernel if k.requested_repo == repo for r in k.required_by}
+        )
+        if still:
+            out.note(f"{repo} stays in the lock: required by {', '.join(still)}.")
+        required_by += still
     print_changes(out, result)
-    out.result(RemoveReport(**LockChanges.of(result).model_dump(), repo_id=repo, required_by=required_by))
+    out.result(
+        RemoveReport(
+            **LockChanges.of(result).model_dump(),
+            repo_id=repos[0],
+            repo_ids=list(repos),
+            required_by=sorted(set(required_by)),
+        )
+    )
     return EXIT_OK
 
 
@@ -179,7 +223,7 @@ def lock(
         )
     proj = load_project(project) if check else load_project_online(project)
     if check:
-        from kernel_lock.lockfile import read_lock_if_exists
+        from kernel_lock.lockfile import missing_lock_error, read_lock_if_exists
 
         current = read_lock_if_exists(proj.lockfile)
         problems = lock_differences(proj, current) + (weak_hash_types(current, hash_type) if current else [])
@@ -187,7 +231,11 @@ def lock(
         report = LockCheckReport(
             lockfile=str(proj.lockfile), up_to_date=False, differences=problems, kernels=count
         )
-        if problems or current is None:
+        if current is None:
+            out.result(report)
+            out.problem(str(missing_lock_error(proj.lockfile)))
+            return EXIT_CHECK_FAILED
+        if problems:
             out.result(report)
             for line in problems:
                 click.echo(f"  {line}", err=True)

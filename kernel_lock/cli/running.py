@@ -9,13 +9,21 @@ import click
 from kernel_lock import errors
 from kernel_lock.cli.command import command
 from kernel_lock.cli.options import project_option
-from kernel_lock.cli.output import Output
+from kernel_lock.cli.output import Output, print_changes
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @project_option
 @click.option(
-    "--sync", "sync_first", is_flag=True, help="First sync what is missing (once across processes)."
+    "--sync",
+    "sync_first",
+    is_flag=True,
+    help="First lock (if kernels.lock is missing or stale) and sync what is missing, once across processes.",
+)
+@click.option(
+    "--frozen",
+    is_flag=True,
+    help="Use kernels.lock as it is, without checking it against pyproject.toml (as uv).",
 )
 @click.option(
     "--record",
@@ -34,6 +42,7 @@ def run(
     out: Output,
     project: Path | None,
     sync_first: bool,
+    frozen: bool,
     record: bool,
     no_strict: bool,
     cmd: tuple[str, ...],
@@ -42,37 +51,147 @@ def run(
 
     Every Python process CMD starts, children too, is enforced (a
     `sitecustomize` on PYTHONPATH), strictly unless --no-strict, whatever
-    KERNEL_LOCK_* variables it inherits. The exit status is CMD's.
+    KERNEL_LOCK_* variables it inherits. The exit status is CMD's. As
+    `uv run`, kernels.lock is first checked against pyproject.toml (offline):
+    a stale lock is refused; --sync locks it first; --frozen uses it as it is.
     """
     from kernel_lock import run as runner
 
     if record:
-        from kernel_lock.reports import KernelRequestReport, RunRecordReport
-
-        if sync_first or no_strict:
+        if sync_first or frozen or no_strict:
             raise errors.ConfigError(
-                f"--record runs unenforced and online; it cannot be combined with "
-                f"{'--sync' if sync_first else '--no-strict'}."
+                "--record runs unenforced and online, then locks; it cannot be combined with --sync, --frozen "
+                "or --no-strict."
             )
-        rec = runner.run_recording(cmd, project)
-        for request in rec.requests:
-            out.info(f"asked for {request.repo_id} {request.describe()}")
-        for repo, requirement in rec.added.items():
-            out.info(f"added {repo} ({requirement}) to pyproject.toml")
-        for conflict in rec.conflicts:
-            out.warn(f"{conflict}; pyproject.toml left as it is.")
-        out.result(
-            RunRecordReport(
-                exit_code=rec.exit_code,
-                requests=[KernelRequestReport(**vars(r)) for r in rec.requests],
-                added=rec.added,
-                conflicts=rec.conflicts,
-            )
-        )
-        return rec.exit_code
+        return _record(out, cmd, project)
     lockfile = runner.lockfile_for(project)
+    if not frozen:
+        _lock_checked(out, lockfile, lock_first=sync_first)
+    downloaded = 0
     if sync_first:
         downloaded = runner.sync_once(lockfile)
         out.detail(f"synced before the run: {downloaded} file(s) downloaded")
+    if out.json_mode:  # the document comes after the command, so it runs as a child, not in our place
+        return _run_for_report(out, cmd, lockfile, downloaded, strict=not no_strict)
     runner.exec_enforced(cmd, lockfile, strict=not no_strict)
     return 0
+
+
+def _lock_checked(out: Output, lockfile: Path, *, lock_first: bool) -> None:
+    """As `uv run`: the lock must match the pyproject.toml beside it (checked offline); `lock_first` locks it.
+
+    A lock with no pyproject.toml beside it (KERNEL_LOCK_FILE in an image without the project) is used as is.
+    """
+    from kernel_lock.projectpaths import PYPROJECT
+
+    if not (lockfile.parent / PYPROJECT).is_file() or _plainly_current(lockfile, lockfile.parent / PYPROJECT):
+        return
+    from kernel_lock.config import load_project
+    from kernel_lock.lockfile import missing_lock_error, read_lock_if_exists
+    from kernel_lock.locking import lock_differences, lock_project
+
+    proj = load_project(lockfile.parent)
+    current = read_lock_if_exists(lockfile)
+    problems = lock_differences(proj, current)
+    if current is not None and not problems:
+        return
+    if lock_first:
+        print_changes(out, lock_project(proj))
+        return
+    if current is None:
+        raise missing_lock_error(lockfile)
+    raise errors.LockOutOfDate(
+        f"{lockfile} does not match {proj.pyproject}: {'; '.join(problems)}. Run `kernel-lock lock` (or "
+        f"`kernel-lock run --sync`, which locks first), or `kernel-lock run --frozen` to run with the lock as it is."
+    )
+
+
+def _plainly_current(lockfile: Path, pyproject: Path) -> bool:
+    """Whether the lock plainly matches pyproject.toml, judged without pydantic (`run` starts every command).
+
+    Only for the plain case: [tool.kernels] holds nothing but dependencies, each a version or a revision,
+    and the lock, as kernel-lock writes it, has exactly those as its direct entries, none trusted by opt-in,
+    redirected to another organization or signed (the signer policy needs the models). Anything else goes to
+    the full check (`lock_differences`), which also words the refusal.
+    """
+    from kernel_lock import tomlread
+    from kernel_lock.quickload import plain_lock
+
+    try:
+        table = tomlread.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("kernels", {})
+    except (OSError, UnicodeDecodeError, tomlread.TOMLDecodeError):
+        return False
+    dependencies = table.get("dependencies") if isinstance(table, dict) else None
+    kernels = plain_lock(lockfile)
+    if set(table) != {"dependencies"} or not isinstance(dependencies, dict) or kernels is None:
+        return False
+    declared = {}
+    for repo, spec in dependencies.items():
+        if type(spec) is int:
+            declared[repo] = ("version", spec)
+        elif isinstance(spec, dict) and len(spec) == 1 and set(spec) <= {"version", "revision"}:
+            declared[repo] = next(iter(spec.items()))
+        else:
+            return False
+    direct = {}
+    for k in kernels:
+        requested = str(k.get("redirected-from", k["repo-id"]))
+        if (
+            k.get("trust") == "trust-remote-code"
+            or k.get("signed-by")
+            or requested.split("/")[0] != k["repo-id"].split("/")[0]
+        ):
+            return False
+        if k.get("direct", True):
+            direct[requested] = ("version", k["version"]) if "version" in k else ("revision", k["revision"])
+    return declared == direct
+
+
+def _record(out: Output, cmd: tuple[str, ...], project: Path | None) -> int:
+    """`run --record`: run unenforced, add what the program asked for, and lock whenever the lock is missing or stale."""
+    from kernel_lock import run as runner
+    from kernel_lock.reports import KernelRequestReport, RunRecordReport
+
+    rec = runner.run_recording(cmd, project)
+    for request in rec.requests:
+        out.info(f"asked for {request.repo_id} {request.describe()}")
+    for repo, requirement in rec.added.items():
+        out.info(f"added {repo} ({requirement}) to pyproject.toml")
+    for conflict in rec.conflicts:
+        out.warn(f"{conflict}; pyproject.toml left as it is.")
+    new = f"{len(rec.added)} added to pyproject.toml and locked" if rec.added else "nothing new"
+    out.note(f"Recorded: {len(rec.requests)} kernel(s) asked for; {new}.")
+    _lock_checked(out, runner.lockfile_for(project), lock_first=True)  # also where nothing new was added
+    out.result(
+        RunRecordReport(
+            exit_code=rec.exit_code,
+            requests=[KernelRequestReport(**vars(r)) for r in rec.requests],
+            added=rec.added,
+            conflicts=rec.conflicts,
+        )
+    )
+    return rec.exit_code
+
+
+def _run_for_report(
+    out: Output, cmd: tuple[str, ...], lockfile: Path, downloaded: int, *, strict: bool
+) -> int:
+    """`run --json`: the command as a child process, enforced, then the document with its exit status."""
+    import os
+    import subprocess
+
+    from kernel_lock import run as runner
+    from kernel_lock.lockfile import read_lock
+    from kernel_lock.reports import RunReport
+
+    read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
+    try:
+        code = subprocess.call(
+            list(cmd), env=runner.command_env(os.environ, lockfile=lockfile, strict=strict)
+        )
+    except OSError as exc:
+        raise errors.ConfigError(
+            f"Cannot run {cmd[0]!r}: {exc.strerror}. Check the command and your PATH."
+        ) from None
+    out.result(RunReport(exit_code=code, lockfile=str(lockfile), downloaded_files=downloaded))
+    return code

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,9 +13,13 @@ from kernel_lock import errors
 from kernel_lock.cli.command import command
 from kernel_lock.cli.exitcodes import EXIT_OK, EXIT_VERIFICATION
 from kernel_lock.cli.options import announce_target, project_option, target_options
-from kernel_lock.cli.output import Output, human_bytes, print_changes
+from kernel_lock.cli.output import Output, decision_lines, human_bytes, print_changes
 from kernel_lock.cli.progress import SyncBar, working
 from kernel_lock.target import TargetChoice
+
+if TYPE_CHECKING:
+    from kernel_lock.lockfile import Lock
+    from kernel_lock.reports import VariantReport
 
 
 @click.command()
@@ -83,6 +88,8 @@ def sync(
             bar.close()
     if result.lock_result is not None:
         print_changes(out, result.lock_result, dry_run=dry_run)
+    if out.verbose and choice is not None:
+        explain_choices(out, project, choice)
     for check in result.checks:
         if dry_run and not check.ok:
             out.info(
@@ -262,3 +269,50 @@ def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
         )
     )
     return EXIT_OK
+
+
+def explain_choices(out: Output, project: Path | None, choice: TargetChoice) -> None:
+    """--verbose: for each locked kernel, every variant's decision for the target (as `versions -v`)."""
+    from kernel_lock.lockfile import read_lock_if_exists
+    from kernel_lock.projectpaths import LOCKFILE, find_project_root
+    from kernel_lock.variants import rank_variants
+
+    lock = read_lock_if_exists(find_project_root(project) / LOCKFILE)
+    for entry in lock.kernel if lock else []:
+        decisions = rank_variants(entry.variants, choice.target)
+        selected = decisions[0].variant if decisions and decisions[0].accepted else None
+        out.detail(f"{entry.key} at {entry.commit[:12]}, for {choice.target.describe()}:")
+        for line in decision_lines(decisions, selected):
+            out.detail(line)
+
+
+def sync_added(out: Output, lock: Lock, repos: list[str]) -> list[VariantReport]:
+    """`add`'s sync (as `uv add`): the variants of `repos` (and what they need) for this machine.
+
+    A kernel with no variant for this machine is a warning, not a failure: `add` already changed the
+    project, and the kernel may be meant for another machine (`sync --target` there).
+    """
+    from kernel_lock.reports import VariantReport
+    from kernel_lock.sync import selected_variants, sync_variants
+
+    choice = announce_target(out, None)
+    wanted = lock.model_copy(
+        update={"kernel": [k for k in lock.kernel if not k.direct or k.requested_repo in repos]}
+    )
+    try:
+        pairs = selected_variants(wanted, target=choice.target)
+    except errors.VariantError as exc:
+        warnings.warn(
+            f"Not synced: {exc} Sync where the kernel runs (`kernel-lock sync`), or for that machine here "
+            f"(`kernel-lock sync --target SPEC`).",
+            errors.KernelLockWarning,
+            stacklevel=1,
+        )
+        return []
+    with working(out, "Syncing"):
+        result = sync_variants(pairs)
+    out.note(
+        f"Synced {len(result.checks)} variant(s) for this machine; downloaded {result.downloaded_files} "
+        f"file(s), {human_bytes(result.downloaded_bytes)}."
+    )
+    return [VariantReport.of(c) for c in result.checks]

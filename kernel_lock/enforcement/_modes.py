@@ -64,6 +64,20 @@ def refuse_overrides(variables: tuple[str, ...]) -> None:
             )
 
 
+def _declared_beside(lockfile: Path | None, request: Request) -> bool:
+    """Whether the pyproject.toml beside the lock requires what `request` asks for (then the lock is stale)."""
+    from kernel_lock.config import load_project
+    from kernel_lock.errors import KernelLockError
+    from kernel_lock.projectpaths import LOCKFILE, find_project_root
+
+    path = lockfile or env.lock_file() or find_project_root(None) / LOCKFILE
+    try:
+        dep = load_project(path.parent).dependencies.get(request.repo_id)
+    except KernelLockError:
+        return False
+    return dep is not None and (dep.version, dep.revision) == (request.version, request.revision)
+
+
 @dataclass
 class Enforcer:
     """Answers `kernels` requests from one lock."""
@@ -100,9 +114,15 @@ class Enforcer:
             if request.repo_id in (e.requested_repo, e.repo_id)
         ]
         holds = f"holds {', '.join(held)} of it" if held else "holds nothing of it"
+        asked = f"The kernels library was asked for {request.repo_id} {request.describe()}, which kernels.lock does not "
+        if _declared_beside(self.lockfile, request):
+            raise NotLockedError(
+                f"{asked}hold (it {holds}), though pyproject.toml requires it: the lock is older than "
+                f"pyproject.toml. Run `kernel-lock lock` and `kernel-lock sync` (or `kernel-lock run --sync`, which "
+                f"locks first)."
+            )
         raise NotLockedError(
-            f"The kernels library was asked for {request.repo_id} {request.describe()}, which kernels.lock does not "
-            f"hold (it {holds}); under kernel-lock enforcement only locked kernels load. Lock it with "
+            f"{asked}hold (it {holds}); under kernel-lock enforcement only locked kernels load. Lock it with "
             f"`{request.add_command()}` and `kernel-lock sync`, or change the program to ask for what is locked."
         )
 

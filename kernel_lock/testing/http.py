@@ -109,8 +109,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, hub: LocalHub) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, hub: LocalHub, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.hub = hub
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -102,12 +102,12 @@ class LocalHub(Routes):
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    def start(self) -> str:
-        """Start serving on a free port of 127.0.0.1; return the endpoint URL."""
+    def start(self, port: int = 0) -> str:
+        """Start serving on `port` of 127.0.0.1 (0: a free one); return the endpoint URL."""
         with self._lock:
             if self._server is not None:
                 return self.url
-            self._server = _Server(self)
+            self._server = _Server(self, port)
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},
