@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,6 +105,8 @@ class Recording:
     requests: list[Request]
     added: dict[str, str]
     conflicts: list[str]
+    ran: dict[Request, str] = field(default_factory=dict)
+    """The commit `kernels` resolved each request to in the run, where it said."""
 
 
 def run_recording(cmd: Sequence[str], project: Path | None) -> Recording:
@@ -124,7 +126,7 @@ def run_recording(cmd: Sequence[str], project: Path | None) -> Recording:
             raise ConfigError(
                 f"Cannot run {cmd[0]!r}: {exc.strerror}. Check the command and your PATH."
             ) from None
-        requests = _read_requests(log)
+        requests, ran = _read_requests(log)
     added: dict[str, Dependency] = {}
     conflicts = []
     for request in requests:
@@ -140,20 +142,44 @@ def run_recording(cmd: Sequence[str], project: Path | None) -> Recording:
             )
     if added:
         _add_and_lock(proj.root, added)
-    return Recording(exit_code, requests, {r: d.describe() for r, d in added.items()}, conflicts)
+    return Recording(exit_code, requests, {r: d.describe() for r, d in added.items()}, conflicts, ran)
 
 
-def _read_requests(log: Path) -> list[Request]:
-    """The distinct requests in a record log, in the order first seen."""
+def _read_requests(log: Path) -> tuple[list[Request], dict[Request, str]]:
+    """The distinct requests in a record log, in the order first seen, and the commit each ran, where known."""
     from kernel_lock.enforcement import Request
 
     seen: dict[Request, None] = {}
+    ran: dict[Request, str] = {}
     for line in log.read_text(encoding="utf-8").splitlines():
         data = json.loads(line)
-        seen.setdefault(
-            Request(data["repo_id"], data["version"], data["revision"], data["trust_remote_code"])
-        )
-    return list(seen)
+        request = Request(data["repo_id"], data["version"], data["revision"], data["trust_remote_code"])
+        seen.setdefault(request)
+        if isinstance(data.get("commit"), str):
+            ran.setdefault(request, data["commit"])
+    return list(seen), ran
+
+
+def moved_since_the_run(recording: Recording, lockfile: Path) -> list[str]:
+    """One line for each kernel the lock pins to another commit than the one the recorded run loaded."""
+    from kernel_lock.lockfile import read_lock_if_exists
+
+    lock = read_lock_if_exists(lockfile)
+    if lock is None:
+        return []
+    lines = []
+    for request, commit in recording.ran.items():
+        for entry in lock.kernel:
+            same_requirement = (entry.version, entry.revision) == (request.version, request.revision)
+            if request.repo_id in (entry.requested_repo, entry.repo_id) and same_requirement:
+                if entry.commit != commit:
+                    lines.append(
+                        f"{request.repo_id} {request.describe()}: the run loaded commit {commit[:12]}, but kernels.lock "
+                        f"holds {entry.commit[:12]}: the branch moved between the run and the lock. Run the program "
+                        f"under `kernel-lock run` to try what is locked."
+                    )
+                break
+    return lines
 
 
 def _add_and_lock(root: Path, added: Mapping[str, object]) -> None:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,11 @@ import pytest
 
 from kernel_lock.testing import LocalHub
 from kernel_lock.testing.pytest_plugin import point_clients_at
-from kernel_lock.testing.transformers_kernels import MARKER_ENV, publish_transformers_kernels
+from kernel_lock.testing.transformers_kernels import (
+    MARKER_ENV,
+    kernel_repo_files,
+    publish_transformers_kernels,
+)
 
 pytestmark = [pytest.mark.torch, pytest.mark.kernels]
 pytest.importorskip("torch")
@@ -307,3 +312,42 @@ def test_run_loads_fully_offline_with_sigstore_installed_and_no_route_out(
     assert "signature" not in proc.stderr.lower() and "digest" not in proc.stderr.lower()
     written = [p for p in home.rglob("*") if p.is_file()]
     assert written == []  # nothing fetched or cached for Sigstore (TUF) or by kernels' receipts
+
+
+def test_record_says_when_the_branch_moved_between_the_run_and_the_lock(
+    tf_hub, make_project, tmp_path
+) -> None:
+    root = make_project()
+    loaded, go = tmp_path / "loaded", tmp_path / "go"
+    prog = script(
+        tmp_path,
+        "prog.py",
+        f"""
+        import pathlib, time
+        import kernels
+        kernels.get_kernel("kernels-community/activation", version=1)
+        pathlib.Path({str(loaded)!r}).touch()
+        while not pathlib.Path({str(go)!r}).exists():  # the test moves the branch meanwhile
+            time.sleep(0.05)
+        """,
+    )
+    proc = subprocess.Popen(
+        [*KERNEL_LOCK, "run", "--record", "--", sys.executable, str(prog)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while not loaded.exists() and proc.poll() is None:
+            time.sleep(0.05)
+        files = kernel_repo_files("kernels-community/activation")
+        files["README.md"] = b"# activation\n\nA newer build on the same branch.\n"
+        moved = tf_hub.repo("kernels-community/activation").commit(files, branch="v1", message="Rebuild")
+        go.touch()
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "kernels-community/activation version 1: the run loaded commit" in stderr
+    assert f"but kernels.lock holds {moved[:12]}: the branch moved between the run and the lock" in stderr

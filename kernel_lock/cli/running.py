@@ -161,7 +161,10 @@ def _record(out: Output, cmd: tuple[str, ...], project: Path | None) -> int:
         out.warn(f"{conflict}; pyproject.toml left as it is.")
     new = f"{len(rec.added)} added to pyproject.toml and locked" if rec.added else "nothing new"
     out.note(f"Recorded: {len(rec.requests)} kernel(s) asked for; {new}.")
-    _lock_checked(out, runner.lockfile_for(project), lock_first=True)  # also where nothing new was added
+    lockfile = runner.lockfile_for(project)
+    _lock_checked(out, lockfile, lock_first=True)  # also where nothing new was added
+    for line in runner.moved_since_the_run(rec, lockfile):
+        out.warn(line)
     out.result(
         RunRecordReport(
             exit_code=rec.exit_code,

@@ -41,7 +41,13 @@ def hub_resolve(adapter: Adapter, original: Callable[..., Any]) -> Callable[...,
         mode = state.mode
         request = _request(kernel, getattr(self, "trust_remote_code", False))
         if isinstance(mode, Recorder):
-            mode.note(request)
+            try:
+                location = original(self, api=api, backend=backend, kernel=kernel)
+            except BaseException:
+                mode.note(request)
+                raise
+            mode.note(request, _commit_of(location))
+            return location
         if not isinstance(mode, Enforcer):
             return original(self, api=api, backend=backend, kernel=kernel)
         adapter.refuse_overrides()
@@ -56,6 +62,18 @@ def hub_resolve(adapter: Adapter, original: Callable[..., Any]) -> Callable[...,
         return adapter.local_kernel(path)
 
     return resolve
+
+
+def _commit_of(location: Any) -> str | None:
+    """The commit a resolver's answer is for: a Hub kernel's revision, or the snapshot folder it lies in."""
+    for remote in (location, getattr(location, "origin", None)):
+        revision = getattr(remote, "revision", None)
+        if revision is not None:
+            return str(revision)
+    path = Path(getattr(location, "variant_path", ""))
+    if len(path.parts) > 4 and path.parts[-4] == "snapshots":  # .../snapshots/<commit>/build/<variant>
+        return path.parts[-3]
+    return None
 
 
 def _same_commit_as_kernels_lock(kernel_locks: Any, kernel: Any, entry: LockedKernel) -> None:

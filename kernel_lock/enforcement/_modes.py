@@ -170,7 +170,8 @@ class Recorder:
     seen: set[Request] = field(default_factory=set)
     resolved_commits: set[tuple[str, str]] = field(default_factory=set)
 
-    def note(self, request: Request) -> None:
+    def note(self, request: Request, commit: str | None = None) -> None:
+        """Note `request` once; `commit`: what `kernels` resolved it to, when known (to tell a moved branch)."""
         if resolving_dependency.get():
             return
         if request.revision is not None and (request.repo_id, request.revision) in self.resolved_commits:
@@ -184,6 +185,7 @@ class Recorder:
                 "version": request.version,
                 "revision": request.revision,
                 "trust_remote_code": request.trust_remote_code,
+                "commit": commit,
             }
         )
         with open(self.path, "a", encoding="utf-8") as f:
