@@ -7,7 +7,8 @@ record with `json`, checks both by the models' rules, and accepts the variant on
 variant hash, the folder holds exactly the manifest's files and the folders they need (bytecode caches
 aside), each a regular file or the symlink sync writes into the repo's own `blobs/`, and each file's
 fingerprint equals the one recorded at its last successful hash and no one but this user and root can
-write it. Anything else (an unusual field, a file to hash, a dependency, a missing record) returns None,
+write it, nor the record and the folders from the cache root down to it, the variant and the blobs
+(`record_trusted`). Anything else (an unusual field, a file to hash, a dependency, a missing record) returns None,
 and the full path decides and gives the proper error. So this module may only say yes where the full
 path says yes, faster.
 """
@@ -22,14 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from kernel_lock import env, lockread
-from kernel_lock.cachepaths import (
-    first_unsafe_folder,
-    hub_cache_dir,
-    record_path,
-    repo_dir,
-    variant_dir,
-    writable_by_others,
-)
+from kernel_lock.cachepaths import record_path, record_trusted, repo_dir, variant_dir, writable_by_others
 from kernel_lock.fsutil import read_regular_file
 from kernel_lock.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, implied_folders, is_ignored, variant_hash
 
@@ -235,6 +229,8 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     paths (the model validates every one it holds).
     """
     repo_id, commit = entry["repo-id"], entry["commit"]
+    if not record_trusted(repo_id, commit, variant):
+        return False  # someone else could have written the record, or a folder is replaced: hash, or name it
     rpath = record_path(repo_id, commit, variant)
     try:
         record = json.loads(read_regular_file(rpath).decode("utf-8"))
@@ -276,10 +272,6 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
         return False
     repo = repo_dir(repo_id)
     vdir = variant_dir(repo_id, commit, variant)
-    cache = hub_cache_dir()
-    folders = (vdir, rpath.parent, repo / "blobs")
-    if any(first_unsafe_folder(cache, folder) is not None for folder in folders):
-        return False  # a replaced variant, snapshot, record or blobs folder: the full check names it
     present = _files_under(vdir)
     if present is None or present != (set(by_path), implied_folders(by_path)):
         return False  # a file or folder missing or planted
