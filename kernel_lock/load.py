@@ -40,9 +40,20 @@ _registry_lock = threading.Lock()
 
 
 def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleType | None = None) -> Lock:
-    """The lock to load from: the argument, `KERNEL_LOCK_FILE`, the caller's installed metadata, or the project here."""
+    """The lock to load from; the first of:
+
+    1. the `lockfile` argument;
+    2. `KERNEL_LOCK_FILE`;
+    3. `kernels.lock` in the installed metadata of the calling package;
+    4. the `kernels.lock` nearest above the calling module's file, up to its project root (the nearest
+       folder with a `pyproject.toml`; only the file's own folder where there is none);
+    5. the same from the working directory.
+
+    A lock found in 4 or 5 is used only where no one but this user and root can change it: a planted one
+    (in a shared folder, say) is refused, never silently passed over (`projectpaths.lock_above`).
+    """
     from kernel_lock.lockfile import parse_lock, read_lock
-    from kernel_lock.projectpaths import LOCKFILE, find_project_root
+    from kernel_lock.projectpaths import LOCKFILE, lock_above
 
     if lockfile is not None:
         return read_lock(Path(lockfile))
@@ -59,33 +70,20 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
         looked.append(f"{where} (absent)")
     if not distributions:
         looked.append("the metadata of the calling package (no installed distribution provides it)")
-    beside = _lock_beside(caller)
-    if beside is not None:
-        return read_lock(beside)
-    if caller is not None and getattr(caller, "__file__", None):
-        looked.append(f"the folders above {caller.__file__} (none holds a {LOCKFILE})")
-    here = find_project_root(None) / LOCKFILE
-    if here.is_file():
-        return read_lock(here)
-    looked.append(f"{here} (absent)")
+    file = getattr(caller, "__file__", None) if caller is not None else None
+    starts = [(Path(file).resolve().parent, f"the calling module {file}")] if file else []
+    starts.append((Path.cwd().resolve(), "the working directory"))
+    for start, what in starts:
+        found = lock_above(start)
+        if found is not None:
+            return read_lock(found)
+        looked.append(
+            f"the folders from {start} up to its project root, for {what} (none holds a {LOCKFILE})"
+        )
     raise LockfileError(
         "No kernels.lock found. Looked at: " + "; ".join(looked) + ". Pass lockfile=..., set "
         f"{env.LOCK_FILE}, or build your package with kernel-lock so it carries its kernels.lock."
     )
-
-
-def _lock_beside(caller: ModuleType | None) -> Path | None:
-    """The `kernels.lock` nearest above the calling module's file, so `python /path/app.py` works from anywhere."""
-    from kernel_lock.projectpaths import LOCKFILE
-
-    file = getattr(caller, "__file__", None) if caller is not None else None
-    if not file:
-        return None
-    folder = Path(file).resolve().parent
-    for candidate in (folder, *folder.parents):
-        if (candidate / LOCKFILE).is_file():
-            return candidate / LOCKFILE
-    return None
 
 
 def _caller_distributions(caller: ModuleType | None) -> list[importlib.metadata.Distribution]:
