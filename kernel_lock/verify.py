@@ -92,6 +92,9 @@ class VariantCheck:
     path: Path
     problems: list[FileProblem] = field(default_factory=list)
     hashed: int = 0
+    record: VariantRecord | None = (
+        None  # once it verified: the manifest and fingerprints the import checks against
+    )
 
     @property
     def ok(self) -> bool:
@@ -186,6 +189,7 @@ def check_variant(
         # A read-only cache (e.g. a production image) still verifies, by hashing.
         with contextlib.suppress(OSError):
             write_record(rpath, record)
+    check.record = record
     return check
 
 
