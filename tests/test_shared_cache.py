@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import forget_kernels
 
 import kernel_lock.load as load_module
 from kernel_lock.cache import record_path, repo_dir, variant_dir
@@ -130,11 +131,7 @@ def team(other: Other) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def fresh_imports() -> Iterator[None]:
-    load_module._loaded.clear()
-    yield
-    load_module._loaded.clear()
-    for name in [n for n in sys.modules if n.startswith("_team_k")]:
-        del sys.modules[name]
+    yield from forget_kernels("_team_k")
 
 
 @dataclass
