@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 
@@ -83,6 +82,8 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True, mode: int | N
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = None
+    import tempfile  # here: the load path reads with this module and never writes (tempfile costs ms)
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
