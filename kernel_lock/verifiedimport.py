@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kernel_lock.errors import VerificationError
 from kernel_lock.fsutil import read_regular_file, writable_by_others
@@ -41,15 +41,21 @@ Fingerprint = tuple[int, int, int, int, int]  # dev, ino, size, mtime_ns, ctime_
 FINGERPRINT_FIELDS = ("dev", "ino", "size", "mtime_ns", "ctime_ns")
 
 
-class LockedFile(NamedTuple):
+class LockedFile:
     """What a file of a verified variant must be: its hash as the lock pins it, and its verified fingerprint.
 
-    (Plain classes here, not dataclasses or `importlib.abc`: a fresh process's fast load pays for imports.)
+    (Plain classes here, not dataclasses, named tuples or `importlib.abc`: a fresh process's fast load pays
+    for what this module costs to import.)
     """
 
-    git_blob: bool  # the lock pins this file by its git blob id (a `git_lfs_concat` lock), not by SHA-256
-    digest: str
-    fingerprint: Fingerprint | None = None
+    __slots__ = ("digest", "fingerprint", "git_blob")
+
+    def __init__(self, git_blob: bool, digest: str, fingerprint: Fingerprint | None = None) -> None:
+        self.git_blob = (
+            git_blob  # the lock pins this file by its git blob id (`git_lfs_concat`), not by SHA-256
+        )
+        self.digest = digest
+        self.fingerprint = fingerprint
 
     def problem(self, data: bytes) -> str | None:
         """What is wrong with `data` as this file (None: it is the locked file)."""
