@@ -24,11 +24,38 @@ def read_regular_file(path: str | os.PathLike[str]) -> bytes:
 def writable_by_others(st: os.stat_result) -> bool:
     """Whether someone other than this user and root may write the file or folder `st` describes (POSIX).
 
-    Its owner may (and may `chmod` it), and so may its group or everyone where its mode says so.
+    Its owner may (and may `chmod` it), everyone may where its mode says so, and so may its group, unless
+    that is this user's own private group (where umask 002 is the default, every folder is group-writable).
     """
     if os.name != "posix":
         return False
-    return st.st_uid not in (0, os.geteuid()) or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & stat.S_IWOTH:
+        return True
+    return bool(st.st_mode & stat.S_IWGRP) and not _private_group(st.st_gid)
+
+
+_PRIVATE_GROUPS: dict[tuple[int, int], bool] = {}
+
+
+def _private_group(gid: int) -> bool:
+    """Whether the group `gid` is this user's alone: the user's primary group, named after the user, with no
+    other member listed (the user-private-group scheme of most Linux distributions); looked up once."""
+    key = (os.geteuid(), gid)
+    if key not in _PRIVATE_GROUPS:
+        import grp
+        import pwd
+
+        try:
+            user, group = pwd.getpwuid(key[0]), grp.getgrgid(gid)
+        except KeyError:
+            _PRIVATE_GROUPS[key] = False
+        else:
+            _PRIVATE_GROUPS[key] = (
+                gid == user.pw_gid
+                and group.gr_name == user.pw_name
+                and not set(group.gr_mem) - {user.pw_name}
+            )
+    return _PRIVATE_GROUPS[key]
 
 
 def first_shared(base: str | os.PathLike[str], path: str | os.PathLike[str]) -> str | None:

@@ -250,8 +250,8 @@ def test_a_record_left_group_writable_vouches_for_nothing(
 def test_records_are_written_like_blobs(
     other, team, hub_env, make_project, cli, monkeypatch, tmp_path
 ) -> None:
-    """Under a team's umask 002 a record is still writable by its owner alone; in a cache only root can
-    write, the other user then cannot touch the record at all, and the untouched kernel loads quickly."""
+    """Under umask 002 a record is still writable by its owner alone: in a cache no one else can write, the
+    other user cannot touch the record at all, and the untouched kernel loads quickly."""
     cache = team / "cache"
     cache.mkdir()
     old_umask = os.umask(0o002)
@@ -260,12 +260,29 @@ def test_records_are_written_like_blobs(
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE(world.record.stat().st_mode) & 0o022 == 0
-    assert first_shared(cache, world.record) is not None  # its folders follow the umask: group-writable
-    for folder in (repo_dir(REPO), *repo_dir(REPO).rglob("*")):
-        if folder.is_dir() and not folder.is_symlink():
-            folder.chmod(0o755)
-    assert first_shared(cache, world.record) is None
+    assert first_shared(cache, world.record) is None  # group-writable folders, but the group is our own
     refused = other.run("-c", ATTACK, str(world.record), str(world.init_link), str(world.old_blob))
     assert "PermissionError" in refused.stderr
+    assert quick_get_kernel(world.lockfile, REPO) is not None
+    assert world.ran() == ["new"]
+
+
+def test_a_private_cache_under_umask_002_still_loads_without_hashing(
+    hub_env, make_project, cli, monkeypatch, tmp_path
+) -> None:
+    """Where every user has a group of their own (umask 002 is then the default), folders the user's own
+    group can write are not shared with anyone: fast mode still trusts the record and hashes nothing."""
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    own = grp.getgrgid(os.getegid())
+    if own.gr_name != pwd.getpwuid(os.geteuid()).pw_name or set(own.gr_mem) - {own.gr_name}:
+        pytest.skip("this user has no private group of their own")
+    cache = tmp_path / "cache"
+    old_umask = os.umask(0o002)
+    try:
+        world = _synced_twice(hub_env, make_project, cli, monkeypatch, cache, tmp_path, "umask")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(repo_dir(REPO).stat().st_mode) & 0o020  # the folders are group-writable
     assert quick_get_kernel(world.lockfile, REPO) is not None
     assert world.ran() == ["new"]
