@@ -6,9 +6,11 @@ symlinks into `blobs/`), so other tools find them. Next to them, in
 `VariantRecord`: the variant's manifest (each file's path, size, kind, listed
 hash and SHA-256, as the Hub listed and served it at the locked commit) and the stat
 fingerprint of each file when it last verified. The manifest needs no trust of
-its own: it is accepted only if it reproduces the lock's variant hash. The
-record lives in the cache, so changing it takes the same rights as changing
-the files it describes. This module imports nothing heavy: the no-op sync and
+its own: it is accepted only if it reproduces the lock's variant hash. Its
+fingerprints spare a file a hash only where no one but this user and root can
+change the record and the folders above it (`record_trusted`), and records are
+written like blobs (0644), so forging one takes the same rights as changing the
+kernel files it describes. This module imports nothing heavy: the no-op sync and
 every load go through it.
 """
 
@@ -27,6 +29,7 @@ from kernel_lock.cachepaths import blob_path as blob_path
 from kernel_lock.cachepaths import first_unsafe_folder as first_unsafe_folder
 from kernel_lock.cachepaths import hub_cache_dir as hub_cache_dir
 from kernel_lock.cachepaths import record_path as record_path
+from kernel_lock.cachepaths import record_trusted as record_trusted
 from kernel_lock.cachepaths import repo_dir as repo_dir
 from kernel_lock.cachepaths import variant_dir as variant_dir
 from kernel_lock.cachepaths import writable_in_cache as writable_in_cache
@@ -158,6 +161,6 @@ def read_record(path: Path) -> VariantRecord | None:
 
 
 def write_record(path: Path, record: VariantRecord) -> None:
-    """Write a record atomically."""
+    """Write a record atomically, as blobs are written: writable by this user alone (`record_trusted`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, record.model_dump_json(indent=1).encode())
+    atomic_write(path, record.model_dump_json(indent=1).encode(), mode=0o644)

@@ -15,14 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kernel_lock import env
+from kernel_lock.fsutil import first_shared, writable_by_others
 
 __all__ = [
     "RECORD_DIR",
     "blob_path",
     "cache_file_lock",
+    "first_shared",
     "first_unsafe_folder",
     "hub_cache_dir",
     "record_path",
+    "record_trusted",
     "remove_in_cache",
     "repo_dir",
     "variant_dir",
@@ -130,16 +133,22 @@ def writable_in_cache(path: Path) -> bool:
     return first_unsafe_folder(hub_cache_dir(), path.parent) is None
 
 
-def writable_by_others(st: os.stat_result) -> bool:
-    """Whether someone other than this user and root may write the file `st` describes (POSIX).
+def record_trusted(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> bool:
+    """Whether a variant's sync record may spare its files a hash: no one but this user and root can change
+    the record, the variant folder or the blobs folder, nor any folder from the cache root down to them
+    (`first_shared`).
 
-    Its fingerprint then vouches for nothing: a write through a shared memory mapping opened before the
-    file's last hash can change its bytes and leave mtime and ctime as they were. Such a file (in a cache
-    shared between users, say) is hashed on every check, in fast mode too.
+    Otherwise (a team cache that a group can write, a record another user wrote) the record's fingerprints
+    vouch for nothing: whoever can rewrite it could record the fingerprint of any file, an older build's blob
+    say. Its manifest is still authenticated by the lock's variant hash, so every file is then hashed.
     """
-    if os.name != "posix":
-        return False
-    return st.st_uid not in (0, os.geteuid()) or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    root = cache or hub_cache_dir()
+    paths = (
+        record_path(repo_id, commit, variant, root),
+        variant_dir(repo_id, commit, variant, root),
+        blob_path(repo_id, "", root),
+    )
+    return all(first_shared(root, p) is None for p in paths)
 
 
 @contextlib.contextmanager

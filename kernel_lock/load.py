@@ -3,27 +3,27 @@
 A kernel is imported only after its synced files verify against the lock
 (`kernel_lock.verify`), never over the network unless the caller passes
 `download=True`, and once per process per variant, under the unique module
-name its metadata gives (`id`). Its Python files are compiled from source as
-they are imported: a planted `__pycache__/*.pyc` (which verification ignores,
-like the hash does) is never read.
+name its metadata gives (`id`). Its modules are found only among the lock's
+files and compiled from bytes checked against the lock as they are imported,
+later (lazy) imports included (`kernel_lock.verifiedimport`): a planted
+`__pycache__/*.pyc` (which verification ignores, like the hash does), or a file
+swapped after the check, is never run.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
-import importlib.util
 import inspect
 import os
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kernel_lock import env
 from kernel_lock.errors import LockfileError, MissingPythonDependency, NotSyncedError, VerificationError
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from kernel_lock.lockfile import Lock, LockedKernel
     from kernel_lock.target import Target
+    from kernel_lock.verifiedimport import LockedFile
 
 _loaded: dict[tuple[str, str, str], ModuleType] = {}
 _key_locks: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
@@ -40,9 +41,20 @@ _registry_lock = threading.Lock()
 
 
 def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleType | None = None) -> Lock:
-    """The lock to load from: the argument, `KERNEL_LOCK_FILE`, the caller's installed metadata, or the project here."""
+    """The lock to load from; the first of:
+
+    1. the `lockfile` argument;
+    2. `KERNEL_LOCK_FILE`;
+    3. `kernels.lock` in the installed metadata of the calling package;
+    4. the `kernels.lock` nearest above the calling module's file, up to its project root (the nearest
+       folder with a `pyproject.toml`; only the file's own folder where there is none);
+    5. the same from the working directory.
+
+    A lock found in 4 or 5 is used only where no one but this user and root can change it: a planted one
+    (in a shared folder, say) is refused, never silently passed over (`projectpaths.lock_above`).
+    """
     from kernel_lock.lockfile import parse_lock, read_lock
-    from kernel_lock.projectpaths import LOCKFILE, find_project_root
+    from kernel_lock.projectpaths import LOCKFILE, lock_above
 
     if lockfile is not None:
         return read_lock(Path(lockfile))
@@ -59,33 +71,20 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
         looked.append(f"{where} (absent)")
     if not distributions:
         looked.append("the metadata of the calling package (no installed distribution provides it)")
-    beside = _lock_beside(caller)
-    if beside is not None:
-        return read_lock(beside)
-    if caller is not None and getattr(caller, "__file__", None):
-        looked.append(f"the folders above {caller.__file__} (none holds a {LOCKFILE})")
-    here = find_project_root(None) / LOCKFILE
-    if here.is_file():
-        return read_lock(here)
-    looked.append(f"{here} (absent)")
+    file = getattr(caller, "__file__", None) if caller is not None else None
+    starts = [(Path(file).resolve().parent, f"the calling module {file}")] if file else []
+    starts.append((Path.cwd().resolve(), "the working directory"))
+    for start, what in starts:
+        found = lock_above(start)
+        if found is not None:
+            return read_lock(found)
+        looked.append(
+            f"the folders from {start} up to its project root, for {what} (none holds a {LOCKFILE})"
+        )
     raise LockfileError(
         "No kernels.lock found. Looked at: " + "; ".join(looked) + ". Pass lockfile=..., set "
         f"{env.LOCK_FILE}, or build your package with kernel-lock so it carries its kernels.lock."
     )
-
-
-def _lock_beside(caller: ModuleType | None) -> Path | None:
-    """The `kernels.lock` nearest above the calling module's file, so `python /path/app.py` works from anywhere."""
-    from kernel_lock.projectpaths import LOCKFILE
-
-    file = getattr(caller, "__file__", None) if caller is not None else None
-    if not file:
-        return None
-    folder = Path(file).resolve().parent
-    for candidate in (folder, *folder.parents):
-        if (candidate / LOCKFILE).is_file():
-            return candidate / LOCKFILE
-    return None
 
 
 def _caller_distributions(caller: ModuleType | None) -> list[importlib.metadata.Distribution]:
@@ -240,6 +239,7 @@ def _verify_and_import(
     entry: LockedKernel, variant: str, *, download: bool, deps: dict[str, ModuleType], target: Target
 ) -> ModuleType:
     from kernel_lock.pydeps import missing, python_depends
+    from kernel_lock.verifiedimport import locked_files
     from kernel_lock.verify import check_variant
 
     check = check_variant(entry, variant)
@@ -262,8 +262,14 @@ def _verify_and_import(
             f"{entry.repo_id} variant {variant} needs Python packages that are not installed: {', '.join(absent)}. "
             f"Install them (e.g. `pip install {' '.join(absent)}`) and load again."
         )
+    assert check.record is not None  # a check that passed read it
+    files = locked_files(
+        ((e.path, e.kind, e.hash, e.sha256) for e in check.record.manifest),
+        entry.hash_type,
+        {p: fp.model_dump() for p, fp in check.record.verified.items()},
+    )
     with _kernel_deps(deps):
-        return import_variant(check.path, where=f"{entry.repo_id} variant {variant}")
+        return import_variant(check.path, where=f"{entry.repo_id} variant {variant}", files=files)
 
 
 _DEPS: ContextVar[dict[str, ModuleType] | None] = ContextVar("kernel_lock_deps", default=None)
@@ -307,25 +313,35 @@ def get_kernel_dep(repo_id: str) -> ModuleType:
     return deps[repo_id]
 
 
-def import_variant(vdir: Path, *, where: str) -> ModuleType:
-    """Import a verified variant folder as a package named by its metadata `id`.
+def import_variant(vdir: Path, *, where: str, files: Mapping[str, LockedFile]) -> ModuleType:
+    """Import a verified variant folder as a package named by its metadata `id`, from the lock's files alone.
+
+    `files` is what each file of the variant must be; `metadata.json` is read through it too, and every module
+    of the package, now or when it is imported later, is read and checked against it (`verifiedimport`). A
+    zip-layout variant (`build-layout: "zip"`, one `<id>.zip`) is imported from its verified archive.
 
     The name must be free: a module already in `sys.modules` under it is another kernel's or another
     package's (the loader's registry returns this variant's own module before it gets here), and handing
     it back would run code that was never verified for this variant.
     """
     from kernel_lock import jsonread
+    from kernel_lock.verifiedimport import import_package, verified_bytes
 
     try:
-        metadata = jsonread.loads((vdir / "metadata.json").read_bytes())
+        metadata = jsonread.loads(verified_bytes(str(vdir), "metadata.json", files, where))
         name = metadata["id"]
-    except (OSError, ValueError, KeyError, TypeError):
+        layout = metadata.get("build-layout", "files")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise VerificationError(
             f"{where} has no usable metadata.json with an 'id'; it cannot be imported."
         ) from None
     if not isinstance(name, str) or not name.isidentifier():
         raise VerificationError(
             f"{where} declares module id {name!r} in metadata.json, which is not a module name."
+        )
+    if layout not in ("files", "zip"):
+        raise VerificationError(
+            f"{where} declares build-layout {layout!r} in metadata.json; kernel-lock imports 'files' and 'zip'."
         )
     existing = sys.modules.get(name)
     if existing is not None:
@@ -335,23 +351,10 @@ def import_variant(vdir: Path, *, where: str) -> ModuleType:
             f"and a Python module) cannot share a module id in one process: drop one of them, or tell the "
             f"kernel's publisher."
         )
-    init = vdir / "__init__.py"
-    if not init.is_file():
-        raise VerificationError(f"{where} has no __init__.py; it cannot be imported.")
-    _install_finders(vdir)
-    loader = _SourceOnlyLoader(name, str(init))
-    spec = importlib.util.spec_from_file_location(
-        name, init, loader=loader, submodule_search_locations=[str(vdir)]
-    )
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
+    archive = f"{name}.zip" if layout == "zip" else None
+    if archive is not None and archive not in files:
+        raise VerificationError(f"{where} has build-layout 'zip' but no {archive}; it cannot be imported.")
+    return import_package(name, str(vdir), files, where=where, archive=archive)
 
 
 def _holder(module: ModuleType) -> str:
@@ -361,25 +364,6 @@ def _holder(module: ModuleType) -> str:
             return f"taken by {repo_id} variant {variant} (commit {commit[:12]}), imported earlier in this process"
     origin = getattr(module, "__file__", None) or "built in"
     return f"taken by the module {module.__name__!r} ({origin}), which this loader did not verify"
-
-
-class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
-    """Compiles from the (verified) source; never reads or writes bytecode caches."""
-
-    def get_code(self, fullname: str) -> Any:
-        path = self.get_filename(fullname)
-        return compile(self.get_data(path), path, "exec", dont_inherit=True)
-
-
-def _install_finders(vdir: Path) -> None:
-    """Make submodule imports under `vdir` use the source-only loader (no `.pyc`, no sourceless modules)."""
-    details = (
-        (_SourceOnlyLoader, importlib.machinery.SOURCE_SUFFIXES),
-        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
-    )
-    for root, dirs, _ in os.walk(vdir):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        sys.path_importer_cache[root] = importlib.machinery.FileFinder(root, *details)
 
 
 class LockedLayerRepository:

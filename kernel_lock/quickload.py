@@ -7,7 +7,8 @@ record with `json`, checks both by the models' rules, and accepts the variant on
 variant hash, the folder holds exactly the manifest's files and the folders they need (bytecode caches
 aside), each a regular file or the symlink sync writes into the repo's own `blobs/`, and each file's
 fingerprint equals the one recorded at its last successful hash and no one but this user and root can
-write it. Anything else (an unusual field, a file to hash, a dependency, a missing record) returns None,
+write it, nor the record and the folders from the cache root down to it, the variant and the blobs
+(`record_trusted`). Anything else (an unusual field, a file to hash, a dependency, a missing record) returns None,
 and the full path decides and gives the proper error. So this module may only say yes where the full
 path says yes, faster.
 """
@@ -22,14 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from kernel_lock import env, lockread
-from kernel_lock.cachepaths import (
-    first_unsafe_folder,
-    hub_cache_dir,
-    record_path,
-    repo_dir,
-    variant_dir,
-    writable_by_others,
-)
+from kernel_lock.cachepaths import record_path, record_trusted, repo_dir, variant_dir, writable_by_others
 from kernel_lock.fsutil import read_regular_file
 from kernel_lock.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, implied_folders, is_ignored, variant_hash
 
@@ -62,9 +56,10 @@ def quick_get_kernel(lockfile: Path, repo_id: str) -> ModuleType | None:
         variant = select_variant(entry["variants"], default_target(), repo_id=entry["repo-id"])
     except Exception:
         return None
-    if not _verified_without_hashing(entry, variant):
+    record = _verified_without_hashing(entry, variant)
+    if record is None:
         return None
-    return _import_once(entry, variant)
+    return _import_once(entry, variant, record)
 
 
 def plain_lock(lockfile: Path) -> list[dict[str, Any]] | None:
@@ -226,8 +221,8 @@ def _is_hex(value: Any, *lengths: int) -> bool:
     return isinstance(value, str) and len(value) in lengths and not value.strip(_HEX)
 
 
-def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
-    """Whether the fast-mode check passes with no file to hash (the record's fingerprints all hold).
+def _verified_without_hashing(entry: dict[str, Any], variant: str) -> dict[str, Any] | None:
+    """The record, where the fast-mode check passes with no file to hash (the record's fingerprints all hold).
 
     The record must be one the model reads as it is, in the shape sync writes: UTF-8 (as pydantic reads it;
     `json.loads` of bytes would also take UTF-16 or a byte order mark), naming this variant, each manifest
@@ -235,20 +230,22 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
     paths (the model validates every one it holds).
     """
     repo_id, commit = entry["repo-id"], entry["commit"]
+    if not record_trusted(repo_id, commit, variant):
+        return None  # someone else could have written the record, or a folder is replaced: hash, or name it
     rpath = record_path(repo_id, commit, variant)
     try:
         record = json.loads(read_regular_file(rpath).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
-        return False
+        return None
     if (
         not isinstance(record, dict)
         or set(record) - _RECORD_KEYS
         or (record.get("repo_id"), record.get("commit"), record.get("variant")) != (repo_id, commit, variant)
     ):
-        return False
+        return None
     manifest, verified = record.get("manifest"), record.get("verified", {})
     if not isinstance(manifest, list) or not isinstance(verified, dict):
-        return False
+        return None
     hash_type = entry.get("hash-type", DEFAULT_HASH_TYPE)
     by_path: dict[str, dict[str, Any]] = {}
     for m in manifest:
@@ -262,37 +259,33 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> bool:
             and _is_hex(m["hash"], 40, 64)
             and _is_hex(m["sha256"], 64)
         ):
-            return False
+            return None
         by_path[m["path"]] = m
     if len(by_path) != len(manifest) or verified.keys() != by_path.keys():
-        return False
+        return None
     expected = entry["variants"].get(variant)
     per_file = ((p, m["hash"] if hash_type == "git_lfs_concat" else m["sha256"]) for p, m in by_path.items())
     try:
         actual = variant_hash(per_file)
     except UnicodeEncodeError:  # a lone surrogate (a `\udcff` escape) in a path: the model refuses the record
-        return False
+        return None
     if record.get("hash_type") != hash_type or record.get("variant_hash") != expected or actual != expected:
-        return False
+        return None
     repo = repo_dir(repo_id)
     vdir = variant_dir(repo_id, commit, variant)
-    cache = hub_cache_dir()
-    folders = (vdir, rpath.parent, repo / "blobs")
-    if any(first_unsafe_folder(cache, folder) is not None for folder in folders):
-        return False  # a replaced variant, snapshot, record or blobs folder: the full check names it
     present = _files_under(vdir)
     if present is None or present != (set(by_path), implied_folders(by_path)):
-        return False  # a file or folder missing or planted
+        return None  # a file or folder missing or planted
     climb = "../" * len(vdir.relative_to(repo).parts)  # from the variant folder up to the repo folder
     for rel, m in by_path.items():
         known = verified[rel]
         if not isinstance(known, dict) or tuple(known) != _FINGERPRINT_KEYS:
-            return False
+            return None
         link = climb + "../" * rel.count("/") + "blobs/" + m["hash"]
         now = _fingerprint(str(vdir), rel, link)
         if now is None or now != known or now["size"] != m["size"]:
-            return False
-    return True
+            return None
+    return record
 
 
 def _files_under(vdir: Path) -> tuple[set[str], set[str]] | None:
@@ -353,10 +346,11 @@ def _fingerprint(vdir: str, rel: str, blob_link: str) -> dict[str, Any] | None:
     }
 
 
-def _import_once(entry: dict[str, Any], variant: str) -> ModuleType | None:
+def _import_once(entry: dict[str, Any], variant: str, record: dict[str, Any]) -> ModuleType | None:
     """Import the verified variant through the loader's registry (once per process per variant)."""
     from kernel_lock import load
     from kernel_lock.pydeps import missing, python_depends
+    from kernel_lock.verifiedimport import locked_files
 
     vdir = variant_dir(entry["repo-id"], entry["commit"], variant)
     registry_key = (entry["repo-id"], entry["commit"], variant)
@@ -367,6 +361,11 @@ def _import_once(entry: dict[str, Any], variant: str) -> ModuleType | None:
         if module is None:
             if missing(python_depends(vdir)):
                 return None  # the full path names what is missing
-            module = load.import_variant(vdir, where=f"{entry['repo-id']} variant {variant}")
+            files = locked_files(
+                ((m["path"], m["kind"], m["hash"], m["sha256"]) for m in record["manifest"]),
+                entry.get("hash-type", DEFAULT_HASH_TYPE),
+                record["verified"],
+            )
+            module = load.import_variant(vdir, where=f"{entry['repo-id']} variant {variant}", files=files)
             load._loaded[registry_key] = module
     return module

@@ -41,6 +41,7 @@ from kernel_lock.cache import (
     read_record,
     real_folder,
     record_path,
+    record_trusted,
     unwritable_paths,
     variant_dir,
     write_record,
@@ -427,6 +428,7 @@ def diff(entry: LockedKernel, variant: str, manifest: list[ManifestEntry], cache
         record is not None
         and record.manifest_matches(entry.variants[variant], entry.hash_type)
         and verify_mode() == "fast"
+        and record_trusted(entry.repo_id, entry.commit, variant, cache)
     ):  # the lock's hash authenticates the record's SHA-256s
         known = record.verified
         sha256 = {e.path: e.sha256 for e in record.manifest if e.sha256 is not None}

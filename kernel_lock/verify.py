@@ -15,7 +15,10 @@ Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
   filesystem that fakes ctime. A write through a shared writable mapping opened
   before the last hash (a page already dirty is written without updating mtime
   or ctime) is why a fingerprint vouches only for a file no one but this user
-  and root can write (`vouches`): other files are hashed on every check.
+  and root can write (`vouches`): other files are hashed on every check. The
+  fingerprints themselves count only where no one else can change the record,
+  nor the folders from the cache root down to it, the variant and the blobs
+  (`record_trusted`): in a cache a group can write, every file is hashed.
 - `full`: every file is hashed on every check; catches everything above without
   trusting the record's fingerprints. Where the variant's `metadata.json` has a
   publisher digest, the files are also checked against it (for a lock of hash type
@@ -44,6 +47,7 @@ from kernel_lock.cache import (
     hub_cache_dir,
     read_record,
     record_path,
+    record_trusted,
     repo_dir,
     variant_dir,
     write_record,
@@ -88,6 +92,9 @@ class VariantCheck:
     path: Path
     problems: list[FileProblem] = field(default_factory=list)
     hashed: int = 0
+    record: VariantRecord | None = (
+        None  # once it verified: the manifest and fingerprints the import checks against
+    )
 
     @property
     def ok(self) -> bool:
@@ -166,7 +173,9 @@ def check_variant(
         vdir,
         record.manifest,
         repo_dir(entry.repo_id, cache) / "blobs",
-        known={} if chosen == "full" else record.verified,
+        known=record.verified
+        if chosen == "fast" and record_trusted(entry.repo_id, entry.commit, variant, cache)
+        else {},
     )
     check.hashed = hashed
     if chosen == "full" and not problems:
@@ -180,6 +189,7 @@ def check_variant(
         # A read-only cache (e.g. a production image) still verifies, by hashing.
         with contextlib.suppress(OSError):
             write_record(rpath, record)
+    check.record = record
     return check
 
 

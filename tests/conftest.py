@@ -101,3 +101,16 @@ def _report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     if counts and target:
         with open(target, "a", encoding="utf-8") as f:
             f.write(json.dumps({"file": request.module.__name__, **counts}) + "\n")
+
+
+def forget_kernels(*prefixes: str) -> Iterator[None]:
+    """For an autouse fixture: each test imports its kernels afresh (the loader imports once per process)."""
+    import sys
+
+    import kernel_lock.load as load_module
+
+    load_module._loaded.clear()
+    yield
+    load_module._loaded.clear()
+    for name in [n for n in sys.modules if n.startswith(prefixes)]:
+        del sys.modules[name]

@@ -207,10 +207,18 @@ def test_an_untouched_private_variant_is_not_hashed(synced) -> None:
     assert check_variant(_entry(synced), CPU).hashed == 0
 
 
-def test_a_file_others_may_write_is_hashed_on_every_check(synced) -> None:
+@pytest.mark.parametrize("who", ["everyone", "a shared group"])
+def test_a_file_others_may_write_is_hashed_on_every_check(synced, who: str) -> None:
+    """Writable by everyone, or by a group that is not this user's own private group."""
     entry = _entry(synced)
     blob = (variant_dir(entry.repo_id, entry.commit, CPU) / "__init__.py").resolve()
-    blob.chmod(0o664)
+    if who == "everyone":
+        blob.chmod(0o646)
+    elif os.geteuid() != 0:
+        pytest.skip("giving a file to another group needs root (chown)")
+    else:
+        os.chown(blob, -1, STRANGER)
+        blob.chmod(0o664)
     assert check_variant(entry, CPU).ok  # records the new fingerprint (chmod changed the ctime)
     check = check_variant(entry, CPU)
     assert check.ok and check.hashed == 1

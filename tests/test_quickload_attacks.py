@@ -9,6 +9,7 @@ file, so a test sees exactly what ran: `locked` (the locked `__init__.py`), or `
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import marshal
@@ -355,6 +356,71 @@ def test_planted_sourceless_bytecode_is_never_imported(world: World) -> None:
     (world.vdir / importlib.util.cache_from_source(str(world.vdir / "sub" / "__init__.py"))).write_bytes(pyc)
     assert world.quick() is not None
     assert world.ran() == ["locked"]
+
+
+# --- after the load: a kernel imports some of its modules lazily, long after the check ---------------------
+
+
+def _loaded(world: World, path: str) -> Any:
+    """The kernel, loaded by the quick or the full path."""
+    return world.quick() if path == "quick" else world.full()
+
+
+def _swap_alt(world: World, how: str) -> None:
+    """Replace the locked, not yet imported `alt.py` with planted code."""
+    alt = world.vdir / "alt.py"
+    planted = MARK.format(who="planted").encode()
+    if how == "file for the link":
+        alt.unlink()
+        alt.write_bytes(planted)
+    elif how == "link to a planted blob":
+        blob = world.blobs / ("f" * 40)
+        blob.write_bytes(planted)
+        alt.unlink()
+        alt.symlink_to(os.path.relpath(blob, alt.parent))
+    else:  # the blob itself rewritten
+        os.chmod(alt, 0o644)
+        alt.write_bytes(planted)
+
+
+@pytest.mark.parametrize("path", ["quick", "full"])
+@pytest.mark.parametrize("how", ["file for the link", "link to a planted blob", "blob rewritten"])
+def test_a_module_swapped_after_the_load_is_refused_when_imported(world: World, path: str, how: str) -> None:
+    """The kernel verified and loaded; then `alt.py` is swapped, and the kernel imports it lazily: the
+    loader reads it, finds it is not the locked file, and runs none of it."""
+    kernel = _loaded(world, path)
+    assert kernel is not None
+    _swap_alt(world, how)
+    with pytest.raises(VerificationError, match=r"alt\.py: content changed"):
+        importlib.import_module(f"{MODULE}.alt")
+    assert world.ran() == ["locked"]
+
+
+@pytest.mark.parametrize("path", ["quick", "full"])
+def test_bytecode_planted_after_the_load_never_runs(world: World, path: str) -> None:
+    """After the load, an attacker plants a `.pyc` that Python's own loader would accept for `alt.py` (its
+    header matches the source's mtime and size), a sourceless `late.pyc`, and a `late2.py` outside the lock,
+    then clears `sys.path_importer_cache`: `alt` runs from its locked source, the others are not found."""
+    assert _loaded(world, path) is not None
+    alt = world.vdir / "alt.py"
+    st = os.stat(alt)
+    code = compile(MARK.format(who="planted"), str(alt), "exec")
+    header = importlib.util.MAGIC_NUMBER + b"\0" * 4
+    header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (st.st_size & 0xFFFFFFFF).to_bytes(
+        4, "little"
+    )
+    cached = Path(importlib.util.cache_from_source(str(alt)))
+    cached.parent.mkdir(exist_ok=True)
+    cached.write_bytes(header + marshal.dumps(code))
+    (world.vdir / "late.pyc").write_bytes(header + marshal.dumps(code))
+    (world.vdir / "late2.py").write_text(MARK.format(who="planted"))
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    importlib.import_module(f"{MODULE}.alt")
+    for name in ("late", "late2"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"{MODULE}.{name}")
+    assert world.ran() == ["locked", "alt"]
 
 
 def test_a_file_name_that_is_not_utf8_is_refused(world: World) -> None:

@@ -7,7 +7,9 @@ pure Python (torch on CPU), so it imports and runs anywhere; the stand-in `.so` 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ __all__ = [
     "RELU_V1_FIRST_VARIANTS",
     "RELU_V1_VARIANTS",
     "RELU_V2_VARIANTS",
+    "ZIPPED_VARIANTS",
     "HubFixtures",
     "backend_of",
     "is_noarch",
@@ -69,6 +72,7 @@ ACTIVATION_VARIANTS: tuple[str, ...] = (
     "torch213-cxx11-cu130-x86_64-linux",
     "torch213-metal-aarch64-darwin",
 )
+ZIPPED_VARIANTS: tuple[str, ...] = ("torch-cpu",)  # `build-layout: "zip"`: metadata.json and `<id>.zip`
 LEGACY_MODEL_VARIANTS: tuple[str, ...] = (
     "torch-universal",
     "torch210-cxx11-cu128-x86_64-linux",
@@ -276,11 +280,13 @@ def variant_files(
     python_depends: list[str] | None = None,
     digest: bool = True,
     dirty: bool = False,
+    layout: str = "files",
 ) -> dict[str, bytes]:
     """Files of one build variant, relative to `build/<variant>/` (metadata, package, compat dir, `.so`).
 
     With `digest` (the default) `metadata.json` carries the per-file SHA-256 digest and the provenance a
-    current `kernels` builder writes; without, it is `metadata.json` as older builders wrote it.
+    current `kernels` builder writes; without, it is `metadata.json` as older builders wrote it. With
+    `layout="zip"` (kernels 0.19's `build-layout: "zip"`) the package (no compat dir) is one `<id>.zip`.
     """
     build_id = kernel_id(name, version, variant, seed)
     python_name = name.replace("-", "_")
@@ -302,10 +308,23 @@ def variant_files(
     }
     if not is_noarch(variant):
         files[f"{build_id}.abi3.so"] = _pseudo_random(so_size, f"{build_id}:{seed}")
+    if layout == "zip":
+        metadata["build-layout"] = "zip"
+        del files[f"{python_name}/__init__.py"]
+        files = {f"{build_id}.zip": zip_archive(files)}
     if digest:
         metadata["digest"] = publisher_digest(files).model_dump()
         metadata["provenance"] = provenance_of(name, version, dirty=dirty)
     return {"metadata.json": (json.dumps(metadata, indent=2) + "\n").encode(), **files}
+
+
+def zip_archive(files: dict[str, bytes]) -> bytes:
+    """A deterministic zip of `files` (path -> bytes): stored, sorted, with a fixed date."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for path in sorted(files):
+            zf.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), files[path])
+    return out.getvalue()
 
 
 def repo_files(
@@ -331,6 +350,7 @@ class HubFixtures:
     old_relu: HubRepo
     legacy_model: HubRepo
     untrusted: HubRepo
+    zipped: HubRepo
     relu_v1_first: str
     relu_v1: str
     relu_v2: str
@@ -339,6 +359,7 @@ class HubFixtures:
     old_relu_main: str
     legacy_model_main: str
     untrusted_v1: str
+    zipped_v1: str
 
 
 def populate(hub: LocalHub) -> HubFixtures:
@@ -354,6 +375,7 @@ def populate(hub: LocalHub) -> HubFixtures:
     - `kernels-community/old-relu` (kernel): main holds only a `kernel-status.toml` redirect to relu.
     - `kernels-community/legacy-model-kernel` (model type, no longer supported): main and v1.
     - `my-org/untrusted-kernel` (kernel) in an org with `trustedKernelPublisher` false: main and v1.
+    - `kernels-community/zipped` (kernel): v1 and main, each variant in the zip layout (`<id>.zip`).
     """
     hub.set_organization("kernels-community", trusted_kernel_publisher=True, fullname="Kernels Community")
     hub.set_organization("my-org", trusted_kernel_publisher=False, fullname="My Org")
@@ -403,12 +425,19 @@ def populate(hub: LocalHub) -> HubFixtures:
     )
     untrusted.create_branch("main", untrusted_v1)
 
+    zipped = hub.create_repo("kernels-community/zipped", repo_type="kernel")
+    zipped_v1 = zipped.commit(
+        repo_files(ZIPPED_VARIANTS, name="zipped", layout="zip"), branch="v1", message="Build (zip layout)"
+    )
+    zipped.create_branch("main", zipped_v1)
+
     return HubFixtures(
         relu=relu,
         activation=activation,
         old_relu=old_relu,
         legacy_model=legacy_model,
         untrusted=untrusted,
+        zipped=zipped,
         relu_v1_first=relu_v1_first,
         relu_v1=relu_v1,
         relu_v2=relu_v2,
@@ -417,4 +446,5 @@ def populate(hub: LocalHub) -> HubFixtures:
         old_relu_main=old_relu_main,
         legacy_model_main=legacy_model_main,
         untrusted_v1=untrusted_v1,
+        zipped_v1=zipped_v1,
     )

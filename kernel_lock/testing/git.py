@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any
 
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
-LFS_SUFFIXES = (".so", ".bin", ".safetensors", ".pt")
+LFS_SUFFIXES = (".so", ".bin", ".safetensors", ".pt", ".zip")
 _EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z: commit dates are deterministic
 _AUTHOR = "kernel-lock <kernel-lock@localhost>"
 _HEX40 = re.compile(r"[0-9a-f]{40}")
@@ -28,7 +28,7 @@ def lfs_pointer(data: bytes) -> bytes:
 
 
 def default_lfs_rule(path: str, data: bytes) -> bool:
-    """Files ending in .so/.bin/.safetensors/.pt, or larger than 10 MiB, are stored in LFS."""
+    """Files ending in .so/.bin/.safetensors/.pt/.zip, or larger than 10 MiB, are stored in LFS."""
     return path.endswith(LFS_SUFFIXES) or len(data) > LFS_SIZE_THRESHOLD
 
 

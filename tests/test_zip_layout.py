@@ -1,0 +1,130 @@
+"""kernels 0.19's zip layout (`build-layout: "zip"` in `metadata.json`): a variant is `metadata.json` and one
+`<id>.zip`. It is locked, synced and verified like any variant (the zip is one file), and our loaders import
+it from the verified archive's bytes, never from the file on disk as it is at import time.
+
+The kernel is `kernels-community/zipped` from the local Hub's standard fixtures.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import forget_kernels
+
+import kernel_lock.load as load_module
+from kernel_lock.cache import variant_dir
+from kernel_lock.errors import VerificationError
+from kernel_lock.load import LockedLayerRepository, get_kernel
+from kernel_lock.lockfile import LockedKernel, read_lock
+from kernel_lock.quickload import quick_get_kernel
+from kernel_lock.testing.fixtures import zip_archive
+from kernel_lock.verifiedimport import locked_files
+from kernel_lock.verify import check_variant
+
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="the fixture kernel computes with torch (marker `torch`)")
+
+REPO = "kernels-community/zipped"
+VARIANT = "torch-cpu"
+TARGET = "torch213-cxx11-cpu-x86_64-linux"
+
+
+@pytest.fixture(autouse=True)
+def fresh_imports() -> Iterator[None]:
+    yield from forget_kernels("_zipped_")
+
+
+@pytest.fixture
+def synced(hub_env, make_project, cli, monkeypatch) -> tuple[Path, LockedKernel]:
+    root = make_project(f'"{REPO}" = 1')
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    result = cli("sync", "--project", str(root))
+    assert result.exit_code == 0, result.stderr
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lockfile = root / "kernels.lock"
+    entry = read_lock(lockfile).find(REPO)
+    assert entry is not None
+    return lockfile, entry
+
+
+def _zip(entry: LockedKernel) -> Path:
+    vdir = variant_dir(entry.repo_id, entry.commit, VARIANT)
+    [archive] = vdir.glob("*.zip")
+    return archive
+
+
+def test_a_zip_layout_variant_is_locked_synced_and_verified(synced, cli) -> None:
+    lockfile, entry = synced
+    assert VARIANT in entry.variants
+    vdir = variant_dir(entry.repo_id, entry.commit, VARIANT)
+    names = sorted(p.name for p in vdir.iterdir())
+    assert names == sorted(["metadata.json", _zip(entry).name])
+    assert json.loads((vdir / "metadata.json").read_text())["build-layout"] == "zip"
+    assert cli("verify", "--project", str(lockfile.parent)).exit_code == 0
+    assert cli("verify", "--project", str(lockfile.parent), "--full").exit_code == 0
+    assert cli("lock", "--project", str(lockfile.parent), "--check").exit_code == 0
+
+
+@pytest.mark.parametrize("how", ["quick", "full", "layer"])
+def test_our_loaders_import_it_from_the_archive(synced, how: str) -> None:
+    lockfile, entry = synced
+    if how == "quick":
+        kernel = quick_get_kernel(lockfile, REPO)
+    elif how == "full":
+        kernel = get_kernel(REPO, lockfile=lockfile, target=TARGET)
+    else:
+        layer = LockedLayerRepository(REPO, layer_name="ReLU", lockfile=lockfile).load()
+        kernel = sys.modules[layer.__module__.split(".")[0]]
+    assert kernel is not None
+    assert kernel.__file__ == str(_zip(entry) / "__init__.py")
+    assert kernel.layers.__file__ == str(_zip(entry) / "layers.py")
+    x = torch.tensor([-1.0, 2.0])
+    out = torch.empty_like(x)
+    kernel.relu(out, x)
+    assert out.tolist() == [0.0, 2.0]
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"{kernel.__name__}.not_in_the_archive")
+
+
+@pytest.mark.parametrize("mode", ["fast", "full"])
+def test_a_tampered_archive_is_refused(synced, cli, monkeypatch, mode: str) -> None:
+    """The zip's blob rewritten with planted code in `__init__.py`: verify and every loader refuse it."""
+    lockfile, entry = synced
+    monkeypatch.setenv("KERNEL_LOCK_VERIFY", mode)
+    archive = _zip(entry)
+    with zipfile.ZipFile(archive) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    members["__init__.py"] = b"raise SystemExit('planted code ran')\n"
+    archive.write_bytes(zip_archive(members))
+    assert cli("verify", "--project", str(lockfile.parent)).exit_code != 0
+    assert quick_get_kernel(lockfile, REPO) is None
+    for call in (
+        lambda: get_kernel(REPO, lockfile=lockfile),
+        lambda: get_kernel(REPO, lockfile=lockfile, target=TARGET),
+    ):
+        with pytest.raises(VerificationError, match=archive.name):
+            call()
+
+
+def test_an_archive_swapped_between_the_check_and_the_import_is_refused(synced) -> None:
+    """The check passed (its result in hand), then the zip changes before it is read: the loader hashes the
+    bytes it imports from, so the planted archive is refused, not imported."""
+    _, entry = synced
+    check = check_variant(entry, VARIANT)
+    assert check.ok and check.record is not None
+    archive = _zip(entry)
+    archive.unlink()
+    archive.write_bytes(zip_archive({"__init__.py": b"raise SystemExit('planted code ran')\n"}))
+    files = locked_files(
+        ((e.path, e.kind, e.hash, e.sha256) for e in check.record.manifest),
+        entry.hash_type,
+        {p: fp.model_dump() for p, fp in check.record.verified.items()},
+    )
+    with pytest.raises(VerificationError, match=rf"{archive.name}: content changed"):
+        load_module.import_variant(check.path, where=f"{REPO} variant {VARIANT}", files=files)
