@@ -128,3 +128,26 @@ def test_an_archive_swapped_between_the_check_and_the_import_is_refused(synced) 
     )
     with pytest.raises(VerificationError, match=rf"{archive.name}: content changed"):
         load_module.import_variant(check.path, where=f"{REPO} variant {VARIANT}", files=files)
+
+
+@pytest.mark.kernels
+def test_under_enforcement_kernels_loads_it_from_the_verified_archive(synced) -> None:
+    """kernels 0.19 reads the zip layout itself; under enforce() the import is ours, from the checked bytes."""
+    kernels = pytest.importorskip("kernels")
+    import kernel_lock
+    import kernel_lock.enforcement as enforcement
+    from kernel_lock.testing.upstream import kernels_module
+
+    if not hasattr(kernels_module("importer"), "_zip_spec"):
+        pytest.skip(f"kernels {kernels.__version__} has no zip layout (0.19 and later)")
+    lockfile, entry = synced
+    kernel_lock.enforce(lockfile)
+    try:
+        kernel = kernels.get_kernel(REPO, version=1)
+    finally:
+        enforcement.disable()
+        kernels_module("importer")._loaded_kernels.clear()
+    assert kernel.__file__ == str(_zip(entry) / "__init__.py")
+    out = torch.empty(2)
+    kernel.relu(out, torch.tensor([-1.0, 2.0]))
+    assert out.tolist() == [0.0, 2.0]
