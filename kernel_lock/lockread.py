@@ -3,9 +3,10 @@
 Importing `tomllib` costs a fresh process about 1.5 ms (it compiles its regexes at import): more than
 everything else the verified quick load does before the kernel's own import. The lock as kernel-lock
 writes it uses a small part of TOML: full-line comments, `[[kernel]]` and `[kernel.a.b]` /
-`[[kernel.a]]` headers of bare keys, and `key = value` lines whose value is a string without escapes,
+`[[kernel.a]]` headers, and `key = value` lines, of bare keys or of quoted keys without escapes (a
+variant name of the `kernels` 0.19 grammar holds dots: `"torch-2.10-cxx11-cuda-12.8-…"`), whose value is a string without escapes,
 a non-negative integer, a boolean, or an array of such strings (`[]`, or one item a line). `read` reads
-exactly that part and returns None for anything else (a quoted key, an escape, an inline table, a
+exactly that part and returns None for anything else (an escape, an inline table, a
 comment after a value, a key defined twice, ...), for which the caller uses `tomllib`. Where it returns
 a value, `tomllib` returns the same one: `tests/test_lockread.py` checks this on the locks the writer
 makes and on mutations of them.
@@ -57,8 +58,9 @@ class _Reader:
             elif line.startswith("[") and line.endswith("]"):
                 table = self.table(_keys(line[1:-1]))
             else:
-                key, eq, value = line.partition(" = ")
-                if not eq or not _is_bare(key) or key in table:
+                name, eq, value = line.partition(" = ")
+                key = _key(name)
+                if not eq or key in table:
                     raise _Unread
                 table[key] = _value(value, rows)
         return self.root
@@ -100,14 +102,37 @@ class _Reader:
 
 
 def _keys(header: str) -> list[str]:
-    keys = header.split(".")
-    if not all(_is_bare(k) for k in keys):
+    """The keys of a header: bare or quoted, joined by dots (a quoted key may hold dots itself)."""
+    keys = []
+    rest = header
+    while True:
+        if rest.startswith('"'):
+            end = rest.find('"', 1)
+            if end < 0:
+                raise _Unread
+            keys.append(_key(rest[: end + 1]))
+            rest = rest[end + 1 :]
+        else:
+            part, dot, after = rest.partition(".")
+            keys.append(_key(part))
+            rest = dot + after
+        if not rest:
+            return keys
+        if not rest.startswith("."):
+            raise _Unread
+        rest = rest[1:]
+
+
+def _key(text: str) -> str:
+    """A bare key, or a quoted one without escapes (its text between the quotes)."""
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        inner = text[1:-1]
+        if '"' in inner or "\\" in inner:
+            raise _Unread
+        return inner
+    if not text or not _BARE_KEY.issuperset(text):
         raise _Unread
-    return keys
-
-
-def _is_bare(key: str) -> bool:
-    return bool(key) and _BARE_KEY.issuperset(key)
+    return text
 
 
 def _value(value: str, rows: Iterator[str]) -> Any:

@@ -7,13 +7,12 @@ missing, `sync` warns, `status` shows them. An entry that names no distribution
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from kernel_lock import jsonread
 
 # A distribution name as PEP 508 allows it (the part of a requirement before any version, marker or extra).
-_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+_NAME = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
 # Names in `python-depends` that are not the distribution's own name (as in the `kernels` library's table).
 DISTRIBUTIONS = {"tvm-ffi": "apache-tvm-ffi", "onednn": "onednn-devel"}
 
@@ -30,12 +29,15 @@ def python_depends(variant_dir: Path) -> list[str]:
 
 def missing(requirements: list[str]) -> list[str]:
     """The requirements whose distribution is not installed in this environment."""
-    import importlib.metadata  # only when there is something to look up: a fresh load without needs skips it
+    if not requirements:
+        return []  # a fresh load of a kernel without needs imports neither importlib.metadata nor re
+    import importlib.metadata
+    import re
 
     absent = []
     for requirement in requirements:
         name = re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0]
-        if not _NAME.fullmatch(name):
+        if not re.fullmatch(_NAME, name):
             absent.append(requirement)
             continue
         try:

@@ -152,3 +152,18 @@ def test_the_public_api_is_pinned_and_typed() -> None:
         assert re.search(rf"^    from kernel_lock\.\w+ import .*\b{name}\b", source, re.M), (
             f"{name}: no typed import"
         )
+
+
+def test_a_kernel_without_python_depends_costs_no_metadata_lookup() -> None:
+    """`importlib.metadata` (about 25 ms in a fresh process) is imported only to look up a kernel's needs."""
+    script = (
+        "import sys\n"
+        "from kernel_lock.pydeps import missing\n"
+        "for name in [m for m in sys.modules if m == 'importlib.metadata' or m.startswith('importlib.metadata.')]:\n"
+        "    del sys.modules[name]\n"
+        "assert missing([]) == []\n"
+        "print('importlib.metadata' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False"]

@@ -59,9 +59,8 @@ RICH = Lock(
         entry("new-org/k", redirected_from="old-org/k", version=0),
     ]
 )
-# Shapes the reader leaves to tomllib: the writer quotes and escapes these.
+# Shapes the reader leaves to tomllib: the writer escapes these.
 QUOTED = [
-    Lock(kernel=[entry(variants={"torch.dotted": H})]),
     Lock(kernel=[entry(version=None, revision='a"quote', ref=COMMIT)]),
     Lock(kernel=[entry(version=None, revision="back\\slash", ref=COMMIT)]),
 ]
@@ -82,8 +81,23 @@ def test_every_shape_the_writer_makes_is_read_without_tomllib(lock) -> None:
 
 
 @pytest.mark.parametrize("lock", QUOTED)
-def test_quoted_keys_and_escapes_are_left_to_tomllib(lock) -> None:
+def test_escapes_are_left_to_tomllib(lock) -> None:
     assert read(lock.to_toml()) is None
+
+
+NEW_GRAMMAR = "torch-2.10-cxx11-cuda-12.8-cpython-3.9-abi3-x86_64-linux"
+
+
+def test_quoted_keys_the_writer_makes_for_new_grammar_variants_are_read_without_tomllib() -> None:
+    """A `kernels` 0.19 variant name holds dots, so the writer quotes it; the quick path must still read it."""
+    lock = Lock(kernel=[entry(variants={NEW_GRAMMAR: H, "torch.dotted": H})])
+    text = lock.to_toml()
+    assert f'"{NEW_GRAMMAR}" = ' in text
+    assert agrees(text)
+    for header in ('[kernel."a.b"]', '[kernel."a".b]', '[kernel.""]'):
+        assert agrees(f"[[kernel]]\n{header}\ny = 1\n"), header
+    for unread in ('[kernel."a"b]', '[kernel."a]', '"a\\"b" = 1', '"a"b" = 1'):
+        assert read(f"[[kernel]]\n{unread}\n") is None, unread
 
 
 EDGES = {

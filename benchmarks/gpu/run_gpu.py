@@ -120,7 +120,7 @@ def build_extension(work: Path) -> Path:
 def variant_files(variant: str, so_bytes: bytes) -> dict[str, bytes]:
     backend = {"type": "cuda"} if "-cu" in variant else {"type": "cpu"}
     metadata = {
-        "id": f"_gpu_silu_{variant.replace('-', '_')}",
+        "id": f"_gpu_silu_{variant.replace('-', '_').replace('.', '_')}",
         "name": "silu-and-mul",
         "version": 1,
         "license": "Apache-2.0",
