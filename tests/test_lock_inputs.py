@@ -108,6 +108,7 @@ def load(root: Path, marker: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
 
 
+@pytest.mark.torch  # the kernel it finally imports imports torch
 @pytest.mark.parametrize("target", ["__init__.py", "_ops.py"])
 def test_a_planted_cache_does_not_decide_the_lock(hub_env, make_project, cli, tmp_path, target) -> None:
     commit, files = publish(hub_env)
