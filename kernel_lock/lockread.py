@@ -125,14 +125,22 @@ def _keys(header: str) -> list[str]:
 
 def _key(text: str) -> str:
     """A bare key, or a quoted one without escapes (its text between the quotes)."""
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        inner = text[1:-1]
-        if '"' in inner or "\\" in inner:
-            raise _Unread
-        return inner
+    quoted = _quoted(text)
+    if quoted is not None:
+        return quoted
     if not text or not _BARE_KEY.issuperset(text):
         raise _Unread
     return text
+
+
+def _quoted(text: str) -> str | None:
+    """The text between the quotes of a basic string without escapes; None where `text` is not quoted."""
+    if len(text) < 2 or not text[0] == text[-1] == '"':
+        return None
+    inner = text[1:-1]
+    if '"' in inner or "\\" in inner:
+        raise _Unread
+    return inner
 
 
 def _value(value: str, rows: Iterator[str]) -> Any:
@@ -145,11 +153,9 @@ def _value(value: str, rows: Iterator[str]) -> Any:
 def _scalar(value: str) -> str | int | bool:
     """A string without escapes, a non-negative decimal integer as written (no `+`, `_` or leading 0, under
     20 digits: longer ones are no lock's), a bool."""
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        inner = value[1:-1]
-        if '"' in inner or "\\" in inner:
-            raise _Unread
-        return inner
+    quoted = _quoted(value)
+    if quoted is not None:
+        return quoted
     if value == "true" or value == "false":
         return value == "true"
     if value.isascii() and value.isdigit() and (value == "0" or value[0] != "0") and len(value) < 20:
