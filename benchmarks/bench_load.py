@@ -21,7 +21,7 @@ each step. The parent times the whole process (spawn to exit).
       After each round the parent re-checks the variant (untimed, fast mode) to show that the sync record's
       fingerprints still held, i.e. that the timed fast loads hashed nothing.
   (b) repeated loads: n more fresh processes of each, interleaved (order rotated).
-  (c) in-process verification cost: `kernel_lock.verify.check_variant(entry, variant)` in fast and full
+  (c) in-process verification cost: `kernel_lock.cache.verify.check_variant(entry, variant)` in fast and full
       mode, timed in one process after a warm-up call, and hashing throughput (the variant's files,
       `hash_file` on the .so, raw hashlib sha256 over memory).
 
@@ -88,8 +88,8 @@ class Bench:
     """The local Hub with one big kernel, a project that locks it, and the commands the rounds time."""
 
     def __init__(self, work: Path, so_size: int, pycache: Path | None) -> None:
-        from kernel_lock.cachepaths import variant_dir
-        from kernel_lock.target import detect_target
+        from kernel_lock.core.cache_layout import variant_dir
+        from kernel_lock.core.target import detect_target
         from kernel_lock.testing import LocalHub, repo_files
 
         self.work = work
@@ -180,8 +180,8 @@ class Bench:
 
     def hashed_by_fast_check(self) -> int:
         """Files a fast check hashes now (0: the fingerprints recorded at sync still hold). Untimed, in this process."""
-        from kernel_lock.lockfile import read_lock
-        from kernel_lock.verify import check_variant
+        from kernel_lock.cache.verify import check_variant
+        from kernel_lock.core.lockfile import read_lock
 
         check = check_variant(
             read_lock(self.lockfile).find(REPO), self.variant, cache=self.cache, mode="fast"

@@ -66,7 +66,7 @@ def build_hub(
 
     Without `digest`, variants are built as older builders did, with no publisher digest in `metadata.json`.
     """
-    from kernel_lock.signers import DEFAULT_SIGNERS
+    from kernel_lock.core.signers import DEFAULT_SIGNERS
     from kernel_lock.testing import LocalHub, repo_files
 
     def sign(files):
@@ -160,8 +160,8 @@ def verification_cost(repo, sha, signer, rounds: int = 5) -> dict:
     """CPU per variant of verifying its signature (sigstore Verifier) and its listed files against the digest."""
     import tempfile
 
-    from kernel_lock.signatures import Verifiers, Where, check_digest, verify_signature
-    from kernel_lock.signers import policy
+    from kernel_lock.core.signers import policy
+    from kernel_lock.lock.signatures import Verifiers, Where, check_digest, verify_signature
 
     files = repo.files(sha)
     variants = sorted({p.split("/")[1] for p in files if p.endswith("/metadata.json.sigstore")})
@@ -321,10 +321,10 @@ def main() -> int:
             )
 
         # Diagnostic: resolve in this interpreter, which also runs the server (shared GIL).
-        from kernel_lock.config import load_project
         from kernel_lock.errors import KernelLockWarning
-        from kernel_lock.hub import Hub
-        from kernel_lock.resolve import LockRequest, lock_dependencies
+        from kernel_lock.hub.client import Hub
+        from kernel_lock.lock.resolve import LockRequest, lock_dependencies
+        from kernel_lock.project.config import load_project
 
         project = load_project(kl_project)
         warnings.simplefilter("ignore", KernelLockWarning)  # the unsigned-variants notice, once per kernel
@@ -340,7 +340,7 @@ def main() -> int:
         hub.stop()
 
     # Check what the tools wrote.
-    from kernel_lock.lockfile import read_lock
+    from kernel_lock.core.lockfile import read_lock
 
     kl_lock = read_lock(kl_project / "kernels.lock")
     kl_locked = [k.repo_id for k in kl_lock.kernel]

@@ -184,7 +184,7 @@ def main() -> int:
         check_ok(run, "kernels lock")
         k_lock = json.loads((k_project / "kernels.lock").read_text())
         assert {e["dependency"]["repo-id"] for e in k_lock} == set(expected), "kernels lock is incomplete"
-        from kernel_lock.lockfile import read_lock
+        from kernel_lock.core.lockfile import read_lock
 
         kl_lock = read_lock(kl_project / "kernels.lock")
         assert {k.repo_id: k.commit for k in kl_lock.kernel} == {r: s for r, (s, _) in expected.items()}

@@ -35,9 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kernel_lock.lockfile import parse_lock, read_lock  # noqa: E402
+from kernel_lock.cache.verify import check_variant  # noqa: E402
+from kernel_lock.core.lockfile import parse_lock, read_lock  # noqa: E402
 from kernel_lock.testing import LocalHub, populate  # noqa: E402
-from kernel_lock.verify import check_variant  # noqa: E402
 
 STATES = {
     "A": ('"kernels-community/relu" = 1', '"kernels-community/activation" = 1'),

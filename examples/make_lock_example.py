@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from kernel_lock.errors import KernelLockWarning
-from kernel_lock.locking import lock_project
+from kernel_lock.lock.project import lock_project
 from kernel_lock.testing import LocalHub, populate
 
 PYPROJECT = """[project]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kernel_lock import tomlread
+from kernel_lock.core import tomlread
 
 
 def write_egg_lockfile(cmd: Any, basename: str, filename: str) -> None:

@@ -72,7 +72,7 @@ def lock_file() -> Path | None:
 
 
 def verify_mode() -> str | None:
-    """`KERNEL_LOCK_VERIFY`, as written (validated by `kernel_lock.verify.verify_mode`)."""
+    """`KERNEL_LOCK_VERIFY`, as written (validated by `kernel_lock.cache.verify.verify_mode`)."""
     return _get(VERIFY)
 
 

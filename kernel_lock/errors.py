@@ -323,7 +323,7 @@ class CommitNotOnRef(VerificationError):
 class DigestError(VerificationError):
     """A variant disagrees with the publisher's digest in its `metadata.json`, or that digest is malformed.
 
-    `violations` holds the differences as `kernel_lock.digest` reports them (empty for a malformed digest).
+    `violations` holds the differences as `kernel_lock.lock.digest` reports them (empty for a malformed digest).
     """
 
     code = "digest-mismatch"

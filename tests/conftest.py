@@ -107,10 +107,10 @@ def forget_kernels(*prefixes: str) -> Iterator[None]:
     """For an autouse fixture: each test imports its kernels afresh (the loader imports once per process)."""
     import sys
 
-    import kernel_lock.load as load_module
+    from kernel_lock.load import _registry as registry
 
-    load_module._loaded.clear()
+    registry.loaded.clear()
     yield
-    load_module._loaded.clear()
+    registry.loaded.clear()
     for name in [n for n in sys.modules if n.startswith(prefixes)]:
         del sys.modules[name]

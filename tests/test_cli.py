@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel_lock.lockfile import read_lock
+from kernel_lock.core.lockfile import read_lock
 from kernel_lock.testing import repo_files
 
 ELABORATE = """\

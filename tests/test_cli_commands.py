@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel_lock import __version__, clidoc
-from kernel_lock.cache import hub_cache_dir
-from kernel_lock.lockfile import read_lock
+from kernel_lock import __version__
+from kernel_lock.cli import doc as clidoc
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import hub_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 RELU_V2 = '"kernels-community/relu" = 2'  # relu v2 depends on activation v1
@@ -18,10 +19,10 @@ CPU = "torch213-cxx11-cpu-x86_64-linux"
 def test_the_command_reference_is_current() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert clidoc.readme(readme) == readme, (
-        "README.md's reference is stale: run `python -m kernel_lock.clidoc`"
+        "README.md's reference is stale: run `python -m kernel_lock.cli.doc`"
     )
     assert (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") == clidoc.reference(), (
-        "docs/cli.md is stale: run `python -m kernel_lock.clidoc`"
+        "docs/cli.md is stale: run `python -m kernel_lock.cli.doc`"
     )
     for name in ("init", "add", "lock", "sync", "tree", "completion", "env"):
         assert f"`kernel-lock {name} " in readme

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.lockfile import read_lock
+from kernel_lock.core.lockfile import read_lock
 from kernel_lock.testing import repo_files
 from kernel_lock.testing.upstream import KERNELS_CLI
 

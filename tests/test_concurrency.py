@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.lockfile import read_lock
-from kernel_lock.sync import selected_variants, sync_project
-from kernel_lock.target import Target, parse_target
-from kernel_lock.verify import VariantCheck
+from kernel_lock.cache.sync import selected_variants, sync_project
+from kernel_lock.cache.verify import VariantCheck
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.target import Target, parse_target
 
 RELU = '"kernels-community/relu" = 1'
 ACTIVATION = '"kernels-community/activation" = 1'

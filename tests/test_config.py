@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.config import Dependency, load_project, parse_kernels_table
+from kernel_lock.core.requirement import Dependency
 from kernel_lock.errors import ConfigError, KernelLockWarning
+from kernel_lock.project.config import load_project, parse_kernels_table
 
 
 def parse(deps: dict) -> dict[str, Dependency]:

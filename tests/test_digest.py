@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.digest import (
+from kernel_lock.lock.digest import (
     AlgorithmMismatch,
     HashMismatch,
     MalformedDigest,

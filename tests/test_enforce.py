@@ -17,7 +17,6 @@ import pytest
 
 import kernel_lock
 import kernel_lock.enforcement as enforce_module
-import kernel_lock.load as load_module
 from kernel_lock.errors import (
     NotLockedError,
     NotSyncedError,
@@ -25,6 +24,7 @@ from kernel_lock.errors import (
     UnsupportedKernelsVersion,
     VerificationError,
 )
+from kernel_lock.load import _registry as registry
 from kernel_lock.testing import LocalHub
 from kernel_lock.testing.pytest_plugin import point_clients_at
 from kernel_lock.testing.transformers_kernels import MARKER_ENV, publish_transformers_kernels
@@ -50,7 +50,7 @@ def clean_state() -> Iterator[None]:
     before = set(sys.modules)
     yield
     enforce_module.disable()
-    load_module._loaded.clear()
+    registry.loaded.clear()
     kernels_module("layer.layer")._CACHED_LAYER.clear()
     kernels_module("importer")._loaded_kernels.clear()
     for name in set(sys.modules) - before:
@@ -166,8 +166,8 @@ def test_kernelize_a_tiny_llama_with_locked_layers_on_cpu(synced, tf_hub, tmp_pa
 
 
 def test_a_tampered_file_is_refused_before_any_kernel_code_runs(synced, tmp_path) -> None:
-    from kernel_lock.cache import variant_dir
-    from kernel_lock.lockfile import read_lock
+    from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.core.records import variant_dir
 
     entry = read_lock(synced / "kernels.lock").find("kernels-community/activation")
     layers = variant_dir(entry.repo_id, entry.commit, "torch-cpu") / "layers.py"
@@ -184,8 +184,8 @@ def test_a_tampered_file_is_refused_before_any_kernel_code_runs(synced, tmp_path
 
 
 def test_a_planted_bytecode_cache_is_never_run(synced, tmp_path) -> None:
-    from kernel_lock.cache import variant_dir
-    from kernel_lock.lockfile import read_lock
+    from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.core.records import variant_dir
 
     entry = read_lock(synced / "kernels.lock").find("kernels-community/rotary")
     vdir = variant_dir(entry.repo_id, entry.commit, "torch-cpu")
@@ -235,7 +235,7 @@ def test_not_strict_warns_and_lets_kernels_load_it(tf_hub, make_project, cli, mo
 
 def test_local_kernel_overrides_are_refused(synced, monkeypatch, tmp_path) -> None:
     kernel_lock.enforce(synced / "kernels.lock")
-    from kernel_lock.cache import repo_dir
+    from kernel_lock.core.records import repo_dir
 
     snapshot = next((repo_dir("kernels-community/activation") / "snapshots").iterdir())
     with pytest.raises(NotLockedError, match="local path"):
@@ -304,7 +304,7 @@ def test_kernel_dependencies_come_from_the_lock_too(hub_env, make_project, cli) 
     assert relu.VERSION == 2
     loaded = {k.repo_info.repo_id: k.module for k in kernels.get_loaded_kernels()}
     assert set(loaded) == {"kernels-community/relu", "kernels-community/activation"}
-    ours = {key[0]: module for key, module in load_module._loaded.items()}
+    ours = {key[0]: module for key, module in registry.loaded.items()}
     assert ours == loaded  # imported once each, by kernel-lock's verified loader
     assert hub_env.requests == []
 

@@ -70,7 +70,7 @@ def test_settings_are_read_when_asked_for(monkeypatch, tmp_path) -> None:
 ENVIRONMENT_READERS = {
     "kernel_lock/env.py": "the one place settings are read",
     "kernel_lock/cli/command.py": "--offline sets HF_HUB_OFFLINE for one command and restores what was there",
-    "kernel_lock/site/sitecustomize.py": "decides before importing anything whether enforcement is wanted",
+    "kernel_lock/enforcement/site/sitecustomize.py": "decides before importing anything whether enforcement is wanted",
     "kernel_lock/testing/transformers_kernels.py": "source text of a fixture kernel, not code of ours that runs",
 }
 

@@ -13,7 +13,7 @@ import click
 import pytest
 from test_examples import kernel_lock
 
-from kernel_lock.lockfile import read_lock
+from kernel_lock.core.lockfile import read_lock
 
 RELU_V1 = '"kernels-community/relu" = 1'
 RELU_V2 = '"kernels-community/relu" = 2'

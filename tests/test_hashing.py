@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache import Fingerprint, ManifestEntry
-from kernel_lock.hashing import git_blob_sha1, hash_file
-from kernel_lock.verify import PARALLEL_HASH_MIN_BYTES, FileHashes, hash_files, inspect_file
+from kernel_lock.cache.verify import PARALLEL_HASH_MIN_BYTES, FileHashes, hash_files, inspect_file
+from kernel_lock.core.hashing import git_blob_sha1, hash_file
+from kernel_lock.core.records import Fingerprint, ManifestEntry
 
 MIB = 1 << 20
 

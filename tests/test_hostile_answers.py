@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache import hub_cache_dir, record_path, repo_dir, variant_dir
-from kernel_lock.lockfile import Lock, LockedKernel, read_lock
+from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.lockfile import Lock, LockedKernel, read_lock
+from kernel_lock.core.records import hub_cache_dir, record_path, repo_dir, variant_dir
 from kernel_lock.testing import Answer, LocalHub, git_blob_id, lfs_pointer
-from kernel_lock.verify import check_variant
 
 CPU = "torch213-cxx11-cpu-x86_64-linux"
 OTHER = "torch-cpu"
@@ -464,7 +464,7 @@ def test_run_sync_takes_its_lock_through_nothing_planted(hub_env, world, tmp_pat
     import subprocess
     import sys
 
-    from kernel_lock.run import SYNC_LOCK
+    from kernel_lock.enforcement.run import SYNC_LOCK
 
     victim = a_victim(tmp_path)
     elsewhere = victim.parent
@@ -496,7 +496,7 @@ def test_sync_takes_a_variant_lock_through_nothing_planted(hub_env, world, cli, 
 
 
 def test_a_lock_file_replaced_by_a_folder_is_our_error(hub_env, tmp_path) -> None:
-    from kernel_lock.cachepaths import cache_file_lock
+    from kernel_lock.core.cache_layout import cache_file_lock
     from kernel_lock.errors import CacheError
 
     (tmp_path / "x.lock").mkdir()

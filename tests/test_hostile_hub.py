@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache import hub_cache_dir, variant_dir
+from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.hashing import variant_hash
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import hub_cache_dir, variant_dir
 from kernel_lock.errors import HubError
-from kernel_lock.hashing import variant_hash
-from kernel_lock.hub import TreeEntry
-from kernel_lock.lockfile import read_lock
-from kernel_lock.lockhashes import list_variants
+from kernel_lock.hub.client import TreeEntry
+from kernel_lock.lock.hashes import list_variants
 from kernel_lock.testing import Fault, LocalHub, repo_files
-from kernel_lock.verify import check_variant
 
 RELU = '"kernels-community/relu" = 1'
 CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"

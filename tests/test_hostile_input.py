@@ -15,9 +15,9 @@ from collections import Counter
 
 import pytest
 
+from kernel_lock.core.lockfile import read_lock
 from kernel_lock.errors import LockfileError
-from kernel_lock.load import get_kernel
-from kernel_lock.lockfile import read_lock
+from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing import LocalHub, repo_files
 
 COUNTS: Counter[str] = Counter()
@@ -165,7 +165,7 @@ def locked_elsewhere(hub: LocalHub, root, repo_id: str, files: dict[str, bytes])
     """Point the project's lock at a commit of `files`, hashed as a lock written by another tool would be."""
     import hashlib
 
-    from kernel_lock.hashing import variant_hash
+    from kernel_lock.core.hashing import variant_hash
 
     repo = hub.create_repo(repo_id + "-bad")
     commit = repo.commit(files, branch="v1")  # on the history of the ref the lock's requirement names
@@ -213,7 +213,7 @@ def test_metadata_with_a_key_twice_is_refused_at_lock_sync_and_verify(
 
 
 def test_publisher_digest_of_a_metadata_with_a_key_twice_is_refused() -> None:
-    from kernel_lock.digest import MalformedDigest, parse_digest
+    from kernel_lock.lock.digest import MalformedDigest, parse_digest
 
     metadata = repo_files(["torch-cpu"], name="twice")["build/torch-cpu/metadata.json"]
     assert parse_digest(metadata) is not None

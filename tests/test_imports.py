@@ -149,7 +149,7 @@ def test_the_public_api_is_pinned_and_typed() -> None:
     source = Path(kernel_lock.__file__).read_text(encoding="utf-8")
     for name in kernel_lock._EXPORTS:
         assert callable(getattr(kernel_lock, name))
-        assert re.search(rf"^    from kernel_lock\.\w+ import .*\b{name}\b", source, re.M), (
+        assert re.search(rf"^    from kernel_lock(\.\w+)+ import .*\b{name}\b", source, re.M), (
             f"{name}: no typed import"
         )
 
@@ -158,7 +158,7 @@ def test_a_kernel_without_python_depends_costs_no_metadata_lookup() -> None:
     """`importlib.metadata` (about 25 ms in a fresh process) is imported only to look up a kernel's needs."""
     script = (
         "import sys\n"
-        "from kernel_lock.pydeps import missing\n"
+        "from kernel_lock.cache.pydeps import missing\n"
         "for name in [m for m in sys.modules if m == 'importlib.metadata' or m.startswith('importlib.metadata.')]:\n"
         "    del sys.modules[name]\n"
         "assert missing([]) == []\n"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lock.core.lockfile import Lock, read_lock
 from kernel_lock.errors import KernelLockError, LockfileError
-from kernel_lock.interop import export_lock, import_lock
-from kernel_lock.lockfile import Lock, read_lock
+from kernel_lock.lock.interop import export_lock, import_lock
 from kernel_lock.testing.upstream import KERNELS_CLI
 
 RELU_V2 = '"kernels-community/relu" = 2'  # relu v2 depends on activation v1

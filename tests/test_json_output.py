@@ -80,7 +80,7 @@ def test_every_command_writes_its_documented_schema(hub_env, make_project, tmp_p
     for name, run in documents.items():
         assert run.exit_code == 0, (name, run.stderr)
         check(run, name)
-    from kernel_lock.reports import REPORTS
+    from kernel_lock.cli.reports import REPORTS
 
     assert set(REPORTS) == {*documents, "error"}, "every report has a test here"
     assert check(documents["lock"], "lock")["kernels"][0]["repo-id"] == "kernels-community/relu"

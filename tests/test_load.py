@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import kernel_lock.load as load_module
-from kernel_lock.cache import variant_dir
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import LockfileError, NotSyncedError, VerificationError
-from kernel_lock.load import LockedLayerRepository, get_kernel
-from kernel_lock.lockfile import read_lock
+from kernel_lock.load import _registry as registry
+from kernel_lock.load.locked import LockedLayerRepository, get_kernel
 from kernel_lock.testing.upstream import loaded_kernels_module
 
 pytestmark = pytest.mark.torch
@@ -30,12 +30,12 @@ DEPS = ('"kernels-community/relu" = 1', '"kernels-community/old-relu" = 2')
 def fresh_imports() -> Iterator[None]:
     """Each test starts with no kernel imported (the loader imports once per process)."""
     before = set(sys.modules)
-    load_module._loaded.clear()
+    registry.loaded.clear()
     layer = loaded_kernels_module("layer.layer")
     if layer is not None:
         layer._CACHED_LAYER.clear()  # kernels caches layer classes per (equal) repository across tests
     yield
-    load_module._loaded.clear()
+    registry.loaded.clear()
     for name in set(sys.modules) - before:
         if name.startswith(("_relu", "_activation")):
             del sys.modules[name]

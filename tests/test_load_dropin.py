@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import kernel_lock.load as load_module
 from kernel_lock.errors import LockfileError, NotSyncedError
-from kernel_lock.load import get_kernel
+from kernel_lock.load import _registry as registry
+from kernel_lock.load.locked import get_kernel
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="loading a fixture kernel needs torch (marker `torch`)")
@@ -26,9 +26,9 @@ CUDA_TARGET = "torch213-cxx11-cu126-x86_64-linux"
 @pytest.fixture(autouse=True)
 def fresh_imports() -> Iterator[None]:
     before = set(sys.modules)
-    load_module._loaded.clear()
+    registry.loaded.clear()
     yield
-    load_module._loaded.clear()
+    registry.loaded.clear()
     for name in set(sys.modules) - before:
         if name.startswith(("_relu", "_activation")):
             del sys.modules[name]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.hashing import git_blob_sha1
-from kernel_lock.lockfile import read_lock
+from kernel_lock.core.hashing import git_blob_sha1
+from kernel_lock.core.lockfile import read_lock
 from kernel_lock.testing import LocalHub, repo_files
 
 RELU = '"kernels-community/relu" = 1'

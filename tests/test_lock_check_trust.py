@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.lockfile import read_lock
+from kernel_lock.core.lockfile import read_lock
 from kernel_lock.testing import LocalHub, repo_files
 
 COUNTS: Counter[str] = Counter()

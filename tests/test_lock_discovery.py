@@ -17,17 +17,17 @@ from types import ModuleType
 import pytest
 
 from kernel_lock.errors import LockfileError
-from kernel_lock.load import find_lock
+from kernel_lock.load.locked import find_lock
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="loading a fixture kernel needs torch (marker `torch`)")
 
 REPO = "kernels-community/relu"
 SCRIPT = """
-import kernel_lock.load as load
+from kernel_lock.load import _registry as registry
 from kernel_lock import get_kernel
 get_kernel("kernels-community/relu", download=True)
-print(*[commit for (_, commit, _) in load._loaded])
+print(*[commit for (_, commit, _) in registry.loaded])
 """
 COUNTS = {
     "lock discovery attacks tried": 5,

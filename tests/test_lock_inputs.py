@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache import (
+from kernel_lock.cache.verify import inspect_file
+from kernel_lock.core.hashing import variant_hash
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import (
     RECORD_DIR,
     Fingerprint,
     blob_path,
@@ -28,10 +31,7 @@ from kernel_lock.cache import (
     variant_dir,
     write_record,
 )
-from kernel_lock.hashing import variant_hash
-from kernel_lock.lockfile import read_lock
 from kernel_lock.testing import LocalHub, git_blob_id, variant_files
-from kernel_lock.verify import inspect_file
 
 REPO = "kernels-community/crafted"
 VARIANT = "torch-universal"
@@ -163,10 +163,10 @@ def test_planted_copies_that_do_not_match_are_refetched_and_good_ones_save_reque
 
 def locked_at(root: Path, commit: str, *, hash_type: str = "sha256") -> None:
     """Rewrite the project's lock as an attacker would: the entry moved to `commit`, its hashes recomputed."""
-    from kernel_lock.config import load_project
-    from kernel_lock.hub import Hub
-    from kernel_lock.lockfile import write_lock
-    from kernel_lock.resolve import LockRequest, Pin, lock_dependencies
+    from kernel_lock.core.lockfile import write_lock
+    from kernel_lock.hub.client import Hub
+    from kernel_lock.lock.resolve import LockRequest, Pin, lock_dependencies
+    from kernel_lock.project.config import load_project
 
     project = load_project(root)
     request = LockRequest(pins={Pin(REPO): commit}, hash_type=hash_type, signing=project.signing())  # type: ignore[arg-type]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kernel_lock.config import Dependency
-from kernel_lock.lockfile import Lock, LockedKernel, RequiredBy
-from kernel_lock.resolve import DependencyGraph, LockRequest, Pin, _Node, _plan
+from kernel_lock.core.lockfile import Lock, LockedKernel, RequiredBy
+from kernel_lock.core.requirement import Dependency
+from kernel_lock.lock.resolve import DependencyGraph, LockRequest, Pin, _Node, _plan
 
 V1 = Dependency(version=1)
 HASH = "sha256-" + "0" * 64

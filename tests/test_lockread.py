@@ -13,11 +13,11 @@ import sys
 
 import pytest
 
+from kernel_lock.core.lockfile import Lock, LockedKernel, Provenance, RequiredBy, read_lock
+from kernel_lock.core.lockfile_reader import read
+from kernel_lock.core.signers import Signer
 from kernel_lock.errors import KernelLockError
-from kernel_lock.lockfile import Lock, LockedKernel, Provenance, RequiredBy, read_lock
-from kernel_lock.lockread import read
-from kernel_lock.quickload import plain_lock
-from kernel_lock.signers import Signer
+from kernel_lock.load._fast import plain_lock
 
 if sys.version_info >= (3, 11):
     import tomllib

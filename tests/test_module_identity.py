@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import kernel_lock.load as load_module
 from kernel_lock.errors import VerificationError
-from kernel_lock.load import get_kernel
+from kernel_lock.load import _registry as registry
+from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing import LocalHub, repo_files
 
 pytestmark = pytest.mark.torch
@@ -29,9 +29,9 @@ TARGET = "torch213-cxx11-cpu-x86_64-linux"  # the noarch torch-cpu variant is wh
 @pytest.fixture(autouse=True)
 def fresh_imports() -> Iterator[None]:
     before = set(sys.modules)
-    load_module._loaded.clear()
+    registry.loaded.clear()
     yield
-    load_module._loaded.clear()
+    registry.loaded.clear()
     for name in set(sys.modules) - before:
         if name.startswith("_dup"):
             del sys.modules[name]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache import hub_cache_dir
-from kernel_lock.lockfile import read_lock
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import hub_cache_dir
 
 CPU = "torch213-cxx11-cpu-x86_64-linux"
 

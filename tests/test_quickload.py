@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache import record_path, variant_dir
-from kernel_lock.lockfile import LockedKernel, read_lock
-from kernel_lock.verify import check_variant
+from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.lockfile import LockedKernel, read_lock
+from kernel_lock.core.records import record_path, variant_dir
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch")
@@ -104,7 +104,7 @@ def test_a_folder_replaced_by_a_symlink_goes_to_the_full_check_and_is_refused(
 ) -> None:
     import shutil
 
-    from kernel_lock.cache import repo_dir
+    from kernel_lock.core.records import repo_dir
 
     entry = _entry(synced)
     vdir = variant_dir(entry.repo_id, entry.commit, CPU)
@@ -181,10 +181,10 @@ EDGES = [
 
 @pytest.mark.parametrize("text", EDGES)
 def test_the_quick_checks_agree_with_the_models_patterns(text) -> None:
-    from kernel_lock import quickload
-    from kernel_lock.cache import ManifestEntry
-    from kernel_lock.config import COMMIT_RE, REPO_ID_RE
-    from kernel_lock.lockfile import VARIANT_NAME_RE
+    from kernel_lock.core.lockfile import VARIANT_NAME_RE
+    from kernel_lock.core.records import ManifestEntry
+    from kernel_lock.core.requirement import COMMIT_RE, REPO_ID_RE
+    from kernel_lock.load import _fast as quickload
 
     repo = REPO_ID_RE.fullmatch(text) is not None and "--" not in text and ".." not in text
     assert quickload._is_repo(text) == repo

@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
-import kernel_lock.load as load_module
-from kernel_lock.cache import record_path, repo_dir, variant_dir
+from kernel_lock.cache.verify import check_variant, walk
+from kernel_lock.core.lockfile import Lock, LockedKernel, Provenance, read_lock, write_lock
+from kernel_lock.core.records import record_path, repo_dir, variant_dir
+from kernel_lock.core.signers import Signer
+from kernel_lock.core.tomlread import loads as toml_loads
 from kernel_lock.errors import NotSyncedError, VerificationError
-from kernel_lock.load import get_kernel
-from kernel_lock.lockfile import Lock, LockedKernel, Provenance, read_lock, write_lock
-from kernel_lock.quickload import _files_under, _verified_without_hashing, plain_lock, quick_get_kernel
-from kernel_lock.signers import Signer
-from kernel_lock.tomlread import loads as toml_loads
-from kernel_lock.verify import check_variant, walk
+from kernel_lock.load import _registry as registry
+from kernel_lock.load._fast import _files_under, _verified_without_hashing, plain_lock, quick_get_kernel
+from kernel_lock.load.locked import get_kernel
 
 REPO = "quick-org/k"
 VARIANT = "torch-cpu"  # the noarch variant the tests' declared CPU target selects
@@ -99,9 +99,9 @@ class World:
 @pytest.fixture(autouse=True)
 def fresh_imports() -> Iterator[None]:
     """Each test imports the kernel afresh (the loader imports once per process)."""
-    load_module._loaded.clear()
+    registry.loaded.clear()
     yield
-    load_module._loaded.clear()
+    registry.loaded.clear()
     for name in [n for n in sys.modules if n.startswith(MODULE)]:
         del sys.modules[name]
 

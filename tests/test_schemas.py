@@ -10,8 +10,8 @@ import pydantic
 import pytest
 from packaging.version import Version
 
-from kernel_lock import tomlread
-from kernel_lock.schemas import render
+from kernel_lock.cli.schemas import render
+from kernel_lock.core import tomlread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_schemas_are_current() -> None:
     for name, text in render().items():
         assert (ROOT / "schemas" / name).read_text(encoding="utf-8") == text, (
-            f"schemas/{name} is stale: run `python -m kernel_lock.schemas`"
+            f"schemas/{name} is stale: run `python -m kernel_lock.cli.schemas`"
         )
 
 

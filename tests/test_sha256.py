@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from kernel_lock.cache import hub_cache_dir, read_record, record_path
-from kernel_lock.digest import publisher_digest
-from kernel_lock.lockfile import read_lock
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import hub_cache_dir, read_record, record_path
+from kernel_lock.lock.digest import publisher_digest
 from kernel_lock.testing import LocalHub, git_blob_id, variant_files
 from kernel_lock.testing.fixtures import BUILDER_VERSION, RELU_V1_FIRST_VARIANTS
 

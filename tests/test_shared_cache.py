@@ -26,13 +26,13 @@ from pathlib import Path
 import pytest
 from conftest import forget_kernels
 
-import kernel_lock.load as load_module
-from kernel_lock.cache import record_path, repo_dir, variant_dir
+from kernel_lock.core.fsutil import first_shared
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import record_path, repo_dir, variant_dir
 from kernel_lock.errors import VerificationError
-from kernel_lock.fsutil import first_shared
-from kernel_lock.load import get_kernel
-from kernel_lock.lockfile import read_lock
-from kernel_lock.quickload import quick_get_kernel
+from kernel_lock.load import _registry as registry
+from kernel_lock.load._fast import quick_get_kernel
+from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing.pytest_plugin import point_clients_at
 
 REPO = "team-org/k"
@@ -224,7 +224,7 @@ def test_in_a_team_cache_another_user_cannot_roll_a_file_back(
         os.umask(old_umask)
     assert get_kernel(REPO, lockfile=world.lockfile) is not None  # before the attack: it loads (by hashing)
     assert world.ran() == ["new"]
-    load_module._loaded.clear()
+    registry.loaded.clear()
     del sys.modules["_team_k_team"]
     world.marker.unlink()
     assert _attack(world, other) in ("in place", "replaced")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.signers import DEFAULT_SIGNERS, GITHUB_ACTIONS_ISSUER, Signer, policy
 from kernel_lock.errors import SignatureError
-from kernel_lock.lockfile import read_lock
-from kernel_lock.signatures import Verifiers, Where, verify_signature
-from kernel_lock.signers import DEFAULT_SIGNERS, GITHUB_ACTIONS_ISSUER, Signer, policy
+from kernel_lock.lock.signatures import Verifiers, Where, verify_signature
 from kernel_lock.testing import LocalHub, repo_files
 from kernel_lock.testing.sigstore_instance import SigstoreInstance
 from kernel_lock.testing.upstream import kernels_module
@@ -368,7 +368,7 @@ def test_a_bad_signature_is_a_lock_error_naming_the_variant(
     assert "Traceback" not in run.stderr
     assert not (root / "kernels.lock").exists()
 
-    from kernel_lock.locking import lock_project
+    from kernel_lock.lock.project import lock_project
 
     with pytest.raises(SignatureError) as caught:
         lock_project(root)
@@ -523,8 +523,8 @@ def test_no_signature_path_never_imports_sigstore(
 ) -> None:
     root = make_project('"kernels-community/relu" = 1')
     code = (
-        "import sys\nfrom kernel_lock.locking import lock_project, recheck_signatures, check_lock\n"
-        f"lock_project({str(root)!r})\nrecheck_signatures(__import__('kernel_lock.config').config.load_project({str(root)!r}), check_lock({str(root)!r}))\n"
+        "import sys\nfrom kernel_lock.lock.project import lock_project, recheck_signatures, check_lock\n"
+        f"lock_project({str(root)!r})\nrecheck_signatures(__import__('kernel_lock.project.config').project.config.load_project({str(root)!r}), check_lock({str(root)!r}))\n"
         "assert 'sigstore' not in sys.modules, 'sigstore imported'\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
@@ -747,7 +747,7 @@ def test_a_signed_build_replayed_in_another_place_is_refused(
     )
     assert not (root / "kernels.lock").exists()
 
-    from kernel_lock.locking import lock_project
+    from kernel_lock.lock.project import lock_project
 
     with pytest.raises(SignatureError) as caught:
         lock_project(root)
@@ -761,10 +761,10 @@ def test_a_signed_build_replayed_is_refused_again_by_lock_check_and_verify(
     cli: Callable[..., object],
 ) -> None:
     """A lock written by an older kernel-lock (or by hand) that records the replay is caught offline too."""
-    from kernel_lock.config import load_project
-    from kernel_lock.hub import Hub
-    from kernel_lock.lockfile import write_lock
-    from kernel_lock.resolve import LockRequest, lock_dependencies
+    from kernel_lock.core.lockfile import write_lock
+    from kernel_lock.hub.client import Hub
+    from kernel_lock.lock.resolve import LockRequest, lock_dependencies
+    from kernel_lock.project.config import load_project
 
     genuine = _signed(hub_env, instance, "victim")
     repo = hub_env.create_repo("kernels-community/victim", repo_type="kernel")
@@ -798,8 +798,8 @@ def test_require_signature_is_enforced_at_sync_not_taken_from_the_lock(
     signature cannot be re-checked offline there); sync verifies it from the files it fetched."""
     import shutil
 
-    from kernel_lock.cache import repo_dir
-    from kernel_lock.lockfile import write_lock
+    from kernel_lock.core.lockfile import write_lock
+    from kernel_lock.core.records import repo_dir
 
     publish(hub_env, instance, "kernel", BUILD, skip=("torch-cpu",))
     root = signed_project('"kernels-community/kernel" = 1')
@@ -836,8 +836,8 @@ def test_lock_check_takes_no_signature_material_from_the_cache_on_trust(
 ) -> None:
     """An unsigned variant, a forged signed-by, and another commit's genuinely signed metadata.json and bundle
     planted as lock's kept copies: `lock --check` must not count that as the locked variant's signature."""
-    from kernel_lock.cache import RECORD_DIR, repo_dir
-    from kernel_lock.lockfile import write_lock
+    from kernel_lock.core.lockfile import write_lock
+    from kernel_lock.core.records import RECORD_DIR, repo_dir
 
     old = publish(hub_env, instance, "kernel", BUILD)
     files = instance.sign_variants(repo_files(VARIANTS, name="kernel", seed="b"), BUILD, skip=("torch-cpu",))

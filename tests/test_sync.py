@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kernel_lock import env
-from kernel_lock.cache import hub_cache_dir, record_path, variant_dir
-from kernel_lock.lockfile import read_lock
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import hub_cache_dir, record_path, variant_dir
 from kernel_lock.testing import Fault
 
 RELU = '"kernels-community/relu" = 1'
@@ -55,8 +55,8 @@ def test_sync_for_the_default_target(locked, cli) -> None:
 
 @pytest.mark.torch  # without torch, detection would depend on this machine's CUDA libraries
 def test_sync_for_the_detected_environment(locked, cli, monkeypatch) -> None:
-    from kernel_lock.target import detect_target
-    from kernel_lock.variants import select_variant
+    from kernel_lock.core.target import detect_target
+    from kernel_lock.core.variants import select_variant
 
     monkeypatch.delenv(env.TARGET)
     lock = read_lock(locked / "kernels.lock")
@@ -69,7 +69,7 @@ def test_sync_for_the_detected_environment(locked, cli, monkeypatch) -> None:
 
 def test_declared_cuda_target_without_importing_torch(locked, hub_env) -> None:
     code = (
-        "import sys; from kernel_lock.sync import sync_project; from kernel_lock.target import parse_target;"
+        "import sys; from kernel_lock.cache.sync import sync_project; from kernel_lock.core.target import parse_target;"
         f"r = sync_project({str(locked)!r}, target=parse_target({CUDA_TARGET!r}));"
         "print(sorted((c.repo_id, c.variant) for c in r.checks)); assert 'torch' not in sys.modules"
     )
@@ -150,8 +150,8 @@ def test_corrupted_bytes_are_refused_then_repaired(locked, hub_env, cli) -> None
 
 
 def test_a_failed_sync_names_each_failed_variant_in_fields(locked, hub_env) -> None:
+    from kernel_lock.cache.sync import sync_project
     from kernel_lock.errors import SyncFailed
-    from kernel_lock.sync import sync_project
 
     hub_env.add_fault(Fault(kind="corrupt", match=r"relu/resolve/.*/layers\.py$", count=None))
     with pytest.raises(SyncFailed) as raised:

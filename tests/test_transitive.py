@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import kernel_lock.load as load_module
-from kernel_lock.cache import variant_dir
+from kernel_lock.core.lockfile import read_lock
+from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import MissingPythonDependency, VerificationError
-from kernel_lock.load import get_kernel
-from kernel_lock.lockfile import read_lock
+from kernel_lock.load import _registry as registry
+from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing import LocalHub
 
 VARIANT = "torch-cpu"
@@ -61,10 +61,10 @@ def publish(hub: LocalHub, name: str, **kw) -> str:
 def fresh_imports() -> Iterator[None]:
     import builtins
 
-    load_module._loaded.clear()
+    registry.loaded.clear()
     builtins.__dict__.pop("kernel_lock_import_order", None)
     yield
-    load_module._loaded.clear()
+    registry.loaded.clear()
     for name in [n for n in sys.modules if n.endswith("_test")]:
         del sys.modules[name]
 

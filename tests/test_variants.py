@@ -19,9 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from kernel_lock import target as target_module
-from kernel_lock.errors import NoVariantFits, VariantError
-from kernel_lock.target import (
+from kernel_lock.core import target as target_module
+from kernel_lock.core.target import (
     Target,
     backend_variant_str,
     detect_target,
@@ -29,7 +28,7 @@ from kernel_lock.target import (
     parse_target,
     target_from_options,
 )
-from kernel_lock.variants import (
+from kernel_lock.core.variants import (
     FREE_THREADED,
     NOT_A_VARIANT,
     Decision,
@@ -41,6 +40,7 @@ from kernel_lock.variants import (
     rules_for,
     select_variant,
 )
+from kernel_lock.errors import NoVariantFits, VariantError
 
 pytestmark = pytest.mark.kernels
 _WHY = "test_variants.py compares with the kernels library (marker `kernels`)"
@@ -337,7 +337,7 @@ def test_the_installed_release_s_rules_are_found_without_importing_it() -> None:
     """Selection follows the installed kernels; finding which costs no import (the quick load needs it)."""
     code = (
         "import json, sys\n"
-        "from kernel_lock.variants import installed_rules\n"
+        "from kernel_lock.core.variants import installed_rules\n"
         "print(json.dumps({'rules': installed_rules(), 'kernels_imported': 'kernels' in sys.modules}))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
@@ -653,7 +653,7 @@ def test_detect_target_matches_torch() -> None:
 def test_detect_target_does_not_import_torch() -> None:
     code = (
         "import json, sys\n"
-        "from kernel_lock.target import detect_target; t = detect_target()\n"
+        "from kernel_lock.core.target import detect_target; t = detect_target()\n"
         "print(json.dumps({'torch_imported': 'torch' in sys.modules, 'kernels_imported': 'kernels' in sys.modules,"
         " 'spec': t.spec()}))"
     )
@@ -724,7 +724,9 @@ def test_detection_from_torch_s_files_agrees_with_the_imported_torch() -> None:
     """A process without torch (the CLI) reads its files; one with torch asks it: both see the same target."""
     import torch  # noqa: F401 - imported, so detect_target asks torch
 
-    child = "import sys; from kernel_lock.target import detect_target; print(repr(tuple(detect_target())))"
+    child = (
+        "import sys; from kernel_lock.core.target import detect_target; print(repr(tuple(detect_target())))"
+    )
     child += "; assert 'torch' not in sys.modules"
     proc = subprocess.run(
         [sys.executable, "-c", child], capture_output=True, text=True, timeout=60, check=True

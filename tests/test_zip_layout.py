@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from conftest import forget_kernels
 
-import kernel_lock.load as load_module
-from kernel_lock.cache import variant_dir
+from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.lockfile import LockedKernel, read_lock
+from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import VerificationError
-from kernel_lock.load import LockedLayerRepository, get_kernel
-from kernel_lock.lockfile import LockedKernel, read_lock
-from kernel_lock.quickload import quick_get_kernel
+from kernel_lock.load import _registry as registry
+from kernel_lock.load._fast import quick_get_kernel
+from kernel_lock.load._verified_import import locked_files
+from kernel_lock.load.locked import LockedLayerRepository, get_kernel
 from kernel_lock.testing.fixtures import zip_archive
-from kernel_lock.verifiedimport import locked_files
-from kernel_lock.verify import check_variant
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="the fixture kernel computes with torch (marker `torch`)")
@@ -127,7 +127,7 @@ def test_an_archive_swapped_between_the_check_and_the_import_is_refused(synced) 
         {p: fp.model_dump() for p, fp in check.record.verified.items()},
     )
     with pytest.raises(VerificationError, match=rf"{archive.name}: content changed"):
-        load_module.import_variant(check.path, where=f"{REPO} variant {VARIANT}", files=files)
+        registry.import_variant(check.path, where=f"{REPO} variant {VARIANT}", files=files)
 
 
 @pytest.mark.kernels

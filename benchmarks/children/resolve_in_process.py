@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 t0 = time.perf_counter()
-from kernel_lock.config import load_project  # noqa: E402 - the import is timed
-from kernel_lock.hub import Hub  # noqa: E402
-from kernel_lock.resolve import LockRequest, lock_dependencies  # noqa: E402
+from kernel_lock.hub.client import Hub  # noqa: E402
+from kernel_lock.lock.resolve import LockRequest, lock_dependencies  # noqa: E402
+from kernel_lock.project.config import load_project  # noqa: E402 - the import is timed
 
 t1 = time.perf_counter()
 project = load_project(Path(sys.argv[1]))

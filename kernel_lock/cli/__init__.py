@@ -128,7 +128,7 @@ def completion(*, out: Output, shell: Literal["bash", "zsh", "fish"]) -> int:
     """
     from click.shell_completion import get_completion_class
 
-    from kernel_lock.reports import CompletionReport
+    from kernel_lock.cli.reports import CompletionReport
 
     cls = get_completion_class(shell)
     assert cls is not None

@@ -14,7 +14,7 @@ from kernel_lock.cli.command import command
 from kernel_lock.cli.exitcodes import EXIT_CHECK_FAILED, EXIT_OK
 from kernel_lock.cli.options import announce_target, project_option, target_options
 from kernel_lock.cli.output import Output, decision_lines, decision_status, table
-from kernel_lock.target import TargetChoice
+from kernel_lock.core.target import TargetChoice
 
 
 @click.command()
@@ -27,10 +27,10 @@ def versions(*, out: Output, repo: str, target: TargetChoice | None) -> int:
     With --verbose, one line per variant: preferred, compatible, or rejected and why, for this
     environment (or the one --target declares).
     """
-    from kernel_lock.hub import Hub
-    from kernel_lock.reports import DecisionReport, TargetReport, VersionReport, VersionsReport
-    from kernel_lock.variants import rank_variants
-    from kernel_lock.versions import list_versions
+    from kernel_lock.cli.reports import DecisionReport, TargetReport, VersionReport, VersionsReport
+    from kernel_lock.core.variants import rank_variants
+    from kernel_lock.hub.client import Hub
+    from kernel_lock.inspect.versions import list_versions
 
     choice = announce_target(out, target)
     hub = Hub()
@@ -106,8 +106,8 @@ def status(
 
     Also says whether kernels.lock still matches pyproject.toml. `show` is an alias.
     """
-    from kernel_lock.reports import KernelStatusReport, StatusReport, TargetReport
-    from kernel_lock.status import project_status
+    from kernel_lock.cli.reports import KernelStatusReport, StatusReport, TargetReport
+    from kernel_lock.inspect.status import project_status
 
     choice = announce_target(out, target)
     state = project_status(project, target=choice.target, outdated=outdated)
@@ -211,16 +211,18 @@ show = click.Command(
 @command
 def tree(*, out: Output, project: Path | None, invert: bool) -> int:
     """The locked kernel dependency tree, as `uv tree` / `cargo tree` (with --invert: who requires what)."""
-    from kernel_lock.lockfile import read_lock
-    from kernel_lock.projectpaths import find_project_root
-    from kernel_lock.reports import TreeReport
-    from kernel_lock.tree import kernel_tree, render_tree
+    from dataclasses import asdict
+
+    from kernel_lock.cli.reports import TreeReport
+    from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.inspect.tree import kernel_tree, render_tree
+    from kernel_lock.project.paths import find_project_root
 
     lock = read_lock(find_project_root(project) / "kernels.lock")
     roots = kernel_tree(lock, invert=invert)
     for line in render_tree(roots):
         out.answer(line)
-    out.result(TreeReport(invert=invert, kernels=roots))
+    out.result(TreeReport.model_validate({"invert": invert, "kernels": [asdict(root) for root in roots]}))
     return EXIT_OK
 
 
@@ -235,8 +237,8 @@ def env_(*, out: Output, target: TargetChoice | None) -> int:
     """
     import platform
 
-    from kernel_lock.reports import EnvReport, TargetReport
-    from kernel_lock.target import choose_target, torch_dir
+    from kernel_lock.cli.reports import EnvReport, TargetReport
+    from kernel_lock.core.target import choose_target, torch_dir
 
     choice = choose_target(target)
     torch_path = torch_dir()

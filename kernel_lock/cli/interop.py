@@ -31,11 +31,11 @@ def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) 
 
     Without -o the exported lock itself is the output, so --json needs -o.
     """
-    from kernel_lock.fsutil import atomic_write
-    from kernel_lock.interop import export_lock
-    from kernel_lock.lockfile import read_lock
-    from kernel_lock.projectpaths import find_project_root
-    from kernel_lock.reports import ExportReport
+    from kernel_lock.cli.reports import ExportReport
+    from kernel_lock.core.fsutil import atomic_write
+    from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.lock.interop import export_lock
+    from kernel_lock.project.paths import find_project_root
 
     lock = read_lock(find_project_root(project) / "kernels.lock")
     if output is None and out.json_mode:
@@ -62,8 +62,8 @@ def import_(*, out: Output, source: Path | None, project: Path | None) -> int:
     Without SOURCE, the project's own kernels.lock written by `kernels lock` is
     converted in place; the JSON is kept next to it as kernels.lock.kernels.json.
     """
-    from kernel_lock.interop import import_lock
-    from kernel_lock.reports import ImportReport
+    from kernel_lock.cli.reports import ImportReport
+    from kernel_lock.lock.interop import import_lock
 
     result = import_lock(source, project)
     out.info(f"Imported {result.source} ({result.format} format): {len(result.lock.kernel)} kernel(s)")

@@ -17,7 +17,7 @@ from kernel_lock.cli.progress import working
 from kernel_lock.cli.syncing import sync_added
 
 if TYPE_CHECKING:
-    from kernel_lock.lockfile import Lock
+    from kernel_lock.core.lockfile import Lock
 
 
 @click.command()
@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 @command
 def init(*, out: Output, project: Path | None) -> int:
     """Start declaring kernels: a pyproject.toml with an empty [tool.kernels.dependencies] (or add the table)."""
-    from kernel_lock.config import kernels_table
-    from kernel_lock.edit import with_dependencies_table
-    from kernel_lock.fsutil import atomic_write
-    from kernel_lock.projectpaths import PYPROJECT
-    from kernel_lock.reports import InitReport
+    from kernel_lock.cli.reports import InitReport
+    from kernel_lock.core.fsutil import atomic_write
+    from kernel_lock.project.config import kernels_table
+    from kernel_lock.project.edit import with_dependencies_table
+    from kernel_lock.project.paths import PYPROJECT
 
     root = (project or Path.cwd()).resolve()
     path = root / PYPROJECT
@@ -79,8 +79,8 @@ def add(
     keeps its requirement unless a version or revision is given, or --upgrade. Then, as
     `uv add`, the kernels named are synced for this machine (--no-sync: not).
     """
-    from kernel_lock.locking import add_dependencies, parse_add_spec
-    from kernel_lock.reports import AddedKernel, AddReport, LockChanges
+    from kernel_lock.cli.reports import AddedKernel, AddReport, LockChanges
+    from kernel_lock.lock.project import add_dependencies, parse_add_spec
 
     if version is not None and revision is not None:
         raise errors.ConfigError("Give --version or --revision, not both.")
@@ -145,8 +145,8 @@ def _redirects(lock: Lock, repos: list[str]) -> dict[str, str]:
 @command
 def remove(*, out: Output, repos: tuple[str, ...], project: Path | None) -> int:
     """Remove each REPO from [tool.kernels.dependencies] and from the lock."""
-    from kernel_lock.locking import remove_dependency
-    from kernel_lock.reports import LockChanges, RemoveReport
+    from kernel_lock.cli.reports import LockChanges, RemoveReport
+    from kernel_lock.lock.project import remove_dependency
 
     result = remove_dependency(repos, project)
     required_by: list[str] = []
@@ -206,8 +206,8 @@ def lock(
     dry_run: bool,
 ) -> int:
     """Resolve [tool.kernels] dependencies and write kernels.lock."""
-    from kernel_lock.config import load_project
-    from kernel_lock.locking import (
+    from kernel_lock.cli.reports import LockChanges, LockCheckReport, LockReport
+    from kernel_lock.lock.project import (
         check_commits_on_refs,
         load_project_online,
         lock_differences,
@@ -215,7 +215,7 @@ def lock(
         recheck_signatures,
         weak_hash_types,
     )
-    from kernel_lock.reports import LockChanges, LockCheckReport, LockReport
+    from kernel_lock.project.config import load_project
 
     if online and not check:
         raise errors.ConfigError(
@@ -223,7 +223,7 @@ def lock(
         )
     proj = load_project(project) if check else load_project_online(project)
     if check:
-        from kernel_lock.lockfile import missing_lock_error, read_lock_if_exists
+        from kernel_lock.core.lockfile import missing_lock_error, read_lock_if_exists
 
         current = read_lock_if_exists(proj.lockfile)
         problems = lock_differences(proj, current) + (weak_hash_types(current, hash_type) if current else [])
@@ -242,7 +242,7 @@ def lock(
             out.problem(f"{proj.lockfile} is out of date. Run `kernel-lock lock`.")
             return EXIT_CHECK_FAILED
         if online:
-            from kernel_lock.hub import Hub
+            from kernel_lock.hub.client import Hub
 
             check_commits_on_refs(current.kernel, Hub())
         signatures = recheck_signatures(proj, current)
@@ -263,7 +263,7 @@ def lock(
             f"{signatures.verified} signature(s) verified again)."
         )
         return EXIT_OK
-    from kernel_lock.migrate import function_repository_notice
+    from kernel_lock.project.migrate import function_repository_notice
 
     notice = function_repository_notice(proj.root)
     if notice:

@@ -14,7 +14,7 @@ SEEN_FILE = ".kernel-lock-notices"
 
 def first_time(message: str) -> bool:
     """Whether `message` is shown here for the first time (and remember that it was)."""
-    from kernel_lock.cachepaths import hub_cache_dir
+    from kernel_lock.core.cache_layout import hub_cache_dir
 
     path = hub_cache_dir() / SEEN_FILE
     digest = hashlib.sha256(message.encode("utf-8")).hexdigest()[:32]

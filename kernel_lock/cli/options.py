@@ -12,7 +12,7 @@ import click
 from kernel_lock import env as environ
 from kernel_lock import errors
 from kernel_lock.cli.output import Output
-from kernel_lock.target import BACKENDS, TargetChoice
+from kernel_lock.core.target import BACKENDS, TargetChoice
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,7 +27,7 @@ project_option = click.option(
 def target_options(fn: F) -> F:
     """Options declaring the environment to select variants for; the command gets `target: TargetChoice | None`.
 
-    One option per backend of `kernel_lock.target.BACKENDS`, so a new backend needs no change here. Put it
+    One option per backend of `kernel_lock.core.target.BACKENDS`, so a new backend needs no change here. Put it
     above `@command`, which turns the options into the target (so a bad target is an error like any other).
     """
     backend_options = [
@@ -112,11 +112,11 @@ def declared_target(
             "(a --target spec names its Python as in torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux)."
         )
     if spec:
-        from kernel_lock.target import parse_target
+        from kernel_lock.core.target import parse_target
 
         return TargetChoice(parse_target(spec), "--target")
     if declared:
-        from kernel_lock.target import target_from_options
+        from kernel_lock.core.target import target_from_options
 
         target = target_from_options(
             torch=torch, arch=arch, os=os_name, python=python, free_threaded=free_threaded, **backends
@@ -127,7 +127,7 @@ def declared_target(
 
 def announce_target(out: Output, declared: TargetChoice | None) -> TargetChoice:
     """Choose the target, say which (once per command), and warn where detection found no torch."""
-    from kernel_lock.target import choose_target
+    from kernel_lock.core.target import choose_target
 
     choice = choose_target(declared)
     out.note(f"Target: {choice.describe()}")

@@ -11,9 +11,9 @@ import click
 from kernel_lock import env as environ
 
 if TYPE_CHECKING:
-    from kernel_lock.locking import LockResult
-    from kernel_lock.reports import Report
-    from kernel_lock.variants import Decision
+    from kernel_lock.cli.reports import Report
+    from kernel_lock.core.variants import Decision
+    from kernel_lock.lock.project import LockResult
 
 
 def _stream_wants_color(mode: str, stream: Any) -> bool:
@@ -102,7 +102,7 @@ class Output:
 
 def error_report(code: str, message: str) -> Report:
     """The `{"error": {"code", "message"}}` document of a failed command."""
-    from kernel_lock.reports import ErrorDetail, ErrorReport
+    from kernel_lock.cli.reports import ErrorDetail, ErrorReport
 
     return ErrorReport(error=ErrorDetail(code=code, message=message))
 

@@ -55,7 +55,7 @@ def run(
     `uv run`, kernels.lock is first checked against pyproject.toml (offline):
     a stale lock is refused; --sync locks it first; --frozen uses it as it is.
     """
-    from kernel_lock import run as runner
+    from kernel_lock.enforcement import run as runner
 
     if record:
         if sync_first or frozen or no_strict:
@@ -82,13 +82,13 @@ def _lock_checked(out: Output, lockfile: Path, *, lock_first: bool) -> None:
 
     A lock with no pyproject.toml beside it (KERNEL_LOCK_FILE in an image without the project) is used as is.
     """
-    from kernel_lock.projectpaths import PYPROJECT
+    from kernel_lock.project.paths import PYPROJECT
 
     if not (lockfile.parent / PYPROJECT).is_file() or _plainly_current(lockfile, lockfile.parent / PYPROJECT):
         return
-    from kernel_lock.config import load_project
-    from kernel_lock.lockfile import missing_lock_error, read_lock_if_exists
-    from kernel_lock.locking import lock_differences, lock_project
+    from kernel_lock.core.lockfile import missing_lock_error, read_lock_if_exists
+    from kernel_lock.lock.project import lock_differences, lock_project
+    from kernel_lock.project.config import load_project
 
     proj = load_project(lockfile.parent)
     current = read_lock_if_exists(lockfile)
@@ -114,8 +114,8 @@ def _plainly_current(lockfile: Path, pyproject: Path) -> bool:
     redirected to another organization or signed (the signer policy needs the models). Anything else goes to
     the full check (`lock_differences`), which also words the refusal.
     """
-    from kernel_lock import tomlread
-    from kernel_lock.quickload import plain_lock
+    from kernel_lock.core import tomlread
+    from kernel_lock.load._fast import plain_lock
 
     try:
         table = tomlread.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("kernels", {})
@@ -149,8 +149,8 @@ def _plainly_current(lockfile: Path, pyproject: Path) -> bool:
 
 def _record(out: Output, cmd: tuple[str, ...], project: Path | None) -> int:
     """`run --record`: run unenforced, add what the program asked for, and lock whenever the lock is missing or stale."""
-    from kernel_lock import run as runner
-    from kernel_lock.reports import KernelRequestReport, RunRecordReport
+    from kernel_lock.cli.reports import KernelRequestReport, RunRecordReport
+    from kernel_lock.enforcement import run as runner
 
     rec = runner.run_recording(cmd, project)
     for request in rec.requests:
@@ -183,9 +183,9 @@ def _run_for_report(
     import os
     import subprocess
 
-    from kernel_lock import run as runner
-    from kernel_lock.lockfile import read_lock
-    from kernel_lock.reports import RunReport
+    from kernel_lock.cli.reports import RunReport
+    from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.enforcement import run as runner
 
     read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
     try:

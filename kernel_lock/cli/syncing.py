@@ -15,11 +15,11 @@ from kernel_lock.cli.exitcodes import EXIT_OK, EXIT_VERIFICATION
 from kernel_lock.cli.options import announce_target, project_option, target_options
 from kernel_lock.cli.output import Output, decision_lines, human_bytes, print_changes
 from kernel_lock.cli.progress import SyncBar, working
-from kernel_lock.target import TargetChoice
+from kernel_lock.core.target import TargetChoice
 
 if TYPE_CHECKING:
-    from kernel_lock.lockfile import Lock
-    from kernel_lock.reports import VariantReport
+    from kernel_lock.cli.reports import VariantReport
+    from kernel_lock.core.lockfile import Lock
 
 
 @click.command()
@@ -64,8 +64,8 @@ def sync(
     would, keeping the commits of unchanged requirements); --locked fails instead;
     --frozen uses the lock as it is.
     """
-    from kernel_lock.reports import LockChanges, SyncReport, TargetReport, VariantReport
-    from kernel_lock.sync import sync_project
+    from kernel_lock.cache.sync import sync_project
+    from kernel_lock.cli.reports import LockChanges, SyncReport, TargetReport, VariantReport
 
     choice = None if variant_names or all_variants else announce_target(out, target)
     bar = SyncBar() if sys.stderr.isatty() and not out.quiet else None
@@ -155,11 +155,11 @@ def verify(
     signatures: bool,
 ) -> int:
     """Re-verify synced kernels in the cache against kernels.lock, offline."""
-    from kernel_lock.lockfile import read_lock
-    from kernel_lock.projectpaths import find_project_root
-    from kernel_lock.reports import TargetReport, VariantReport, VerifyReport
-    from kernel_lock.sync import selected_variants
-    from kernel_lock.verify import check_variant
+    from kernel_lock.cache.sync import selected_variants
+    from kernel_lock.cache.verify import check_variant
+    from kernel_lock.cli.reports import TargetReport, VariantReport, VerifyReport
+    from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.project.paths import find_project_root
 
     lock = read_lock(find_project_root(project) / "kernels.lock")
     choice = None if variant_names or all_variants else announce_target(out, target)
@@ -197,9 +197,9 @@ def _recheck_synced_signatures(project: Path | None, pairs: list[Any], checks: l
 
     Returns (variant, repo) -> "signed by ..." / "unsigned" for the lines of output.
     """
-    from kernel_lock.config import load_project
-    from kernel_lock.signatures import Verifiers, check_synced_signature
-    from kernel_lock.verify import FileProblem
+    from kernel_lock.core.verdict import FileProblem
+    from kernel_lock.lock.signatures import Verifiers, check_synced_signature
+    from kernel_lock.project.config import load_project
 
     signing = load_project(project).signing()
     verifiers = Verifiers()
@@ -242,10 +242,10 @@ def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
 
     Only kernel repositories are touched; a file's content goes once no kept variant links to it.
     """
-    from kernel_lock.lockfile import read_lock
-    from kernel_lock.projectpaths import find_project_root
-    from kernel_lock.prune import prune_cache
-    from kernel_lock.reports import PrunedReport, PruneReport
+    from kernel_lock.cache.prune import prune_cache
+    from kernel_lock.cli.reports import PrunedReport, PruneReport
+    from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.project.paths import find_project_root
 
     lockfiles = [find_project_root(p) / "kernels.lock" for p in projects or (None,)]
     result = prune_cache([read_lock(path) for path in lockfiles], dry_run=dry_run)
@@ -273,9 +273,9 @@ def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
 
 def explain_choices(out: Output, project: Path | None, choice: TargetChoice) -> None:
     """--verbose: for each locked kernel, every variant's decision for the target (as `versions -v`)."""
-    from kernel_lock.lockfile import read_lock_if_exists
-    from kernel_lock.projectpaths import LOCKFILE, find_project_root
-    from kernel_lock.variants import rank_variants
+    from kernel_lock.core.lockfile import read_lock_if_exists
+    from kernel_lock.core.variants import rank_variants
+    from kernel_lock.project.paths import LOCKFILE, find_project_root
 
     lock = read_lock_if_exists(find_project_root(project) / LOCKFILE)
     for entry in lock.kernel if lock else []:
@@ -292,8 +292,8 @@ def sync_added(out: Output, lock: Lock, repos: list[str]) -> list[VariantReport]
     A kernel with no variant for this machine is a warning, not a failure: `add` already changed the
     project, and the kernel may be meant for another machine (`sync --target` there).
     """
-    from kernel_lock.reports import VariantReport
-    from kernel_lock.sync import selected_variants, sync_variants
+    from kernel_lock.cache.sync import selected_variants, sync_variants
+    from kernel_lock.cli.reports import VariantReport
 
     choice = announce_target(out, None)
     wanted = lock.model_copy(

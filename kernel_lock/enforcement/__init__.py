@@ -21,8 +21,9 @@ the call (transformers' `from kernels import get_kernel`) are covered too. The
 same hooks can instead record requests (`kernel-lock run --record`).
 
 Holds: `_modes` (what a request becomes), `_hooks` (the replacements),
-`_adapters` (where they go in each release). Imports only `kernel_lock`'s
-lock, target, variants, verify and load modules, lazily.
+`_adapters` (where they go in each release), `run` (the processes `kernel-lock
+run` starts) and `site/` (their `sitecustomize`). May import `core`,
+`project`, `lock`, `cache` and `load`, lazily.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def enforce(lockfile: str | os.PathLike[str] | None = None, *, strict: bool = Tr
     `kernels` (or transformers) is imported yet; raises
     `UnsupportedKernelsVersion` for a `kernels` it does not know.
     """
-    from kernel_lock.load import _calling_module, find_lock
+    from kernel_lock.load.locked import _calling_module, find_lock
 
     lock = find_lock(lockfile, caller=_calling_module())
     _activate(Enforcer(Path(lockfile) if lockfile is not None else None, strict, lock))

@@ -29,7 +29,7 @@ from kernel_lock.enforcement._modes import refuse_overrides
 from kernel_lock.errors import UnsupportedKernelsVersion, VerificationError
 
 if TYPE_CHECKING:
-    from kernel_lock.lockfile import LockedKernel
+    from kernel_lock.core.lockfile import LockedKernel
 
 _HUB_RESOLVERS = ("HubResolver", "HubCacheResolver", "LockedHubResolver", "LockedHubCacheResolver")
 _PATH_RESOLVERS = ("RepoPathsResolver", "KernelPathsResolver")

@@ -15,8 +15,8 @@ from kernel_lock.enforcement._modes import Enforcer, Recorder, Request, resolvin
 from kernel_lock.errors import NotLockedError, NotSyncedError, OverrideRefused, VerificationError
 
 if TYPE_CHECKING:
+    from kernel_lock.core.lockfile import LockedKernel
     from kernel_lock.enforcement._adapters import Adapter
-    from kernel_lock.lockfile import LockedKernel
 
 
 def _trusts(trust_remote_code: Any, repo_id: str) -> bool:
@@ -179,7 +179,7 @@ def import_from_path(adapter: Adapter, original: Callable[..., ModuleType]) -> C
                     f"kernels.lock; under enforcement only verified, locked kernels are imported."
                 )
             return original(variant_path, deps, repo_info)
-        from kernel_lock.load import load_entry
+        from kernel_lock.load.locked import load_entry
 
         entry, target = found
         module = load_entry(mode.lock, entry, target=target)

@@ -16,8 +16,8 @@ from kernel_lock import env
 from kernel_lock.errors import NotLockedError, NotSyncedError, OverrideRefused
 
 if TYPE_CHECKING:
-    from kernel_lock.lockfile import Lock, LockedKernel
-    from kernel_lock.target import Target
+    from kernel_lock.core.lockfile import Lock, LockedKernel
+    from kernel_lock.core.target import Target
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -66,9 +66,9 @@ def refuse_overrides(variables: tuple[str, ...]) -> None:
 
 def _declared_beside(lockfile: Path | None, request: Request) -> bool:
     """Whether the pyproject.toml beside the lock requires what `request` asks for (then the lock is stale)."""
-    from kernel_lock.config import load_project
     from kernel_lock.errors import KernelLockError
-    from kernel_lock.projectpaths import LOCKFILE, find_project_root
+    from kernel_lock.project.config import load_project
+    from kernel_lock.project.paths import LOCKFILE, find_project_root
 
     path = lockfile or env.lock_file() or find_project_root(None) / LOCKFILE
     try:
@@ -90,7 +90,7 @@ class Enforcer:
     @property
     def lock(self) -> Lock:
         if self._lock is None:
-            from kernel_lock.load import find_lock
+            from kernel_lock.load.locked import find_lock
 
             self._lock = find_lock(self.lockfile)
         return self._lock
@@ -128,9 +128,9 @@ class Enforcer:
 
     def verified_variant(self, entry: LockedKernel, backend: str | None) -> Path:
         """Verify the variant our selection picks for this machine (or `backend`); its folder."""
-        from kernel_lock.target import default_target
-        from kernel_lock.variants import select_variant
-        from kernel_lock.verify import check_variant
+        from kernel_lock.cache.verify import check_variant
+        from kernel_lock.core.target import default_target
+        from kernel_lock.core.variants import select_variant
 
         target = default_target()
         if backend is not None and backend != target.backend:

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from kernel_lock.digest import publisher_digest
+from kernel_lock.lock.digest import publisher_digest
 from kernel_lock.testing.server import HubRepo, LocalHub
 
 __all__ = [

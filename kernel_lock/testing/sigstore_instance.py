@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kernel_lock.signers import Signer
+from kernel_lock.core.signers import Signer
 
 __all__ = ["SigstoreInstance"]
 

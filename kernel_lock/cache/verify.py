@@ -1,0 +1,363 @@
+"""Offline verification of a synced variant against the lock.
+
+A variant verifies when (1) its record's manifest reproduces the lock's variant
+hash, (2) its snapshot folder holds exactly the manifest's files (bytecode caches
+aside), each a regular file or a symlink into the repo's own `blobs/`, and (3)
+every file's content has the manifest's SHA-256 (and listed hash).
+
+Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
+
+- `fast` (default): a file whose (device, inode, size, mtime, ctime, link target)
+  equals the fingerprint recorded when it last hashed correctly is not re-hashed;
+  any other file is. An edit, truncation, replacement, rename over, copy, `touch`
+  or `chmod` changes the ctime or inode, so it is caught; what is not caught is
+  someone with write access to the cache who also rewrites the record, or a
+  filesystem that fakes ctime. A write through a shared writable mapping opened
+  before the last hash (a page already dirty is written without updating mtime
+  or ctime) is why a fingerprint vouches only for a file no one but this user
+  and root can write (`vouches`): other files are hashed on every check. The
+  fingerprints themselves count only where no one else can change the record,
+  nor the folders from the cache root down to it, the variant and the blobs
+  (`record_trusted`): in a cache a group can write, every file is hashed.
+- `full`: every file is hashed on every check; catches everything above without
+  trusting the record's fingerprints. Where the variant's `metadata.json` has a
+  publisher digest, the files are also checked against it (for a lock of hash type
+  `git_lfs_concat`, this is what checks the Python files by SHA-256).
+
+Files are hashed in parallel and read once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from kernel_lock import env
+from kernel_lock.core.cache_layout import writable_by_others
+from kernel_lock.core.hashing import hash_file, implied_folders, is_ignored
+from kernel_lock.core.lockfile import LockedKernel
+from kernel_lock.core.records import (
+    Fingerprint,
+    ManifestEntry,
+    VariantRecord,
+    first_unsafe_folder,
+    hub_cache_dir,
+    read_record,
+    record_path,
+    record_trusted,
+    repo_dir,
+    variant_dir,
+    write_record,
+)
+from kernel_lock.core.verdict import FileProblem
+from kernel_lock.errors import NotSyncedError, VerificationError
+from kernel_lock.lock.digest import MalformedDigest, hash_path, in_digest, parse_digest
+
+Mode = Literal["fast", "full"]
+MODES: tuple[Mode, ...] = ("fast", "full")
+HASH_WORKERS = max(2, min(8, os.cpu_count() or 2))
+PARALLEL_HASH_MIN_BYTES = 1 << 20  # about 1 ms of hashing: less than starting the threads costs
+METADATA = "metadata.json"
+
+
+@dataclass
+class VariantCheck:
+    """The outcome of verifying one variant of one locked kernel."""
+
+    repo_id: str
+    commit: str
+    variant: str
+    status: Literal["ok", "missing", "corrupt"]
+    path: Path
+    problems: list[FileProblem] = field(default_factory=list)
+    hashed: int = 0
+    record: VariantRecord | None = (
+        None  # once it verified: the manifest and fingerprints the import checks against
+    )
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def error(self) -> VerificationError:
+        """The error to raise for a failed check, naming kernel, variant and every bad file."""
+        where = f"{self.repo_id} variant {self.variant} (commit {self.commit[:12]})"
+        if self.status == "missing":
+            detail = "; ".join(map(str, self.problems)) or "not synced"
+            return NotSyncedError(
+                f"{where} is not synced and verified in {self.path.parent.parent.parent.parent}: {detail}."
+            )
+        files = "; ".join(map(str, self.problems))
+        return VerificationError(
+            f"{where} failed verification: {files}. The files in {self.path} do not match kernels.lock; "
+            f"nothing was imported. Run `kernel-lock sync` to restore the locked files."
+        )
+
+
+def verify_mode(mode: str | None = None) -> Mode:
+    """The verification mode: the argument, else `KERNEL_LOCK_VERIFY`, else `fast`."""
+    value = (mode or env.verify_mode() or "fast").strip().lower()
+    if value not in MODES:
+        raise VerificationError(
+            f"Unknown verification mode {value!r} (from KERNEL_LOCK_VERIFY or the caller). Use 'fast' or 'full'."
+        )
+    return value
+
+
+def check_variant(
+    entry: LockedKernel, variant: str, *, cache: Path | None = None, mode: str | None = None
+) -> VariantCheck:
+    """Verify one synced variant offline; on success refresh the record's fingerprints."""
+    chosen = verify_mode(mode)
+    vdir = variant_dir(entry.repo_id, entry.commit, variant, cache)
+    check = VariantCheck(entry.repo_id, entry.commit, variant, "ok", vdir)
+    expected = entry.variants.get(variant)
+    if expected is None:
+        check.status = "missing"
+        check.problems.append(
+            FileProblem("", f"variant not in the lock (locked: {', '.join(sorted(entry.variants))})")
+        )
+        return check
+    rpath = record_path(entry.repo_id, entry.commit, variant, cache)
+    record = read_record(rpath)
+    if record is None:
+        check.status = "missing"
+        check.problems.append(FileProblem("", "no sync record"))
+        return check
+    if not record.manifest_matches(expected, entry.hash_type):
+        check.status = "corrupt"
+        check.problems.append(
+            FileProblem(
+                str(rpath),
+                "sync record does not reproduce the lock's variant hash",
+                expected,
+                record.variant_hash,
+            )
+        )
+        return check
+    root = cache or hub_cache_dir()
+    for folder in (vdir, rpath.parent, repo_dir(entry.repo_id, cache) / "blobs"):
+        unsafe = first_unsafe_folder(root, folder)
+        if unsafe is not None:
+            check.status = "corrupt"
+            check.problems.append(
+                FileProblem(str(unsafe), "a symlink or a file where the cache needs a real folder")
+            )
+            return check
+    if not vdir.is_dir():
+        check.status = "missing"
+        check.problems.append(FileProblem("", f"no folder {vdir}"))
+        return check
+    problems, fingerprints, hashed = verify_files(
+        vdir,
+        record.manifest,
+        repo_dir(entry.repo_id, cache) / "blobs",
+        known=record.verified
+        if chosen == "fast" and record_trusted(entry.repo_id, entry.commit, variant, cache)
+        else {},
+    )
+    check.hashed = hashed
+    if chosen == "full" and not problems:
+        problems = publisher_digest_problems(vdir, record.manifest)
+    if problems:
+        check.status = "corrupt"
+        check.problems.extend(problems)
+        return check
+    if fingerprints != record.verified:
+        record.verified = fingerprints
+        # A read-only cache (e.g. a production image) still verifies, by hashing.
+        with contextlib.suppress(OSError):
+            write_record(rpath, record)
+    check.record = record
+    return check
+
+
+def verify_files(
+    vdir: Path, manifest: Iterable[ManifestEntry], blobs: Path, *, known: dict[str, Fingerprint]
+) -> tuple[list[FileProblem], dict[str, Fingerprint], int]:
+    """Check a folder against a manifest: (problems, fingerprints of good files, number of files hashed)."""
+    by_path = {e.path: e for e in manifest}
+    present, folders, problems = walk(vdir)
+    for rel in sorted(present - by_path.keys()):
+        problems.append(FileProblem(rel, "extra file, not in the locked variant"))
+    for rel in sorted(folders - implied_folders(by_path)):
+        problems.append(FileProblem(rel, "extra folder, not in the locked variant"))
+    for rel in sorted(by_path.keys() - present):
+        problems.append(FileProblem(rel, "missing", by_path[rel].hash))
+    fingerprints: dict[str, Fingerprint] = {}
+    to_hash: list[tuple[ManifestEntry, Path, Fingerprint]] = []
+    blobs_real = os.path.realpath(blobs)
+    for rel in sorted(present & by_path.keys()):
+        entry = by_path[rel]
+        found = inspect_file(vdir, entry, blobs_real)
+        if isinstance(found, FileProblem):
+            problems.append(found)
+        elif vouches(known.get(rel), found, vdir / rel) and found.size == entry.size:
+            fingerprints[rel] = found
+        else:
+            to_hash.append((entry, vdir / rel, found))
+    for entry, fp, actual in hash_files(to_hash):
+        problem = content_problem(entry, actual)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            fingerprints[entry.path] = fp
+    return problems, fingerprints, len(to_hash)
+
+
+def vouches(known: Fingerprint | None, found: Fingerprint, path: Path) -> bool:
+    """Whether a recorded fingerprint spares the file at `path` a hash: it is the one found, and no one but
+    this user and root can write the file (`writable_by_others`)."""
+    if known != found:
+        return False
+    try:
+        return not writable_by_others(os.stat(path))
+    except OSError:
+        return False
+
+
+def verify_file(vdir: Path, entry: ManifestEntry, blobs: Path) -> FileProblem | Fingerprint:
+    """Hash one file against its manifest entry: its fingerprint if it matches, else the problem."""
+    found = inspect_file(vdir, entry, os.path.realpath(blobs))
+    if isinstance(found, FileProblem):
+        return found
+    [(_, fp, actual)] = hash_files([(entry, vdir / entry.path, found)])
+    return content_problem(entry, actual) or fp
+
+
+@dataclass(frozen=True)
+class FileHashes:
+    """A file's SHA-256 and the hash its manifest entry lists (git blob id, or, for LFS, the SHA-256 again)."""
+
+    sha256: str
+    listed: str
+
+
+def content_problem(entry: ManifestEntry, actual: FileHashes | OSError) -> FileProblem | None:
+    """What is wrong with a hashed file's content (None: nothing); by SHA-256 where the manifest knows it."""
+    if isinstance(actual, OSError):
+        return FileProblem(entry.path, f"cannot be read ({actual.strerror})", entry.sha256 or entry.hash)
+    if entry.sha256 is not None and actual.sha256 != entry.sha256:
+        return FileProblem(entry.path, "content changed", entry.sha256, actual.sha256)
+    if actual.listed != entry.hash:
+        return FileProblem(entry.path, "content changed", entry.hash, actual.listed)
+    return None
+
+
+def inspect_file(vdir: Path, entry: ManifestEntry, blobs_real: str) -> FileProblem | Fingerprint:
+    """Check what kind of file a manifest entry is on disk (without hashing) and take its fingerprint."""
+    path = vdir / entry.path
+    link = None
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            link = os.readlink(path)
+            real = os.path.realpath(path)
+            if os.path.dirname(real) != blobs_real:
+                return FileProblem(entry.path, f"symlink leads outside the cache's blobs folder, to {real}")
+        st = os.stat(path)
+    except OSError as exc:
+        return FileProblem(entry.path, f"cannot be read ({exc.strerror})", entry.hash)
+    if not stat.S_ISREG(st.st_mode):
+        return FileProblem(entry.path, "not a regular file")
+    return Fingerprint(
+        dev=st.st_dev,
+        ino=st.st_ino,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        link=link,
+    )
+
+
+def walk(vdir: Path) -> tuple[set[str], set[str], list[FileProblem]]:
+    """Relative paths of every non-directory and of every folder under `vdir` (bytecode caches skipped);
+    symlinked dirs are problems."""
+    found: set[str] = set()
+    folders: set[str] = set()
+    problems: list[FileProblem] = []
+    for root, dirs, files in os.walk(vdir):
+        rel_root = os.path.relpath(root, vdir)
+        for d in list(dirs):
+            rel = d if rel_root == "." else f"{rel_root}/{d}"
+            if d == "__pycache__":
+                dirs.remove(d)
+            elif os.path.islink(os.path.join(root, d)):
+                problems.append(FileProblem(rel, "symlink to a directory"))
+                dirs.remove(d)
+            else:
+                folders.add(rel.replace(os.sep, "/"))
+        for name in files:
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            if not is_ignored(rel):
+                found.add(rel.replace(os.sep, "/"))
+    return found, folders, problems
+
+
+def hash_files(
+    jobs: list[tuple[ManifestEntry, Path, Fingerprint]],
+) -> list[tuple[ManifestEntry, Fingerprint, FileHashes | OSError]]:
+    """Hash files, each read once; a file that cannot be read gives its error.
+
+    Threads (hashlib releases the GIL) can save at most the time of hashing every file but the largest,
+    so they are used only where those hold `PARALLEL_HASH_MIN_BYTES` or more. A typical variant, one
+    large `.so` and a few small Python files, is hashed in this thread: there the pool would save nothing
+    and cost a fresh process (every `KERNEL_LOCK_VERIFY=full` load) milliseconds to start.
+    """
+
+    def one(
+        job: tuple[ManifestEntry, Path, Fingerprint],
+    ) -> tuple[ManifestEntry, Fingerprint, FileHashes | OSError]:
+        entry, path, fp = job
+        try:
+            sha256, blob = hash_file(path, git_blob=entry.kind == "git")
+        except OSError as exc:
+            return entry, fp, exc
+        return entry, fp, FileHashes(sha256, blob or sha256)
+
+    sizes = sorted(fp.size for _, _, fp in jobs)
+    if sum(sizes[:-1]) < PARALLEL_HASH_MIN_BYTES:
+        return [one(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=min(HASH_WORKERS, len(jobs))) as pool:
+        return list(pool.map(one, jobs))
+
+
+def publisher_digest_problems(vdir: Path, manifest: list[ManifestEntry]) -> list[FileProblem]:
+    """The differences between a verified variant and the publisher digest in its `metadata.json` (if any).
+
+    Files are compared by the SHA-256 just verified; a SHA-512 digest hashes them
+    again. Each difference is one of the `kernels` library's `DigestViolation` kinds.
+    """
+    try:
+        digest = parse_digest((vdir / METADATA).read_bytes())
+    except FileNotFoundError:
+        return []
+    except (OSError, MalformedDigest) as exc:
+        return [FileProblem(METADATA, f"publisher digest unreadable: {exc}")]
+    if digest is None:
+        return []
+    if digest.algorithm == "sha256":
+        actual = {e.path: e.sha256 for e in manifest}
+    else:
+        actual = {e.path: hash_path(vdir / e.path, digest.algorithm) for e in manifest if in_digest(e.path)}
+    return [
+        FileProblem(getattr(v, "path", METADATA), f"publisher digest: {v}")
+        for v in digest.check(actual, digest.algorithm)
+    ]
+
+
+def record_for(entry: LockedKernel, variant: str, manifest: list[ManifestEntry]) -> VariantRecord:
+    """A fresh record (nothing verified yet) for a variant about to be synced."""
+    return VariantRecord(
+        repo_id=entry.repo_id,
+        commit=entry.commit,
+        variant=variant,
+        hash_type=entry.hash_type,
+        variant_hash=entry.variants[variant],
+        manifest=sorted(manifest, key=lambda e: e.path),
+    )

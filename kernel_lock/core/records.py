@@ -1,0 +1,166 @@
+"""Where synced kernels live: the standard Hugging Face cache, plus kernel-lock's own records.
+
+Files go where `huggingface_hub` puts them (`<cache>/kernels--org--name/snapshots/<commit>/...`,
+symlinks into `blobs/`), so other tools find them. Next to them, in
+`<cache>/kernels--org--name/.kernel-lock/<commit>/<variant>.json`, sync keeps a
+`VariantRecord`: the variant's manifest (each file's path, size, kind, listed
+hash and SHA-256, as the Hub listed and served it at the locked commit) and the stat
+fingerprint of each file when it last verified. The manifest needs no trust of
+its own: it is accepted only if it reproduces the lock's variant hash. Its
+fingerprints spare a file a hash only where no one but this user and root can
+change the record and the folders above it (`record_trusted`), and records are
+written like blobs (0644), so forging one takes the same rights as changing the
+kernel files it describes. This module imports nothing heavy: the no-op sync and
+every load go through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kernel_lock.core.cache_layout import RECORD_DIR as RECORD_DIR
+from kernel_lock.core.cache_layout import blob_path as blob_path
+from kernel_lock.core.cache_layout import first_unsafe_folder as first_unsafe_folder
+from kernel_lock.core.cache_layout import hub_cache_dir as hub_cache_dir
+from kernel_lock.core.cache_layout import record_path as record_path
+from kernel_lock.core.cache_layout import record_trusted as record_trusted
+from kernel_lock.core.cache_layout import repo_dir as repo_dir
+from kernel_lock.core.cache_layout import variant_dir as variant_dir
+from kernel_lock.core.cache_layout import writable_in_cache as writable_in_cache
+from kernel_lock.core.fsutil import atomic_write, read_regular_file
+from kernel_lock.core.hashing import HashType, variant_hash
+
+NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows file systems alike
+PATH_MAX = 1024  # bytes in a path inside a variant; the cache adds its own prefix (PATH_MAX is 4096 on Linux)
+
+
+def unwritable_paths(paths: list[str]) -> list[str]:
+    """Paths of one variant that no cache could hold: unsafe, too long, or a file where another needs a folder.
+
+    `a` and `a/b.py` cannot both be files; a name over 255 bytes cannot be created; `..`, an absolute path,
+    a backslash or a NUL could leave the variant folder. Lock and sync refuse such listings, naming them.
+    """
+    bad = []
+    as_set = set(paths)
+    for path in paths:
+        parts = path.split("/")
+        unsafe = (
+            not path
+            or "\\" in path
+            or "\0" in path
+            or path.startswith("/")
+            or any(p in ("", ".", "..") for p in parts)
+            or len(path.encode("utf-8", "surrogatepass")) > PATH_MAX
+            or any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX for p in parts)
+        )
+        in_the_way = [prefix for i in range(1, len(parts)) if (prefix := "/".join(parts[:i])) in as_set]
+        if unsafe or in_the_way:
+            bad.extend([path, *in_the_way])
+    return sorted(set(bad))
+
+
+def real_folder(base: Path, path: Path) -> Path:
+    """Make `path` (under `base`) a real folder, replacing any symlink or file in the way by a folder.
+
+    Only the link or file itself is removed, never what a link points to; nothing is created outside `base`.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    current = base
+    for part in path.relative_to(base).parts:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current)
+            continue
+        if not stat.S_ISDIR(mode):
+            os.unlink(current)
+            os.mkdir(current)
+    return path
+
+
+class ManifestEntry(BaseModel):
+    """One file of a variant: path relative to the variant dir, size, kind, listed hash, SHA-256.
+
+    `hash` is what the Hub lists (git blob id, or LFS SHA-256) and the blob's name
+    in the cache. The SHA-256 of a git-stored file is not in the listing: it comes
+    from the publisher digest or from the bytes once they matched `hash`, and a
+    record is complete only when every entry has one.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    size: int = Field(ge=0)
+    kind: Literal["git", "lfs"]
+    hash: str = Field(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$", description="git blob sha1, or LFS sha256")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the content")
+
+    def file_hash(self, hash_type: HashType) -> str | None:
+        """This file's hash in a variant hash of `hash_type` (None where not known yet)."""
+        return self.hash if hash_type == "git_lfs_concat" else self.sha256
+
+
+class Fingerprint(BaseModel):
+    """What an ordinary change to a file cannot preserve: its inode, size, mtime and ctime."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    link: str | None = Field(None, description="The symlink target in the snapshot, if the file is a link")
+
+
+class VariantRecord(BaseModel):
+    """A synced variant: its manifest and, once verified, each file's fingerprint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo_id: str
+    commit: str
+    variant: str
+    hash_type: HashType
+    variant_hash: str
+    manifest: list[ManifestEntry]
+    verified: dict[str, Fingerprint] = Field(default_factory=dict)
+
+    def manifest_matches(self, expected_hash: str, hash_type: HashType) -> bool:
+        """Whether the manifest is complete and reproduces the lock's variant hash (which authenticates it)."""
+        return (
+            self.hash_type == hash_type
+            and self.variant_hash == expected_hash
+            and all(e.sha256 is not None for e in self.manifest)
+            and manifest_hash(self.manifest, hash_type) == expected_hash
+        )
+
+
+def manifest_hash(manifest: list[ManifestEntry], hash_type: HashType) -> str | None:
+    """The variant hash of a manifest, None while a file's hash is not known."""
+    hashes = [(e.path, e.file_hash(hash_type)) for e in manifest]
+    if any(h is None for _, h in hashes):
+        return None
+    return variant_hash((p, h) for p, h in hashes if h is not None)
+
+
+def read_record(path: Path) -> VariantRecord | None:
+    """The record at `path`, or None if it is missing or unreadable (then the variant counts as not synced)."""
+    try:
+        return VariantRecord.model_validate_json(read_regular_file(path))
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def write_record(path: Path, record: VariantRecord) -> None:
+    """Write a record atomically, as blobs are written: writable by this user alone (`record_trusted`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, record.model_dump_json(indent=1).encode(), mode=0o644)

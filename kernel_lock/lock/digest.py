@@ -1,0 +1,226 @@
+"""The publisher's per-file digest in a variant's `metadata.json`, and checking files against it.
+
+The `kernels` builder writes `"digest": {"algorithm": "sha256" | "sha512", "files": {relpath: base64}}`
+into each variant's `metadata.json`: every file of the variant except `metadata.json`,
+`metadata.json.sigstore` (both at the variant's top level), `__pycache__/` and `*.pyc`, with paths
+relative to the variant folder, `/`-separated. `PublisherDigest.check` compares a set of files with it
+and returns the differences as the `kernels` library's own `DigestViolation` kinds (missing file,
+unknown file, hash mismatch, algorithm mismatch), in the same order and wording. Nothing here touches
+the network; this module imports only pydantic.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+
+from kernel_lock.core.hashing import is_ignored
+
+Algorithm = Literal["sha256", "sha512"]
+DIGEST_SIZES: dict[str, int] = {"sha256": 32, "sha512": 64}
+NOT_DIGESTED = frozenset({"metadata.json", "metadata.json.sigstore"})
+_CHUNK = 1 << 20
+
+
+def in_digest(relpath: str) -> bool:
+    """Whether a file of a variant (path relative to the variant folder) belongs in its publisher digest."""
+    return relpath not in NOT_DIGESTED and not is_ignored(relpath)
+
+
+def b64_to_hex(value: str) -> str:
+    """A digest as the lock writes it (hex) from its `metadata.json` form (standard base64)."""
+    return base64.b64decode(value, validate=True).hex()
+
+
+def hex_to_b64(value: str) -> str:
+    """A digest in its `metadata.json` form (standard base64, padded) from hex."""
+    return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+
+
+def _safe_paths(files: dict[str, str]) -> dict[str, str]:
+    for path in files:
+        parts = path.split("/")
+        if "\\" in path or "\0" in path or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"unsafe path {path!r} (absolute, '..', backslash or empty part)")
+    return files
+
+
+@dataclass(frozen=True)
+class MissingFile:
+    """A file the publisher's digest lists is not among the files checked."""
+
+    path: str
+
+    def __str__(self) -> str:
+        return f"Missing file: {self.path}"
+
+
+@dataclass(frozen=True)
+class UnknownFile:
+    """A file checked is not in the publisher's digest."""
+
+    path: str
+
+    def __str__(self) -> str:
+        return f"Unknown file: {self.path}"
+
+
+@dataclass(frozen=True)
+class HashMismatch:
+    """A file's hash differs from the publisher's (both in base64, as `metadata.json` writes them)."""
+
+    path: str
+    expected: str
+    got: str
+
+    def __str__(self) -> str:
+        return f"File hash mismatch for {self.path}: expected: {self.expected}, got: {self.got}"
+
+
+@dataclass(frozen=True)
+class AlgorithmMismatch:
+    """The hashes checked were made with another algorithm than the publisher's digest."""
+
+    expected: Algorithm
+    got: Algorithm
+
+    def __str__(self) -> str:
+        return f"Algorithm mismatch: expected: {self.expected.upper()}, got: {self.got.upper()}"
+
+
+DigestViolation = MissingFile | UnknownFile | HashMismatch | AlgorithmMismatch
+
+
+class PublisherDigest(BaseModel):
+    """The `digest` of a variant's `metadata.json`: algorithm and base64 hash per file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    algorithm: Algorithm
+    files: Annotated[dict[str, str], AfterValidator(_safe_paths)]
+
+    @model_validator(mode="after")
+    def _hash_sizes(self) -> PublisherDigest:
+        size = DIGEST_SIZES[self.algorithm]
+        for path, value in self.files.items():
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"the hash of {path!r} is not base64: {value!r}") from None
+            if len(raw) != size:
+                raise ValueError(
+                    f"the hash of {path!r} has {len(raw)} bytes, not the {size} of {self.algorithm}"
+                )
+        return self
+
+    def hex(self, path: str) -> str:
+        """The digest of one listed file, in hex."""
+        return b64_to_hex(self.files[path])
+
+    def check(
+        self, actual: Mapping[str, str | None], algorithm: Algorithm = "sha256"
+    ) -> list[DigestViolation]:
+        """Compare files (relative path -> hex hash with `algorithm`, or None where unknown) with this digest.
+
+        As `kernels`' `Digest.validate`: the algorithm first, then the digest's files in path order
+        (mismatched or missing), then files the digest does not list. A file whose hash is None (a
+        git-stored file at lock, not downloaded) is checked for presence only; paths `in_digest` leaves
+        out are not checked.
+        """
+        problems: list[DigestViolation] = []
+        same_algorithm = algorithm == self.algorithm
+        if not same_algorithm:
+            problems.append(AlgorithmMismatch(expected=self.algorithm, got=algorithm))
+        checked = {p: h for p, h in actual.items() if in_digest(p)}
+        for path in sorted(self.files):
+            if path not in checked:
+                problems.append(MissingFile(path))
+                continue
+            got = checked[path]
+            if same_algorithm and got is not None and hex_to_b64(got) != self.files[path]:
+                problems.append(HashMismatch(path, self.files[path], hex_to_b64(got)))
+        problems.extend(UnknownFile(path) for path in sorted(set(checked) - set(self.files)))
+        return problems
+
+
+class MalformedDigest(ValueError):
+    """A `metadata.json` that is not JSON, or whose `digest` is not a digest (the reason in `reason`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_digest(metadata: bytes | Mapping[str, Any]) -> PublisherDigest | None:
+    """The publisher digest in a `metadata.json` (bytes, or parsed), None where it has none.
+
+    Raises `MalformedDigest` where the file is not a JSON object or its `digest` is malformed.
+    """
+    data: Any = metadata
+    if isinstance(metadata, bytes):
+        from kernel_lock.core import jsonread
+
+        try:
+            data = jsonread.loads(metadata)
+        except jsonread.MalformedJSON as exc:
+            raise MalformedDigest(f"metadata.json is not JSON ({exc.reason})") from None
+    if not isinstance(data, Mapping):
+        raise MalformedDigest("metadata.json is not a JSON object")
+    raw = data.get("digest")
+    if raw is None:
+        return None
+    try:
+        return PublisherDigest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(map(str, first["loc"]))
+        raise MalformedDigest(
+            f"its digest is malformed ({where + ': ' if where else ''}{first['msg']})"
+        ) from None
+
+
+def hash_bytes(data: bytes, algorithm: Algorithm = "sha256") -> str:
+    """The hex hash of `data`."""
+    return hashlib.new(algorithm, data).hexdigest()
+
+
+def hash_path(path: str | os.PathLike[str], algorithm: Algorithm = "sha256") -> str:
+    """The hex hash of a file's content, read once in chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _variant_files(root: Path) -> Iterator[str]:
+    for folder, dirs, files in os.walk(root):
+        rel = os.path.relpath(folder, root)
+        dirs.sort()
+        for name in sorted(files):
+            path = name if rel == "." else f"{rel}/{name}".replace(os.sep, "/")
+            if in_digest(path):
+                yield path
+
+
+def digest_folder(root: Path, algorithm: Algorithm = "sha256") -> dict[str, str]:
+    """Hex hash of every file of a variant folder that belongs in its digest (as the `kernels` builder walks it)."""
+    return {path: hash_path(root / path, algorithm) for path in _variant_files(root)}
+
+
+def publisher_digest(files: Mapping[str, bytes], algorithm: Algorithm = "sha256") -> PublisherDigest:
+    """The digest the `kernels` builder writes for a variant's files (relative path -> bytes)."""
+    return PublisherDigest(
+        algorithm=algorithm,
+        files={
+            p: hex_to_b64(hash_bytes(data, algorithm)) for p, data in sorted(files.items()) if in_digest(p)
+        },
+    )

@@ -1,0 +1,56 @@
+"""Where a project's files are: the project root, its `pyproject.toml` and its `kernels.lock`.
+
+No pydantic: `kernel-lock run` and the loaders find the lock with this alone. A lock is looked for from a
+folder up to its project root (the nearest folder holding a `pyproject.toml`, as uv finds its project) and
+never above it, and is used only where no one but this user and root can change it (`first_shared`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kernel_lock.core.fsutil import first_shared
+from kernel_lock.errors import LockfileError
+
+PYPROJECT = "pyproject.toml"
+LOCKFILE = "kernels.lock"
+
+
+def find_project_root(project: str | os.PathLike[str] | None) -> Path:
+    """The directory given, or the nearest one upward from the working directory holding a `pyproject.toml`."""
+    if project is not None:
+        return Path(project).resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / PYPROJECT).is_file():
+            return candidate
+    return here
+
+
+def lock_above(start: Path) -> Path | None:
+    """The `kernels.lock` nearest above `start` (a folder), looking no higher than its project root.
+
+    Without a `pyproject.toml` above, only `start` itself is looked at: a lock planted higher up (in a shared
+    folder above the project, say) is never found. A `LockfileError` where the lock found is one that
+    someone other than this user and root could change (`checked_lock`).
+    """
+    folders = (start, *start.parents)
+    root = next((f for f in folders if (f / PYPROJECT).is_file()), start)
+    for candidate in folders[: folders.index(root) + 1]:
+        if (candidate / LOCKFILE).is_file():
+            return checked_lock(candidate / LOCKFILE)
+    return None
+
+
+def checked_lock(lockfile: Path) -> Path:
+    """`lockfile`, after checking that no one but this user and root can change it or rename it away: in a
+    folder others can write, only a lock in a sticky folder (like `/tmp`) that is ours is used."""
+    shared = first_shared(lockfile.parent, lockfile)
+    if shared is not None:
+        raise LockfileError(
+            f"Found {lockfile}, but {shared} can be changed by users other than you and root, so anyone of them "
+            f"could choose the code it loads. Refusing to use it. Move the project to a folder only you can write "
+            f"(or make the lock yours and not group- or world-writable), or pass lockfile=... / set KERNEL_LOCK_FILE."
+        )
+    return lockfile
