@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from kernel_lock.core import target as target_module
+from kernel_lock.core import detect as detect_module
+from kernel_lock.core.detect import detect_target
 from kernel_lock.core.target import (
     Target,
     backend_variant_str,
-    detect_target,
     is_free_threaded_build,
     parse_target,
     target_from_options,
@@ -653,7 +653,7 @@ def test_detect_target_matches_torch() -> None:
 def test_detect_target_does_not_import_torch() -> None:
     code = (
         "import json, sys\n"
-        "from kernel_lock.core.target import detect_target; t = detect_target()\n"
+        "from kernel_lock.core.detect import detect_target; t = detect_target()\n"
         "print(json.dumps({'torch_imported': 'torch' in sys.modules, 'kernels_imported': 'kernels' in sys.modules,"
         " 'spec': t.spec()}))"
     )
@@ -699,8 +699,8 @@ def test_detect_target_reads_version_py(
     (tmp_path / "version.py").write_text(f"__version__ = '2.6.0+x'\n{version_py}")
     (tmp_path / "share/cmake/Torch").mkdir(parents=True)
     (tmp_path / "share/cmake/Torch/TorchConfig.cmake").write_text(cmake)
-    monkeypatch.setattr(target_module, "torch_dir", lambda: tmp_path)
-    monkeypatch.setattr(target_module, "_machine", lambda: ("x86_64", "linux"))
+    monkeypatch.setattr(detect_module, "torch_dir", lambda: tmp_path)
+    monkeypatch.setattr(detect_module, "this_machine", lambda: ("x86_64", "linux"))
     python = (sys.version_info[0], sys.version_info[1])
     expected = Target(
         (2, 6), abi, backend, backend_version, "x86_64", "linux", None, is_free_threaded_build(), python
@@ -709,7 +709,7 @@ def test_detect_target_reads_version_py(
 
 
 def test_detect_target_without_torch(monkeypatch: pytest.MonkeyPatch, fresh_detection: None) -> None:
-    monkeypatch.setattr(target_module, "torch_dir", lambda: None)
+    monkeypatch.setattr(detect_module, "torch_dir", lambda: None)
     cuda = kernels_backends._get_cuda()
     target = detect_target()
     assert (target.torch, target.cxx11_abi) == (None, None)
@@ -725,7 +725,7 @@ def test_detection_from_torch_s_files_agrees_with_the_imported_torch() -> None:
     import torch  # noqa: F401 - imported, so detect_target asks torch
 
     child = (
-        "import sys; from kernel_lock.core.target import detect_target; print(repr(tuple(detect_target())))"
+        "import sys; from kernel_lock.core.detect import detect_target; print(repr(tuple(detect_target())))"
     )
     child += "; assert 'torch' not in sys.modules"
     proc = subprocess.run(

@@ -120,7 +120,7 @@ def selected_variants(
     environment: list[Target] = []
 
     def for_target(entry: LockedKernel) -> str:
-        from kernel_lock.core.target import default_target
+        from kernel_lock.core.detect import default_target
         from kernel_lock.core.variants import select_variant
 
         if not environment:

@@ -12,7 +12,8 @@ import click
 from kernel_lock import env as environ
 from kernel_lock import errors
 from kernel_lock.cli.output import Output
-from kernel_lock.core.target import BACKENDS, TargetChoice
+from kernel_lock.core.detect import TargetChoice
+from kernel_lock.core.target import BACKENDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,7 +128,7 @@ def declared_target(
 
 def announce_target(out: Output, declared: TargetChoice | None) -> TargetChoice:
     """Choose the target, say which (once per command), and warn where detection found no torch."""
-    from kernel_lock.core.target import choose_target
+    from kernel_lock.core.detect import choose_target
 
     choice = choose_target(declared)
     out.note(f"Target: {choice.describe()}")

@@ -56,7 +56,7 @@ def quick_get_kernel(lockfile: Path, repo_id: str) -> ModuleType | None:
     entry = _direct_entry(lockfile, repo_id)
     if entry is None:
         return None
-    from kernel_lock.core.target import default_target
+    from kernel_lock.core.detect import default_target
     from kernel_lock.core.variants import select_variant
 
     try:

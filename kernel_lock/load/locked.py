@@ -141,7 +141,8 @@ def load_locked(
     revision: str | None = None,
 ) -> ModuleType:
     """`get_kernel` for a lock already in hand."""
-    from kernel_lock.core.target import default_target, parse_target
+    from kernel_lock.core.detect import default_target
+    from kernel_lock.core.target import parse_target
 
     entry = lock.find(repo_id)
     if entry is None:
