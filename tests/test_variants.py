@@ -28,14 +28,12 @@ from kernel_lock.core.target import (
     parse_target,
     target_from_options,
 )
+from kernel_lock.core.variant_names import Rules, describe_variant, parse_variant
 from kernel_lock.core.variants import (
     FREE_THREADED,
     NOT_A_VARIANT,
     Decision,
-    Rules,
-    describe_variant,
     installed_rules,
-    parse_variant,
     rank_variants,
     rules_for,
     select_variant,

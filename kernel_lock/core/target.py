@@ -106,10 +106,15 @@ def backend_variant_str(backend: str, version: tuple[int, int] | None, *, dotted
     return f"{BACKENDS[backend].prefix}{version[0]}{version[1]}"
 
 
+def dotted(version: tuple[int, int]) -> str:
+    """A (major, minor) version as people write it: `2.10`."""
+    return f"{version[0]}.{version[1]}"
+
+
 def backend_label(backend: str, version: tuple[int, int] | None) -> str:
     """Human name of a backend, e.g. `CUDA 12.8`, `CPU`."""
     label = BACKENDS[backend].label if backend in BACKENDS else backend
-    return label if version is None else f"{label} {version[0]}.{version[1]}"
+    return label if version is None else f"{label} {dotted(version)}"
 
 
 class Target(NamedTuple):

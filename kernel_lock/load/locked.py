@@ -215,7 +215,7 @@ def _synced_elsewhere(entry: LockedKernel, variant: str, target: Target) -> str:
     The usual cause is a sync for another target (a Docker build stage without torch, say).
     """
     from kernel_lock.cache.verify import check_variant
-    from kernel_lock.core.variants import describe_variant
+    from kernel_lock.core.variant_names import describe_variant
 
     others = [
         v for v in sorted(entry.variants) if v != variant and check_variant(entry, v).status != "missing"
