@@ -14,7 +14,8 @@ from huggingface_hub.errors import OfflineModeIsEnabled
 from huggingface_hub.utils import get_session, hf_raise_for_status
 
 from kernel_lock.errors import HubError, MalformedReply, ResolutionError
-from kernel_lock.hub.client import Fail, Hub, Retry, StatusError, classify
+from kernel_lock.hub._classify import Fail, Retry, StatusError, classify
+from kernel_lock.hub.client import Hub
 
 httpx: Any = sys.modules[type(get_session()).__module__.split(".")[0]]
 REQUEST = httpx.Request("GET", "http://127.0.0.1:9/api/kernels/org/name/refs")

@@ -265,7 +265,7 @@ class _Download:
     def _check_commit(self, response: Any) -> None:
         """Refuse an answer (or a redirect on the way to it) that says it comes from another commit, naming the
         request id of the answer that said so."""
-        from kernel_lock.hub.client import request_id_of
+        from kernel_lock.hub._classify import request_id_of
 
         for hop in (*response.history, response):
             said = hop.headers.get("X-Repo-Commit")
