@@ -70,7 +70,7 @@ from kernel_lock.project.paths import find_project_root
 if TYPE_CHECKING:
     from kernel_lock.core.target import Target
     from kernel_lock.hub.client import Hub
-    from kernel_lock.lock.project import LockResult
+    from kernel_lock.lock.changes import LockResult
 
 DOWNLOAD_WORKERS = 32
 

@@ -80,7 +80,7 @@ def add(
     `uv add`, the kernels named are synced for this machine (--no-sync: not).
     """
     from kernel_lock.cli.reports import AddedKernel, AddReport, LockChanges
-    from kernel_lock.lock.project import add_dependencies, parse_add_spec
+    from kernel_lock.lock.requirements import add_dependencies, parse_add_spec
 
     if version is not None and revision is not None:
         raise errors.ConfigError("Give --version or --revision, not both.")
@@ -146,7 +146,7 @@ def _redirects(lock: Lock, repos: list[str]) -> dict[str, str]:
 def remove(*, out: Output, repos: tuple[str, ...], project: Path | None) -> int:
     """Remove each REPO from [tool.kernels.dependencies] and from the lock."""
     from kernel_lock.cli.reports import LockChanges, RemoveReport
-    from kernel_lock.lock.project import remove_dependency
+    from kernel_lock.lock.requirements import remove_dependency
 
     result = remove_dependency(repos, project)
     required_by: list[str] = []

@@ -13,7 +13,7 @@ from kernel_lock import env as environ
 if TYPE_CHECKING:
     from kernel_lock.cli.reports import Report
     from kernel_lock.core.variants import Decision
-    from kernel_lock.lock.project import LockResult
+    from kernel_lock.lock.changes import LockResult
 
 
 def _stream_wants_color(mode: str, stream: Any) -> bool:

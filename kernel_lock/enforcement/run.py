@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from kernel_lock import env
 
 if TYPE_CHECKING:
+    from kernel_lock.core.requirement import Dependency
     from kernel_lock.enforcement import Request
 
 SITE_DIR = Path(__file__).parent / "site"
@@ -183,17 +184,9 @@ def moved_since_the_run(recording: Recording, lockfile: Path) -> list[str]:
     return lines
 
 
-def _add_and_lock(root: Path, added: Mapping[str, object]) -> None:
+def _add_and_lock(root: Path, added: Mapping[str, Dependency]) -> None:
     """Add requirements to `[tool.kernels.dependencies]` (style-preserving) and lock; nothing written on error."""
-    from kernel_lock.core.requirement import Dependency
-    from kernel_lock.lock.project import lock_project
-    from kernel_lock.project.config import project_from_text, read_project
-    from kernel_lock.project.edit import set_dependency
-    from kernel_lock.project.paths import find_project_root
+    from kernel_lock.lock.requirements import lock_edited
+    from kernel_lock.project.edit import set_dependencies
 
-    root = find_project_root(root)
-    _, text = read_project(root)
-    for repo_id, dep in added.items():
-        assert isinstance(dep, Dependency)
-        text = set_dependency(text, repo_id, dep)
-    lock_project(project_from_text(root, text), pyproject_text=text)
+    lock_edited(root, lambda _current, text: set_dependencies(text, added))

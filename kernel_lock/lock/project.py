@@ -3,36 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from kernel_lock.core.fsutil import atomic_write
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.core.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
-from kernel_lock.core.requirement import COMMIT_RE, Dependency, is_repo_id
+from kernel_lock.core.requirement import COMMIT_RE
 from kernel_lock.core.signers import policy_problems
 from kernel_lock.errors import (
     CommitNotOnRef,
-    ConfigError,
     KernelLockError,
     LockOutOfDate,
-    NoSuchVersion,
     RangeSpecifierError,
-    RepoNotFound,
-    ResolutionError,
-    UntrustedPublisher,
 )
+from kernel_lock.lock.changes import LockResult, entry_changed
 from kernel_lock.project.config import (
     Project,
     load_project,
-    project_from_text,
-    read_project,
     same_publisher,
     trust_granted,
 )
-from kernel_lock.project.paths import find_project_root
 
 if TYPE_CHECKING:
     from kernel_lock.hub.client import Hub
@@ -66,97 +59,6 @@ def _unfounded(entry: LockedKernel, project: Project) -> list[str]:
             f"locked with trust-remote-code for {entry.repo_id}, which pyproject.toml no longer grants (or never did)"
         )
     return problems
-
-
-@dataclass(frozen=True)
-class Change:
-    """One kernel's line of a change summary: `relu v1 (e25d292) -> v2 (97406b2)`."""
-
-    repo_id: str
-    change: Literal["added", "removed", "updated", "commit-moved"]
-    before: str | None
-    after: str | None
-    direct: bool
-    detail: str | None = None  # what changed where the requirement and commit did not
-
-    def __str__(self) -> str:
-        mark = {"added": "+", "removed": "-", "updated": "~", "commit-moved": "~"}[self.change]
-        text = f"{mark} {self.repo_id}{'' if self.direct else ' (dependency)'}"
-        if self.before == self.after:
-            return f"{text} {self.after} ({self.detail})"
-        if self.before and self.after:
-            return f"{text} {self.before} \N{RIGHTWARDS ARROW} {self.after}"
-        return f"{text} {self.before or self.after}"
-
-
-def _label(entry: LockedKernel) -> str:
-    """`v2 (97406b2)` or `main (97406b2)`: an entry's requirement and short commit."""
-    requirement = f"v{entry.version}" if entry.version is not None else str(entry.revision)
-    return f"{requirement} ({entry.commit[:7]})"
-
-
-def _entry_changed(old: LockedKernel, new: LockedKernel) -> bool:
-    """Whether an entry changed beyond its `required-by` (which follows the other kernels, not this one)."""
-    return old.model_copy(update={"required_by": []}) != new.model_copy(update={"required_by": []})
-
-
-def _same_requirement_change(old: LockedKernel, new: LockedKernel) -> str | None:
-    """What changed in an entry whose requirement and commit did not (None where they did)."""
-    if _label(old) != _label(new):
-        return None
-    if old.direct != new.direct:
-        return "now required directly" if new.direct else "now only a dependency"
-    if old.hash_type != new.hash_type:
-        return f"hashes now {new.hash_type}"
-    return "entry rewritten at the same commit"
-
-
-def lock_changes(before: Lock | None, after: Lock) -> list[Change]:
-    """Every entry that was added, removed, re-required or moved to another commit, by repo."""
-    old = before.by_key() if before else {}
-    new = after.by_key()
-    changes = [
-        Change(
-            new[k].requested_repo,
-            "commit-moved" if new[k].commit != old[k].commit else "updated",
-            _label(old[k]),
-            _label(new[k]),
-            new[k].direct,
-            _same_requirement_change(old[k], new[k]),
-        )
-        for k in sorted(set(old) & set(new))
-        if _entry_changed(old[k], new[k])
-    ]
-    gone = [old[k] for k in sorted(set(old) - set(new))]
-    came = [new[k] for k in sorted(set(new) - set(old))]
-    for entry in came:
-        was = [e for e in gone if e.requested_repo == entry.requested_repo and e.direct == entry.direct]
-        if len(was) == 1:
-            gone.remove(was[0])
-            changes.append(
-                Change(entry.requested_repo, "updated", _label(was[0]), _label(entry), entry.direct)
-            )
-        else:
-            changes.append(Change(entry.requested_repo, "added", None, _label(entry), entry.direct))
-    changes += [Change(e.requested_repo, "removed", _label(e), None, e.direct) for e in gone]
-    return sorted(changes, key=lambda c: (not c.direct, c.repo_id, c.change))
-
-
-@dataclass
-class LockResult:
-    """What `lock_project` did."""
-
-    lock: Lock
-    path: Path
-    written: bool
-    previous: Lock | None = None
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    def changes(self) -> list[Change]:
-        """The change summary of this lock against the previous one."""
-        return lock_changes(self.previous, self.lock)
 
 
 def lock_differences(project: Project, lock: Lock | None) -> list[str]:
@@ -413,147 +315,6 @@ def lock_project(
         written=written,
         previous=previous,
         added=sorted(set(new) - set(old)),
-        updated=sorted(r for r in set(new) & set(old) if _entry_changed(old[r], new[r])),
+        updated=sorted(r for r in set(new) & set(old) if entry_changed(old[r], new[r])),
         removed=sorted(set(old) - set(new)),
     )
-
-
-@dataclass(frozen=True)
-class Added:
-    """One repo `add` required: the requirement, and the one it replaced (None if new)."""
-
-    repo_id: str
-    dependency: Dependency
-    before: Dependency | None
-
-    @property
-    def action(self) -> Literal["added", "updated", "unchanged"]:
-        if self.before is None:
-            return "added"
-        return "unchanged" if self.before == self.dependency else "updated"
-
-
-def _worded_for_add(exc: ResolutionError, requests: Mapping[str, object]) -> ResolutionError:
-    """The error about a repo `add` was given, reworded to name `add`'s options (others as they are)."""
-    if isinstance(exc, NoSuchVersion) and exc.repo_id in requests:
-        newest = f"--version {max(exc.available)}" if exc.available else "--revision <branch, tag or commit>"
-        return NoSuchVersion(
-            exc.repo_id,
-            exc.version,
-            exc.available,
-            how=f"Pick one: `kernel-lock add {exc.repo_id} {newest}`.",
-        )
-    if isinstance(exc, RepoNotFound) and exc.repo_id in requests:
-        instead = f" (`kernel-lock add {exc.suggestion}`)" if exc.suggestion else ""
-        return RepoNotFound(
-            exc.repo_id,
-            exc.endpoint,
-            exc.suggestion,
-            how=f"Check the repo id given to `kernel-lock add`{instead}",
-            request_id=exc.request_id,
-        )
-    if isinstance(exc, UntrustedPublisher) and exc.parent is None and exc.repo_id in requests:
-        return UntrustedPublisher(
-            exc.repo_id, exc.org, None, how=f"add it with `kernel-lock add {exc.repo_id} --trust-remote-code`"
-        )
-    return exc
-
-
-@dataclass
-class AddResult:
-    """What `add_dependencies` did: each repo's requirement, and the lock."""
-
-    added: list[Added]
-    lock: LockResult
-
-
-def parse_add_spec(spec: str) -> tuple[str, int | None, str | None]:
-    """`org/name`, `org/name@2` (version 2) or `org/name@main` (a revision) as (repo, version, revision)."""
-    repo_id, _, pin = spec.partition("@")
-    if not is_repo_id(repo_id) or (_ and not pin):
-        raise ConfigError(
-            f"{spec!r} is not a repo id; write it as org/name, optionally with @VERSION or @REVISION, "
-            f"e.g. kernels-community/activation or kernels-community/activation@1."
-        )
-    if not pin:
-        return repo_id, None, None
-    return (repo_id, int(pin), None) if pin.isdigit() else (repo_id, None, pin)
-
-
-def add_dependencies(
-    requests: Mapping[str, tuple[int | None, str | None]],
-    project: Path | None = None,
-    *,
-    trust_remote_code: bool = False,
-    upgrade: bool = False,
-    endpoint: str | None = None,
-) -> AddResult:
-    """Require each repo (at its version or revision; the newest major where neither) and update the lock.
-
-    As with `uv add`, a repo already required keeps its requirement unless a version or revision is
-    given, or `upgrade` (then: the newest major). It keeps its other settings (signers, trust). Nothing
-    is written unless every requirement resolves; errors name the `add` options to use.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from kernel_lock.hub.client import Hub
-    from kernel_lock.lock.resolve import follow_redirects
-    from kernel_lock.project.edit import set_dependencies
-
-    root = find_project_root(project)
-    current, text = read_project(root)
-    declared = current.dependencies
-    hub = Hub(endpoint)
-    kept = {
-        repo
-        for repo, (version, revision) in requests.items()
-        if version is None and revision is None and repo in declared and not upgrade
-    }
-    newest_needed = [
-        repo
-        for repo, (version, revision) in requests.items()
-        if version is None and revision is None and repo not in kept
-    ]
-    try:
-        with ThreadPoolExecutor(max_workers=8) as side, ThreadPoolExecutor(max_workers=8) as pool:
-            found = pool.map(lambda r: follow_redirects(r, hub, side)[1], newest_needed)
-            refs = dict(zip(newest_needed, found, strict=True))
-        added = []
-        for repo_id, (version, revision) in requests.items():
-            if repo_id in kept:
-                version, revision = declared[repo_id].version, declared[repo_id].revision
-            elif version is None and revision is None:
-                versions = refs[repo_id].versions()
-                if not versions:
-                    raise ResolutionError(
-                        f"{repo_id} has no major versions (no vN branches). Add it with `kernel-lock add {repo_id} "
-                        f"--revision <branch, tag or commit>`."
-                    )
-                version = max(versions)
-            before = declared.get(repo_id)
-            dep = Dependency(
-                version=version,
-                revision=revision,
-                trust_remote_code=trust_remote_code or (before is not None and before.trust_remote_code),
-                signers=before.signers if before else (),
-                require_signature=before.require_signature if before else None,
-            )
-            added.append(Added(repo_id, dep, before))
-        new_text = set_dependencies(text, {a.repo_id: a.dependency for a in added})
-        result = lock_project(project_from_text(root, new_text), endpoint=endpoint, pyproject_text=new_text)
-    except (NoSuchVersion, RepoNotFound, UntrustedPublisher) as exc:
-        raise _worded_for_add(exc, requests) from None
-    return AddResult(added, result)
-
-
-def remove_dependency(
-    repo_id: str | Sequence[str], project: Path | None = None, *, endpoint: str | None = None
-) -> LockResult:
-    """Drop `repo_id` (or each of several) from `pyproject.toml` and from the lock (with what only they needed)."""
-    from kernel_lock.project.edit import remove_dependency as without
-
-    root = find_project_root(project)
-    _, new_text = read_project(root)
-    for repo in [repo_id] if isinstance(repo_id, str) else repo_id:
-        new_text = without(new_text, repo)
-    return lock_project(project_from_text(root, new_text), endpoint=endpoint, pyproject_text=new_text)

@@ -89,11 +89,6 @@ def with_dependencies_table(text: str) -> str:
     return tomlkit.dumps(doc)
 
 
-def set_dependency(text: str, repo_id: str, dep: Dependency) -> str:
-    """`pyproject.toml` text with `repo_id` required as `dep` (added, or its entry replaced in place)."""
-    return set_dependencies(text, {repo_id: dep})
-
-
 def remove_dependency(text: str, repo_id: str) -> str:
     """`pyproject.toml` text without `repo_id` in `[tool.kernels.dependencies]`."""
     doc = tomlkit.parse(text)
