@@ -31,7 +31,7 @@ class VersionInfo:
 def list_versions(repo_id: str, *, hub: Hub, target: Target) -> tuple[str, list[VersionInfo]]:
     """(the repo that holds the kernel after redirects, its versions in order)."""
     from kernel_lock.core.variants import select_variant
-    from kernel_lock.lock.resolve import follow_redirects
+    from kernel_lock.lock.redirects import follow_redirects
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         repo, refs = follow_redirects(repo_id, hub, pool)

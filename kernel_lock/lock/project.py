@@ -20,10 +20,10 @@ from kernel_lock.errors import (
     RangeSpecifierError,
 )
 from kernel_lock.lock.changes import LockResult, entry_changed
+from kernel_lock.lock.redirects import redirect_accepted
 from kernel_lock.project.config import (
     Project,
     load_project,
-    same_publisher,
     trust_granted,
 )
 
@@ -43,9 +43,7 @@ def _unfounded(entry: LockedKernel, project: Project) -> list[str]:
     if entry.redirected_from is not None:
         if entry.redirected_from == entry.repo_id:
             problems.append("redirected-from names the repository itself, which the resolver never writes")
-        elif (
-            not same_publisher(requested, entry.repo_id) and project.redirects.get(requested) != entry.repo_id
-        ):
+        elif not redirect_accepted(requested, entry.repo_id, project.redirects):
             problems.append(
                 f"redirected to {entry.repo_id}, another organization's repository, which pyproject.toml does not "
                 f'accept (it would need "{requested}" = "{entry.repo_id}" under [tool.kernels.redirects])'

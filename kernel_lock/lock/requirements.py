@@ -140,7 +140,7 @@ def _requirements(
     """What `add` requires of each repo: as asked, else as declared (unless `upgrade`), else its newest major."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kernel_lock.lock.resolve import follow_redirects
+    from kernel_lock.lock.redirects import follow_redirects
 
     kept = {
         repo

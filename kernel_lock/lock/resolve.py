@@ -17,9 +17,8 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from kernel_lock.core import tomlread
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.core.lockfile import Lock, LockedKernel, RequiredBy, Trust, kernel_key
 from kernel_lock.core.requirement import COMMIT_RE, Dependency, is_repo_id
@@ -36,26 +35,15 @@ from kernel_lock.lock import provenance
 from kernel_lock.lock.hashes import BUNDLE, Blobs, list_variants, lock_variants
 from kernel_lock.lock.hashes import MetadataCache as MetadataCache
 from kernel_lock.lock.hashes import split_variant_path as split_variant_path
+from kernel_lock.lock.redirects import accept_redirect, follow_redirects, redirect_accepted
 from kernel_lock.lock.signatures import Verifiers, check_signatures, unsigned_notice
-from kernel_lock.project.config import same_publisher, trust_granted
+from kernel_lock.project.config import trust_granted
 
 if TYPE_CHECKING:
     from kernel_lock.hub.client import Hub, Refs
 
-STATUS_FILE = "kernel-status.toml"
-MAX_REDIRECTS = 8
 MAX_WORKERS = 32
 SIDE_WORKERS = 64
-
-
-class Redirect(BaseModel):
-    """A `kernel-status.toml` of kind `redirect`: the repo moved to `destination`."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    kind: str
-    destination: str
-    revision: str = "main"
 
 
 @dataclass
@@ -117,11 +105,7 @@ class LockRequest:
                 old.trust != "trust-remote-code"
                 or trust_granted(repo_id, old.repo_id, dep.trust_remote_code, allowlist)
             )
-            and (
-                old.repo_id == repo_id
-                or same_publisher(repo_id, old.repo_id)
-                or self.redirects.get(repo_id) == old.repo_id
-            )
+            and redirect_accepted(repo_id, old.repo_id, self.redirects)
             and not policy_problems(old.variants, old.signed_by, self.signing.policy(repo_id))
         )
 
@@ -332,7 +316,7 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
     listing = list_variants(target, commit, hub.tree(target, commit, "build"))
     if any(BUNDLE in files for files in listing.values()):
         context.prepare_verifier()
-    _accept_redirect(repo_id, target, context.request.redirects)
+    accept_redirect(repo_id, target, context.request.redirects)
     variants = lock_variants(
         target,
         commit,
@@ -432,22 +416,6 @@ def _trust(
     raise UntrustedPublisher(repo_id, org, parent)
 
 
-def _accept_redirect(repo_id: str, target: str, redirects: Mapping[str, str]) -> None:
-    """Refuse a redirect to another organization's repository unless pyproject.toml accepts exactly it.
-
-    Within one organization the publisher controls both repositories; across organizations the redirect
-    hands the project to another publisher, which the project must agree to (and which `lock --check` can
-    then see, offline, in pyproject.toml).
-    """
-    if target == repo_id or same_publisher(repo_id, target) or redirects.get(repo_id) == target:
-        return
-    raise ResolutionError(
-        f"{repo_id} redirects to {target} (through {STATUS_FILE}), a repository of another organization. "
-        f"kernel-lock follows a redirect to another publisher only when pyproject.toml accepts it: add "
-        f'"{repo_id}" = "{target}" under [tool.kernels.redirects], or depend on {target} directly.'
-    )
-
-
 def _kernel_depends(
     entry: LockedKernel, variant: str, metadata: dict[str, Any]
 ) -> list[tuple[str, Dependency]]:
@@ -476,66 +444,6 @@ def _kernel_depends(
             )
         requirements[repo] = dep
     return sorted(requirements.items())
-
-
-def follow_redirects(repo_id: str, hub: Hub, side: ThreadPoolExecutor) -> tuple[str, Refs]:
-    """The repo that finally holds the kernel, and its refs; the refs and status requests overlap."""
-    chain = [repo_id]
-    current = repo_id
-    while True:
-        refs_future = side.submit(hub.refs, current)
-        try:
-            status = hub.read_file(current, "main", STATUS_FILE)
-            refs = refs_future.result()
-        except ResolutionError as exc:
-            if len(chain) == 1:
-                raise
-            raise ResolutionError(
-                f"{repo_id} redirects ({' -> '.join(chain)}) through {STATUS_FILE} to a repository that cannot be "
-                f"resolved: {exc} Depend on the repository that now holds the kernel, and tell the publisher of "
-                f"{chain[-2]}."
-            ) from None
-        redirect = _parse_status(current, status)
-        if redirect is None:
-            return current, refs
-        destination = redirect.destination
-        if destination in chain:
-            raise ResolutionError(
-                f"{repo_id} redirects in a loop ({' -> '.join([*chain, destination])}) through "
-                f"{STATUS_FILE}. Depend on the repository that really holds the kernel, and tell its publisher."
-            )
-        if len(chain) > MAX_REDIRECTS:
-            raise ResolutionError(
-                f"{repo_id} redirects more than {MAX_REDIRECTS} times ({' -> '.join(chain)})."
-            )
-        chain.append(destination)
-        current = destination
-
-
-def _parse_status(repo_id: str, content: bytes | None) -> Redirect | None:
-    """The redirect in a `kernel-status.toml`, if the file exists and says so."""
-    if content is None:
-        return None
-    try:
-        data = tomlread.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, tomlread.TOMLDecodeError) as exc:
-        raise HubError(
-            f"{repo_id} has a malformed {STATUS_FILE} on main ({exc}); tell its publisher."
-        ) from None
-    if data.get("kind") != "redirect":
-        return None
-    try:
-        redirect = Redirect.model_validate(data)
-    except ValidationError:
-        raise HubError(
-            f"{repo_id} has a redirect {STATUS_FILE} without a destination; tell its publisher."
-        ) from None
-    if not is_repo_id(redirect.destination):
-        raise HubError(
-            f"{repo_id} redirects to {redirect.destination!r} in {STATUS_FILE}, which is not a repo id; "
-            f"tell its publisher."
-        )
-    return redirect
 
 
 def _pick_commit(repo_id: str, dep: Dependency, refs: Refs) -> tuple[str, str]:
