@@ -29,8 +29,8 @@ from kernel_lock.core.hashing import HashType, git_blob_sha1, is_ignored, varian
 from kernel_lock.core.lockfile import Provenance, is_variant_name
 from kernel_lock.core.records import RECORD_DIR, blob_path, repo_dir, unwritable_paths, writable_in_cache
 from kernel_lock.errors import DigestError, HubError, ResolutionError
+from kernel_lock.lock._provenance import parse_provenance
 from kernel_lock.lock.digest import HashMismatch, MalformedDigest, PublisherDigest, in_digest, parse_digest
-from kernel_lock.lock.provenance import parse_provenance
 
 if TYPE_CHECKING:
     from kernel_lock.hub.client import Hub, TreeEntry

@@ -31,7 +31,7 @@ from kernel_lock.errors import (
     ResolutionError,
     UntrustedPublisher,
 )
-from kernel_lock.lock import provenance
+from kernel_lock.lock import _provenance
 from kernel_lock.lock.hashes import BUNDLE, Blobs, list_variants, lock_variants
 from kernel_lock.lock.hashes import MetadataCache as MetadataCache
 from kernel_lock.lock.hashes import split_variant_path as split_variant_path
@@ -338,7 +338,7 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
             hash_type=context.request.hash_type,
             trust=trust,
             variants={name: v.hash for name, v in variants.items()},
-            provenance=provenance.group({name: v.provenance for name, v in variants.items()}),
+            provenance=_provenance.group({name: v.provenance for name, v in variants.items()}),
         )
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
