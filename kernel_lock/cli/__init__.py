@@ -6,7 +6,8 @@ errors to exit codes), `options` and `output`. Heavy modules (pydantic, huggingf
 are imported inside commands, so `kernel-lock --help` stays fast. Errors of our own become one
 paragraph on stderr (and, with `--json`, an `{"error": {"code", "message"}}` document on stdout)
 and an exit code from `exitcodes.EXIT_CODES`; nothing prints a traceback unless `--verbose` asks
-for one.
+for one. May import every stage (`core`, `project`, `hub`, `lock`, `cache`, `load`, `enforcement`,
+`inspect`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Offline testing support: `LocalHub`, a real local Hugging Face Hub server, and realistic kernel fixtures.
 
 Point the real `huggingface_hub` client at it with `HF_ENDPOINT=<hub.url>` (or the `hub_env` pytest fixture
-from `kernel_lock.testing.pytest_plugin`). Importing this package imports neither torch nor kernels.
+from `kernel_lock.testing.pytest_plugin`). Importing this package imports neither torch nor kernels. It may
+import any stage it needs; no module of kernel-lock imports it.
 """
 
 from kernel_lock.testing.faults import Answer, Fault, FaultKind
