@@ -88,6 +88,7 @@ def imports(package: Path) -> list[Import]:
     for name, path in known.items():
         is_package = path.name == "__init__.py"
         for node in _imports_in(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[tuple[str, tuple[str, ...]]]
             if isinstance(node, ast.Import):
                 targets = [(a.name, ()) for a in node.names]
             else:
