@@ -194,6 +194,22 @@ def test_run_without_a_lock_fails_before_the_command(tmp_path, make_project) -> 
     assert "kernel-lock lock" in proc.stderr and "ran" not in proc.stdout
 
 
+def test_run_refuses_a_lock_others_can_change(tf_hub, make_project, cli, tmp_path) -> None:
+    """A project in a folder anyone may write: another user could swap its kernels.lock for one pinning their
+    commits. `run` finds the lock as `get_kernel` does and refuses it before the command starts (it used to
+    hand it to the command as KERNEL_LOCK_FILE, which is trusted as named)."""
+    root = make_project(*DEPS)
+    assert cli("lock", "--project", str(root)).exit_code == 0
+    root.chmod(0o777)
+    for frozen in ((), ("--frozen",)):
+        proc = run("run", *frozen, "--", sys.executable, "-c", "print('ran')", cwd=root)
+        assert proc.returncode != 0 and "ran" not in proc.stdout
+        assert (
+            f"{root / 'kernels.lock'}, but {root / 'kernels.lock'} can be changed by users other"
+            in proc.stderr
+        )
+
+
 def test_record_finds_two_kernels_adds_them_and_locks(tf_hub, make_project, tmp_path) -> None:
     root = make_project('"kernels-community/liger-kernels" = 3   # keep this comment')
     prog = script(tmp_path, "prog.py", LOAD_TWO)

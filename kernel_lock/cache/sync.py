@@ -65,7 +65,7 @@ from kernel_lock.core.verdict import FileProblem
 from kernel_lock.errors import CacheError, ConfigError, HubError, SyncFailed, VariantError
 from kernel_lock.hub.fetch import Digests, Source, digests_of, fetch_blob, store_blob
 from kernel_lock.project.config import load_project
-from kernel_lock.project.paths import find_project_root
+from kernel_lock.project.paths import project_lockfile
 
 if TYPE_CHECKING:
     from kernel_lock.core.target import Target
@@ -181,7 +181,7 @@ def sync_project(
     lock_result = None
     config = load_project(project)
     if frozen:
-        lock = read_lock(find_project_root(project) / "kernels.lock")
+        lock = read_lock(project_lockfile(project))
     else:
         from kernel_lock.lock.project import check_lock, lock_differences, lock_project
 

@@ -216,9 +216,9 @@ def tree(*, out: Output, project: Path | None, invert: bool) -> int:
     from kernel_lock.cli.reports import TreeReport
     from kernel_lock.core.lockfile import read_lock
     from kernel_lock.inspect.tree import kernel_tree, render_tree
-    from kernel_lock.project.paths import find_project_root
+    from kernel_lock.project.paths import project_lockfile
 
-    lock = read_lock(find_project_root(project) / "kernels.lock")
+    lock = read_lock(project_lockfile(project))
     roots = kernel_tree(lock, invert=invert)
     for line in render_tree(roots):
         out.answer(line)

@@ -35,9 +35,9 @@ def export(*, out: Output, project: Path | None, fmt: str, output: Path | None) 
     from kernel_lock.core.fsutil import atomic_write
     from kernel_lock.core.lockfile import read_lock
     from kernel_lock.lock.interop import export_lock
-    from kernel_lock.project.paths import find_project_root
+    from kernel_lock.project.paths import project_lockfile
 
-    lock = read_lock(find_project_root(project) / "kernels.lock")
+    lock = read_lock(project_lockfile(project))
     if output is None and out.json_mode:
         raise errors.ConfigError(
             "export --json needs -o FILE: without it, stdout is the exported lock itself."

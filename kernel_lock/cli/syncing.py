@@ -159,9 +159,9 @@ def verify(
     from kernel_lock.cache.verify import check_variant
     from kernel_lock.cli.reports import TargetReport, VariantReport, VerifyReport
     from kernel_lock.core.lockfile import read_lock
-    from kernel_lock.project.paths import find_project_root
+    from kernel_lock.project.paths import project_lockfile
 
-    lock = read_lock(find_project_root(project) / "kernels.lock")
+    lock = read_lock(project_lockfile(project))
     choice = None if variant_names or all_variants else announce_target(out, target)
     pairs = selected_variants(
         lock, target=choice.target if choice else None, names=variant_names, all_variants=all_variants
@@ -245,9 +245,9 @@ def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
     from kernel_lock.cache.prune import prune_cache
     from kernel_lock.cli.reports import PrunedReport, PruneReport
     from kernel_lock.core.lockfile import read_lock
-    from kernel_lock.project.paths import find_project_root
+    from kernel_lock.project.paths import project_lockfile
 
-    lockfiles = [find_project_root(p) / "kernels.lock" for p in projects or (None,)]
+    lockfiles = [project_lockfile(p) for p in projects or (None,)]
     result = prune_cache([read_lock(path) for path in lockfiles], dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for item in result.removed:
@@ -275,9 +275,9 @@ def explain_choices(out: Output, project: Path | None, choice: TargetChoice) -> 
     """--verbose: for each locked kernel, every variant's decision for the target (as `versions -v`)."""
     from kernel_lock.core.lockfile import read_lock_if_exists
     from kernel_lock.core.variants import rank_variants
-    from kernel_lock.project.paths import LOCKFILE, find_project_root
+    from kernel_lock.project.paths import project_lockfile
 
-    lock = read_lock_if_exists(find_project_root(project) / LOCKFILE)
+    lock = read_lock_if_exists(project_lockfile(project))
     for entry in lock.kernel if lock else []:
         decisions = rank_variants(entry.variants, choice.target)
         selected = decisions[0].variant if decisions and decisions[0].accepted else None

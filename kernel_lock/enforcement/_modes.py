@@ -68,11 +68,11 @@ def _declared_beside(lockfile: Path | None, request: Request) -> bool:
     """Whether the pyproject.toml beside the lock requires what `request` asks for (then the lock is stale)."""
     from kernel_lock.errors import KernelLockError
     from kernel_lock.project.config import load_project
-    from kernel_lock.project.paths import LOCKFILE, find_project_root
+    from kernel_lock.project.paths import find_lockfile
 
-    path = lockfile or env.lock_file() or find_project_root(None) / LOCKFILE
     try:
-        dep = load_project(path.parent).dependencies.get(request.repo_id)
+        path = find_lockfile(lockfile)
+        dep = load_project(path.parent).dependencies.get(request.repo_id) if path is not None else None
     except KernelLockError:
         return False
     return dep is not None and (dep.version, dep.revision) == (request.version, request.revision)

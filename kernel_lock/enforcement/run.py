@@ -32,13 +32,11 @@ SYNC_LOCK = ".kernel-lock-run-sync.lock"
 
 
 def lockfile_for(project: Path | None) -> Path:
-    """The lock a run enforces: the project's (`--project`), else `KERNEL_LOCK_FILE`, else the project here."""
-    from kernel_lock.project.paths import LOCKFILE, find_project_root
+    """The lock a run enforces (`find_lockfile`: `--project`'s, `KERNEL_LOCK_FILE`, the one found here), else the
+    project's own, still to be written; absolute, for the command's environment."""
+    from kernel_lock.project.paths import find_lockfile, project_lockfile
 
-    from_env = env.lock_file() if project is None else None
-    if from_env is not None:
-        return from_env.absolute()
-    return (find_project_root(project) / LOCKFILE).absolute()
+    return (find_lockfile(project=project) or project_lockfile(None)).absolute()
 
 
 def command_env(

@@ -45,16 +45,14 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
     5. the same from the working directory.
 
     A lock found in 4 or 5 is used only where no one but this user and root can change it: a planted one
-    (in a shared folder, say) is refused, never silently passed over (`projectpaths.lock_above`).
+    (in a shared folder, say) is refused, never silently passed over (`kernel_lock.project.paths.find_lockfile`).
     """
     from kernel_lock.core.lockfile import parse_lock, read_lock
-    from kernel_lock.project.paths import LOCKFILE, lock_above
+    from kernel_lock.project.paths import LOCKFILE, find_lockfile
 
-    if lockfile is not None:
-        return read_lock(Path(lockfile))
-    from_env = env.lock_file()
-    if from_env is not None:
-        return read_lock(from_env)
+    named = find_lockfile(lockfile, starts=())
+    if named is not None:
+        return read_lock(named)
     looked = ["the lockfile argument (not given)", f"${env.LOCK_FILE} (not set)"]
     distributions = _caller_distributions(caller)
     for dist in distributions:
@@ -68,13 +66,13 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
     file = getattr(caller, "__file__", None) if caller is not None else None
     starts = [(Path(file).resolve().parent, f"the calling module {file}")] if file else []
     starts.append((Path.cwd().resolve(), "the working directory"))
-    for start, what in starts:
-        found = lock_above(start)
-        if found is not None:
-            return read_lock(found)
-        looked.append(
-            f"the folders from {start} up to its project root, for {what} (none holds a {LOCKFILE})"
-        )
+    found = find_lockfile(starts=[start for start, _ in starts])
+    if found is not None:
+        return read_lock(found)
+    looked += [
+        f"the folders from {start} up to its project root, for {what} (none holds a {LOCKFILE})"
+        for start, what in starts
+    ]
     raise LockfileError(
         "No kernels.lock found. Looked at: " + "; ".join(looked) + ". Pass lockfile=..., set "
         f"{env.LOCK_FILE}, or build your package with kernel-lock so it carries its kernels.lock."
@@ -120,11 +118,13 @@ def get_kernel(
     touches the network. `version=` / `revision=`, as `kernels.get_kernel` takes
     them, must be what the lock holds for `repo_id` (a `LockfileError` if not).
     """
-    known = lockfile if lockfile is not None else env.lock_file()
+    from kernel_lock.project.paths import find_lockfile
+
+    known = find_lockfile(lockfile, starts=())
     if known and target is None and version is None and revision is None:
         from kernel_lock.load._fast import quick_get_kernel
 
-        module = quick_get_kernel(Path(known), repo_id)
+        module = quick_get_kernel(known, repo_id)
         if module is not None:
             return module
     lock = find_lock(lockfile, caller=_calling_module())

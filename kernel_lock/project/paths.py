@@ -1,15 +1,19 @@
 """Where a project's files are: the project root, its `pyproject.toml` and its `kernels.lock`.
 
-No pydantic: `kernel-lock run` and the loaders find the lock with this alone. A lock is looked for from a
-folder up to its project root (the nearest folder holding a `pyproject.toml`, as uv finds its project) and
-never above it, and is used only where no one but this user and root can change it (`first_shared`).
+The one place that decides which lock is used (`find_lockfile`): the loaders, enforcement, `kernel-lock run`
+and the project commands all ask it. No pydantic: `kernel-lock run` and the loaders find the lock with this
+alone. A lock is looked for from a folder up to its project root (the nearest folder holding a
+`pyproject.toml`, as uv finds its project) and never above it, and is used only where no one but this user
+and root can change it (`first_shared`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from kernel_lock import env
 from kernel_lock.core.fsutil import first_shared
 from kernel_lock.errors import LockfileError
 
@@ -26,6 +30,42 @@ def find_project_root(project: str | os.PathLike[str] | None) -> Path:
         if (candidate / PYPROJECT).is_file():
             return candidate
     return here
+
+
+def project_lockfile(project: str | os.PathLike[str] | None) -> Path:
+    """The project's own `kernels.lock`, beside its `pyproject.toml` (see `find_project_root`); it may not exist yet."""
+    return find_project_root(project) / LOCKFILE
+
+
+def find_lockfile(
+    lockfile: str | os.PathLike[str] | None = None,
+    *,
+    project: str | os.PathLike[str] | None = None,
+    starts: Sequence[Path] | None = None,
+) -> Path | None:
+    """The lock to use, the first of:
+
+    1. `lockfile`, as given;
+    2. `project`'s own lock (`project_lockfile`);
+    3. `KERNEL_LOCK_FILE`;
+    4. the `kernels.lock` nearest above each of `starts` (the working directory where not given), looking no
+       higher than its project root, and used only where no one but this user and root can change it
+       (`lock_above`; a `LockfileError` where someone else could).
+
+    None where none is found. A lock named (1 to 3) is the user's choice and is not checked.
+    """
+    if lockfile is not None:
+        return Path(lockfile)
+    if project is not None:
+        return project_lockfile(project)
+    from_env = env.lock_file()
+    if from_env is not None:
+        return from_env
+    for start in [Path.cwd().resolve()] if starts is None else starts:
+        found = lock_above(start)
+        if found is not None:
+            return found
+    return None
 
 
 def lock_above(start: Path) -> Path | None:
