@@ -82,6 +82,18 @@ def lock_differences(project: Project, lock: Lock | None) -> list[str]:
     return problems
 
 
+def _write_both(project: Project, pyproject_text: str, lock: Lock) -> bool:
+    """Write the new `pyproject.toml`, then the lock; where the lock cannot be written (a full disk, say), the old
+    `pyproject.toml` is put back, so the project never requires what its lock does not hold."""
+    before = project.pyproject.read_bytes()
+    atomic_write(project.pyproject, pyproject_text.encode("utf-8"))
+    try:
+        return write_lock(project.lockfile, lock)
+    except BaseException:
+        atomic_write(project.pyproject, before)
+        raise
+
+
 @dataclass
 class SignatureRecheck:
     """What `recheck_signatures` verified again: variants whose files were at hand, and those that were not."""
@@ -274,8 +286,9 @@ def lock_project(
     `hash_type` converts every entry to that hash type (at its locked commit);
     without it the lock keeps the type it has (see `lock_hash_type`). With
     `pyproject_text`, that new `pyproject.toml` (which `project` must describe)
-    is written just before the lock, once resolution succeeded. `dry_run`
-    resolves and reports the changes but writes nothing.
+    is written just before the lock, once resolution succeeded, and put back if
+    the lock cannot be written. `dry_run` resolves and reports the changes but
+    writes nothing.
     """
     from kernel_lock.hub.client import Hub
     from kernel_lock.lock.resolve import LockRequest, Pin, lock_dependencies
@@ -302,9 +315,12 @@ def lock_project(
         ),
         trusted_repos=project.trusted_repos,
     )
-    if pyproject_text is not None and not dry_run:
-        atomic_write(project.pyproject, pyproject_text.encode("utf-8"))
-    written = False if dry_run else write_lock(project.lockfile, lock)
+    if dry_run:
+        written = False
+    elif pyproject_text is None:
+        written = write_lock(project.lockfile, lock)
+    else:
+        written = _write_both(project, pyproject_text, lock)
     old = previous.by_requested_repo() if previous else {}
     new = lock.by_requested_repo()
     return LockResult(
