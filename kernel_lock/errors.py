@@ -55,9 +55,23 @@ class LockMissing(LockfileError):
 
 
 class LockOutOfDate(KernelLockError):
-    """The lock does not match `pyproject.toml` (`lock --check`, `sync` without `--frozen`)."""
+    """The lock does not match `pyproject.toml` (`lock --check`, `sync` without `--frozen`, `run`).
+
+    `problems` holds one line per difference; `how` says how to bring the lock up to date.
+    """
 
     code = "lock-out-of-date"
+
+    def __init__(
+        self,
+        lockfile: object,
+        pyproject: object,
+        problems: Sequence[str],
+        *,
+        how: str = "Run `kernel-lock lock` and commit the updated kernels.lock.",
+    ) -> None:
+        self.lockfile, self.pyproject, self.problems = str(lockfile), str(pyproject), tuple(problems)
+        super().__init__(f"{lockfile} does not match {pyproject}: {'; '.join(problems)}. {how}")
 
 
 class ResolutionError(KernelLockError):
@@ -205,9 +219,19 @@ class HubOffline(HubError):
 
 
 class MalformedReply(HubError):
-    """The Hub answered, but with something that is not what its API returns (bad JSON, wrong shape)."""
+    """The Hub answered, but with something that is not what its API returns (bad JSON, wrong shape).
+
+    `sent` says what the Hub sent (`The Hub at URL sent a malformed list of ...`); the message adds the fix.
+    """
 
     code = "hub-malformed-reply"
+
+    def __init__(self, sent: str, *, request_id: str | None = None) -> None:
+        self.sent = sent
+        super().__init__(
+            f"{sent}. Refusing it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
+            request_id=request_id,
+        )
 
 
 class CacheError(KernelLockError):

@@ -101,8 +101,11 @@ def _lock_checked(out: Output, lockfile: Path, *, lock_first: bool) -> None:
     if current is None:
         raise missing_lock_error(lockfile)
     raise errors.LockOutOfDate(
-        f"{lockfile} does not match {proj.pyproject}: {'; '.join(problems)}. Run `kernel-lock lock` (or "
-        f"`kernel-lock run --sync`, which locks first), or `kernel-lock run --frozen` to run with the lock as it is."
+        lockfile,
+        proj.pyproject,
+        problems,
+        how="Run `kernel-lock lock` (or `kernel-lock run --sync`, which locks first), or `kernel-lock run --frozen` "
+        "to run with the lock as it is.",
     )
 
 

@@ -174,7 +174,7 @@ class Hub:
                 if not isinstance(page, list):
                     raise MalformedReply(
                         f"The Hub at {self.endpoint} sent a listing page of {repo_id} at {revision} that is not a "
-                        f"JSON list. Refusing it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
+                        f"JSON list",
                         request_id=request_id_of(response),
                     )
                 items.extend(page)
@@ -211,8 +211,7 @@ class Hub:
             ids = None
         if ids is None or not all(isinstance(i, str) and re.fullmatch(r"[0-9a-f]{40}", i) for i in ids):
             raise MalformedReply(
-                f"The Hub at {self.endpoint} sent a malformed list of the commits of {repo_id} at {revision}. "
-                f"Refusing it; check HF_ENDPOINT points at a Hub or a faithful mirror."
+                f"The Hub at {self.endpoint} sent a malformed list of the commits of {repo_id} at {revision}"
             )
         return frozenset(ids)
 
@@ -292,8 +291,7 @@ class Hub:
         except (ValidationError, TypeError) as exc:
             first = exc.errors(include_url=False)[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             raise MalformedReply(
-                f"The Hub at {self.endpoint} sent a malformed {what} for {repo_id} ({first}). Refusing it; check "
-                f"HF_ENDPOINT points at a Hub or a faithful mirror."
+                f"The Hub at {self.endpoint} sent a malformed {what} for {repo_id} ({first})"
             ) from None
 
     def call(
@@ -345,7 +343,7 @@ class Hub:
         if failure.kind == "malformed":
             return MalformedReply(
                 f"The Hub at {self.endpoint} sent a malformed reply when asked to {what} of {repo_id} "
-                f"({failure.detail}){seen}. Refusing it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
+                f"({failure.detail}){seen}",
                 request_id=rid,
             )
         if failure.kind == "unreachable":
@@ -399,7 +397,6 @@ def _json(response: Any, what: str) -> Any:
         return jsonread.loads(response.content)
     except jsonread.MalformedJSON as exc:
         raise MalformedReply(
-            f"The Hub sent a {what} that is not JSON ({exc.reason}, at {response.url}). Refusing "
-            f"it; check HF_ENDPOINT points at a Hub or a faithful mirror.",
+            f"The Hub sent a {what} that is not JSON ({exc.reason}, at {response.url})",
             request_id=request_id_of(response),
         ) from None

@@ -228,11 +228,7 @@ def check_lock(project: Project | Path | None = None) -> Lock:
     lock = read_lock(project.lockfile)
     problems = lock_differences(project, lock)
     if problems:
-        raise LockOutOfDate(
-            f"{project.lockfile} does not match {project.pyproject}: "
-            + "; ".join(problems)
-            + ". Run `kernel-lock lock` and commit the updated kernels.lock."
-        )
+        raise LockOutOfDate(project.lockfile, project.pyproject, problems)
     return lock
 
 
