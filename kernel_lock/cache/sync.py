@@ -52,9 +52,9 @@ from kernel_lock.core.records import (
     blob_path,
     first_unsafe_folder,
     hub_cache_dir,
+    make_real_folder,
     manifest_hash,
     read_record,
-    real_folder,
     record_path,
     record_trusted,
     unwritable_paths,
@@ -295,7 +295,7 @@ def _variant_locks(todo: list[tuple[LockedKernel, str]], cache: Path) -> Iterato
     with contextlib.ExitStack() as locks:
         for entry, variant in sorted(todo, key=lambda p: (p[0].repo_id, p[1])):
             path = record_path(entry.repo_id, entry.commit, variant, cache)
-            real_folder(cache, path.parent)
+            make_real_folder(cache, path.parent)
             locks.enter_context(cache_file_lock(Path(f"{path}.lock")))
         yield
 
@@ -365,7 +365,7 @@ def _with_publisher_digest(
         return manifest
     data = MetadataCache(entry.repo_id, entry.commit).get(variant, meta.hash, hub)
     store_blob(
-        real_folder(cache, blob_path(entry.repo_id, "", cache)), meta.hash, data
+        make_real_folder(cache, blob_path(entry.repo_id, "", cache)), meta.hash, data
     )  # checked: its blob id
     try:
         digest = parse_digest(data)
@@ -524,8 +524,8 @@ def apply(
     try:
         for plan in plans:
             vdir = variant_dir(plan.entry.repo_id, plan.entry.commit, plan.variant, cache)
-            real_folder(cache, vdir)
-            blobs = real_folder(cache, blob_path(plan.entry.repo_id, "", cache))
+            make_real_folder(cache, vdir)
+            blobs = make_real_folder(cache, blob_path(plan.entry.repo_id, "", cache))
             for rel in plan.clear:
                 _clear(vdir, vdir / rel)
             for item in plan.fetch:
@@ -575,7 +575,7 @@ def _finish(
     blobs_real = os.path.realpath(blobs)
     for item in linked:
         path = vdir / item.path
-        real_folder(vdir, path.parent)
+        make_real_folder(vdir, path.parent)
         _symlink(os.path.relpath(blobs / item.hash, path.parent), path)
         found = inspect_file(vdir, item, blobs_real)
         if isinstance(found, Fingerprint):
@@ -589,7 +589,7 @@ def _finish(
     if not problems:
         record.verified = fingerprints
     rpath = record_path(entry.repo_id, entry.commit, variant, cache)
-    real_folder(cache, rpath.parent)
+    make_real_folder(cache, rpath.parent)
     write_record(rpath, record)
     check = check_variant(entry, variant, cache=cache)
     if problems:

@@ -310,7 +310,7 @@ def hash_files(
     and cost a fresh process (every `KERNEL_LOCK_VERIFY=full` load) milliseconds to start.
     """
 
-    def one(
+    def hash_job(
         job: tuple[ManifestEntry, Path, Fingerprint],
     ) -> tuple[ManifestEntry, Fingerprint, FileHashes | OSError]:
         entry, path, fp = job
@@ -322,9 +322,9 @@ def hash_files(
 
     sizes = sorted(fp.size for _, _, fp in jobs)
     if sum(sizes[:-1]) < PARALLEL_HASH_MIN_BYTES:
-        return [one(j) for j in jobs]
+        return [hash_job(j) for j in jobs]
     with ThreadPoolExecutor(max_workers=min(HASH_WORKERS, len(jobs))) as pool:
-        return list(pool.map(one, jobs))
+        return list(pool.map(hash_job, jobs))
 
 
 def publisher_digest_problems(vdir: Path, manifest: list[ManifestEntry]) -> list[FileProblem]:

@@ -65,7 +65,7 @@ def unwritable_paths(paths: list[str]) -> list[str]:
     return sorted(set(bad))
 
 
-def real_folder(base: Path, path: Path) -> Path:
+def make_real_folder(base: Path, path: Path) -> Path:
     """Make `path` (under `base`) a real folder, replacing any symlink or file in the way by a folder.
 
     Only the link or file itself is removed, never what a link points to; nothing is created outside `base`.

@@ -57,7 +57,7 @@ def hub_resolve(adapter: Adapter, original: Callable[..., Any]) -> Callable[...,
             if kernel_locks is not None:
                 _same_commit_as_kernels_lock(kernel_locks, kernel, entry)
         except NotLockedError as error:
-            return mode.refuse(error, lambda: original(self, api=api, backend=backend, kernel=kernel))
+            return mode.refuse_or_warn(error, lambda: original(self, api=api, backend=backend, kernel=kernel))
         path = mode.verified_variant(entry, backend)
         return adapter.local_kernel(path)
 
@@ -102,7 +102,7 @@ def path_resolve(adapter: Adapter, original: Callable[..., Any]) -> Callable[...
             f"({location.variant_path}, through get_local_kernel), which bypasses kernels.lock. "
             f"Publish and lock the kernel (`kernel-lock add`), or load it without enforcement."
         )
-        return mode.refuse(error, lambda: location)
+        return mode.refuse_or_warn(error, lambda: location)
 
     return resolve
 
@@ -139,7 +139,7 @@ def repository_revision(original: Callable[..., str]) -> Callable[..., str]:
             try:
                 return mode.entry_for(request).commit
             except NotLockedError as error:
-                return mode.refuse(error, lambda: original(self))  # type: ignore[no-any-return]
+                return mode.refuse_or_warn(error, lambda: original(self))  # type: ignore[no-any-return]
         commit = original(self)
         if isinstance(mode, Recorder):
             mode.note(request)

@@ -147,7 +147,7 @@ class Enforcer:
         self.verified[str(check.path)] = (entry, target)
         return check.path
 
-    def refuse(self, error: NotLockedError, fallback: Callable[[], Any]) -> Any:
+    def refuse_or_warn(self, error: NotLockedError, fallback: Callable[[], Any]) -> Any:
         """Raise (strict), or warn and let `kernels` do what it would have done."""
         from kernel_lock.errors import KernelLockWarning
 

@@ -56,7 +56,9 @@ class Where:
     variant: str
 
 
-def refuse(where: Where, reason: Reason, detail: str, *, signer: Signer | None = None) -> SignatureError:
+def signature_error(
+    where: Where, reason: Reason, detail: str, *, signer: Signer | None = None
+) -> SignatureError:
     """The error for a variant whose signature does not pass, with the reason as data."""
     how = {
         "unsigned": "Ask its publisher to sign it, or drop require-signature for this kernel in pyproject.toml",
@@ -176,7 +178,7 @@ def verify_signature(
         parsed = Bundle.from_json(bundle)
     # Any failure to parse the untrusted bundle (sigstore raises several kinds) is a refusal.
     except Exception as exc:
-        raise refuse(
+        raise signature_error(
             where, "invalid-bundle", f"{BUNDLE_NAME} is not a valid Sigstore bundle ({exc})"
         ) from None
     check = _AllowedSigners(policy.signers)
@@ -186,18 +188,18 @@ def verify_signature(
     except Exception as exc:
         if check.seen is not None and check.matched is None:
             allowed = "; ".join(s.describe() for s in policy.signers)
-            raise refuse(
+            raise signature_error(
                 where,
                 "untrusted-signer",
                 f"signed by {check.seen.describe()} of {check.seen.repository}, which is not an allowed signer "
                 f"(allowed: {allowed})",
                 signer=check.seen,
             ) from None
-        raise refuse(
+        raise signature_error(
             where, "invalid-signature", f"the signature over {METADATA_NAME} does not verify ({exc})"
         ) from None
     if check.matched is None:
-        raise refuse(where, "invalid-signature", "the verifier did not check the signer")
+        raise signature_error(where, "invalid-signature", "the verifier did not check the signer")
     return check.matched
 
 
@@ -246,11 +248,11 @@ def check_identity(where: Where, entry: LockedKernel, metadata: bytes) -> None:
     try:
         parsed = json.loads(metadata, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
-        raise refuse(
+        raise signature_error(
             where, "identity-mismatch", f"the signed {METADATA_NAME} is not readable JSON ({exc})"
         ) from None
     if not isinstance(parsed, dict):
-        raise refuse(where, "identity-mismatch", f"the signed {METADATA_NAME} is not a JSON object")
+        raise signature_error(where, "identity-mismatch", f"the signed {METADATA_NAME} is not a JSON object")
     problems = []
     repo_name = entry.repo_id.split("/", 1)[1]
     name = parsed.get("name")
@@ -266,7 +268,7 @@ def check_identity(where: Where, entry: LockedKernel, metadata: bytes) -> None:
     if backend is not None and (not isinstance(signed_backend, str) or signed_backend.lower() != backend):
         problems.append(f"it is built for backend {signed_backend!r}, not {backend!r}")
     if problems:
-        raise refuse(
+        raise signature_error(
             where,
             "identity-mismatch",
             f"the signed {METADATA_NAME} is not a build of this kernel: {'; '.join(problems)}",
@@ -283,9 +285,9 @@ def check_digest(
     try:
         digest = parse_digest(metadata)
     except MalformedDigest as exc:
-        raise refuse(where, "digest-mismatch", f"the signed {METADATA_NAME}: {exc.reason}") from None
+        raise signature_error(where, "digest-mismatch", f"the signed {METADATA_NAME}: {exc.reason}") from None
     if digest is None:
-        raise refuse(
+        raise signature_error(
             where,
             "digest-mismatch",
             f"the signed {METADATA_NAME} has no digest of the variant's files, so the signature does not cover them",
@@ -294,7 +296,7 @@ def check_digest(
     violations = digest.check(hashes, digest.algorithm)
     if violations:
         shown = "; ".join(map(str, violations[:3])) + ("; ..." if len(violations) > 3 else "")
-        raise refuse(where, "digest-mismatch", f"the files do not match the signed digest ({shown})")
+        raise signature_error(where, "digest-mismatch", f"the files do not match the signed digest ({shown})")
 
 
 def check_signatures(
@@ -315,7 +317,7 @@ def check_signatures(
     unsigned = sorted(set(entry.variants) - set(bundles))
     if unsigned and policy.required:
         others = f" (nor do {', '.join(unsigned[1:])})" if len(unsigned) > 1 else ""
-        raise refuse(
+        raise signature_error(
             Where(entry.repo_id, entry.commit, unsigned[0]),
             "unsigned",
             f"has no {BUNDLE_NAME}{others}, and require-signature is set",
@@ -325,9 +327,9 @@ def check_signatures(
         where = Where(entry.repo_id, entry.commit, variant)
         data = metadata.get(variant)
         if bundle is None:
-            raise refuse(where, "invalid-bundle", f"its {BUNDLE_NAME} is listed as a Git LFS file")
+            raise signature_error(where, "invalid-bundle", f"its {BUNDLE_NAME} is listed as a Git LFS file")
         if data is None:
-            raise refuse(
+            raise signature_error(
                 where, "invalid-bundle", f"it has a {BUNDLE_NAME} but no {METADATA_NAME} for it to sign"
             )
         signed[variant] = verify_signature(data, bundle, policy, verifier(), where)
@@ -349,21 +351,23 @@ def recheck_signature(
     recorded = entry.signed_by.get(variant)
     if bundle is None:
         if recorded is not None:
-            raise refuse(
+            raise signature_error(
                 where,
                 "signer-mismatch",
                 f"the lock records a signature by {recorded.describe()}, but the variant has no {BUNDLE_NAME}",
             )
         if policy.required:
-            raise refuse(where, "unsigned", f"has no {BUNDLE_NAME}, and require-signature is set")
+            raise signature_error(where, "unsigned", f"has no {BUNDLE_NAME}, and require-signature is set")
         return None
     if metadata is None:
-        raise refuse(where, "invalid-bundle", f"it has a {BUNDLE_NAME} but no {METADATA_NAME} for it to sign")
+        raise signature_error(
+            where, "invalid-bundle", f"it has a {BUNDLE_NAME} but no {METADATA_NAME} for it to sign"
+        )
     signer = verify_signature(metadata, bundle, policy, verifier(), where)
     check_identity(where, entry, metadata)
     if signer != recorded:
         lock_says = recorded.describe() if recorded else "no signature"
-        raise refuse(
+        raise signature_error(
             where, "signer-mismatch", f"signed by {signer.describe()}, but the lock records {lock_says}"
         )
     return signer
