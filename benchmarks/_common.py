@@ -116,6 +116,23 @@ def add_bytecode_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_server_nodelay_option(parser: argparse.ArgumentParser) -> None:
+    """`--server-nodelay`, a diagnostic: TCP_NODELAY on LocalHub's sockets (`apply_server_nodelay`)."""
+    parser.add_argument(
+        "--server-nodelay",
+        action="store_true",
+        help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)",
+    )
+
+
+def apply_server_nodelay(args: argparse.Namespace) -> None:
+    """Set TCP_NODELAY on the sockets of every LocalHub started from now on, where `--server-nodelay` asks."""
+    if args.server_nodelay:
+        from kernel_lock.testing.http import _Handler
+
+        _Handler.disable_nagle_algorithm = True
+
+
 def offline_env(cache: Path, *, pycache: Path | None = None) -> dict[str, str]:
     """`hub_env` with `HF_HUB_OFFLINE=1` and an endpoint nothing answers: the Hub is gone."""
     return {**hub_env(UNREACHABLE, cache, pycache=pycache), "HF_HUB_OFFLINE": "1"}

@@ -26,24 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import (
-    KERNEL_LOCK,
-    KERNELS,
-    PYTHON,
-    Stat,
-    add_bytecode_option,
-    dump_json,
-    hub_env,
-    importtime,
-    loadavg,
-    machine_info,
-    offline_env,
-    run_checked,
-    run_timed,
-    table,
-    tempdir,
-    write_project,
-)
+import _common as bench
 
 REPO = "bench-org/bigkernel"
 TARGET = 0.25
@@ -61,16 +44,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=15, help="runs of each command (default 15, >= 10)")
     ap.add_argument("--json", metavar="PATH", help="write every figure to PATH")
-    add_bytecode_option(ap)
+    bench.add_bytecode_option(ap)
     args = ap.parse_args()
 
     from kernel_lock.testing import LocalHub, repo_files
 
-    work = tempdir("kl-bench-help-")
+    work = bench.tempdir("kl-bench-help-")
     pycache = None if args.as_is else work / "pycache"
     try:
         cache = work / "hub-cache"
-        project = write_project(work / "project", {REPO: 1})
+        project = bench.write_project(work / "project", {REPO: 1})
         hub = LocalHub()
         hub.set_organization("bench-org", trusted_kernel_publisher=True)
         repo = hub.create_repo(REPO, repo_type="kernel")
@@ -79,20 +62,20 @@ def main() -> int:
         )
         repo.create_branch("main", commit)
         with hub:
-            lock = [KERNEL_LOCK, "lock", "--project", str(project)]
-            run_checked(lock, hub_env(hub.url, cache, pycache=pycache), "kernel-lock lock")
-        offline = offline_env(cache, pycache=pycache)
+            lock = [bench.KERNEL_LOCK, "lock", "--project", str(project)]
+            bench.run_checked(lock, bench.hub_env(hub.url, cache, pycache=pycache), "kernel-lock lock")
+        offline = bench.offline_env(cache, pycache=pycache)
 
         cases: dict[str, list[str]] = {
-            "python -c pass": [PYTHON, "-c", "pass"],
-            "kernel-lock --help": [KERNEL_LOCK, "--help"],
-            "kernels --help": [KERNELS, "--help"],
-            CHECK: [KERNEL_LOCK, "lock", "--check", "--project", str(project)],
+            "python -c pass": [bench.PYTHON, "-c", "pass"],
+            "kernel-lock --help": [bench.KERNEL_LOCK, "--help"],
+            "kernels --help": [bench.KERNELS, "--help"],
+            CHECK: [bench.KERNEL_LOCK, "lock", "--check", "--project", str(project)],
             NOOP_LOCK: lock,
         }
         # warm-up (page cache, .pyc): two untimed runs each; also check what they print
         for name, cmd in [*cases.items(), *cases.items()]:
-            run = run_checked(cmd, offline, name)
+            run = bench.run_checked(cmd, offline, name)
             expected = EXPECTED_OUTPUT.get(name)
             if expected and expected.lower() not in run.stdout.lower():
                 sys.stderr.write(f"{name} did not print {expected!r}: {run.stdout[:500]}{run.stderr[:500]}\n")
@@ -100,14 +83,17 @@ def main() -> int:
 
         names = list(cases)
         walls: dict[str, list[float]] = {n: [] for n in names}
-        print(f"bench_help: {args.repeat} runs each, interleaved; load {loadavg()}")
+        print(f"bench_help: {args.repeat} runs each, interleaved; load {bench.loadavg()}")
         for i in range(args.repeat):
             k = i % len(names)
             for name in names[k:] + names[:k]:
-                walls[name].append(run_checked(cases[name], offline, name).wall)
+                walls[name].append(bench.run_checked(cases[name], offline, name).wall)
 
-        stats = {n: Stat(v) for n, v in walls.items()}
-        print("\n" + table([[n, stats[n].ms()] for n in names], ["command", "wall ms: median (min .. max)"]))
+        stats = {n: bench.Stat(v) for n, v in walls.items()}
+        print(
+            "\n"
+            + bench.table([[n, stats[n].ms()] for n in names], ["command", "wall ms: median (min .. max)"])
+        )
         floor = stats["python -c pass"].median
         help_ours, help_theirs = stats["kernel-lock --help"].median, stats["kernels --help"].median
         ratio = help_ours / help_theirs
@@ -128,16 +114,18 @@ def main() -> int:
         top_imports = None
         if not met:
             code = "import sys; sys.argv=['kernel-lock','--help']; from kernel_lock.cli import main; main()"
-            rows = importtime(run_timed([PYTHON, "-X", "importtime", "-c", code], offline).stderr)
+            rows = bench.importtime(
+                bench.run_timed([bench.PYTHON, "-X", "importtime", "-c", code], offline).stderr
+            )
             top = sorted(((cumulative, name) for _, cumulative, name in rows), reverse=True)[:25]
             top_imports = "\n".join(f"  {us:>9} us  {name}" for us, name in top)
             print("\n-X importtime of `kernel-lock --help`, cumulative, top 25:\n" + top_imports)
             print("\nTARGET MISSED")
 
-        dump_json(
+        bench.dump_json(
             args.json,
             {
-                "machine": {**machine_info(), "loadavg_at_end": loadavg()},
+                "machine": {**bench.machine_info(), "loadavg_at_end": bench.loadavg()},
                 "wall": {n: s.as_json() for n, s in stats.items()},
                 "ratio_help": ratio,
                 "ratio_help_minus_interpreter": ratio_net,

@@ -130,14 +130,20 @@ class Bench:
             env["KERNEL_LOCK_VERIFY"] = mode
         return env
 
-    def lock(self) -> float:
+    def online(self, command: str) -> float:
+        """Run `kernel-lock COMMAND` on the project with the hub up (down again after); its wall time."""
         self.hub.start()
         try:
-            wall = run_checked(
-                [KERNEL_LOCK, "lock", "--project", str(self.project)], self.online_env(), "kernel-lock lock"
+            return run_checked(
+                [KERNEL_LOCK, command, "--project", str(self.project)],
+                self.online_env(),
+                f"kernel-lock {command}",
             ).wall
         finally:
             self.hub.stop()
+
+    def lock(self) -> float:
+        wall = self.online("lock")
         text = self.lockfile.read_text()
         assert self.commit in text, "kernels.lock does not pin the commit the hub served"
         return wall
@@ -146,13 +152,7 @@ class Bench:
         """Empty cache, hub up, `kernel-lock sync`, hub down."""
         shutil.rmtree(self.cache, ignore_errors=True)
         self.cache.mkdir(parents=True)
-        self.hub.start()
-        try:
-            wall = run_checked(
-                [KERNEL_LOCK, "sync", "--project", str(self.project)], self.online_env(), "kernel-lock sync"
-            ).wall
-        finally:
-            self.hub.stop()
+        wall = self.online("sync")
         self.sync_walls.append(wall)
         return wall
 

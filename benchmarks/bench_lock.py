@@ -36,25 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import (
-    CHILDREN,
-    KERNEL_LOCK,
-    KERNELS,
-    PYTHON,
-    Stat,
-    check_ok,
-    count_by,
-    dump_json,
-    fresh_dir,
-    hub_env,
-    machine_info,
-    request_kind,
-    run_timed,
-    table,
-    tempdir,
-    variant_names,
-    write_project,
-)
+import _common as bench
 
 ORG = "bench-org"
 
@@ -74,7 +56,7 @@ def build_hub(
 
     hub = LocalHub(latency=0.0)
     hub.set_organization(ORG, trusted_kernel_publisher=True, fullname="Bench Org")
-    names = variant_names(n_variants)
+    names = bench.variant_names(n_variants)
     repos = {}
     for i in range(n_kernels):
         depends = [(f"{ORG}/dep-{i:02d}", 1)] if with_deps else None
@@ -183,7 +165,7 @@ def verification_cost(repo, sha, signer, rounds: int = 5) -> dict:
         times.append((time.process_time() - start) / len(variants))
     return {
         "verifier_build_s": build_s,
-        "per_variant_cpu_s": Stat(times).as_json(),
+        "per_variant_cpu_s": bench.Stat(times).as_json(),
         "variants": len(variants),
     }
 
@@ -209,11 +191,7 @@ def main() -> int:
     parser.add_argument(
         "--with-deps", action="store_true", help="each kernel's variants kernel-depend on a dep repo"
     )
-    parser.add_argument(
-        "--server-nodelay",
-        action="store_true",
-        help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)",
-    )
+    bench.add_server_nodelay_option(parser)
     parser.add_argument(
         "--signed",
         action="store_true",
@@ -227,11 +205,8 @@ def main() -> int:
     parser.add_argument("--json", metavar="PATH", help="write all figures as JSON to PATH")
     args = parser.parse_args()
 
-    info = machine_info()
-    if args.server_nodelay:
-        from kernel_lock.testing.http import _Handler
-
-        _Handler.disable_nagle_algorithm = True  # what `disable_nagle_algorithm = True` on _Handler would do
+    info = bench.machine_info()
+    bench.apply_server_nodelay(args)
     t_setup = time.perf_counter()
     signer = None
     if args.signed:
@@ -244,9 +219,9 @@ def main() -> int:
     setup_s = time.perf_counter() - t_setup
     url = hub.url
     direct = [f"{ORG}/kernel-{i:02d}" for i in range(args.kernels)]
-    work = tempdir("bench-lock-")
-    kl_project = write_project(work / "kl-project", dict.fromkeys(direct, 1))
-    k_project = write_project(work / "kernels-project", dict.fromkeys(direct, 1))
+    work = bench.tempdir("bench-lock-")
+    kl_project = bench.write_project(work / "kl-project", dict.fromkeys(direct, 1))
+    k_project = bench.write_project(work / "kernels-project", dict.fromkeys(direct, 1))
     if signer:
         trust_instance(kl_project, signer)
     print(
@@ -267,24 +242,26 @@ def main() -> int:
             if rnd < args.repeat:
                 # (a) kernel-lock lock, subprocess, fresh lock
                 (kl_project / "kernels.lock").unlink(missing_ok=True)
-                cache = fresh_dir(work, "cache-kl")
+                cache = bench.fresh_dir(work, "cache-kl")
                 hub.clear_log()
-                run = run_timed([KERNEL_LOCK, "lock", "--project", str(kl_project)], hub_env(url, cache))
-                check_ok(run, "kernel-lock lock")
+                run = bench.run_timed(
+                    [bench.KERNEL_LOCK, "lock", "--project", str(kl_project)], bench.hub_env(url, cache)
+                )
+                bench.check_ok(run, "kernel-lock lock")
                 records = hub.requests
                 kl_runs.append(run.wall)
                 kl_reqs.append(len(records))
-                kl_kinds = count_by(records, request_kind)
+                kl_kinds = bench.count_by(records, bench.request_kind)
 
                 # (c) resolve timed inside a fresh resolver process
                 hub.clear_log()
                 server_cpu0 = time.process_time()  # this process is idle but for the server's threads
-                run = run_timed(
-                    [PYTHON, str(CHILDREN / "resolve_in_process.py"), str(kl_project), url],
-                    hub_env(url, fresh_dir(work, "cache-c")),
+                run = bench.run_timed(
+                    [bench.PYTHON, str(bench.CHILDREN / "resolve_in_process.py"), str(kl_project), url],
+                    bench.hub_env(url, bench.fresh_dir(work, "cache-c")),
                 )
                 server_cpu.append(time.process_time() - server_cpu0)  # cold + warm resolve of the child
-                check_ok(run, "in-process resolve")
+                bench.check_ok(run, "in-process resolve")
                 figures = json.loads(run.stdout.strip().splitlines()[-1])
                 records = hub.requests
                 first_call = [r for r in records if r.started < figures["mono_cold_end"]]
@@ -294,14 +271,16 @@ def main() -> int:
             if rnd < args.kernels_repeat:
                 # (b) kernels lock, subprocess, fresh HF cache
                 (k_project / "kernels.lock").unlink(missing_ok=True)
-                cache = fresh_dir(work, "cache-k")
+                cache = bench.fresh_dir(work, "cache-k")
                 hub.clear_log()
-                run = run_timed([KERNELS, "lock", str(k_project)], hub_env(url, cache), timeout=1800)
-                check_ok(run, "kernels lock")
+                run = bench.run_timed(
+                    [bench.KERNELS, "lock", str(k_project)], bench.hub_env(url, cache), timeout=1800
+                )
+                bench.check_ok(run, "kernels lock")
                 records = hub.requests
                 k_runs.append(run.wall)
                 k_reqs.append(len(records))
-                k_kinds = count_by(records, request_kind)
+                k_kinds = bench.count_by(records, bench.request_kind)
                 bad = [r for r in records if r.status >= 400 and "kernel-status" not in r.path]
                 if bad:
                     print(
@@ -330,7 +309,7 @@ def main() -> int:
         warnings.simplefilter("ignore", KernelLockWarning)  # the unsigned-variants notice, once per kernel
         for i in range(3):
             # kernel-lock caches metadata.json under the HF cache: keep it out of the user's, and cold.
-            os.environ["HF_HUB_CACHE"] = str(fresh_dir(work, f"cache-same-{i}"))
+            os.environ["HF_HUB_CACHE"] = str(bench.fresh_dir(work, f"cache-same-{i}"))
             start = time.perf_counter()
             lock_dependencies(
                 project.dependencies, hub=Hub(url), request=LockRequest(signing=project.signing())
@@ -363,26 +342,26 @@ def main() -> int:
     small_files = kl_kinds.get("GET resolve file", 0)
     levels = 2 if args.with_deps and any(r.startswith(f"{ORG}/dep-") for r in kl_locked) else 1
     cp = critical_path(hub, repos, kl_locked, args.latency, reads_metadata, levels, small_files > 0)
-    kl = Stat(kl_runs)
-    k = Stat(k_runs) if k_runs else None
-    resolve = Stat([f["resolve"] for f in child_runs])
-    hub_and_resolve = Stat([f["hub_and_resolve"] for f in child_runs])
-    warm = Stat([f["warm_resolve"] for f in child_runs])
-    imports = Stat([f["imports"] for f in child_runs])
-    span = Stat(child_spans)
-    same = Stat(same_runs)
+    kl = bench.Stat(kl_runs)
+    k = bench.Stat(k_runs) if k_runs else None
+    resolve = bench.Stat([f["resolve"] for f in child_runs])
+    hub_and_resolve = bench.Stat([f["hub_and_resolve"] for f in child_runs])
+    warm = bench.Stat([f["warm_resolve"] for f in child_runs])
+    imports = bench.Stat([f["imports"] for f in child_runs])
+    span = bench.Stat(child_spans)
+    same = bench.Stat(same_runs)
     speedup = k.median / kl.median if k else float("nan")
     ratio = hub_and_resolve.median / cp["bound_s"]
     ratio_excl = resolve.median / cp["bound_s"]
     ratio_2rtt = hub_and_resolve.median / cp["two_rtt_bound_s"]
-    k_seq_bound = (Stat([float(x) for x in k_reqs]).median * args.latency) if k_reqs else float("nan")
+    k_seq_bound = (bench.Stat([float(x) for x in k_reqs]).median * args.latency) if k_reqs else float("nan")
 
     print("\n== Wall time (subprocess, interpreter start included) ==")
     rows = [
         [
             "kernel-lock lock",
             kl.fmt(),
-            f"{Stat([float(x) for x in kl_reqs]).median:.0f}",
+            f"{bench.Stat([float(x) for x in kl_reqs]).median:.0f}",
             f"{len(kl_locked)}",
             f"{kl_variants}",
         ]
@@ -392,12 +371,12 @@ def main() -> int:
             [
                 "kernels lock (0.17.2)",
                 k.fmt(),
-                f"{Stat([float(x) for x in k_reqs]).median:.0f}",
+                f"{bench.Stat([float(x) for x in k_reqs]).median:.0f}",
                 f"{len(k_locked)}",
                 "0 (no hashes)",
             ]
         )
-    print(table(rows, ["tool", "wall", "requests", "kernels locked", "variant hashes"]))
+    print(bench.table(rows, ["tool", "wall", "requests", "kernels locked", "variant hashes"]))
     if k:
         print(
             f"speed-up kernel-lock vs kernels lock (medians): {speedup:.1f}x   "
@@ -411,14 +390,14 @@ def main() -> int:
         ["lock_dependencies, 2nd call (warm conns)", warm.fmt("ms", 1000, 1)],
         [
             "client CPU of the cold call (all threads)",
-            Stat([f["resolve_cpu"] for f in child_runs]).fmt("ms", 1000, 1),
+            bench.Stat([f["resolve_cpu"] for f in child_runs]).fmt("ms", 1000, 1),
         ],
-        ["server CPU, cold + warm resolve (LocalHub)", Stat(server_cpu).fmt("ms", 1000, 1)],
+        ["server CPU, cold + warm resolve (LocalHub)", bench.Stat(server_cpu).fmt("ms", 1000, 1)],
         ["server-side span of the cold call", span.fmt("ms", 1000, 1)],
         ["imports before timing", imports.fmt("ms", 1000, 1)],
         ["same interpreter as server (diagnostic)", same.fmt("ms", 1000, 1)],
     ]
-    print(table(rows, ["measurement", "time"]))
+    print(bench.table(rows, ["measurement", "time"]))
     per = next(iter(cp["per_repo"].values()))
     print(
         f"critical path: refs || kernel-status.toml, then build/ listing ({per['build_entries']} entries, "
@@ -443,7 +422,7 @@ def main() -> int:
     print("\n== Requests by kind (last run of each tool) ==")
     kinds = sorted(set(kl_kinds) | set(k_kinds), key=lambda x: -(k_kinds.get(x, 0) + kl_kinds.get(x, 0)))
     print(
-        table(
+        bench.table(
             [[kind, str(kl_kinds.get(kind, 0)), str(k_kinds.get(kind, 0))] for kind in kinds],
             ["request", "kernel-lock", "kernels lock"],
         )
@@ -468,12 +447,12 @@ def main() -> int:
     ]
     print("\n== Targets ==")
     print(
-        table(
+        bench.table(
             [[name, "MET" if ok else "MISSED", got] for name, ok, got in targets], ["target", "result", "got"]
         )
     )
 
-    dump_json(
+    bench.dump_json(
         args.json,
         {
             "benchmark": "lock",
@@ -497,8 +476,8 @@ def main() -> int:
             "resolve_in_process": resolve.as_json(),
             "hub_and_resolve_in_process": hub_and_resolve.as_json(),
             "warm_resolve": warm.as_json(),
-            "resolve_cpu": Stat([f["resolve_cpu"] for f in child_runs]).as_json(),
-            "server_cpu_per_resolve": Stat(server_cpu).as_json(),
+            "resolve_cpu": bench.Stat([f["resolve_cpu"] for f in child_runs]).as_json(),
+            "server_cpu_per_resolve": bench.Stat(server_cpu).as_json(),
             "server_nodelay": args.server_nodelay,
             "server_span": span.as_json(),
             "same_interpreter_resolve": same.as_json(),

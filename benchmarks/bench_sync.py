@@ -34,24 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import (
-    CHILDREN,
-    KERNEL_LOCK,
-    KERNELS,
-    PYTHON,
-    Stat,
-    check_ok,
-    count_by,
-    dump_json,
-    fresh_dir,
-    hub_env,
-    machine_info,
-    request_kind,
-    run_timed,
-    table,
-    tempdir,
-    write_project,
-)
+import _common as bench
 
 ORG = "bench-org"
 TARGET = "torch213-cxx11-cpu-x86_64-linux"
@@ -120,19 +103,12 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds of cold runs (default 3)")
     parser.add_argument("--noop-repeat", type=int, default=5, help="no-op sync runs of each kind (default 5)")
-    parser.add_argument(
-        "--server-nodelay",
-        action="store_true",
-        help="diagnostic: set TCP_NODELAY on LocalHub's sockets (not what LocalHub ships)",
-    )
+    bench.add_server_nodelay_option(parser)
     parser.add_argument("--json", metavar="PATH", help="write all figures as JSON to PATH")
     args = parser.parse_args()
 
-    info = machine_info()
-    if args.server_nodelay:
-        from kernel_lock.testing.http import _Handler
-
-        _Handler.disable_nagle_algorithm = True
+    info = bench.machine_info()
+    bench.apply_server_nodelay(args)
     t0 = time.perf_counter()
     hub, expected = build_hub(args.kernels, int(args.so_mb * 1_000_000), args.latency)
     url = hub.url
@@ -145,10 +121,10 @@ def main() -> int:
         flush=True,
     )
 
-    work = tempdir("bench-sync-")
+    work = bench.tempdir("bench-sync-")
     deps = dict.fromkeys(expected, 1)
-    kl_project = write_project(work / "kl-project", deps)
-    k_project = write_project(work / "kernels-project", deps)
+    kl_project = bench.write_project(work / "kl-project", deps)
+    k_project = bench.write_project(work / "kernels-project", deps)
     results: dict[str, dict] = {}
     try:
         # Raw server throughput: a plain GET loop on the LFS objects (CDN URLs), sequential and 8-way.
@@ -161,11 +137,18 @@ def main() -> int:
             lfs_paths.append(f"/cdn/lfs/{hashlib.sha256(data).hexdigest()}/{rel}")
         throughput = {}
         for workers in (1, 8):
-            run = run_timed(
-                [PYTHON, str(CHILDREN / "download_throughput.py"), url, str(workers), "1", *lfs_paths],
-                hub_env(url, None),
+            run = bench.run_timed(
+                [
+                    bench.PYTHON,
+                    str(bench.CHILDREN / "download_throughput.py"),
+                    url,
+                    str(workers),
+                    "1",
+                    *lfs_paths,
+                ],
+                bench.hub_env(url, None),
             )
-            check_ok(run, "throughput probe")
+            bench.check_ok(run, "throughput probe")
             t = json.loads(run.stdout.strip().splitlines()[-1])
             throughput[workers] = t["bytes"] / t["wall"] / 1e6
         print(
@@ -176,12 +159,15 @@ def main() -> int:
 
         # Lock with both tools (timed only for information).
         hub.clear_log()
-        run = run_timed(
-            [KERNEL_LOCK, "lock", "--project", str(kl_project)], hub_env(url, fresh_dir(work, "c-lock"))
+        run = bench.run_timed(
+            [bench.KERNEL_LOCK, "lock", "--project", str(kl_project)],
+            bench.hub_env(url, bench.fresh_dir(work, "c-lock")),
         )
-        check_ok(run, "kernel-lock lock")
-        run = run_timed([KERNELS, "lock", str(k_project)], hub_env(url, fresh_dir(work, "c-lock")))
-        check_ok(run, "kernels lock")
+        bench.check_ok(run, "kernel-lock lock")
+        run = bench.run_timed(
+            [bench.KERNELS, "lock", str(k_project)], bench.hub_env(url, bench.fresh_dir(work, "c-lock"))
+        )
+        bench.check_ok(run, "kernels lock")
         k_lock = json.loads((k_project / "kernels.lock").read_text())
         assert {e["dependency"]["repo-id"] for e in k_lock} == set(expected), "kernels lock is incomplete"
         from kernel_lock.core.lockfile import read_lock
@@ -192,23 +178,23 @@ def main() -> int:
         jobs = [f"{r}:{s}:{TARGET}" for r, (s, _) in expected.items()]
         tools = {
             "kernel-lock sync (cold)": lambda: [
-                KERNEL_LOCK,
+                bench.KERNEL_LOCK,
                 "sync",
                 "--target",
                 TARGET,
                 "--project",
                 str(kl_project),
             ],
-            "kernels download": lambda: [KERNELS, "download", str(k_project)],
+            "kernels download": lambda: [bench.KERNELS, "download", str(k_project)],
             "bare snapshot_download, sequential": lambda: [
-                PYTHON,
-                str(CHILDREN / "bare_snapshot_download.py"),
+                bench.PYTHON,
+                str(bench.CHILDREN / "bare_snapshot_download.py"),
                 "sequential",
                 *jobs,
             ],
             "bare snapshot_download, concurrent": lambda: [
-                PYTHON,
-                str(CHILDREN / "bare_snapshot_download.py"),
+                bench.PYTHON,
+                str(bench.CHILDREN / "bare_snapshot_download.py"),
                 "concurrent",
                 *jobs,
             ],
@@ -219,10 +205,10 @@ def main() -> int:
         for rnd in range(args.repeat):
             line = []
             for name, cmd in tools.items():
-                cache = fresh_dir(work, f"cache-{rnd}-{len(line)}")
+                cache = bench.fresh_dir(work, f"cache-{rnd}-{len(line)}")
                 hub.clear_log()
-                run = run_timed(cmd(), hub_env(url, cache), timeout=600)
-                check_ok(run, name)
+                run = bench.run_timed(cmd(), bench.hub_env(url, cache), timeout=600)
+                bench.check_ok(run, name)
                 records = hub.requests
                 files, size, problems = landed(cache, expected)
                 if problems or files != want_files:
@@ -235,7 +221,7 @@ def main() -> int:
                 res["wall"].append(run.wall)
                 res["requests"].append(len(records))
                 res["bytes"].append(size)
-                res["kinds"] = count_by(records, request_kind)
+                res["kinds"] = bench.count_by(records, bench.request_kind)
                 res["bytes_served"] = sum(r.bytes_sent for r in records)
                 line.append(f"{name.split(' (')[0].split(',')[-1].strip()} {run.wall:.2f} s")
                 if name.startswith("kernel-lock") and rnd == args.repeat - 1:
@@ -253,10 +239,11 @@ def main() -> int:
             walls, reqs = [], []
             for _ in range(args.noop_repeat):
                 hub.clear_log()
-                run = run_timed(
-                    [KERNEL_LOCK, "sync", *extra, "--project", str(kl_project)], hub_env(url, noop_cache)
+                run = bench.run_timed(
+                    [bench.KERNEL_LOCK, "sync", *extra, "--project", str(kl_project)],
+                    bench.hub_env(url, noop_cache),
                 )
-                check_ok(run, label)
+                bench.check_ok(run, label)
                 walls.append(run.wall)
                 reqs.append(len(hub.requests))
             noop[label] = {"wall": walls, "requests": reqs}
@@ -266,7 +253,7 @@ def main() -> int:
         hub.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    stats = {name: Stat(r["wall"]) for name, r in results.items()}
+    stats = {name: bench.Stat(r["wall"]) for name, r in results.items()}
     print(
         f"\n== Cold sync of {want_files} files / {want_bytes / 1e6:.0f} MB (subprocess wall, fresh cache each) =="
     )
@@ -278,11 +265,11 @@ def main() -> int:
                 name,
                 st.fmt(),
                 f"{want_bytes / st.median / 1e6:.0f}",
-                f"{Stat([float(x) for x in r['requests']]).median:.0f}",
+                f"{bench.Stat([float(x) for x in r['requests']]).median:.0f}",
                 f"{r['bytes'][-1] / 1e6:.1f} MB ok",
             ]
         )
-    print(table(rows, ["tool", "wall", "MB/s", "requests", "landed"]))
+    print(bench.table(rows, ["tool", "wall", "MB/s", "requests", "landed"]))
     print(
         f"server raw throughput: 1 stream {throughput[1]:.0f} MB/s, 8 streams {throughput[8]:.0f} MB/s "
         f"(=> >= {want_bytes / 1e6 / max(throughput.values()):.2f} s just to move {want_bytes / 1e6:.0f} MB)"
@@ -292,7 +279,7 @@ def main() -> int:
     names = list(results)
     kinds = sorted({k for r in results.values() for k in r["kinds"]})
     print(
-        table(
+        bench.table(
             [[k, *(str(results[n]["kinds"].get(k, 0)) for n in names)] for k in kinds],
             ["request", *[n.replace("bare snapshot_download", "bare") for n in names]],
         )
@@ -300,8 +287,8 @@ def main() -> int:
 
     print("\n== No-op kernel-lock sync (everything synced) ==")
     print(
-        table(
-            [[label, Stat(v["wall"]).fmt(), str(max(v["requests"]))] for label, v in noop.items()],
+        bench.table(
+            [[label, bench.Stat(v["wall"]).fmt(), str(max(v["requests"]))] for label, v in noop.items()],
             ["run", "wall", "requests (max)"],
         )
     )
@@ -320,13 +307,17 @@ def main() -> int:
         ),
     ]
     for label, v in noop.items():
-        med = Stat(v["wall"]).median
+        med = bench.Stat(v["wall"]).median
         targets.append((f"{label} < 0.5 s", med < 0.5, f"{med:.3f} s (median)"))
         targets.append((f"{label}: zero requests", max(v["requests"]) == 0, f"{max(v['requests'])} requests"))
     print("\n== Targets ==")
-    print(table([[n, "MET" if ok else "MISSED", got] for n, ok, got in targets], ["target", "result", "got"]))
+    print(
+        bench.table(
+            [[n, "MET" if ok else "MISSED", got] for n, ok, got in targets], ["target", "result", "got"]
+        )
+    )
 
-    dump_json(
+    bench.dump_json(
         args.json,
         {
             "benchmark": "sync",
@@ -338,7 +329,7 @@ def main() -> int:
             "selected_bytes": want_bytes,
             "server_throughput_MBps": throughput,
             "cold": {n: {**r, "stat": stats[n].as_json()} for n, r in results.items()},
-            "noop": {label: {**v, "stat": Stat(v["wall"]).as_json()} for label, v in noop.items()},
+            "noop": {label: {**v, "stat": bench.Stat(v["wall"]).as_json()} for label, v in noop.items()},
             "targets": {n: {"met": ok, "got": got} for n, ok, got in targets},
         },
     )

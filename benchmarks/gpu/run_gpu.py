@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _gpu import build_extension, kernel_variant_files, log, run_env
+
 CHILDREN = Path(__file__).resolve().parent / "children"
 REPO = "gpu-org/silu-and-mul"
 MODULE = "_gpu_silu_and_mul_k1"
@@ -93,48 +95,20 @@ class SiluAndMul(nn.Module):
 '''
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def build_extension(work: Path) -> Path:
-    """Compile the CUDA extension with nvcc through torch.utils.cpp_extension; return the .so."""
-    from torch.utils.cpp_extension import load_inline
-
-    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
-    (work / "build").mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    module = load_inline(
-        name=MODULE,
-        cpp_sources=["void silu_and_mul(torch::Tensor out, torch::Tensor x);"],
-        cuda_sources=[CUDA_SRC],
-        functions=["silu_and_mul"],
-        build_directory=str(work / "build"),
-        extra_cuda_cflags=["-O3"],
-        verbose=False,
-    )
-    log(f"built {module.__file__} in {time.perf_counter() - started:.1f} s")
-    return Path(module.__file__)
-
-
 def variant_files(variant: str, so_bytes: bytes) -> dict[str, bytes]:
-    backend = {"type": "cuda"} if "-cu" in variant else {"type": "cpu"}
-    metadata = {
-        "id": f"_gpu_silu_{variant.replace('-', '_').replace('.', '_')}",
-        "name": "silu-and-mul",
-        "version": 1,
-        "license": "Apache-2.0",
-        "backend": backend,
-        "python-depends": [],
-        "kernel-depends": [],
+    sources = {
+        "__init__.py": INIT_PY.format(variant=variant),
+        "layers.py": LAYERS_PY,
+        "silu_and_mul/__init__.py": "from .. import *  # compatibility package\n",
     }
-    return {
-        f"build/{variant}/metadata.json": json.dumps(metadata, indent=2).encode(),
-        f"build/{variant}/__init__.py": INIT_PY.format(variant=variant).encode(),
-        f"build/{variant}/layers.py": LAYERS_PY.encode(),
-        f"build/{variant}/silu_and_mul/__init__.py": b"from .. import *  # compatibility package\n",
-        f"build/{variant}/{MODULE}.so": so_bytes,
-    }
+    return kernel_variant_files(
+        variant,
+        id_prefix="_gpu_silu_",
+        name="silu-and-mul",
+        module=MODULE,
+        so_bytes=so_bytes,
+        sources=sources,
+    )
 
 
 def run_child(script: Path, *args: str, env: dict[str, str]) -> dict:
@@ -187,7 +161,7 @@ def main() -> int:
         summary["kernels_library_choice"] = f"kernels not importable: {exc}"
 
     work = Path(tempfile.mkdtemp(prefix="kernel-lock-gpu-"))
-    so = build_extension(work)
+    so = build_extension(work, MODULE, CUDA_SRC, ["silu_and_mul"])
     so_bytes = so.read_bytes()
     files: dict[str, bytes] = {}
     files.update(variant_files(expected_variant, so_bytes))
@@ -200,14 +174,7 @@ def main() -> int:
         f'[project]\nname = "gpu"\nversion = "0"\n\n[tool.kernels.dependencies]\n"{REPO}" = 1\n'
     )
     cache = work / "hf-cache"
-    env = dict(
-        os.environ,
-        HF_HUB_CACHE=str(cache),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_USER_AGENT_ORIGIN="gpu-run",
-        PYTHONPATH=os.environ.get("PYTHONPATH", ""),
-    )
-    env.pop("HF_HUB_OFFLINE", None)
+    env = run_env(cache, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
     cli = [sys.executable, "-m", "kernel_lock"]
     with LocalHub() as hub:
         hub.set_organization("gpu-org", trusted_kernel_publisher=True)

@@ -30,6 +30,8 @@ HERE = Path(__file__).resolve().parent
 CHILDREN = HERE / "children"
 sys.path.insert(0, str(HERE.parent.parent))
 
+from _gpu import build_extension, kernel_variant_files, log, run_env  # noqa: E402
+
 from kernel_lock.testing.transformers_kernels import kernel_repo_files  # noqa: E402
 
 ACTIVATION = "kernels-community/activation"
@@ -117,47 +119,16 @@ class SiluAndMul(nn.Module):
 '''
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def build_extension(work: Path) -> bytes:
-    from torch.utils.cpp_extension import load_inline
-
-    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
-    (work / "build").mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    module = load_inline(
-        name=MODULE,
-        cpp_sources=[
-            "void silu(torch::Tensor out, torch::Tensor x);\nvoid silu_and_mul(torch::Tensor out, torch::Tensor x);"
-        ],
-        cuda_sources=[CUDA_SRC],
-        functions=["silu", "silu_and_mul"],
-        build_directory=str(work / "build"),
-        extra_cuda_cflags=["-O3"],
-        verbose=False,
-    )
-    log(f"built {module.__file__} in {time.perf_counter() - started:.1f} s")
-    return Path(module.__file__).read_bytes()
-
-
 def activation_files(variant: str, so_bytes: bytes) -> dict[str, bytes]:
-    metadata = {
-        "id": f"_activation_{variant.replace('-', '_').replace('.', '_')}",
-        "name": "activation",
-        "version": 1,
-        "license": "Apache-2.0",
-        "backend": {"type": "cuda"} if "-cu" in variant else {"type": "cpu"},
-        "python-depends": [],
-        "kernel-depends": [],
-    }
-    return {
-        f"build/{variant}/metadata.json": json.dumps(metadata, indent=2).encode(),
-        f"build/{variant}/__init__.py": INIT_PY.format(variant=variant).encode(),
-        f"build/{variant}/layers.py": LAYERS_PY.encode(),
-        f"build/{variant}/{MODULE}.so": so_bytes,
-    }
+    sources = {"__init__.py": INIT_PY.format(variant=variant), "layers.py": LAYERS_PY}
+    return kernel_variant_files(
+        variant,
+        id_prefix="_activation_",
+        name="activation",
+        module=MODULE,
+        so_bytes=so_bytes,
+        sources=sources,
+    )
 
 
 def child(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[dict, float]:
@@ -217,7 +188,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="kernel-lock-tf-"))
     files: dict[str, bytes] = {}
     if cuda:
-        so_bytes = build_extension(work)
+        so_bytes = build_extension(work, MODULE, CUDA_SRC, ["silu", "silu_and_mul"]).read_bytes()
         for name in [variant, *DECOYS]:
             files.update(activation_files(name, so_bytes if name == variant else os.urandom(4096)))
     else:
@@ -233,14 +204,7 @@ def main() -> int:
     )
     (project / "child.py").write_bytes((CHILDREN / "transformers_model.py").read_bytes())
     cache = work / "hf-cache"
-    env = dict(
-        os.environ,
-        HF_HUB_CACHE=str(cache),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_USER_AGENT_ORIGIN="gpu-run",
-        BENCH_DEVICE=args.device,
-    )
-    env.pop("HF_HUB_OFFLINE", None)
+    env = run_env(cache, BENCH_DEVICE=args.device)
     kl = [sys.executable, "-m", "kernel_lock"]
     py = [sys.executable, "child.py"]
     with LocalHub() as hub:
