@@ -60,6 +60,12 @@ def _path(value: str) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(value)))
 
 
+def _optional_path(name: str) -> Path | None:
+    """The path a variable names (`~` and `$VARS` expanded), None where it is unset or empty."""
+    value = _get(name)
+    return _path(value) if value else None
+
+
 def declared_target() -> str | None:
     """`KERNEL_LOCK_TARGET`: the target spec to select variants for instead of this machine."""
     return _get(TARGET)
@@ -67,8 +73,7 @@ def declared_target() -> str | None:
 
 def lock_file() -> Path | None:
     """`KERNEL_LOCK_FILE`: the lockfile for `get_kernel`, if set."""
-    value = _get(LOCK_FILE)
-    return _path(value) if value else None
+    return _optional_path(LOCK_FILE)
 
 
 def verify_mode() -> str | None:
@@ -88,8 +93,7 @@ def strict() -> bool:
 
 def record_file() -> Path | None:
     """`KERNEL_LOCK_RECORD`: where the start-up hook records kernel requests, if set."""
-    value = _get(RECORD)
-    return _path(value) if value else None
+    return _optional_path(RECORD)
 
 
 def hub_endpoint() -> str | None:

@@ -9,7 +9,9 @@ what went wrong, where, and how to fix it. Each class has a stable `code`, the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
+
+_E = TypeVar("_E", bound="_HowToFix")
 
 
 class KernelLockWarning(UserWarning):
@@ -84,7 +86,23 @@ class ResolutionError(KernelLockError):
         self.request_id = request_id
 
 
-class RepoNotFound(ResolutionError):
+class _HowToFix(ResolutionError):
+    """A resolution error whose last sentence, `how`, says how to fix it; `reworded` gives one with another."""
+
+    how: str
+
+    def _message(self) -> str:
+        raise NotImplementedError
+
+    def reworded(self: _E, how: str) -> _E:
+        """This error with another last sentence (`add` names its own options), its fields otherwise the same."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__, how=how)
+        Exception.__init__(new, new._message())
+        return new
+
+
+class RepoNotFound(_HowToFix):
     """No kernel repository by that id on the Hub; `suggestion` is the closest id the Hub lists, if any."""
 
     code = "repo-not-found"
@@ -98,45 +116,57 @@ class RepoNotFound(ResolutionError):
         how: str = "Check the repo id in pyproject.toml",
         request_id: str | None = None,
     ) -> None:
-        self.repo_id, self.endpoint, self.suggestion = repo_id, endpoint, suggestion
-        maybe = f" Did you mean {suggestion}?" if suggestion else ""
-        super().__init__(
-            f"Kernel repository {repo_id} not found on {endpoint}.{maybe} {how}, and set HF_TOKEN if it is private.",
-            request_id=request_id,
+        self.repo_id, self.endpoint, self.suggestion, self.how = repo_id, endpoint, suggestion, how
+        super().__init__(self._message(), request_id=request_id)
+
+    def _message(self) -> str:
+        maybe = f" Did you mean {self.suggestion}?" if self.suggestion else ""
+        return (
+            f"Kernel repository {self.repo_id} not found on {self.endpoint}.{maybe} {self.how}, and set HF_TOKEN "
+            f"if it is private."
         )
 
 
-class NoSuchVersion(ResolutionError):
+class NoSuchVersion(_HowToFix):
     """A required major version has no `vN` branch; `available` lists the versions there are."""
 
     code = "no-such-version"
 
     def __init__(self, repo_id: str, version: int, available: Sequence[int], how: str | None = None) -> None:
         self.repo_id, self.version, self.available = repo_id, version, tuple(available)
+        self.how = how or "Set the version in pyproject.toml to one of them."
+        super().__init__(self._message())
+
+    def _message(self) -> str:
         listed = ", ".join(map(str, self.available)) or "none"
-        super().__init__(
-            f"{repo_id} has no version {version} (no branch v{version}). Available versions: {listed}. "
-            + (how or "Set the version in pyproject.toml to one of them.")
+        return (
+            f"{self.repo_id} has no version {self.version} (no branch v{self.version}). Available versions: "
+            f"{listed}. {self.how}"
         )
 
 
-class UntrustedPublisher(ResolutionError):
+class UntrustedPublisher(_HowToFix):
     """A kernel's organization is not a trusted kernel publisher and the project did not opt in."""
 
     code = "untrusted-publisher"
 
     def __init__(self, repo_id: str, org: str, parent: str | None, how: str | None = None) -> None:
         self.repo_id, self.org, self.parent = repo_id, org, parent
-        who = repo_id if parent is None else f"{repo_id} (required by {parent})"
-        if how is None:
-            how = (
+        self.how = how or (
+            (
                 "set { version = ..., trust-remote-code = true } on its entry in [tool.kernels.dependencies]"
                 if parent is None
                 else f'add trust-remote-code = ["{repo_id}"] under [tool.kernels]'
-            ) + " in pyproject.toml"
-        super().__init__(
-            f"{who} is published by {org}, which is not a trusted kernel publisher on the Hub. If you have "
-            f"reviewed its code and trust it, {how}."
+            )
+            + " in pyproject.toml"
+        )
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        who = self.repo_id if self.parent is None else f"{self.repo_id} (required by {self.parent})"
+        return (
+            f"{who} is published by {self.org}, which is not a trusted kernel publisher on the Hub. If you have "
+            f"reviewed its code and trust it, {self.how}."
         )
 
 

@@ -41,25 +41,12 @@ def _worded_for_add(exc: ResolutionError, requests: Mapping[str, object]) -> Res
     """The error about a repo `add` was given, reworded to name `add`'s options (others as they are)."""
     if isinstance(exc, NoSuchVersion) and exc.repo_id in requests:
         newest = f"--version {max(exc.available)}" if exc.available else "--revision <branch, tag or commit>"
-        return NoSuchVersion(
-            exc.repo_id,
-            exc.version,
-            exc.available,
-            how=f"Pick one: `kernel-lock add {exc.repo_id} {newest}`.",
-        )
+        return exc.reworded(f"Pick one: `kernel-lock add {exc.repo_id} {newest}`.")
     if isinstance(exc, RepoNotFound) and exc.repo_id in requests:
         instead = f" (`kernel-lock add {exc.suggestion}`)" if exc.suggestion else ""
-        return RepoNotFound(
-            exc.repo_id,
-            exc.endpoint,
-            exc.suggestion,
-            how=f"Check the repo id given to `kernel-lock add`{instead}",
-            request_id=exc.request_id,
-        )
+        return exc.reworded(f"Check the repo id given to `kernel-lock add`{instead}")
     if isinstance(exc, UntrustedPublisher) and exc.parent is None and exc.repo_id in requests:
-        return UntrustedPublisher(
-            exc.repo_id, exc.org, None, how=f"add it with `kernel-lock add {exc.repo_id} --trust-remote-code`"
-        )
+        return exc.reworded(f"add it with `kernel-lock add {exc.repo_id} --trust-remote-code`")
     return exc
 
 

@@ -37,17 +37,13 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(_FAULT_KINDS)}")
-        if self.count is not None and self.count < 1:
-            raise ValueError(f"fault count must be >= 1 or None, got {self.count}")
-        re.compile(self.match)
+        _check_rule("fault", self.match, self.count)
 
     def applies_to(self, method: str, path: str) -> bool:
         """Whether this fault matches a request (ignoring its remaining count)."""
-        if self.method is not None and self.method.upper() != method:
-            return False
         if self.kind in _BODY_FAULTS and method != "GET":
             return False
-        return re.search(self.match, path) is not None
+        return _matches(self.match, self.method, method, path)
 
 
 @dataclass(frozen=True)
@@ -68,12 +64,22 @@ class Answer:
     count: int | None = None
 
     def __post_init__(self) -> None:
-        if self.count is not None and self.count < 1:
-            raise ValueError(f"answer count must be >= 1 or None, got {self.count}")
-        re.compile(self.match)
+        _check_rule("answer", self.match, self.count)
 
     def applies_to(self, method: str, path: str) -> bool:
         """Whether this answer matches a request (ignoring its remaining count)."""
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return re.search(self.match, path) is not None
+        return _matches(self.match, self.method, method, path)
+
+
+def _check_rule(what: str, match: str, count: int | None) -> None:
+    """Refuse a rule that could never apply: a count below 1, or a `match` that is not a regex."""
+    if count is not None and count < 1:
+        raise ValueError(f"{what} count must be >= 1 or None, got {count}")
+    re.compile(match)
+
+
+def _matches(match: str, only_method: str | None, method: str, path: str) -> bool:
+    """Whether a request's method and (decoded) path are those a rule names (any method where None)."""
+    if only_method is not None and only_method.upper() != method:
+        return False
+    return re.search(match, path) is not None
