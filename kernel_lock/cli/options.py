@@ -25,6 +25,27 @@ project_option = click.option(
 )
 
 
+def flag(name: str, help: str, *, dest: str | None = None) -> Callable[[F], F]:
+    """A boolean option `name`, off unless given (its parameter `dest`, else named after it)."""
+    return click.option(name, *([dest] if dest else []), is_flag=True, help=help)
+
+
+def variant_options(verb: str, *, all_help: str) -> Callable[[F], F]:
+    """`--variant NAME` (repeatable: the command `verb`s exactly these) and `--all-variants` (`all_help`)."""
+
+    def add(fn: F) -> F:
+        fn = flag("--all-variants", all_help)(fn)
+        return click.option(
+            "--variant",
+            "variant_names",
+            multiple=True,
+            metavar="NAME",
+            help=f"{verb} exactly this variant (repeatable).",
+        )(fn)
+
+    return add
+
+
 def target_options(fn: F) -> F:
     """Options declaring the environment to select variants for; the command gets `target: TargetChoice | None`.
 

@@ -8,32 +8,22 @@ import click
 
 from kernel_lock import errors
 from kernel_lock.cli.command import command
-from kernel_lock.cli.options import project_option
+from kernel_lock.cli.options import flag, project_option
 from kernel_lock.cli.output import Output, print_changes
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @project_option
-@click.option(
+@flag(
     "--sync",
-    "sync_first",
-    is_flag=True,
-    help="First lock (if kernels.lock is missing or stale) and sync what is missing, once across processes.",
+    "First lock (if kernels.lock is missing or stale) and sync what is missing, once across processes.",
+    dest="sync_first",
 )
-@click.option(
-    "--frozen",
-    is_flag=True,
-    help="Use kernels.lock as it is, without checking it against pyproject.toml (as uv).",
-)
-@click.option(
-    "--record",
-    is_flag=True,
-    help="Run unenforced, online; add every kernel it asks for to pyproject.toml; lock.",
-)
-@click.option(
+@flag("--frozen", "Use kernels.lock as it is, without checking it against pyproject.toml (as uv).")
+@flag("--record", "Run unenforced, online; add every kernel it asks for to pyproject.toml; lock.")
+@flag(
     "--no-strict",
-    is_flag=True,
-    help="Warn, and let `kernels` load it as it would, where a kernel is not locked or fails verification.",
+    "Warn, and let `kernels` load it as it would, where a kernel is not locked or fails verification.",
 )
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @command

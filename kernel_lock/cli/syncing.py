@@ -12,7 +12,7 @@ import click
 from kernel_lock import errors
 from kernel_lock.cli.command import command
 from kernel_lock.cli.exitcodes import EXIT_OK, EXIT_VERIFICATION
-from kernel_lock.cli.options import announce_target, project_option, target_options
+from kernel_lock.cli.options import announce_target, flag, project_option, target_options, variant_options
 from kernel_lock.cli.output import Output, decision_lines, human_bytes, print_changes
 from kernel_lock.cli.progress import SyncBar, working
 from kernel_lock.core.detect import TargetChoice
@@ -25,27 +25,12 @@ if TYPE_CHECKING:
 @click.command()
 @project_option
 @target_options
-@click.option(
-    "--variant",
-    "variant_names",
-    multiple=True,
-    metavar="NAME",
-    help="Sync exactly this variant (repeatable).",
+@variant_options("Sync", all_help="Sync every locked variant.")
+@flag(
+    "--locked", "Fail (exit 1) if kernels.lock is missing or out of date, instead of locking first (as uv)."
 )
-@click.option("--all-variants", is_flag=True, help="Sync every locked variant.")
-@click.option(
-    "--locked",
-    is_flag=True,
-    help="Fail (exit 1) if kernels.lock is missing or out of date, instead of locking first (as uv).",
-)
-@click.option(
-    "--frozen",
-    is_flag=True,
-    help="Use kernels.lock as is, without checking it against pyproject.toml (as uv).",
-)
-@click.option(
-    "--dry-run", is_flag=True, help="Print what would be locked and fetched; write and fetch nothing."
-)
+@flag("--frozen", "Use kernels.lock as is, without checking it against pyproject.toml (as uv).")
+@flag("--dry-run", "Print what would be locked and fetched; write and fetch nothing.")
 @command
 def sync(
     *,
@@ -123,25 +108,11 @@ def sync(
 @click.command()
 @project_option
 @target_options
-@click.option(
-    "--variant",
-    "variant_names",
-    multiple=True,
-    metavar="NAME",
-    help="Verify exactly this variant (repeatable).",
-)
-@click.option(
-    "--all-variants", is_flag=True, help="Verify every locked variant (those not synced report missing)."
-)
-@click.option(
-    "--full",
-    is_flag=True,
-    help="Hash every file, ignoring recorded fingerprints (as KERNEL_LOCK_VERIFY=full).",
-)
-@click.option(
+@variant_options("Verify", all_help="Verify every locked variant (those not synced report missing).")
+@flag("--full", "Hash every file, ignoring recorded fingerprints (as KERNEL_LOCK_VERIFY=full).")
+@flag(
     "--signatures",
-    is_flag=True,
-    help="Also verify each variant's publisher signature again (offline) against pyproject.toml's signers.",
+    "Also verify each variant's publisher signature again (offline) against pyproject.toml's signers.",
 )
 @command
 def verify(
@@ -235,7 +206,7 @@ def cache() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="A project whose kernels.lock is kept (repeatable; default: the project here).",
 )
-@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@flag("--dry-run", "Print what would be removed; remove nothing.")
 @command
 def prune(*, out: Output, projects: tuple[Path, ...], dry_run: bool) -> int:
     """Remove kernel commits and variants that no lock of the given projects uses.

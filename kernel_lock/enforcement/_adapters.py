@@ -40,17 +40,17 @@ class Adapter:
     """How enforcement reaches one release family of `kernels`."""
 
     family: tuple[int, int]
-    package: str
+    package: str = "kernels"
     """Where the family keeps its modules: `kernels` or `kernels._internals`."""
-    overrides: tuple[str, ...]
+    overrides: tuple[str, ...] = (env.LOCAL_KERNELS,)
     """The family's environment variables that would load something other than the lock."""
-    resolves_revisions: bool
+    resolves_revisions: bool = False
     """Layer and function repositories resolve a version to a commit themselves (`_resolve_revision`)."""
-    validates_kernels: bool
+    validates_kernels: bool = True
     """Kernel validators (digest, signature) run on every loaded variant."""
-    latest_resolver: bool
+    latest_resolver: bool = False
     """`UNSTABLE_KERNELS_ALL_LATEST` has a resolver of its own."""
-    commits_are_oids: bool
+    commits_are_oids: bool = True
     """`RepoInfo.revision` is a `kernels._rust.Oid`, not a string."""
 
     def module(self, name: str) -> ModuleType:
@@ -162,33 +162,15 @@ def _metadata(variant_path: Path) -> Any:
         ) from None
 
 
+# Each family names only where it differs from the defaults (what 0.18 does).
 ADAPTERS = (
+    Adapter((0, 17), resolves_revisions=True, validates_kernels=False, commits_are_oids=False),
+    Adapter((0, 18)),
     Adapter(
-        family=(0, 17),
-        package="kernels",
-        overrides=(env.LOCAL_KERNELS,),
-        resolves_revisions=True,
-        validates_kernels=False,
-        latest_resolver=False,
-        commits_are_oids=False,
-    ),
-    Adapter(
-        family=(0, 18),
-        package="kernels",
-        overrides=(env.LOCAL_KERNELS,),
-        resolves_revisions=False,
-        validates_kernels=True,
-        latest_resolver=False,
-        commits_are_oids=True,
-    ),
-    Adapter(
-        family=(0, 19),
+        (0, 19),
         package="kernels._internals",
         overrides=(env.LOCAL_KERNELS, env.ALL_LATEST),
-        resolves_revisions=False,
-        validates_kernels=True,
         latest_resolver=True,
-        commits_are_oids=True,
     ),
 )
 SUPPORTED_KERNELS = tuple(a.family for a in ADAPTERS)
