@@ -328,18 +328,14 @@ class Hub:
         seen = f" (request id {rid})" if rid else ""
         if failure.kind == "offline":
             return HubOffline(what, repo_id, self.endpoint)
+        trying = f"while trying to {what} of {repo_id} on {self.endpoint}{seen}"
         if failure.kind == "revision-not-found":
-            return ResolutionError(
-                f"Revision not found while trying to {what} of {repo_id} on {self.endpoint}{seen}. Check the "
-                f"branch, tag or commit in pyproject.toml (`kernel-lock versions {repo_id}` lists versions).",
-                request_id=rid,
-            )
+            how = f"Check the branch, tag or commit in pyproject.toml (`kernel-lock versions {repo_id}` lists versions)."
+            return ResolutionError(f"Revision not found {trying}. {how}", request_id=rid)
         if failure.kind == "repo-not-found":
             return self._not_found(repo_id, rid)
         if failure.kind == "entry-not-found":
-            return ResolutionError(
-                f"Not found while trying to {what} of {repo_id} on {self.endpoint}{seen}.", request_id=rid
-            )
+            return ResolutionError(f"Not found {trying}.", request_id=rid)
         if failure.kind == "malformed":
             return MalformedReply(
                 f"The Hub at {self.endpoint} sent a malformed reply when asked to {what} of {repo_id} "

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -54,23 +54,28 @@ def _safe_paths(files: dict[str, str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class MissingFile:
-    """A file the publisher's digest lists is not among the files checked."""
+class _FileListed:
+    """A file the digest and the files checked disagree about, as kernels words it (`Missing file: PATH`)."""
 
     path: str
+    what: ClassVar[str]
 
     def __str__(self) -> str:
-        return f"Missing file: {self.path}"
+        return f"{self.what}: {self.path}"
 
 
 @dataclass(frozen=True)
-class UnknownFile:
+class MissingFile(_FileListed):
+    """A file the publisher's digest lists is not among the files checked."""
+
+    what = "Missing file"
+
+
+@dataclass(frozen=True)
+class UnknownFile(_FileListed):
     """A file checked is not in the publisher's digest."""
 
-    path: str
-
-    def __str__(self) -> str:
-        return f"Unknown file: {self.path}"
+    what = "Unknown file"
 
 
 @dataclass(frozen=True)

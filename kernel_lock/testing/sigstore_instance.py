@@ -107,31 +107,46 @@ class SigstoreInstance:
 
     def _make_ca(self) -> x509.Certificate:
         public = self._ca_key.public_key()
+        valid = (EPOCH - timedelta(days=365), EPOCH + timedelta(days=365 * 50))
+        return (
+            self._certificate(self._ca_name, public, valid, ca=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(self._ca_key, hashes.SHA384())
+        )
+
+    def _certificate(
+        self,
+        subject: x509.Name,
+        public: ec.EllipticCurvePublicKey,
+        valid: tuple[datetime, datetime],
+        *,
+        ca: bool,
+    ) -> x509.CertificateBuilder:
+        """A certificate of this instance's CA for `public` (the CA's own where `ca`, else a leaf that signs):
+        its serial from the key, validity, key usage and subject key id."""
         return (
             x509.CertificateBuilder()
-            .subject_name(self._ca_name)
+            .subject_name(subject)
             .issuer_name(self._ca_name)
             .public_key(public)
             .serial_number(int.from_bytes(hashlib.sha256(_spki(public)).digest()[:16], "big"))
-            .not_valid_before(EPOCH - timedelta(days=365))
-            .not_valid_after(EPOCH + timedelta(days=365 * 50))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .not_valid_before(valid[0])
+            .not_valid_after(valid[1])
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=False,
+                    digital_signature=not ca,
                     content_commitment=False,
                     key_encipherment=False,
                     data_encipherment=False,
                     key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
+                    key_cert_sign=ca,
+                    crl_sign=ca,
                     encipher_only=False,
                     decipher_only=False,
                 ),
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .sign(self._ca_key, hashes.SHA384())
         )
 
     @property
@@ -272,29 +287,8 @@ class SigstoreInstance:
             "20": "push",
         }
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
-            .issuer_name(self._ca_name)
-            .public_key(public)
-            .serial_number(int.from_bytes(hashlib.sha256(_spki(public)).digest()[:16], "big"))
-            .not_valid_before(issued)
-            .not_valid_after(issued + CERT_LIFETIME)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            self._certificate(x509.Name([]), public, (issued, issued + CERT_LIFETIME), ca=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._ca_key.public_key()), critical=False
             )
