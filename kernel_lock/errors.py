@@ -57,7 +57,7 @@ class LockMissing(LockfileError):
 
 
 class LockOutOfDate(KernelLockError):
-    """The lock does not match `pyproject.toml` (`lock --check`, `sync` without `--frozen`, `run`).
+    """The lock does not match `pyproject.toml` (`lock --check`, `sync` without `--frozen`).
 
     `problems` holds one line per difference; `how` says how to bring the lock up to date.
     """

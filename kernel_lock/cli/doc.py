@@ -70,8 +70,11 @@ def error_table() -> str:
     rows = ["| error code | meaning |", "|---|---|"]
     classes = [
         c
-        for c in vars(errors).values()
-        if isinstance(c, type) and issubclass(c, errors.KernelLockError) and c is not errors.KernelLockError
+        for name, c in vars(errors).items()
+        if isinstance(c, type)
+        and issubclass(c, errors.KernelLockError)
+        and c is not errors.KernelLockError
+        and not name.startswith("_")  # a shared base of some errors, raised as none of its own
     ]
     for cls in sorted(classes, key=lambda c: c.code):
         doc = (cls.__doc__ or "").strip().splitlines()[0].rstrip(".")
