@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,60 +176,76 @@ def _entry(bundle: dict) -> dict:
     return bundle["verificationMaterial"]["tlogEntries"][0]
 
 
-BUNDLE_FORGERIES: dict[str, tuple[Callable[[dict], None], str]] = {
-    "inclusion-proof": (
-        lambda b: _entry(b)["inclusionProof"]["hashes"].__setitem__(
-            0, _flip(_entry(b)["inclusionProof"]["hashes"][0])
-        ),
-        "inclusion proof",
+BUNDLE_FORGERIES: dict[str, Callable[[dict], None]] = {
+    # each forges one part that sigstore checks; which check refuses it is sigstore's to word
+    "inclusion-proof": lambda b: _entry(b)["inclusionProof"]["hashes"].__setitem__(
+        0, _flip(_entry(b)["inclusionProof"]["hashes"][0])
     ),
-    "log-root": (
-        lambda b: _entry(b)["inclusionProof"].__setitem__(
-            "rootHash", _flip(_entry(b)["inclusionProof"]["rootHash"])
-        ),
-        "root hash",
+    "log-root": lambda b: _entry(b)["inclusionProof"].__setitem__(
+        "rootHash", _flip(_entry(b)["inclusionProof"]["rootHash"])
     ),
-    "checkpoint": (
-        lambda b: _entry(b)["inclusionProof"]["checkpoint"].__setitem__(
-            "envelope", _entry(b)["inclusionProof"]["checkpoint"]["envelope"].replace("\n3\n", "\n4\n")
-        ),
-        "checkpoint",
+    "checkpoint": lambda b: _entry(b)["inclusionProof"]["checkpoint"].__setitem__(
+        "envelope", _entry(b)["inclusionProof"]["checkpoint"]["envelope"].replace("\n3\n", "\n4\n")
     ),
-    "entry-timestamp": (
-        lambda b: _entry(b).__setitem__("integratedTime", str(int(_entry(b)["integratedTime"]) + 1)),
-        "SET",
+    "entry-timestamp": lambda b: _entry(b).__setitem__(
+        "integratedTime", str(int(_entry(b)["integratedTime"]) + 1)
     ),
-    "log-body": (
-        lambda b: _entry(b).__setitem__(
-            "canonicalizedBody",
-            base64.b64encode(
-                base64.b64decode(_entry(b)["canonicalizedBody"]).replace(b"hashedrekord", b"hashedrekord ")
-            ).decode(),
-        ),
-        "inclusion proof",
+    "log-body": lambda b: _entry(b).__setitem__(
+        "canonicalizedBody",
+        base64.b64encode(
+            base64.b64decode(_entry(b)["canonicalizedBody"]).replace(b"hashedrekord", b"hashedrekord ")
+        ).decode(),
     ),
-    "signature": (
-        lambda b: b["messageSignature"].__setitem__("signature", base64.b64encode(b"0" * 70).decode()),
-        "Signature is invalid",
+    "signature": lambda b: b["messageSignature"].__setitem__(
+        "signature", base64.b64encode(b"0" * 70).decode()
     ),
 }
-ROOT_FORGERIES: dict[str, tuple[str, str]] = {
-    "ct-log": ("ctlogs", "SCT"),
-    "transparency-log": ("tlogs", "checkpoint"),
-    "certificate-authority": ("certificateAuthorities", "certificate chain"),
+ROOT_FORGERIES: dict[str, str] = {
+    "ct-log": "ctlogs",
+    "transparency-log": "tlogs",
+    "certificate-authority": "certificateAuthorities",
 }
 
 
-def _verify_with(root: dict, bundle: dict, data: bytes, tmp_path: Path) -> Signer:
+WHERE = Where("o/r", "0" * 40, "v")
+
+
+def _verifier(root: dict, tmp_path: Path) -> Any:
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
     path = tmp_path / "root.json"
     path.write_text(json.dumps(root))
-    verifier = Verifier(trusted_root=TrustedRoot.from_file(str(path)))
-    return verify_signature(
-        data, json.dumps(bundle).encode(), policy(), verifier, Where("o/r", "0" * 40, "v")
+    return Verifier(trusted_root=TrustedRoot.from_file(str(path)))
+
+
+def _verify_with(root: dict, bundle: dict, data: bytes, tmp_path: Path) -> Signer:
+    return verify_signature(data, json.dumps(bundle).encode(), policy(), _verifier(root, tmp_path), WHERE)
+
+
+def _sigstore_refusal(root: dict, bundle: dict, data: bytes, tmp_path: Path) -> str:
+    """What sigstore's own verifier, under no identity policy, says of `bundle`: the detail our refusal passes on."""
+    from sigstore.errors import VerificationError as SigstoreRefused
+    from sigstore.models import Bundle
+    from sigstore.verify.policy import UnsafeNoOp
+
+    with pytest.raises(SigstoreRefused) as refused:
+        _verifier(root, tmp_path).verify_artifact(data, Bundle.from_json(json.dumps(bundle)), UnsafeNoOp())
+    return str(refused.value)
+
+
+def _assert_refused_as_invalid(caught: SignatureError, sigstore_says: str) -> None:
+    """Our refusal of a bundle sigstore refuses: reason and place as data, sigstore's explanation passed on whole."""
+    assert (caught.reason, caught.repo_id, caught.commit, caught.variant) == (
+        "invalid-signature",
+        "o/r",
+        "0" * 40,
+        "v",
     )
+    assert str(caught).startswith(
+        "o/r variant v (commit 000000000000): the signature over metadata.json does not verify ("
+    )
+    assert f"({sigstore_says})" in str(caught)
 
 
 def test_the_private_instance_signs_what_sigstore_verifies(
@@ -249,11 +266,11 @@ def test_sigstore_refuses_each_forged_part_of_a_bundle(
     data = b'{"name": "relu"}'
     for _ in range(3):
         bundle = json.loads(instance.sign(data, BUILD))
-    forge, says = BUNDLE_FORGERIES[part]
-    forge(bundle)
+    BUNDLE_FORGERIES[part](bundle)
+    root = json.loads(instance.trusted_root_json())
     with pytest.raises(SignatureError) as caught:
-        _verify_with(json.loads(instance.trusted_root_json()), bundle, data, tmp_path)
-    assert caught.value.reason in ("invalid-signature", "invalid-bundle") and says in str(caught.value)
+        _verify_with(root, bundle, data, tmp_path)
+    _assert_refused_as_invalid(caught.value, _sigstore_refusal(root, bundle, data, tmp_path))
 
 
 @pytest.mark.parametrize("part", sorted(ROOT_FORGERIES))
@@ -262,12 +279,12 @@ def test_sigstore_refuses_a_part_the_trusted_root_does_not_vouch_for(
 ) -> None:
     data = b'{"name": "relu"}'
     bundle = json.loads(instance.sign(data, BUILD))
-    key, says = ROOT_FORGERIES[part]
+    key = ROOT_FORGERIES[part]
     root = json.loads(instance.trusted_root_json())
     root[key] = json.loads(SigstoreInstance("rogue").trusted_root_json())[key]
     with pytest.raises(SignatureError) as caught:
         _verify_with(root, bundle, data, tmp_path)
-    assert caught.value.reason == "invalid-signature" and says in str(caught.value)
+    _assert_refused_as_invalid(caught.value, _sigstore_refusal(root, bundle, data, tmp_path))
 
 
 # --- end to end against the local Hub and the private instance ---
@@ -405,13 +422,20 @@ def test_the_default_trust_root_is_productions(
     hub_env: LocalHub,
     instance: SigstoreInstance,
     make_project: Callable[..., Path],
+    signed_project: Callable[..., Path],
     cli: Callable[..., object],
 ) -> None:
     publish(hub_env, instance, "signed", BUILD)
     root = make_project('"kernels-community/signed" = 1')
     run = cli("lock", "--project", str(root))
-    assert run.exit_code == 4 and "failed to build timestamp certificate chain" in run.stderr
+    assert run.exit_code == 4 and not (root / "kernels.lock").exists()
+    assert "kernels-community/signed variant " in run.stderr
+    assert "the signature over metadata.json does not verify" in run.stderr
     assert cli("lock", "--project", str(root), "--json").json()["error"]["code"] == "signature-invalid"
+    assert (
+        signed_project('"kernels-community/signed" = 1') == root
+    )  # the same project, trusting the instance's root
+    assert cli("lock", "--project", str(root)).exit_code == 0
 
 
 def test_unsigned_variants_lock_with_a_notice_unless_a_signature_is_required(
