@@ -8,11 +8,14 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomli_w
 from click.testing import CliRunner
 
 from kernel_lock import env
+from kernel_lock.core.lockfile import Lock, parse_lock
 
 pytest_plugins = ["kernel_lock.testing.pytest_plugin"]
 
@@ -101,6 +104,25 @@ def _report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     if counts and target:
         with open(target, "a", encoding="utf-8") as f:
             f.write(json.dumps({"file": request.module.__name__, **counts}) + "\n")
+
+
+LOCK_HASH = "sha256-" + "1" * 64
+"""A well-formed variant hash, for locks built in a test."""
+
+
+def lock_entry(repo_id: str, commit: str, *, version: int | None = 1, **fields: Any) -> dict[str, Any]:
+    """One `[[kernel]]` table of a lock with one variant; `fields` are more keys (`direct`, `hash-type`, ...).
+
+    Without a version the requirement is the revision `commit`.
+    """
+    table: dict[str, Any] = {"repo-id": repo_id, "ref": f"v{version}" if version is not None else commit}
+    table |= {"version": version} if version is not None else {"revision": commit}
+    return {**table, "commit": commit, "variants": {"torch-cpu": LOCK_HASH}, **fields}
+
+
+def lock_of(*entries: dict[str, Any]) -> Lock:
+    """A lock parsed from its TOML text, as `kernel-lock` reads `kernels.lock`."""
+    return parse_lock(tomli_w.dumps({"version": 1, "kernel": list(entries)}), where="kernels.lock")
 
 
 def forget_kernels(*prefixes: str) -> Iterator[None]:

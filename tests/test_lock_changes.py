@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from conftest import LOCK_HASH
+from conftest import lock_entry as entry
+from conftest import lock_of as lock
 
-import tomli_w
-
-from kernel_lock.core.lockfile import Lock, parse_lock
 from kernel_lock.lock.project import Change, lock_changes
 
 RELU = "kernels-community/relu"
 ACT = "kernels-community/activation"
 DEP = "kernels-community/helper"
 A, B, C = "a" * 40, "b" * 40, "c" * 40
-HASH = "sha256-" + "1" * 64
-
-
-def entry(repo_id: str, commit: str, *, version: int | None = 1, **fields: Any) -> dict[str, Any]:
-    """One `[[kernel]]` table of a lock, with one variant; `fields` are further keys (`direct`, `hash-type`, ...)."""
-    table: dict[str, Any] = {"repo-id": repo_id, "ref": f"v{version}" if version is not None else commit}
-    table |= {"version": version} if version is not None else {"revision": commit}
-    return {**table, "commit": commit, "variants": {"torch-cpu": HASH}, **fields}
-
-
-def lock(*entries: dict[str, Any]) -> Lock:
-    """A lock parsed from its TOML text, as `kernel-lock` reads `kernels.lock`."""
-    return parse_lock(tomli_w.dumps({"version": 1, "kernel": list(entries)}), where="kernels.lock")
 
 
 def test_a_first_lock_adds_every_entry_direct_ones_first() -> None:
@@ -86,7 +72,8 @@ def test_an_entry_rewritten_at_the_same_commit_says_what_changed() -> None:
     demoted = lock_changes(after, before)
     assert Change(DEP, "updated", "v1 (bbbbbbb)", "v1 (bbbbbbb)", False, "now only a dependency") in demoted
     variants = lock_changes(
-        before, lock(entry(RELU, A, variants={"torch-cpu": HASH, "x": HASH}), entry(DEP, B, direct=False))
+        before,
+        lock(entry(RELU, A, variants={"torch-cpu": LOCK_HASH, "x": LOCK_HASH}), entry(DEP, B, direct=False)),
     )
     assert variants == [
         Change(RELU, "updated", "v1 (aaaaaaa)", "v1 (aaaaaaa)", True, "entry rewritten at the same commit")
