@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from click.testing import CliRunner
 
 from kernel_lock import env
 from kernel_lock.core.lockfile import Lock, parse_lock
+from kernel_lock.testing import LocalHub
+from kernel_lock.testing.transformers_kernels import publish_transformers_kernels
+from kernel_lock.testing.upstream import loaded_kernels_module
 
 pytest_plugins = ["kernel_lock.testing.pytest_plugin"]
 
@@ -125,14 +129,42 @@ def lock_of(*entries: dict[str, Any]) -> Lock:
     return parse_lock(tomli_w.dumps({"version": 1, "kernel": list(entries)}), where="kernels.lock")
 
 
-def forget_kernels(*prefixes: str) -> Iterator[None]:
-    """For an autouse fixture: each test imports its kernels afresh (the loader imports once per process)."""
-    import sys
+@pytest.fixture
+def tf_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """A local Hub with the kernels of transformers' Llama mapping and an attention kernel; clients pointed at it."""
+    from kernel_lock.testing.pytest_plugin import point_clients_at  # here: pytest loads the plugin first
 
+    hub = LocalHub()
+    publish_transformers_kernels(hub)
+    hub.start()
+    point_clients_at(monkeypatch, hub, tmp_path / "hf-cache", tmp_path / "hf-home")
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def forget_kernels(prefixes: tuple[str, ...] = ()) -> None:
+    """Forget the kernels this process imported (loaders import each once per process).
+
+    kernel-lock's and kernels' registries of loaded kernels and kernels' layer cache are emptied, and the
+    modules whose names start with one of `prefixes` are dropped from `sys.modules`.
+    """
     from kernel_lock.load import _registry as registry
 
     registry.loaded.clear()
-    yield
-    registry.loaded.clear()
+    for name, cache in (("importer", "_loaded_kernels"), ("layer.layer", "_CACHED_LAYER")):
+        module = loaded_kernels_module(name)
+        if module is not None:
+            getattr(module, cache).clear()
     for name in [n for n in sys.modules if n.startswith(prefixes)]:
         del sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def fresh_imports(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test imports its kernels afresh; after it, the modules named by its test module's `KERNEL_MODULES`
+    (the name prefixes of that module's fixture kernels) are dropped."""
+    forget_kernels()
+    yield
+    forget_kernels(tuple(getattr(request.module, "KERNEL_MODULES", ())))

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kernel_lock.errors import VerificationError
-from kernel_lock.load import _registry as registry
 from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing import LocalHub, repo_files
 
@@ -24,17 +22,7 @@ pytest.importorskip("torch", reason="the fixture kernels import torch (marker `t
 
 VARIANT = "torch-cpu"
 TARGET = "torch213-cxx11-cpu-x86_64-linux"  # the noarch torch-cpu variant is what fits it
-
-
-@pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
-    before = set(sys.modules)
-    registry.loaded.clear()
-    yield
-    registry.loaded.clear()
-    for name in set(sys.modules) - before:
-        if name.startswith("_dup"):
-            del sys.modules[name]
+KERNEL_MODULES = ("_dup",)
 
 
 def publish(hub: LocalHub, repo_id: str, *, module_id: str | None = None) -> None:

@@ -11,11 +11,9 @@ import importlib
 import json
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import forget_kernels
 
 from kernel_lock.cache.verify import check_variant
 from kernel_lock.core.lockfile import LockedKernel, read_lock
@@ -33,11 +31,7 @@ torch = pytest.importorskip("torch", reason="the fixture kernel computes with to
 REPO = "kernels-community/zipped"
 VARIANT = "torch-cpu"
 TARGET = "torch213-cxx11-cpu-x86_64-linux"
-
-
-@pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
-    yield from forget_kernels("_zipped_")
+KERNEL_MODULES = ("_zipped_",)
 
 
 @pytest.fixture
