@@ -18,13 +18,11 @@ from click.testing import CliRunner
 from kernel_lock import env
 from kernel_lock.core.lockfile import Lock, parse_lock
 from kernel_lock.testing import LocalHub
+from kernel_lock.testing.fixtures import CPU_VARIANT
 from kernel_lock.testing.transformers_kernels import publish_transformers_kernels
 from kernel_lock.testing.upstream import loaded_kernels_module
 
 pytest_plugins = ["kernel_lock.testing.pytest_plugin"]
-
-DECLARED_TARGET = "torch213-cxx11-cpu-x86_64-linux"
-"""What every test selects variants for unless it sets another: the CPU build of the torch the tests install."""
 
 INSTALL = "pip install -e '.[test,torch]' torch==2.13.0"
 
@@ -52,11 +50,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(autouse=True)
 def _declared_target(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Select for `DECLARED_TARGET`, not this machine: no result depends on the host's torch or CUDA libraries.
+    """Select for `CPU_VARIANT` (the CPU build of the torch the tests install), not this machine: no result
+    depends on the host's torch or CUDA libraries.
 
     A test of detection itself deletes `KERNEL_LOCK_TARGET` (`monkeypatch.delenv(env.TARGET)`).
     """
-    monkeypatch.setenv(env.TARGET, DECLARED_TARGET)
+    monkeypatch.setenv(env.TARGET, CPU_VARIANT)
 
 
 @dataclass

@@ -24,10 +24,10 @@ from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import hub_cache_dir
 from kernel_lock.hub.client import MAX_ATTEMPTS
 from kernel_lock.testing import Fault, LocalHub
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 RELU = '"kernels-community/relu" = 1'
 ACTIVATION = '"kernels-community/activation" = 1'
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 STATUSES = [500, 502, 503, 429]
 
 COUNTS: Counter[str] = Counter()

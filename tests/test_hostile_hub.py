@@ -26,9 +26,9 @@ from kernel_lock.errors import HubError
 from kernel_lock.hub.client import MAX_ENTRIES, MAX_PAGES, TreeEntry
 from kernel_lock.lock.hashes import list_variants
 from kernel_lock.testing import Fault, LocalHub, repo_files
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 RELU = '"kernels-community/relu" = 1'
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 COUNTS: Counter[str] = Counter()
 
 

@@ -16,11 +16,11 @@ from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import LockfileError, NotSyncedError, VerificationError
 from kernel_lock.load.locked import LockedLayerRepository, get_kernel
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="test_load.py needs torch (marker `torch`)")
 
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 DEPS = ('"kernels-community/relu" = 1', '"kernels-community/old-relu" = 2')
 KERNEL_MODULES = ("_relu", "_activation")
 

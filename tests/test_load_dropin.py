@@ -13,11 +13,11 @@ import pytest
 
 from kernel_lock.errors import LockfileError, NotSyncedError
 from kernel_lock.load.locked import get_kernel
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="loading a fixture kernel needs torch (marker `torch`)")
 
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 CUDA_TARGET = "torch213-cxx11-cu126-x86_64-linux"
 KERNEL_MODULES = ("_relu", "_activation")
 

@@ -30,10 +30,9 @@ from kernel_lock.testing import (
     repo_files,
     variant_files,
 )
-from kernel_lock.testing.fixtures import RELU_V1_VARIANTS
+from kernel_lock.testing.fixtures import CPU_VARIANT, RELU_V1_VARIANTS
 
 RELU = "kernels-community/relu"
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 CUDA_VARIANT = "torch213-cxx11-cu126-x86_64-linux"
 KERNELS_CLI = Path(sys.executable).with_name("kernels")
 

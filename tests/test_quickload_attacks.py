@@ -30,10 +30,10 @@ from kernel_lock.core.tomlread import loads as toml_loads
 from kernel_lock.errors import NotSyncedError, VerificationError
 from kernel_lock.load._fast import _files_under, _verified_without_hashing, plain_lock, quick_get_kernel
 from kernel_lock.load.locked import get_kernel
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 REPO = "quick-org/k"
 VARIANT = "torch-cpu"  # the noarch variant the tests' declared CPU target selects
-TARGET = "torch213-cxx11-cpu-x86_64-linux"
 MODULE = "_quick_attack_k"
 KERNEL_MODULES = (MODULE,)
 MARK = "import os\nwith open(os.environ['QUICK_ATTACK_MARKER'], 'a') as f:\n    f.write({who!r} + '\\n')\n"
@@ -92,7 +92,7 @@ class World:
 
     def full(self) -> Any:
         """The full path's answer (a target given: `get_kernel` skips the quick path)."""
-        return get_kernel(REPO, lockfile=self.lockfile, target=TARGET)
+        return get_kernel(REPO, lockfile=self.lockfile, target=CPU_VARIANT)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from kernel_lock.core.signers import DEFAULT_SIGNERS, GITHUB_ACTIONS_ISSUER, Sig
 from kernel_lock.errors import SignatureError
 from kernel_lock.lock.signatures import Verifiers, Where, verify_signature
 from kernel_lock.testing import LocalHub, repo_files
+from kernel_lock.testing.fixtures import CPU_VARIANT
 from kernel_lock.testing.sigstore_instance import SigstoreInstance
 from kernel_lock.testing.upstream import kernels_module
 
@@ -41,7 +42,7 @@ FORK = Signer(
     workflow="https://github.com/someone/kernels-community/.github/workflows/build.yaml@refs/heads/main",
     repository="https://github.com/someone/kernels-community",
 )
-VARIANTS = ("torch-cpu", "torch213-cxx11-cpu-x86_64-linux", "torch213-cxx11-cu126-x86_64-linux")
+VARIANTS = ("torch-cpu", CPU_VARIANT, "torch213-cxx11-cu126-x86_64-linux")
 RFC8785 = Signer(
     issuer=GITHUB_ACTIONS_ISSUER,
     workflow="https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2",
@@ -312,10 +313,10 @@ def test_signed_by_a_trusted_workflow_locks_and_records_the_signer(
     assert check.exit_code == 0, check.stderr
     assert check.json()["signatures-verified"] == len(VARIANTS)
 
-    status = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux", "--json")
+    status = cli("status", "--project", str(root), "--target", CPU_VARIANT, "--json")
     [row] = status.json()["kernels"]
     assert row["signer"] == BUILD.model_dump() and row["signed-variants"] == len(VARIANTS)
-    text = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux")
+    text = cli("status", "--project", str(root), "--target", CPU_VARIANT)
     assert f"signed by {BUILD.workflow}" in text.stdout
 
 
@@ -506,7 +507,7 @@ def test_lock_check_notices_a_policy_change_and_a_hand_edited_signer(
 
     # A signed variant whose signer was deleted from the lock.
     (root / "pyproject.toml").write_text(pyproject)
-    start = lock_text.index("[kernel.signed-by.torch213-cxx11-cpu-x86_64-linux]")
+    start = lock_text.index(f"[kernel.signed-by.{CPU_VARIANT}]")
     end = lock_text.index("[kernel.signed-by.", start + 1)
     (root / "kernels.lock").write_text(lock_text[:start] + lock_text[end:])
     run = cli("lock", "--check", "--project", str(root))
@@ -578,14 +579,12 @@ def test_malformed_signature_settings_are_config_errors(
 
 # --- the signed digest against the files ---
 
-SO_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
-
 
 def edit_digest(change: Callable[[dict[str, str]], None]) -> Callable[[dict[str, bytes]], None]:
     """A `before_signing` step that changes the digest in SO_VARIANT's metadata.json (`None`: remove it)."""
 
     def before_signing(files: dict[str, bytes]) -> None:
-        path = f"build/{SO_VARIANT}/metadata.json"
+        path = f"build/{CPU_VARIANT}/metadata.json"
         metadata = json.loads(files[path])
         change(metadata["digest"]["files"])
         files[path] = json.dumps(metadata).encode()
@@ -625,7 +624,7 @@ def test_files_that_do_not_match_the_signed_digest_are_refused_at_lock(
     root = signed_project('"kernels-community/kernel" = 1')
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 4, run.stderr
-    assert f"variant {SO_VARIANT}" in run.stderr and says in run.stderr
+    assert f"variant {CPU_VARIANT}" in run.stderr and says in run.stderr
     assert not (root / "kernels.lock").exists()
 
 
@@ -636,7 +635,7 @@ def test_a_signed_metadata_without_a_digest_is_refused(
     cli: Callable[..., object],
 ) -> None:
     def drop(files: dict[str, bytes]) -> None:
-        path = f"build/{SO_VARIANT}/metadata.json"
+        path = f"build/{CPU_VARIANT}/metadata.json"
         metadata = json.loads(files[path])
         del metadata["digest"]
         files[path] = json.dumps(metadata).encode()
@@ -655,7 +654,7 @@ def test_python_changed_after_signing_is_caught_by_verify_signatures(
     """At lock a git-stored file is known by its blob id only (presence against the digest). A `sha256` lock
     takes its SHA-256 from the signed digest, so sync refuses it; a `git_lfs_concat` lock pins it by blob id,
     so sync takes it, and `verify --signatures` hashes it against the signed digest."""
-    target = f"build/{SO_VARIANT}/layers.py"
+    target = f"build/{CPU_VARIANT}/layers.py"
 
     def tamper(files: dict[str, bytes]) -> None:
         files[target] += b"\nimport os  # added after signing\n"
@@ -663,11 +662,11 @@ def test_python_changed_after_signing_is_caught_by_verify_signatures(
     publish(hub_env, instance, "kernel", BUILD, edit=tamper)
     root = signed_project('"kernels-community/kernel" = 1')
     assert cli("lock", "--project", str(root)).exit_code == 0
-    refused = cli("sync", "--project", str(root), "--variant", SO_VARIANT)
+    refused = cli("sync", "--project", str(root), "--variant", CPU_VARIANT)
     assert refused.exit_code == 4 and "layers.py: content changed" in refused.stderr
     assert cli("lock", "--project", str(root), "--hash-type", "git_lfs_concat").exit_code == 0
-    assert cli("sync", "--project", str(root), "--variant", SO_VARIANT).exit_code == 0
-    run = cli("verify", "--project", str(root), "--variant", SO_VARIANT, "--signatures")
+    assert cli("sync", "--project", str(root), "--variant", CPU_VARIANT).exit_code == 0
+    run = cli("verify", "--project", str(root), "--variant", CPU_VARIANT, "--signatures")
     assert run.exit_code == 4
     assert "File hash mismatch for layers.py" in run.stdout
 
@@ -720,7 +719,6 @@ def test_an_unreadable_trusted_root_is_a_config_error(
 
 # --- a signature is bound to what it signs: a signed build replayed elsewhere is refused ---
 
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 CUDA = "torch213-cxx11-cu126-x86_64-linux"
 
 
@@ -745,7 +743,11 @@ def _replay(case: str, hub: LocalHub, instance: SigstoreInstance) -> tuple[str, 
         return "1", "torch-cpu"
     if case == "another-variant":
         files = {p: d for p, d in genuine.items() if not p.startswith(f"build/{CUDA}/")}
-        files |= {p.replace(CPU, CUDA): d for p, d in genuine.items() if p.startswith(f"build/{CPU}/")}
+        files |= {
+            p.replace(CPU_VARIANT, CUDA): d
+            for p, d in genuine.items()
+            if p.startswith(f"build/{CPU_VARIANT}/")
+        }
         repo.commit(files, branch="v1")
         return "1", CUDA
     repo.commit(genuine, branch="v1")
@@ -846,7 +848,7 @@ def test_require_signature_is_enforced_at_sync_not_taken_from_the_lock(
         assert run.exit_code == 4, run.stdout
         error = run.json()["error"]
         assert error["code"] == "signature-invalid" and "torch-cpu" in error["message"]
-    signed = cli("sync", "--locked", "--project", str(root), "--variant", CPU)
+    signed = cli("sync", "--locked", "--project", str(root), "--variant", CPU_VARIANT)
     assert signed.exit_code == 0, signed.stderr
 
 

@@ -23,14 +23,13 @@ from kernel_lock.load import _registry as registry
 from kernel_lock.load._fast import quick_get_kernel
 from kernel_lock.load._verified_import import locked_files
 from kernel_lock.load.locked import LockedLayerRepository, get_kernel
-from kernel_lock.testing.fixtures import zip_archive
+from kernel_lock.testing.fixtures import CPU_VARIANT, zip_archive
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="the fixture kernel computes with torch (marker `torch`)")
 
 REPO = "kernels-community/zipped"
 VARIANT = "torch-cpu"
-TARGET = "torch213-cxx11-cpu-x86_64-linux"
 KERNEL_MODULES = ("_zipped_",)
 
 
@@ -71,7 +70,7 @@ def test_our_loaders_import_it_from_the_archive(synced, how: str) -> None:
     if how == "quick":
         kernel = quick_get_kernel(lockfile, REPO)
     elif how == "full":
-        kernel = get_kernel(REPO, lockfile=lockfile, target=TARGET)
+        kernel = get_kernel(REPO, lockfile=lockfile, target=CPU_VARIANT)
     else:
         layer = LockedLayerRepository(REPO, layer_name="ReLU", lockfile=lockfile).load()
         kernel = sys.modules[layer.__module__.split(".")[0]]
@@ -100,7 +99,7 @@ def test_a_tampered_archive_is_refused(synced, cli, monkeypatch, mode: str) -> N
     assert quick_get_kernel(lockfile, REPO) is None
     for call in (
         lambda: get_kernel(REPO, lockfile=lockfile),
-        lambda: get_kernel(REPO, lockfile=lockfile, target=TARGET),
+        lambda: get_kernel(REPO, lockfile=lockfile, target=CPU_VARIANT),
     ):
         with pytest.raises(VerificationError, match=archive.name):
             call()
