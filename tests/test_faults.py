@@ -191,19 +191,19 @@ def test_hub_persistently_down_for_a_first_lock_writes_nothing(hub_env, project,
 
 
 def test_stalled_tree_listing_is_abandoned_and_retried(hub_env, project) -> None:
-    hub_env.add_fault(Fault("stall", match=r"relu/tree/", count=1, seconds=15))
+    hub_env.add_fault(Fault("stall", match=r"relu/tree/", count=1, seconds=60))
     env = dict(os.environ, HF_HUB_ETAG_TIMEOUT="1", HF_HUB_DOWNLOAD_TIMEOUT="1")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "kernel_lock", "lock", "--project", str(project)],
-            capture_output=True,
-            text=True,
-            timeout=7,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("lock still waiting for a listing stalled for 15 s, with 1 s timeouts configured")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernel_lock", "lock", "--project", str(project)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
+    hub_env.wait_held(
+        1, timeout=0
+    )  # still stalled after lock is done: abandoned and asked again, not waited out
+    hub_env.release()
     COUNTS["faults_injected"] += 1
     COUNTS["faults_survived"] += 1
 
