@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.testing import repo_files
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 ELABORATE = """\
 # A project with opinions about formatting.
@@ -34,11 +35,11 @@ keep = { me = "as I am" }
 
 
 def test_versions_text_and_json(hub_env, cli) -> None:
-    run = cli("versions", "kernels-community/relu", "--target", "torch213-cxx11-cpu-x86_64-linux")
+    run = cli("versions", "kernels-community/relu", "--target", CPU_VARIANT)
     assert run.exit_code == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith("Version 1: torch-cpu, torch-stable-abi210-cu128-x86_64-linux, ")
-    assert "torch213-cxx11-cpu-x86_64-linux ✅" in lines[0] and lines[1].startswith("Version 2: ")
+    assert f"{CPU_VARIANT} ✅" in lines[0] and lines[1].startswith("Version 2: ")
     data = cli(
         "versions", "kernels-community/old-relu", "--json", "--target", "torch213-cxx11-cu126-x86_64-linux"
     ).json()
@@ -106,19 +107,17 @@ def test_status_rows_text_json_and_outdated(hub_env, hub_fixtures, make_project,
     root = make_project('"kernels-community/relu" = 1', '"kernels-community/old-relu" = 2')
     assert cli("lock", "--project", str(root)).exit_code == 0
     assert cli("sync", "--project", str(root), "--variant", "torch-cpu").exit_code == 0
-    run = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux")
+    run = cli("status", "--project", str(root), "--target", CPU_VARIANT)
     assert run.exit_code == 0, run.stderr
     lines = [line for line in run.stdout.splitlines() if not line.startswith("Notice: ")]
     relu = next(line for line in lines if line.startswith("kernels-community/relu "))
-    assert re.match(
-        r"kernels-community/relu +version 1  [0-9a-f]{12}  torch213-cxx11-cpu-x86_64-linux  missing", relu
-    )
+    assert re.match(rf"kernels-community/relu +version 1  [0-9a-f]{{12}}  {CPU_VARIANT}  missing", relu)
     assert len({line.index(" version ") for line in lines}) == 1, "the columns line up"
     assert "Target: torch 2.13 (cxx11), CPU, x86_64-linux (from --target)" in run.stderr
     data = cli("show", "--project", str(root), "--cpu", "--torch", "2.13", "--json").json()
     rows = {(r["repo-id"], r["requirement"]): r for r in data["kernels"]}
     assert rows[("kernels-community/activation", "version 1")]["direct"] is False
-    assert rows[("kernels-community/relu", "version 1")]["variant"] == "torch213-cxx11-cpu-x86_64-linux"
+    assert rows[("kernels-community/relu", "version 1")]["variant"] == CPU_VARIANT
     hub_fixtures.relu.commit(repo_files(["torch-cpu"], seed="newer"), branch="v1", message="newer")
     run = cli("status", "--project", str(root), "--outdated", "--json")
     assert run.exit_code == 1

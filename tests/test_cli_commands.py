@@ -10,10 +10,10 @@ from kernel_lock import __version__
 from kernel_lock.cli import doc as clidoc
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import hub_cache_dir
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 ROOT = Path(__file__).resolve().parent.parent
 RELU_V2 = '"kernels-community/relu" = 2'  # relu v2 depends on activation v1
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 
 
 def test_the_command_reference_is_current() -> None:
@@ -74,12 +74,15 @@ def test_lock_and_sync_dry_run_write_and_fetch_nothing(hub_env, make_project, cl
     assert dry.exit_code == 0 and dry.json()["dry-run"] is True and dry.json()["written"] is False
     assert [c["change"] for c in dry.json()["changes"]] == ["added", "added"]
     assert not (root / "kernels.lock").exists()
-    sync = cli("sync", "--dry-run", "--project", str(root), "--target", CPU)
+    sync = cli("sync", "--dry-run", "--project", str(root), "--target", CPU_VARIANT)
     assert sync.exit_code == 0, sync.stderr
-    assert f"would fetch kernels-community/relu {CPU}" in sync.stdout and "nothing was written" in sync.stdout
+    assert (
+        f"would fetch kernels-community/relu {CPU_VARIANT}" in sync.stdout
+        and "nothing was written" in sync.stdout
+    )
     assert not (root / "kernels.lock").exists() and not list(hub_cache_dir().glob("kernels--*/snapshots"))
-    assert cli("sync", "--project", str(root), "--target", CPU).exit_code == 0
-    again = cli("sync", "--dry-run", "--project", str(root), "--target", CPU, "--json")
+    assert cli("sync", "--project", str(root), "--target", CPU_VARIANT).exit_code == 0
+    again = cli("sync", "--dry-run", "--project", str(root), "--target", CPU_VARIANT, "--json")
     assert {v["status"] for v in again.json()["variants"]} == {"ok"}
 
 

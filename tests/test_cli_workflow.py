@@ -14,11 +14,11 @@ import pytest
 
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.testing import repo_files
+from kernel_lock.testing.fixtures import CPU_VARIANT
 from kernel_lock.testing.upstream import KERNELS_CLI
 
 RELU_V2 = '"kernels-community/relu" = 2'  # relu v2 depends on activation v1
 RELU_V1 = '"kernels-community/relu" = 1'
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 
 
 def kernels_lock(root: Path) -> bytes:
@@ -103,11 +103,11 @@ def test_a_failed_in_place_import_changes_nothing(hub_env, make_project, cli) ->
 
 def test_sync_locks_first_when_the_lock_is_missing(hub_env, make_project, cli) -> None:
     root = make_project(RELU_V1)
-    run = cli("sync", "--project", str(root), "--target", CPU)
+    run = cli("sync", "--project", str(root), "--target", CPU_VARIANT)
     assert run.exit_code == 0, run.stderr
     assert run.stdout.startswith("+ kernels-community/relu v1 (")
     assert read_lock(root / "kernels.lock").find("kernels-community/relu") is not None
-    assert f"ok kernels-community/relu {CPU}" in run.stdout
+    assert f"ok kernels-community/relu {CPU_VARIANT}" in run.stdout
 
 
 def test_sync_relocks_a_stale_lock_keeping_unchanged_commits(
@@ -118,7 +118,7 @@ def test_sync_relocks_a_stale_lock_keeping_unchanged_commits(
     relu_commit = read_lock(root / "kernels.lock").find("kernels-community/relu").commit
     hub_fixtures.relu.commit(repo_files(["torch-cpu"], seed="moved"), branch="v1", message="moved on")
     make_project(RELU_V1, '"kernels-community/activation" = 1')
-    run = cli("sync", "--project", str(root), "--target", CPU, "--json")
+    run = cli("sync", "--project", str(root), "--target", CPU_VARIANT, "--json")
     assert run.exit_code == 0, run.stderr
     data = run.json()
     assert [(c["repo-id"], c["change"]) for c in data["lock"]["changes"]] == [
@@ -139,14 +139,14 @@ def test_sync_help_says_it_behaves_as_uv(cli) -> None:
 def test_status_shows_a_stale_lock_and_check_fails(hub_env, make_project, cli) -> None:
     root = make_project(RELU_V1)
     assert cli("lock", "--project", str(root)).exit_code == 0
-    fresh = cli("status", "--project", str(root), "--check", "--target", CPU, "--json")
+    fresh = cli("status", "--project", str(root), "--check", "--target", CPU_VARIANT, "--json")
     assert fresh.exit_code == 0 and fresh.json()["up-to-date"] is True and fresh.json()["warnings"] == []
     make_project(RELU_V2)
-    run = cli("status", "--project", str(root), "--target", CPU)
+    run = cli("status", "--project", str(root), "--target", CPU_VARIANT)
     assert run.exit_code == 0
     assert "warning:" in run.stderr and "kernels.lock is out of date" in run.stderr
     assert "pyproject.toml asks for version 2, the lock has version 1" in run.stderr
-    check = cli("status", "--project", str(root), "--check", "--target", CPU, "--json")
+    check = cli("status", "--project", str(root), "--check", "--target", CPU_VARIANT, "--json")
     assert check.exit_code == 1
     data = check.json()
     assert data["up-to-date"] is False and data["differences"] and "out of date" in data["warnings"][0]
@@ -155,13 +155,13 @@ def test_status_shows_a_stale_lock_and_check_fails(hub_env, make_project, cli) -
 @pytest.mark.parametrize(
     ("args", "env", "source"),
     [
-        (["--target", CPU], {}, "from --target"),
+        (["--target", CPU_VARIANT], {}, "from --target"),
         (
             ["--torch", "2.13", "--cpu", "--arch", "x86_64", "--os", "linux"],
             {},
             "from --torch/--cuda/... options",
         ),
-        ([], {"KERNEL_LOCK_TARGET": CPU}, "from KERNEL_LOCK_TARGET"),
+        ([], {"KERNEL_LOCK_TARGET": CPU_VARIANT}, "from KERNEL_LOCK_TARGET"),
     ],
 )
 def test_the_target_is_printed_once_with_its_source(
@@ -176,7 +176,7 @@ def test_the_target_is_printed_once_with_its_source(
         assert run.stderr.count("Target: ") == 1
         assert f"Target: torch 2.13 (cxx11), CPU, x86_64-linux ({source})" in run.stderr
     data = cli("env", *args, "--json").json()
-    assert data["target"]["spec"] == CPU and data["target"]["source"] in (
+    assert data["target"]["spec"] == CPU_VARIANT and data["target"]["source"] in (
         "--target",
         "options",
         "KERNEL_LOCK_TARGET",
@@ -339,17 +339,17 @@ def test_add_several_pinned_and_a_redirecting_repo(hub_env, make_project, cli) -
 
 
 def test_versions_verbose_says_why_and_warns_about_untrusted_publishers(hub_env, cli) -> None:
-    plain = cli("versions", "kernels-community/relu", "--target", CPU)
+    plain = cli("versions", "kernels-community/relu", "--target", CPU_VARIANT)
     assert plain.exit_code == 0 and all(line.startswith("Version ") for line in plain.stdout.splitlines())
-    run = cli("versions", "kernels-community/relu", "--target", CPU, "--verbose")
+    run = cli("versions", "kernels-community/relu", "--target", CPU_VARIANT, "--verbose")
     lines = run.stdout.splitlines()
-    assert lines[0].startswith("Version 1: ") and f"  ✅ {CPU}: preferred" in lines
+    assert lines[0].startswith("Version 1: ") and f"  ✅ {CPU_VARIANT}: preferred" in lines
     assert any(line.endswith(": compatible") and "torch-cpu" in line for line in lines)
     assert any("torch213-cxx11-cu126-x86_64-linux: rejected (built for CUDA 12.6" in line for line in lines)
-    data = cli("versions", "kernels-community/relu", "--target", CPU, "--json").json()
+    data = cli("versions", "kernels-community/relu", "--target", CPU_VARIANT, "--json").json()
     assert data["trusted-publisher"] is True and data["warnings"] == []
     statuses = {d["variant"]: d["status"] for d in data["versions"][0]["decisions"]}
-    assert statuses[CPU] == "preferred" and statuses["torch-cpu"] == "compatible"
+    assert statuses[CPU_VARIANT] == "preferred" and statuses["torch-cpu"] == "compatible"
     none = cli("versions", "kernels-community/relu", "--target", "torch213-cxx11-cu126-aarch64-linux")
     assert "(none fits torch 2.13 (cxx11), CUDA 12.6, aarch64-linux)" in none.stdout
     untrusted = cli("versions", "my-org/untrusted-kernel", "--json")

@@ -20,11 +20,11 @@ from kernel_lock.cache.sync import selected_variants, sync_project
 from kernel_lock.cache.verify import VariantCheck
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.target import Target, parse_target
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 RELU = '"kernels-community/relu" = 1'
 ACTIVATION = '"kernels-community/activation" = 1'
 OLD_RELU = '"kernels-community/old-relu" = 2'
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 COUNTS: Counter[str] = Counter()
 
 

@@ -26,8 +26,7 @@ from kernel_lock.errors import (
 )
 from kernel_lock.load import _registry as registry
 from kernel_lock.testing import LocalHub
-from kernel_lock.testing.pytest_plugin import point_clients_at
-from kernel_lock.testing.transformers_kernels import MARKER_ENV, publish_transformers_kernels
+from kernel_lock.testing.transformers_kernels import MARKER_ENV
 from kernel_lock.testing.upstream import kernels_module
 
 pytestmark = [pytest.mark.torch, pytest.mark.kernels]
@@ -44,31 +43,14 @@ DEPS = (
 )
 
 
+KERNEL_MODULES = ("_activation", "_liger", "_rotary", "_relu", "_attention")
+
+
 @pytest.fixture(autouse=True)
-def clean_state() -> Iterator[None]:
-    """No enforcement, no imported fixture kernel, no cached layer before and after each test."""
-    before = set(sys.modules)
+def no_enforcement() -> Iterator[None]:
+    """No enforcement after each test (conftest's `fresh_imports` forgets the kernels it imported)."""
     yield
     enforce_module.disable()
-    registry.loaded.clear()
-    kernels_module("layer.layer")._CACHED_LAYER.clear()
-    kernels_module("importer")._loaded_kernels.clear()
-    for name in set(sys.modules) - before:
-        if name.startswith(("_activation", "_liger", "_rotary", "_relu", "_attention")):
-            del sys.modules[name]
-
-
-@pytest.fixture
-def tf_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
-    """A local Hub with the kernels of transformers' Llama mapping and an attention kernel; clients pointed at it."""
-    hub = LocalHub()
-    publish_transformers_kernels(hub)
-    hub.start()
-    point_clients_at(monkeypatch, hub, tmp_path / "hf-cache", tmp_path / "hf-home")
-    try:
-        yield hub
-    finally:
-        hub.stop()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kernel_lock import env
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 CACHE_VARIABLES = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
 
@@ -51,8 +52,8 @@ def test_hub_cache_is_where_huggingface_hub_puts_it(settings, tmp_path, monkeypa
 
 
 def test_settings_are_read_when_asked_for(monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv(env.TARGET, "torch213-cxx11-cpu-x86_64-linux")
-    assert env.declared_target() == "torch213-cxx11-cpu-x86_64-linux"
+    monkeypatch.setenv(env.TARGET, CPU_VARIANT)
+    assert env.declared_target() == CPU_VARIANT
     monkeypatch.setenv(env.TARGET, "")
     assert env.declared_target() is None
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "a"))

@@ -14,17 +14,17 @@ import pytest
 from test_examples import kernel_lock
 
 from kernel_lock.core.lockfile import read_lock
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 RELU_V1 = '"kernels-community/relu" = 1'
 RELU_V2 = '"kernels-community/relu" = 2'
 OLD_RELU = '"kernels-community/old-relu" = 2'  # redirects to kernels-community/relu
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 EXIT_3 = [sys.executable, "-c", "raise SystemExit(3)"]
 
 
 def test_sync_a_redirected_repo_beside_its_destination_on_an_empty_cache(hub_env, make_project, cli) -> None:
     root = make_project(RELU_V2, OLD_RELU)
-    for args in (["sync"], ["sync", "--frozen", "--target", CPU], ["sync", "--frozen"]):
+    for args in (["sync"], ["sync", "--frozen", "--target", CPU_VARIANT], ["sync", "--frozen"]):
         run = cli(*args, "--project", str(root), "--json")
         assert run.exit_code == 0, (args, run.stdout, run.stderr)
         variants = run.json()["variants"]
@@ -62,8 +62,8 @@ def test_add_syncs_the_new_kernel_for_this_machine_unless_no_sync(hub_env, make_
     assert run.exit_code == 0, run.stderr
     synced = {(v["repo-id"], v["variant"], v["status"]) for v in run.json()["variants"]}
     assert synced == {
-        ("kernels-community/relu", CPU, "ok"),
-        ("kernels-community/activation", CPU, "ok"),
+        ("kernels-community/relu", CPU_VARIANT, "ok"),
+        ("kernels-community/activation", CPU_VARIANT, "ok"),
     }
     assert cli("verify", "--project", str(root)).exit_code == 0
     run = cli("add", "kernels-community/old-relu", "--no-sync", "--project", str(root), "--json")
@@ -265,9 +265,12 @@ def test_verbose_shows_requests_timings_and_decisions(hub_env, make_project, cli
     assert "HTTP Request: GET" in run.stderr and re.search(r"lock took \d+\.\d\ds", run.stderr)
     assert "kernels-community/relu@v2: v2 -> " in run.stderr
     run = cli("sync", *project, "-v")
-    assert f"✅ {CPU}: preferred" in run.stderr and "✗  torch213-metal-aarch64-darwin: rejected" in run.stderr
+    assert (
+        f"✅ {CPU_VARIANT}: preferred" in run.stderr
+        and "✗  torch213-metal-aarch64-darwin: rejected" in run.stderr
+    )
     assert "HTTP Request: GET" in run.stderr
-    assert "KERNEL_LOCK_TARGET: " + CPU in cli("env", "-v").stderr
+    assert "KERNEL_LOCK_TARGET: " + CPU_VARIANT in cli("env", "-v").stderr
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,7 +303,7 @@ def test_the_demo_hub_serves_the_readme_walkthrough(tmp_path, monkeypatch) -> No
             "HF_ENDPOINT": url[1],
             "HF_HUB_CACHE": str(tmp_path / "cache"),
             "HF_HOME": str(tmp_path / "home"),
-            "KERNEL_LOCK_TARGET": CPU,
+            "KERNEL_LOCK_TARGET": CPU_VARIANT,
         }
         demo = tmp_path / "demo"
         demo.mkdir()

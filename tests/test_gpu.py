@@ -32,8 +32,13 @@ def test_a_locked_kernel_runs_on_the_gpu(hub_env, make_project, cli, monkeypatch
     kernel = get_kernel("kernels-community/relu", lockfile=root / "kernels.lock")
     loaded = kernel.VARIANT
     assert loaded == select_variant(entry.variants, target, repo_id=entry.repo_id)
-    x = torch.randn(64, 32, device="cuda")
-    out = torch.empty_like(x)
-    kernel.relu(out, x)
+    by_hand = torch.tensor([[-2.0, -0.5, -0.0, 0.0, 0.25, 3.0]], device="cuda")
+    out = torch.full_like(by_hand, float("nan"))  # a kernel that writes nothing leaves NaN, never a match
+    assert kernel.relu(out, by_hand) is out
     assert out.device.type == "cuda"
-    torch.testing.assert_close(out, torch.relu(x))
+    assert out.tolist() == [[0.0, 0.0, 0.0, 0.0, 0.25, 3.0]]
+    x = torch.randn(64, 32, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    out = torch.full_like(x, float("nan"))
+    kernel.relu(out, x)
+    reference = [[max(value, 0.0) for value in row] for row in x.tolist()]  # on the CPU, in plain Python
+    assert out.tolist() == reference

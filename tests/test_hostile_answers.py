@@ -22,8 +22,8 @@ from kernel_lock.cache.verify import check_variant
 from kernel_lock.core.lockfile import Lock, LockedKernel, read_lock
 from kernel_lock.core.records import hub_cache_dir, record_path, repo_dir, variant_dir
 from kernel_lock.testing import Answer, LocalHub, git_blob_id, lfs_pointer
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 OTHER = "torch-cpu"
 COUNTS: Counter[str] = Counter()
 
@@ -129,13 +129,13 @@ def test_traversal_in_headers_writes_nothing_outside_the_cache(
     before = verified(read_lock(world / "kernels.lock"))
     hub_env.add_answer(Answer(r"/resolve/", headers={name: f'"{value}"'}, count=None))
     hub_env.add_answer(Answer(r"^/cdn/", headers={name: f'"{value}"'}, count=None))
-    run = sync(cli, world, CPU)
+    run = sync(cli, world, CPU_VARIANT)
     if name == "X-Repo-Commit":
         assert_clean(run, 3, "another commit's file")
     else:
         # The bytes are right: the headers are ignored, the paths come from the lock.
         assert run.exit_code == 0, run.stderr
-        assert check_variant(other, CPU, mode="full").ok
+        assert check_variant(other, CPU_VARIANT, mode="full").ok
     nothing_outside(tmp_path, before_outside)
     nothing_lost(world)
     assert before <= verified(read_lock(world / "kernels.lock")), "a variant that verified before was lost"
@@ -150,7 +150,7 @@ def test_traversal_in_headers_writes_nothing_outside_the_cache(
 def test_a_refused_x_repo_commit_names_the_request_id(hub_env, world, cli, where: str, said: str) -> None:
     headers = {"X-Repo-Commit": said.encode("utf-8").decode("latin-1"), "X-Request-Id": "req-commit-1"}
     hub_env.add_answer(Answer(where, headers=headers, count=None))
-    run = cli("sync", "--verbose", "--project", str(world), "--variant", CPU)
+    run = cli("sync", "--verbose", "--project", str(world), "--variant", CPU_VARIANT)
     assert_clean(run, 3, "another commit's file", "Hub request id: req-commit-1")
     nothing_lost(world)
     COUNTS["hostile_answers_tried"] += 1
@@ -171,11 +171,11 @@ def test_error_statuses_with_a_traversal_commit_write_nothing(
             count=None,
         )
     )
-    run = sync(cli, world, CPU)
+    run = sync(cli, world, CPU_VARIANT)
     assert_clean(run, 3, "kernels-community/relu")
     nothing_outside(tmp_path, before_outside)
     nothing_lost(world)
-    assert not check_variant(relu(world), CPU).ok
+    assert not check_variant(relu(world), CPU_VARIANT).ok
     assert not list(hub_cache_dir().glob("**/.no_exist")), "no negative-cache marker is written"
     assert refs_written() == []
     blobs_are_honest()
@@ -226,11 +226,11 @@ def test_bodies_and_statuses_that_are_not_the_file_are_refused(
 ) -> None:
     before_outside = outside(tmp_path)
     hub_env.add_answer(dataclasses.replace(answer, count=None))
-    run = sync(cli, world, CPU)
+    run = sync(cli, world, CPU_VARIANT)
     assert_clean(run, code, "kernels-community/relu", says)
     nothing_outside(tmp_path, before_outside)
     nothing_lost(world)
-    assert not check_variant(relu(world), CPU).ok
+    assert not check_variant(relu(world), CPU_VARIANT).ok
     blobs_are_honest()
     entry = relu(world)
     for blob in hub_cache_dir().glob("kernels--*/blobs/*"):
@@ -238,8 +238,8 @@ def test_bodies_and_statuses_that_are_not_the_file_are_refused(
     COUNTS["hostile_answers_tried"] += 1
     COUNTS["hostile_answers_refused"] += 1
     hub_env.clear_faults()
-    assert sync(cli, world, CPU).exit_code == 0, "the next sync from an honest Hub succeeds"
-    assert check_variant(entry, CPU, mode="full").ok
+    assert sync(cli, world, CPU_VARIANT).exit_code == 0, "the next sync from an honest Hub succeeds"
+    assert check_variant(entry, CPU_VARIANT, mode="full").ok
 
 
 def test_lfs_pointer_instead_of_content_is_refused(hub_env, world, cli, tmp_path) -> None:
@@ -247,12 +247,12 @@ def test_lfs_pointer_instead_of_content_is_refused(hub_env, world, cli, tmp_path
     so = next(
         p
         for p in hub_env.repo("kernels-community/relu").files(entry.commit)
-        if p.startswith(f"build/{CPU}/") and p.endswith(".so")
+        if p.startswith(f"build/{CPU_VARIANT}/") and p.endswith(".so")
     )
     data = hub_env.repo("kernels-community/relu").files(entry.commit)[so]
     before_outside = outside(tmp_path)
     hub_env.add_answer(Answer(r"^/cdn/", body=lfs_pointer(data), count=None))
-    run = sync(cli, world, CPU)
+    run = sync(cli, world, CPU_VARIANT)
     assert_clean(run, 4, ".abi3.so")
     nothing_outside(tmp_path, before_outside)
     nothing_lost(world)
@@ -275,18 +275,16 @@ def test_location_redirects_cannot_place_or_swap_a_file(
     hub_env, world, cli, tmp_path, location: str, code: int
 ) -> None:
     if location == "self":
-        location = (
-            f"{hub_env.url}/kernels/kernels-community/relu/resolve/{relu(world).commit}/build/{CPU}/_ops.py"
-        )
+        location = f"{hub_env.url}/kernels/kernels-community/relu/resolve/{relu(world).commit}/build/{CPU_VARIANT}/_ops.py"
     before_outside = outside(tmp_path)
     hub_env.add_answer(
         Answer(r"/resolve/.*/_ops\.py$", status=302, headers={"Location": location}, body=b"", count=None)
     )
-    run = sync(cli, world, CPU)
+    run = sync(cli, world, CPU_VARIANT)
     assert_clean(run, code, "kernels-community/relu")
     nothing_outside(tmp_path, before_outside)
     nothing_lost(world)
-    assert not check_variant(relu(world), CPU).ok
+    assert not check_variant(relu(world), CPU_VARIANT).ok
     blobs_are_honest()
     COUNTS["hostile_answers_tried"] += 1
     COUNTS["hostile_answers_refused"] += 1
@@ -301,13 +299,13 @@ def test_failed_sync_keeps_other_commits_and_shared_blobs(
     # Another project has relu v2 (another commit) synced; this one syncs v1 from a Hub that lies about the commit.
     other = make_project('"kernels-community/relu" = 2', name="other")
     assert cli("lock", "--project", str(other)).exit_code == 0
-    assert sync(cli, other, CPU, OTHER).exit_code == 0
+    assert sync(cli, other, CPU_VARIANT, OTHER).exit_code == 0
     assert sync(cli, world, OTHER).exit_code == 0
     locks = [read_lock(other / "kernels.lock"), read_lock(world / "kernels.lock")]
     before = set().union(*map(verified, locks))
     blobs_before = {p: p.read_bytes() for p in hub_cache_dir().glob("kernels--*/blobs/*")}
     hub_env.add_answer(Answer(r"/resolve/", headers={"X-Repo-Commit": hub_fixtures.relu_v2}, count=None))
-    run = sync(cli, world, CPU)
+    run = sync(cli, world, CPU_VARIANT)
     assert_clean(run, 3, "another commit's file")
     assert before <= set().union(*map(verified, locks)), "a variant that verified before was lost"
     for blob, data in blobs_before.items():
@@ -318,15 +316,15 @@ def test_failed_sync_keeps_other_commits_and_shared_blobs(
 
 def test_repairing_one_variant_keeps_a_blob_another_variant_links_to(world, cli) -> None:
     entry = relu(world)
-    assert sync(cli, world, CPU, OTHER).exit_code == 0
-    shared = variant_dir(entry.repo_id, entry.commit, CPU) / "layers.py"
+    assert sync(cli, world, CPU_VARIANT, OTHER).exit_code == 0
+    shared = variant_dir(entry.repo_id, entry.commit, CPU_VARIANT) / "layers.py"
     other = variant_dir(entry.repo_id, entry.commit, OTHER) / "layers.py"
     assert os.path.realpath(shared) == os.path.realpath(other), "the fixture's layers.py is one blob"
     shared.unlink()
     shared.write_text("tampered\n")
-    assert not check_variant(entry, CPU).ok
-    assert sync(cli, world, CPU).exit_code == 0
-    assert check_variant(entry, CPU, mode="full").ok and check_variant(entry, OTHER, mode="full").ok
+    assert not check_variant(entry, CPU_VARIANT).ok
+    assert sync(cli, world, CPU_VARIANT).exit_code == 0
+    assert check_variant(entry, CPU_VARIANT, mode="full").ok and check_variant(entry, OTHER, mode="full").ok
     COUNTS["nothing_lost"] += 1
 
 
@@ -401,16 +399,16 @@ def test_one_sync_repairs_local_damage(hub_env, world, cli, tmp_path, damage) ->
     if damage is damage_unreadable_blob and os.geteuid() == 0:
         pytest.skip("root reads a file without read permission")
     entry = relu(world)
-    assert sync(cli, world, CPU, OTHER).exit_code == 0
-    vdir = variant_dir(entry.repo_id, entry.commit, CPU)
+    assert sync(cli, world, CPU_VARIANT, OTHER).exit_code == 0
+    vdir = variant_dir(entry.repo_id, entry.commit, CPU_VARIANT)
     (tmp_path / "elsewhere").mkdir(exist_ok=True)
     damage(vdir)
     before_outside = outside(tmp_path)
-    assert not check_variant(entry, CPU).ok, "verification refuses the damage"
-    assert cli("verify", "--project", str(world), "--variant", CPU).exit_code == 4
-    run = sync(cli, world, CPU)
+    assert not check_variant(entry, CPU_VARIANT).ok, "verification refuses the damage"
+    assert cli("verify", "--project", str(world), "--variant", CPU_VARIANT).exit_code == 4
+    run = sync(cli, world, CPU_VARIANT)
     assert run.exit_code == 0, run.stderr
-    assert check_variant(entry, CPU, mode="full").ok
+    assert check_variant(entry, CPU_VARIANT, mode="full").ok
     nothing_outside(tmp_path, before_outside)
     if damage is not damage_symlinked_snapshot:  # there the other variant lived in the refused copy too
         nothing_lost(world)
@@ -423,7 +421,7 @@ def test_planted_links_in_the_record_folder_write_nothing_outside(hub_env, world
     entry = relu(world)
     victim = a_victim(tmp_path)
     elsewhere = victim.parent
-    rpath = record_path(entry.repo_id, entry.commit, CPU)
+    rpath = record_path(entry.repo_id, entry.commit, CPU_VARIANT)
     rpath.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{rpath}.lock").symlink_to(victim)
     blobs = repo_dir(entry.repo_id) / "blobs"
@@ -431,11 +429,11 @@ def test_planted_links_in_the_record_folder_write_nothing_outside(hub_env, world
     blobs.symlink_to(elsewhere / "blobs", target_is_directory=True)
     before_outside = outside(tmp_path)
     assert not check_variant(entry, OTHER).ok, "files behind a symlinked blobs folder are refused"
-    run = sync(cli, world, CPU)
+    run = sync(cli, world, CPU_VARIANT)
     assert run.exit_code == 0, run.stderr
     assert victim.read_text() == "keep me\n"
     nothing_outside(tmp_path, before_outside)
-    assert check_variant(entry, CPU, mode="full").ok
+    assert check_variant(entry, CPU_VARIANT, mode="full").ok
     COUNTS["local_damage_repaired_in_one_sync"] += 1
 
 
@@ -476,7 +474,7 @@ def test_run_sync_takes_its_lock_through_nothing_planted(hub_env, world, tmp_pat
     assert proc.stdout.split() == ["ran"]
     assert victim.read_text() == "keep me\n" and outside(elsewhere) == before_outside
     assert (hub_cache_dir() / SYNC_LOCK).is_file() and not (hub_cache_dir() / SYNC_LOCK).is_symlink()
-    assert check_variant(relu(world), CPU, mode="full").ok
+    assert check_variant(relu(world), CPU_VARIANT, mode="full").ok
     COUNTS["nothing_written_outside"] += 1
 
 
@@ -485,13 +483,13 @@ def test_sync_takes_a_variant_lock_through_nothing_planted(hub_env, world, cli, 
     entry = relu(world)
     victim = a_victim(tmp_path)
     elsewhere = victim.parent
-    rpath = record_path(entry.repo_id, entry.commit, CPU)
+    rpath = record_path(entry.repo_id, entry.commit, CPU_VARIANT)
     rpath.parent.mkdir(parents=True, exist_ok=True)
     plant(kind, Path(f"{rpath}.lock"), victim)
     before_outside = outside(elsewhere)
-    assert sync(cli, world, CPU).exit_code == 0
+    assert sync(cli, world, CPU_VARIANT).exit_code == 0
     assert victim.read_text() == "keep me\n" and outside(elsewhere) == before_outside
-    assert check_variant(entry, CPU, mode="full").ok
+    assert check_variant(entry, CPU_VARIANT, mode="full").ok
     COUNTS["nothing_written_outside"] += 1
 
 
@@ -528,7 +526,7 @@ def test_a_killed_download_is_cleaned_up_by_the_next_sync(hub_env, world, cli) -
 
     entry = relu(world)
     blobs = repo_dir(entry.repo_id) / "blobs"
-    name = git_blob_id(hub_env.repo(entry.repo_id).files(entry.commit)[f"build/{CPU}/_ops.py"])
+    name = git_blob_id(hub_env.repo(entry.repo_id).files(entry.commit)[f"build/{CPU_VARIANT}/_ops.py"])
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
@@ -538,6 +536,6 @@ def test_a_killed_download_is_cleaned_up_by_the_next_sync(hub_env, world, cli) -
     elsewhere = blobs / f".{name}.other_host-1.ghi.incomplete"
     for tmp in (abandoned, live, elsewhere):
         tmp.write_bytes(b"partial")
-    assert sync(cli, world, CPU).exit_code == 0
+    assert sync(cli, world, CPU_VARIANT).exit_code == 0
     assert not abandoned.exists(), "the killed process's partial download was left"
     assert live.exists() and elsewhere.exists(), "a download that may still be running was removed"

@@ -6,6 +6,7 @@ real response, the HTTP library's own exceptions), not a stand-in.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -89,10 +90,10 @@ def test_transport_failures_are_retried_then_unreachable(failure: BaseException)
 
 
 def test_a_body_that_is_not_json_is_malformed() -> None:
-    try:
+    with pytest.raises(json.JSONDecodeError) as raised_by_json:
         answer(200).json()
-    except ValueError as exc:
-        assert classify(exc) == Fail("malformed", detail=f"{type(exc).__name__}: {exc}")
+    exc = raised_by_json.value
+    assert classify(exc) == Fail("malformed", detail=f"{type(exc).__name__}: {exc}")
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 
 from kernel_lock import errors
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 ROOT = Path(__file__).resolve().parent.parent
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 # Keys that hold names the user chose (repo ids, variant names), not fields of ours.
 NAME_MAPS = {"added-dependencies", "added", "variants"}
 
@@ -54,13 +54,13 @@ def test_every_command_writes_its_documented_schema(hub_env, make_project, tmp_p
     documents = {
         "lock": cli("lock", *project, "--json"),
         "lock-check": cli("lock", "--check", *project, "--json"),
-        "sync": cli("sync", *project, "--target", CPU, "--json"),
-        "verify": cli("verify", *project, "--target", CPU, "--json"),
-        "status": cli("status", *project, "--target", CPU, "--json"),
-        "versions": cli("versions", "kernels-community/relu", "--target", CPU, "--json"),
+        "sync": cli("sync", *project, "--target", CPU_VARIANT, "--json"),
+        "verify": cli("verify", *project, "--target", CPU_VARIANT, "--json"),
+        "status": cli("status", *project, "--target", CPU_VARIANT, "--json"),
+        "versions": cli("versions", "kernels-community/relu", "--target", CPU_VARIANT, "--json"),
         "add": cli("add", "kernels-community/activation", *project, "--json"),
         "remove": cli("remove", "kernels-community/activation", *project, "--json"),
-        "env": cli("env", "--target", CPU, "--json"),
+        "env": cli("env", "--target", CPU_VARIANT, "--json"),
         "tree": cli("tree", *project, "--json"),
         "init": cli("init", "--project", str(tmp_path / "new"), "--json"),
         "cache-prune": cli("cache", "prune", *project, "--dry-run", "--json"),

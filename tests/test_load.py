@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,30 +15,14 @@ import pytest
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import LockfileError, NotSyncedError, VerificationError
-from kernel_lock.load import _registry as registry
 from kernel_lock.load.locked import LockedLayerRepository, get_kernel
-from kernel_lock.testing.upstream import loaded_kernels_module
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="test_load.py needs torch (marker `torch`)")
 
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 DEPS = ('"kernels-community/relu" = 1', '"kernels-community/old-relu" = 2')
-
-
-@pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
-    """Each test starts with no kernel imported (the loader imports once per process)."""
-    before = set(sys.modules)
-    registry.loaded.clear()
-    layer = loaded_kernels_module("layer.layer")
-    if layer is not None:
-        layer._CACHED_LAYER.clear()  # kernels caches layer classes per (equal) repository across tests
-    yield
-    registry.loaded.clear()
-    for name in set(sys.modules) - before:
-        if name.startswith(("_relu", "_activation")):
-            del sys.modules[name]
+KERNEL_MODULES = ("_relu", "_activation")
 
 
 @pytest.fixture

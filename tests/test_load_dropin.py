@@ -7,31 +7,19 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kernel_lock.errors import LockfileError, NotSyncedError
-from kernel_lock.load import _registry as registry
 from kernel_lock.load.locked import get_kernel
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="loading a fixture kernel needs torch (marker `torch`)")
 
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 CUDA_TARGET = "torch213-cxx11-cu126-x86_64-linux"
-
-
-@pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
-    before = set(sys.modules)
-    registry.loaded.clear()
-    yield
-    registry.loaded.clear()
-    for name in set(sys.modules) - before:
-        if name.startswith(("_relu", "_activation")):
-            del sys.modules[name]
+KERNEL_MODULES = ("_relu", "_activation")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -31,10 +30,9 @@ from kernel_lock.testing import (
     repo_files,
     variant_files,
 )
-from kernel_lock.testing.fixtures import RELU_V1_VARIANTS
+from kernel_lock.testing.fixtures import CPU_VARIANT, RELU_V1_VARIANTS
 
 RELU = "kernels-community/relu"
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 CUDA_VARIANT = "torch213-cxx11-cu126-x86_64-linux"
 KERNELS_CLI = Path(sys.executable).with_name("kernels")
 
@@ -345,23 +343,34 @@ def test_truncated_download_restarts_small_and_resumes_large(
 
 
 def test_stall_and_latency_overlap(local_hub: LocalHub) -> None:
-    url = f"{local_hub.url}/api/kernels/{RELU}/refs"
-    local_hub.add_fault(Fault("stall", match=r"/refs$", seconds=0.3))
-    start = time.monotonic()
-    _get(url)
-    assert time.monotonic() - start >= 0.3
+    """A stall or latency holds a request unanswered while others are served; held requests wait side by side."""
+    refs = f"/api/kernels/{RELU}/refs"
+    tree = f"/api/kernels/{RELU}/tree/v1"
+    local_hub.add_fault(Fault("stall", match=r"/refs$", seconds=600))
+    stalled = threading.Thread(target=_get, args=(local_hub.url + refs,), daemon=True)
+    stalled.start()
+    local_hub.wait_held(1)
+    assert local_hub.requests == []  # held, not answered
+    assert _get(local_hub.url + tree)[0] == 200  # served meanwhile
+    local_hub.release()
+    stalled.join()
+    assert [(r.path, r.status, r.faults) for r in local_hub.requests] == [
+        (tree, 200, ()),
+        (refs, 200, ("stall",)),
+    ]
 
-    local_hub.latency = 0.2
-    start = time.monotonic()
-    _get(url)
-    assert time.monotonic() - start >= 0.2
-    start = time.monotonic()
-    threads = [threading.Thread(target=_get, args=(url,)) for _ in range(6)]
+    local_hub.clear_log()
+    local_hub.latency = 600
+    threads = [threading.Thread(target=_get, args=(local_hub.url + refs,), daemon=True) for _ in range(6)]
     for thread in threads:
         thread.start()
+    local_hub.wait_held(6)  # all six held at once: concurrent requests wait in parallel, not in a queue
+    assert local_hub.requests == []
+    local_hub.latency = 0.0
+    local_hub.release()
     for thread in threads:
         thread.join()
-    assert 0.2 <= time.monotonic() - start < 6 * 0.2  # concurrent requests sleep in parallel
+    assert [(r.path, r.status) for r in local_hub.requests] == [(refs, 200)] * 6
 
 
 def test_request_log_and_range(local_hub: LocalHub, hub_fixtures: HubFixtures) -> None:

@@ -34,6 +34,7 @@ from kernel_lock.core.variant_names import parse_variant
 from kernel_lock.core.variants import NOT_A_VARIANT, rank_variants, select_variant
 from kernel_lock.errors import KernelLockError, LockfileError, VariantError
 from kernel_lock.project.config import ConfigError, load_project, parse_dependency, parse_kernels_table
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 COUNTS: Counter[str] = Counter()
 
@@ -651,7 +652,7 @@ def test_verify_and_frozen_sync_exit_2_on_a_bad_lock(
     with tempfile.TemporaryDirectory(dir=cli_env) as tmp:
         Path(tmp, "pyproject.toml").write_text(VALID_PYPROJECT)
         Path(tmp, "kernels.lock").write_text(text, encoding="utf-8", errors="surrogatepass")
-        code, stderr = run_cli(*command, "--project", tmp, "--target", "torch213-cxx11-cpu-x86_64-linux")
+        code, stderr = run_cli(*command, "--project", tmp, "--target", CPU_VARIANT)
     assert_bad_input(code, stderr)
     assert "kernels.lock" in stderr
 

@@ -9,32 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kernel_lock.errors import VerificationError
-from kernel_lock.load import _registry as registry
 from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing import LocalHub, repo_files
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="the fixture kernels import torch (marker `torch`)")
 
 VARIANT = "torch-cpu"
-TARGET = "torch213-cxx11-cpu-x86_64-linux"  # the noarch torch-cpu variant is what fits it
-
-
-@pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
-    before = set(sys.modules)
-    registry.loaded.clear()
-    yield
-    registry.loaded.clear()
-    for name in set(sys.modules) - before:
-        if name.startswith("_dup"):
-            del sys.modules[name]
+KERNEL_MODULES = ("_dup",)
 
 
 def publish(hub: LocalHub, repo_id: str, *, module_id: str | None = None) -> None:
@@ -67,18 +55,18 @@ def project(hub_env, make_project, cli) -> Path:
 
 def test_two_kernels_with_one_module_id_are_refused_naming_both(project: Path) -> None:
     lock = project / "kernels.lock"
-    first = get_kernel("org-a/dup", lockfile=lock, target=TARGET)
+    first = get_kernel("org-a/dup", lockfile=lock, target=CPU_VARIANT)
     assert first.__file__ is not None and "kernels--org-a--dup" in first.__file__
     with pytest.raises(VerificationError) as raised:
-        get_kernel("org-b/dup", lockfile=lock, target=TARGET)
+        get_kernel("org-b/dup", lockfile=lock, target=CPU_VARIANT)
     message = str(raised.value)
     assert "org-b/dup variant torch-cpu" in message and "taken by org-a/dup variant torch-cpu" in message
-    assert get_kernel("org-a/dup", lockfile=lock, target=TARGET) is first, "the first kernel still loads"
+    assert get_kernel("org-a/dup", lockfile=lock, target=CPU_VARIANT) is first, "the first kernel still loads"
 
 
 def test_a_kernel_cannot_take_a_standard_library_name(project: Path) -> None:
     with pytest.raises(VerificationError) as raised:
-        get_kernel("org-c/json", lockfile=project / "kernels.lock", target=TARGET)
+        get_kernel("org-c/json", lockfile=project / "kernels.lock", target=CPU_VARIANT)
     message = str(raised.value)
     assert "org-c/json variant torch-cpu" in message and "the module 'json'" in message
     assert sys.modules["json"] is json, "the standard library module is left alone"

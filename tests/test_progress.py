@@ -12,7 +12,8 @@ import sys
 import termios
 from pathlib import Path
 
-CPU = "torch213-cxx11-cpu-x86_64-linux"
+from kernel_lock.testing.fixtures import CPU_VARIANT
+
 KERNEL_LOCK = [sys.executable, "-m", "kernel_lock"]
 
 
@@ -41,14 +42,14 @@ def in_terminal(*args: str, env: dict[str, str] | None = None) -> str:
 def test_sync_shows_one_byte_bar_and_each_variant_once(hub_env, make_project, cli) -> None:
     root = make_project('"kernels-community/relu" = 2')  # relu v2 and, through it, activation v1
     assert cli("lock", "--project", str(root)).exit_code == 0
-    text = in_terminal("sync", "--project", str(root), "--target", CPU)
+    text = in_terminal("sync", "--project", str(root), "--target", CPU_VARIANT)
     assert "Fetching 10 file(s)" in text and "B/s" in text, text  # each metadata.json came with the lock
     for repo in ("kernels-community/relu", "kernels-community/activation"):
-        assert text.count(f"{repo} {CPU}") == 1, text
+        assert text.count(f"{repo} {CPU_VARIANT}") == 1, text
     assert "\x1b[32mok\x1b[0m" in text, "ok is green on a terminal"
     assert "KiB." in text and " MB" not in text, "sizes in human units"
     piped = subprocess.run(
-        [*KERNEL_LOCK, "sync", "--project", str(root), "--target", CPU],
+        [*KERNEL_LOCK, "sync", "--project", str(root), "--target", CPU_VARIANT],
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,8 +9,7 @@ import pytest
 
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import hub_cache_dir
-
-CPU = "torch213-cxx11-cpu-x86_64-linux"
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 
 def snapshot_state() -> dict[str, object]:
@@ -28,7 +27,7 @@ def test_prune_keeps_what_any_lock_uses(hub_env, make_project, cli) -> None:
     old = make_project('"kernels-community/relu" = 1', name="old")
     new = make_project('"kernels-community/relu" = 2', name="new")
     for root in (old, new):
-        assert cli("sync", "--project", str(root), "--target", CPU).exit_code == 0
+        assert cli("sync", "--project", str(root), "--target", CPU_VARIANT).exit_code == 0
     assert cli("sync", "--project", str(new), "--variant", "torch-cpu").exit_code == 0
     relu_v1 = read_lock(old / "kernels.lock").find("kernels-community/relu")
 
@@ -51,14 +50,16 @@ def test_prune_keeps_what_any_lock_uses(hub_env, make_project, cli) -> None:
     relu_repo = hub_cache_dir() / "kernels--kernels-community--relu"
     assert not (relu_repo / "snapshots" / relu_v1.commit).exists()
     assert not (relu_repo / ".kernel-lock" / relu_v1.commit).exists()
-    assert cli("verify", "--project", str(new), "--target", CPU, "--full").exit_code == 0
+    assert cli("verify", "--project", str(new), "--target", CPU_VARIANT, "--full").exit_code == 0
     assert cli("verify", "--project", str(new), "--variant", "torch-cpu", "--full").exit_code == 0
-    assert cli("verify", "--project", str(old), "--target", CPU).exit_code == 4, "the old commit is gone"
+    assert cli("verify", "--project", str(old), "--target", CPU_VARIANT).exit_code == 4, (
+        "the old commit is gone"
+    )
 
 
 def test_prune_removes_variants_the_lock_no_longer_lists(hub_env, make_project, cli) -> None:
     root = make_project('"kernels-community/relu" = 2')
-    assert cli("sync", "--project", str(root), "--target", CPU).exit_code == 0
+    assert cli("sync", "--project", str(root), "--target", CPU_VARIANT).exit_code == 0
     entry = read_lock(root / "kernels.lock").find("kernels-community/relu")
     stray = (
         hub_cache_dir()
@@ -76,7 +77,8 @@ def test_prune_removes_variants_the_lock_no_longer_lists(hub_env, make_project, 
         and f"removed kernels-community/relu {entry.commit[:12]} variant torch-gone" in run.stdout
     )
     assert (
-        not stray.exists() and cli("verify", "--project", str(root), "--target", CPU, "--full").exit_code == 0
+        not stray.exists()
+        and cli("verify", "--project", str(root), "--target", CPU_VARIANT, "--full").exit_code == 0
     )
 
 
@@ -138,7 +140,7 @@ def test_prune_touches_nothing_outside_the_cache_through_a_link(
     hub_env, make_project, cli, tmp_path, name: str
 ) -> None:
     root = make_project('"kernels-community/relu" = 2')
-    assert cli("sync", "--project", str(root), "--target", CPU).exit_code == 0
+    assert cli("sync", "--project", str(root), "--target", CPU_VARIANT).exit_code == 0
     entry = read_lock(root / "kernels.lock").find("kernels-community/relu")
     repo = hub_cache_dir() / "kernels--kernels-community--relu"
     elsewhere = tmp_path / "elsewhere"

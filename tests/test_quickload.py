@@ -17,11 +17,11 @@ import pytest
 from kernel_lock.cache.verify import check_variant
 from kernel_lock.core.lockfile import LockedKernel, read_lock
 from kernel_lock.core.records import record_path, variant_dir
+from kernel_lock.testing.fixtures import CPU_VARIANT as CPU
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch")
 
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 
 CHILD = textwrap.dedent(
     """

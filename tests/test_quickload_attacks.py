@@ -16,7 +16,6 @@ import marshal
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,14 @@ from kernel_lock.core.records import record_path, repo_dir, variant_dir
 from kernel_lock.core.signers import Signer
 from kernel_lock.core.tomlread import loads as toml_loads
 from kernel_lock.errors import NotSyncedError, VerificationError
-from kernel_lock.load import _registry as registry
 from kernel_lock.load._fast import _files_under, _verified_without_hashing, plain_lock, quick_get_kernel
 from kernel_lock.load.locked import get_kernel
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 REPO = "quick-org/k"
 VARIANT = "torch-cpu"  # the noarch variant the tests' declared CPU target selects
-TARGET = "torch213-cxx11-cpu-x86_64-linux"
 MODULE = "_quick_attack_k"
+KERNEL_MODULES = (MODULE,)
 MARK = "import os\nwith open(os.environ['QUICK_ATTACK_MARKER'], 'a') as f:\n    f.write({who!r} + '\\n')\n"
 INIT = (
     "from . import sub\n"
@@ -93,17 +92,7 @@ class World:
 
     def full(self) -> Any:
         """The full path's answer (a target given: `get_kernel` skips the quick path)."""
-        return get_kernel(REPO, lockfile=self.lockfile, target=TARGET)
-
-
-@pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
-    """Each test imports the kernel afresh (the loader imports once per process)."""
-    registry.loaded.clear()
-    yield
-    registry.loaded.clear()
-    for name in [n for n in sys.modules if n.startswith(MODULE)]:
-        del sys.modules[name]
+        return get_kernel(REPO, lockfile=self.lockfile, target=CPU_VARIANT)
 
 
 @pytest.fixture

@@ -13,17 +13,14 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kernel_lock.testing import LocalHub
-from kernel_lock.testing.pytest_plugin import point_clients_at
 from kernel_lock.testing.transformers_kernels import (
     MARKER_ENV,
     kernel_repo_files,
-    publish_transformers_kernels,
 )
 
 pytestmark = [pytest.mark.torch, pytest.mark.kernels]
@@ -39,17 +36,10 @@ KERNEL_LOCK = [sys.executable, "-m", "kernel_lock"]
 
 
 @pytest.fixture
-def tf_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
-    """A local Hub with the kernels of transformers' Llama mapping; clients (and subprocesses) pointed at it."""
-    hub = LocalHub()
-    publish_transformers_kernels(hub)
-    hub.start()
-    point_clients_at(monkeypatch, hub, tmp_path / "hf-cache", tmp_path / "hf-home")
+def tf_hub(tf_hub: LocalHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHub:
+    """conftest's `tf_hub`, with subprocesses told where to note the kernels they import."""
     monkeypatch.setenv(MARKER_ENV, str(tmp_path / "imported.txt"))
-    try:
-        yield hub
-    finally:
-        hub.stop()
+    return tf_hub
 
 
 def script(tmp_path: Path, name: str, body: str) -> Path:

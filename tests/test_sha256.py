@@ -13,11 +13,10 @@ from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import hub_cache_dir, read_record, record_path
 from kernel_lock.lock.digest import publisher_digest
 from kernel_lock.testing import LocalHub, git_blob_id, variant_files
-from kernel_lock.testing.fixtures import BUILDER_VERSION, RELU_V1_FIRST_VARIANTS
+from kernel_lock.testing.fixtures import BUILDER_VERSION, CPU_VARIANT, RELU_V1_FIRST_VARIANTS
 
 ACTIVATION = '"kernels-community/activation" = 1'
 RELU = '"kernels-community/relu" = 1'
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 REPO = "kernels-community/crafted"
 
 
@@ -36,7 +35,9 @@ def file_gets(hub: LocalHub) -> list[str]:
 def publish(hub: LocalHub, files: dict[str, bytes]) -> str:
     """A repo `kernels-community/crafted` whose v1 holds `build/<CPU>/` with these files."""
     repo = hub.create_repo(REPO, repo_type="kernel")
-    sha = repo.commit({f"build/{CPU}/{p}": data for p, data in files.items()}, branch="v1", message="build")
+    sha = repo.commit(
+        {f"build/{CPU_VARIANT}/{p}": data for p, data in files.items()}, branch="v1", message="build"
+    )
     repo.create_branch("main", sha)
     return sha
 
@@ -106,16 +107,16 @@ def test_without_digest_small_files_are_fetched_once_per_blob(
 
 
 def test_digest_that_lists_a_file_the_listing_lacks_is_refused(hub_env, make_project, cli) -> None:
-    files = variant_files(CPU, name="crafted")
+    files = variant_files(CPU_VARIANT, name="crafted")
     publish(hub_env, with_digest(files, {**files, "ghost.py": b"x = 1\n"}))
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))
-    assert run.exit_code == 4 and "Missing file: ghost.py" in run.stderr and CPU in run.stderr
+    assert run.exit_code == 4 and "Missing file: ghost.py" in run.stderr and CPU_VARIANT in run.stderr
     assert not (root / "kernels.lock").exists()
 
 
 def test_digest_that_misses_a_listed_file_is_refused(hub_env, make_project, cli) -> None:
-    files = variant_files(CPU, name="crafted")
+    files = variant_files(CPU_VARIANT, name="crafted")
     publish(hub_env, with_digest({**files, "extra.py": b"import os\n"}, files))
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))
@@ -129,7 +130,9 @@ def test_lfs_file_whose_listing_and_digest_disagree_is_refused(hub_env, make_pro
     so = next(p for p in files if p.endswith(".so"))
     doctored = with_digest(files, {**files, so: files[so] + b"\0"})
     repo = hub_env.create_repo(REPO, repo_type="kernel")
-    sha = repo.commit({f"build/{CPU}/{p}": d for p, d in doctored.items()}, branch="v1", message="build")
+    sha = repo.commit(
+        {f"build/{CPU_VARIANT}/{p}": d for p, d in doctored.items()}, branch="v1", message="build"
+    )
     repo.create_branch("main", sha)
     root = make_project(f'"{REPO}" = 1')
     for hash_type in ("sha256", "git_lfs_concat"):  # the digest is cross-checked whatever the hash type
@@ -143,7 +146,7 @@ def test_lfs_file_whose_listing_and_digest_disagree_is_refused(hub_env, make_pro
     [{"algorithm": "md5", "files": {}}, {"algorithm": "sha256", "files": {"__init__.py": "short"}}],
 )
 def test_malformed_digest_is_refused_at_lock(hub_env, make_project, cli, digest) -> None:
-    files = variant_files(CPU, name="crafted", digest=False)
+    files = variant_files(CPU_VARIANT, name="crafted", digest=False)
     metadata = {**json.loads(files["metadata.json"]), "digest": digest}
     publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
     run = cli("lock", "--project", str(make_project(f'"{REPO}" = 1')))
@@ -155,7 +158,7 @@ def colliding_repo(hub: LocalHub) -> dict[str, bytes]:
 
     What a SHA-1 collision would let a Hub do: serve other bytes under the blob id the lock trusted.
     """
-    good = variant_files(CPU, name="crafted")
+    good = variant_files(CPU_VARIANT, name="crafted")
     evil = {**good, "__init__.py": good["__init__.py"] + b"import os  # injected\n"}
     served = {**evil, "metadata.json": good["metadata.json"]}
     publish(hub, served)
@@ -166,9 +169,9 @@ def test_python_whose_bytes_differ_from_the_digest_is_refused_at_sync(hub_env, m
     colliding_repo(hub_env)
     root = make_project(f'"{REPO}" = 1')
     assert cli("lock", "--project", str(root)).exit_code == 0
-    run = cli("sync", "--project", str(root), "--variant", CPU)
+    run = cli("sync", "--project", str(root), "--variant", CPU_VARIANT)
     assert run.exit_code == 4 and "__init__.py: content changed" in run.stderr
-    vdir = next(hub_cache_dir().glob(f"kernels--kernels-community--crafted/snapshots/*/build/{CPU}"))
+    vdir = next(hub_cache_dir().glob(f"kernels--kernels-community--crafted/snapshots/*/build/{CPU_VARIANT}"))
     assert not (vdir / "__init__.py").exists(), "the bad file was removed"
 
 
@@ -177,14 +180,14 @@ def test_legacy_lock_verifies_python_by_the_publisher_digest(hub_env, make_proje
     root = make_project(f'"{REPO}" = 1')
     assert cli("lock", "--project", str(root), "--hash-type", "git_lfs_concat").exit_code == 0
     # git_lfs_concat pins __init__.py by its git blob id, which the served bytes match: sync takes them ...
-    assert cli("sync", "--project", str(root), "--variant", CPU).exit_code == 0
-    assert cli("verify", "--project", str(root), "--variant", CPU).exit_code == 0
+    assert cli("sync", "--project", str(root), "--variant", CPU_VARIANT).exit_code == 0
+    assert cli("verify", "--project", str(root), "--variant", CPU_VARIANT).exit_code == 0
     # ... and `verify --full` checks them by SHA-256 against the publisher's digest, as `kernels` reports it.
-    run = cli("verify", "--project", str(root), "--variant", CPU, "--full", "--json")
+    run = cli("verify", "--project", str(root), "--variant", CPU_VARIANT, "--full", "--json")
     assert run.exit_code == 4
     [variant] = run.json()["variants"]
     [problem] = variant["problems"]
-    good = variant_files(CPU, name="crafted")["__init__.py"]
+    good = variant_files(CPU_VARIANT, name="crafted")["__init__.py"]
     expected = base64.b64encode(hashlib.sha256(good).digest()).decode()
     assert problem.startswith(
         f"__init__.py: publisher digest: File hash mismatch for __init__.py: expected: {expected}, got: "
@@ -218,7 +221,7 @@ def test_git_lfs_concat_lock_keeps_working_until_upgrade(hub_env, make_project, 
     assert cli("verify", "--project", str(root), "--all-variants", "--full").exit_code == 0
     relu = upgraded.find("kernels-community/relu")
     assert relu is not None
-    record = read_record(record_path(relu.repo_id, relu.commit, CPU))
+    record = read_record(record_path(relu.repo_id, relu.commit, CPU_VARIANT))
     assert record is not None and record.hash_type == "sha256"
     assert all(e.sha256 is not None for e in record.manifest)
 
@@ -257,32 +260,32 @@ def test_provenance_is_locked_and_shown(hub_env, make_project, cli) -> None:
 
 
 def test_dirty_build_is_a_warning_at_lock(hub_env, make_project, cli) -> None:
-    publish(hub_env, variant_files(CPU, name="crafted", dirty=True))
+    publish(hub_env, variant_files(CPU_VARIANT, name="crafted", dirty=True))
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 0
-    assert "dirty" in run.stderr and CPU in run.stderr
+    assert "dirty" in run.stderr and CPU_VARIANT in run.stderr
     [entry] = read_lock(root / "kernels.lock").kernel
     assert [b.dirty for b in entry.provenance] == [True]
 
 
 def test_sha512_digest_checks_the_fetched_files_at_lock(hub_env, make_project, cli) -> None:
     """A SHA-512 digest gives no SHA-256: git files are fetched, and checked against it, at lock."""
-    files = variant_files(CPU, name="crafted")
+    files = variant_files(CPU_VARIANT, name="crafted")
     sha512 = publisher_digest({p: d for p, d in files.items() if p != "metadata.json"}, "sha512")
     metadata = {**json.loads(files["metadata.json"]), "digest": sha512.model_dump()}
     publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 0, run.stderr
-    fetched = {p.rsplit(f"/{CPU}/", 1)[1] for p in file_gets(hub_env)}
+    fetched = {p.rsplit(f"/{CPU_VARIANT}/", 1)[1] for p in file_gets(hub_env)}
     assert fetched == {p for p in files if p.endswith(".py")}
-    assert cli("sync", "--project", str(root), "--variant", CPU).exit_code == 0
-    assert cli("verify", "--project", str(root), "--variant", CPU, "--full").exit_code == 0
+    assert cli("sync", "--project", str(root), "--variant", CPU_VARIANT).exit_code == 0
+    assert cli("verify", "--project", str(root), "--variant", CPU_VARIANT, "--full").exit_code == 0
 
 
 def test_sha512_digest_that_a_served_file_does_not_match_is_refused(hub_env, make_project, cli) -> None:
-    files = variant_files(CPU, name="crafted")
+    files = variant_files(CPU_VARIANT, name="crafted")
     sha512 = publisher_digest({**files, "layers.py": b"other bytes\n"}, "sha512")
     metadata = {**json.loads(files["metadata.json"]), "digest": sha512.model_dump()}
     publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
@@ -295,16 +298,16 @@ def test_sha512_digest_that_a_served_file_does_not_match_is_refused(hub_env, mak
 def test_a_record_from_before_sha256_is_resynced_without_downloading(hub_env, make_project, cli) -> None:
     root = make_project(ACTIVATION)
     assert cli("lock", "--project", str(root), "--hash-type", "git_lfs_concat").exit_code == 0
-    assert cli("sync", "--project", str(root), "--variant", CPU).exit_code == 0
+    assert cli("sync", "--project", str(root), "--variant", CPU_VARIANT).exit_code == 0
     [entry] = read_lock(root / "kernels.lock").kernel
-    path = record_path(entry.repo_id, entry.commit, CPU)
+    path = record_path(entry.repo_id, entry.commit, CPU_VARIANT)
     old = json.loads(path.read_text())
     del old["hash_type"]
     for item in old["manifest"]:
         del item["sha256"]
     path.write_text(json.dumps(old))  # the record format an earlier kernel-lock wrote
-    assert cli("verify", "--project", str(root), "--variant", CPU).exit_code == 4
+    assert cli("verify", "--project", str(root), "--variant", CPU_VARIANT).exit_code == 4
     hub_env.clear_log()
-    assert cli("sync", "--project", str(root), "--variant", CPU).exit_code == 0
+    assert cli("sync", "--project", str(root), "--variant", CPU_VARIANT).exit_code == 0
     assert file_gets(hub_env) == [] and not any("/cdn/" in r.path for r in hub_env.requests)
-    assert cli("verify", "--project", str(root), "--variant", CPU, "--full").exit_code == 0
+    assert cli("verify", "--project", str(root), "--variant", CPU_VARIANT, "--full").exit_code == 0

@@ -30,7 +30,6 @@ from kernel_lock.core.fsutil import first_shared
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import record_path, repo_dir, variant_dir
 from kernel_lock.errors import VerificationError
-from kernel_lock.load import _registry as registry
 from kernel_lock.load._fast import quick_get_kernel
 from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing.pytest_plugin import point_clients_at
@@ -38,6 +37,7 @@ from kernel_lock.testing.pytest_plugin import point_clients_at
 REPO = "team-org/k"
 VARIANT = "torch-cpu"
 USER, GROUP = "kl-attacker", "kl-team"
+KERNEL_MODULES = ("_team_k",)
 COUNTS = {"shared-cache attacks tried": 3, "shared-cache attacks refused": 3}
 
 # Runs as the other user: rewrite the record so that `__init__.py` is the older build's blob, fingerprint and
@@ -127,11 +127,6 @@ def team(other: Other) -> Iterator[Path]:
     folder.chmod(0o755)
     yield folder
     shutil.rmtree(folder)
-
-
-@pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
-    yield from forget_kernels("_team_k")
 
 
 @dataclass
@@ -224,8 +219,7 @@ def test_in_a_team_cache_another_user_cannot_roll_a_file_back(
         os.umask(old_umask)
     assert get_kernel(REPO, lockfile=world.lockfile) is not None  # before the attack: it loads (by hashing)
     assert world.ran() == ["new"]
-    registry.loaded.clear()
-    del sys.modules["_team_k_team"]
+    forget_kernels(KERNEL_MODULES)
     world.marker.unlink()
     assert _attack(world, other) in ("in place", "replaced")
     _assert_refused(world, cli)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from kernel_lock.core.signers import DEFAULT_SIGNERS, GITHUB_ACTIONS_ISSUER, Sig
 from kernel_lock.errors import SignatureError
 from kernel_lock.lock.signatures import Verifiers, Where, verify_signature
 from kernel_lock.testing import LocalHub, repo_files
+from kernel_lock.testing.fixtures import CPU_VARIANT
 from kernel_lock.testing.sigstore_instance import SigstoreInstance
 from kernel_lock.testing.upstream import kernels_module
 
@@ -40,7 +42,7 @@ FORK = Signer(
     workflow="https://github.com/someone/kernels-community/.github/workflows/build.yaml@refs/heads/main",
     repository="https://github.com/someone/kernels-community",
 )
-VARIANTS = ("torch-cpu", "torch213-cxx11-cpu-x86_64-linux", "torch213-cxx11-cu126-x86_64-linux")
+VARIANTS = ("torch-cpu", CPU_VARIANT, "torch213-cxx11-cu126-x86_64-linux")
 RFC8785 = Signer(
     issuer=GITHUB_ACTIONS_ISSUER,
     workflow="https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2",
@@ -175,60 +177,76 @@ def _entry(bundle: dict) -> dict:
     return bundle["verificationMaterial"]["tlogEntries"][0]
 
 
-BUNDLE_FORGERIES: dict[str, tuple[Callable[[dict], None], str]] = {
-    "inclusion-proof": (
-        lambda b: _entry(b)["inclusionProof"]["hashes"].__setitem__(
-            0, _flip(_entry(b)["inclusionProof"]["hashes"][0])
-        ),
-        "inclusion proof",
+BUNDLE_FORGERIES: dict[str, Callable[[dict], None]] = {
+    # each forges one part that sigstore checks; which check refuses it is sigstore's to word
+    "inclusion-proof": lambda b: _entry(b)["inclusionProof"]["hashes"].__setitem__(
+        0, _flip(_entry(b)["inclusionProof"]["hashes"][0])
     ),
-    "log-root": (
-        lambda b: _entry(b)["inclusionProof"].__setitem__(
-            "rootHash", _flip(_entry(b)["inclusionProof"]["rootHash"])
-        ),
-        "root hash",
+    "log-root": lambda b: _entry(b)["inclusionProof"].__setitem__(
+        "rootHash", _flip(_entry(b)["inclusionProof"]["rootHash"])
     ),
-    "checkpoint": (
-        lambda b: _entry(b)["inclusionProof"]["checkpoint"].__setitem__(
-            "envelope", _entry(b)["inclusionProof"]["checkpoint"]["envelope"].replace("\n3\n", "\n4\n")
-        ),
-        "checkpoint",
+    "checkpoint": lambda b: _entry(b)["inclusionProof"]["checkpoint"].__setitem__(
+        "envelope", _entry(b)["inclusionProof"]["checkpoint"]["envelope"].replace("\n3\n", "\n4\n")
     ),
-    "entry-timestamp": (
-        lambda b: _entry(b).__setitem__("integratedTime", str(int(_entry(b)["integratedTime"]) + 1)),
-        "SET",
+    "entry-timestamp": lambda b: _entry(b).__setitem__(
+        "integratedTime", str(int(_entry(b)["integratedTime"]) + 1)
     ),
-    "log-body": (
-        lambda b: _entry(b).__setitem__(
-            "canonicalizedBody",
-            base64.b64encode(
-                base64.b64decode(_entry(b)["canonicalizedBody"]).replace(b"hashedrekord", b"hashedrekord ")
-            ).decode(),
-        ),
-        "inclusion proof",
+    "log-body": lambda b: _entry(b).__setitem__(
+        "canonicalizedBody",
+        base64.b64encode(
+            base64.b64decode(_entry(b)["canonicalizedBody"]).replace(b"hashedrekord", b"hashedrekord ")
+        ).decode(),
     ),
-    "signature": (
-        lambda b: b["messageSignature"].__setitem__("signature", base64.b64encode(b"0" * 70).decode()),
-        "Signature is invalid",
+    "signature": lambda b: b["messageSignature"].__setitem__(
+        "signature", base64.b64encode(b"0" * 70).decode()
     ),
 }
-ROOT_FORGERIES: dict[str, tuple[str, str]] = {
-    "ct-log": ("ctlogs", "SCT"),
-    "transparency-log": ("tlogs", "checkpoint"),
-    "certificate-authority": ("certificateAuthorities", "certificate chain"),
+ROOT_FORGERIES: dict[str, str] = {
+    "ct-log": "ctlogs",
+    "transparency-log": "tlogs",
+    "certificate-authority": "certificateAuthorities",
 }
 
 
-def _verify_with(root: dict, bundle: dict, data: bytes, tmp_path: Path) -> Signer:
+WHERE = Where("o/r", "0" * 40, "v")
+
+
+def _verifier(root: dict, tmp_path: Path) -> Any:
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
     path = tmp_path / "root.json"
     path.write_text(json.dumps(root))
-    verifier = Verifier(trusted_root=TrustedRoot.from_file(str(path)))
-    return verify_signature(
-        data, json.dumps(bundle).encode(), policy(), verifier, Where("o/r", "0" * 40, "v")
+    return Verifier(trusted_root=TrustedRoot.from_file(str(path)))
+
+
+def _verify_with(root: dict, bundle: dict, data: bytes, tmp_path: Path) -> Signer:
+    return verify_signature(data, json.dumps(bundle).encode(), policy(), _verifier(root, tmp_path), WHERE)
+
+
+def _sigstore_refusal(root: dict, bundle: dict, data: bytes, tmp_path: Path) -> str:
+    """What sigstore's own verifier, under no identity policy, says of `bundle`: the detail our refusal passes on."""
+    from sigstore.errors import VerificationError as SigstoreRefused
+    from sigstore.models import Bundle
+    from sigstore.verify.policy import UnsafeNoOp
+
+    with pytest.raises(SigstoreRefused) as refused:
+        _verifier(root, tmp_path).verify_artifact(data, Bundle.from_json(json.dumps(bundle)), UnsafeNoOp())
+    return str(refused.value)
+
+
+def _assert_refused_as_invalid(caught: SignatureError, sigstore_says: str) -> None:
+    """Our refusal of a bundle sigstore refuses: reason and place as data, sigstore's explanation passed on whole."""
+    assert (caught.reason, caught.repo_id, caught.commit, caught.variant) == (
+        "invalid-signature",
+        "o/r",
+        "0" * 40,
+        "v",
     )
+    assert str(caught).startswith(
+        "o/r variant v (commit 000000000000): the signature over metadata.json does not verify ("
+    )
+    assert f"({sigstore_says})" in str(caught)
 
 
 def test_the_private_instance_signs_what_sigstore_verifies(
@@ -249,11 +267,11 @@ def test_sigstore_refuses_each_forged_part_of_a_bundle(
     data = b'{"name": "relu"}'
     for _ in range(3):
         bundle = json.loads(instance.sign(data, BUILD))
-    forge, says = BUNDLE_FORGERIES[part]
-    forge(bundle)
+    BUNDLE_FORGERIES[part](bundle)
+    root = json.loads(instance.trusted_root_json())
     with pytest.raises(SignatureError) as caught:
-        _verify_with(json.loads(instance.trusted_root_json()), bundle, data, tmp_path)
-    assert caught.value.reason in ("invalid-signature", "invalid-bundle") and says in str(caught.value)
+        _verify_with(root, bundle, data, tmp_path)
+    _assert_refused_as_invalid(caught.value, _sigstore_refusal(root, bundle, data, tmp_path))
 
 
 @pytest.mark.parametrize("part", sorted(ROOT_FORGERIES))
@@ -262,12 +280,12 @@ def test_sigstore_refuses_a_part_the_trusted_root_does_not_vouch_for(
 ) -> None:
     data = b'{"name": "relu"}'
     bundle = json.loads(instance.sign(data, BUILD))
-    key, says = ROOT_FORGERIES[part]
+    key = ROOT_FORGERIES[part]
     root = json.loads(instance.trusted_root_json())
     root[key] = json.loads(SigstoreInstance("rogue").trusted_root_json())[key]
     with pytest.raises(SignatureError) as caught:
         _verify_with(root, bundle, data, tmp_path)
-    assert caught.value.reason == "invalid-signature" and says in str(caught.value)
+    _assert_refused_as_invalid(caught.value, _sigstore_refusal(root, bundle, data, tmp_path))
 
 
 # --- end to end against the local Hub and the private instance ---
@@ -295,10 +313,10 @@ def test_signed_by_a_trusted_workflow_locks_and_records_the_signer(
     assert check.exit_code == 0, check.stderr
     assert check.json()["signatures-verified"] == len(VARIANTS)
 
-    status = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux", "--json")
+    status = cli("status", "--project", str(root), "--target", CPU_VARIANT, "--json")
     [row] = status.json()["kernels"]
     assert row["signer"] == BUILD.model_dump() and row["signed-variants"] == len(VARIANTS)
-    text = cli("status", "--project", str(root), "--target", "torch213-cxx11-cpu-x86_64-linux")
+    text = cli("status", "--project", str(root), "--target", CPU_VARIANT)
     assert f"signed by {BUILD.workflow}" in text.stdout
 
 
@@ -405,13 +423,20 @@ def test_the_default_trust_root_is_productions(
     hub_env: LocalHub,
     instance: SigstoreInstance,
     make_project: Callable[..., Path],
+    signed_project: Callable[..., Path],
     cli: Callable[..., object],
 ) -> None:
     publish(hub_env, instance, "signed", BUILD)
     root = make_project('"kernels-community/signed" = 1')
     run = cli("lock", "--project", str(root))
-    assert run.exit_code == 4 and "failed to build timestamp certificate chain" in run.stderr
+    assert run.exit_code == 4 and not (root / "kernels.lock").exists()
+    assert "kernels-community/signed variant " in run.stderr
+    assert "the signature over metadata.json does not verify" in run.stderr
     assert cli("lock", "--project", str(root), "--json").json()["error"]["code"] == "signature-invalid"
+    assert (
+        signed_project('"kernels-community/signed" = 1') == root
+    )  # the same project, trusting the instance's root
+    assert cli("lock", "--project", str(root)).exit_code == 0
 
 
 def test_unsigned_variants_lock_with_a_notice_unless_a_signature_is_required(
@@ -482,7 +507,7 @@ def test_lock_check_notices_a_policy_change_and_a_hand_edited_signer(
 
     # A signed variant whose signer was deleted from the lock.
     (root / "pyproject.toml").write_text(pyproject)
-    start = lock_text.index("[kernel.signed-by.torch213-cxx11-cpu-x86_64-linux]")
+    start = lock_text.index(f"[kernel.signed-by.{CPU_VARIANT}]")
     end = lock_text.index("[kernel.signed-by.", start + 1)
     (root / "kernels.lock").write_text(lock_text[:start] + lock_text[end:])
     run = cli("lock", "--check", "--project", str(root))
@@ -554,14 +579,12 @@ def test_malformed_signature_settings_are_config_errors(
 
 # --- the signed digest against the files ---
 
-SO_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
-
 
 def edit_digest(change: Callable[[dict[str, str]], None]) -> Callable[[dict[str, bytes]], None]:
     """A `before_signing` step that changes the digest in SO_VARIANT's metadata.json (`None`: remove it)."""
 
     def before_signing(files: dict[str, bytes]) -> None:
-        path = f"build/{SO_VARIANT}/metadata.json"
+        path = f"build/{CPU_VARIANT}/metadata.json"
         metadata = json.loads(files[path])
         change(metadata["digest"]["files"])
         files[path] = json.dumps(metadata).encode()
@@ -601,7 +624,7 @@ def test_files_that_do_not_match_the_signed_digest_are_refused_at_lock(
     root = signed_project('"kernels-community/kernel" = 1')
     run = cli("lock", "--project", str(root))
     assert run.exit_code == 4, run.stderr
-    assert f"variant {SO_VARIANT}" in run.stderr and says in run.stderr
+    assert f"variant {CPU_VARIANT}" in run.stderr and says in run.stderr
     assert not (root / "kernels.lock").exists()
 
 
@@ -612,7 +635,7 @@ def test_a_signed_metadata_without_a_digest_is_refused(
     cli: Callable[..., object],
 ) -> None:
     def drop(files: dict[str, bytes]) -> None:
-        path = f"build/{SO_VARIANT}/metadata.json"
+        path = f"build/{CPU_VARIANT}/metadata.json"
         metadata = json.loads(files[path])
         del metadata["digest"]
         files[path] = json.dumps(metadata).encode()
@@ -631,7 +654,7 @@ def test_python_changed_after_signing_is_caught_by_verify_signatures(
     """At lock a git-stored file is known by its blob id only (presence against the digest). A `sha256` lock
     takes its SHA-256 from the signed digest, so sync refuses it; a `git_lfs_concat` lock pins it by blob id,
     so sync takes it, and `verify --signatures` hashes it against the signed digest."""
-    target = f"build/{SO_VARIANT}/layers.py"
+    target = f"build/{CPU_VARIANT}/layers.py"
 
     def tamper(files: dict[str, bytes]) -> None:
         files[target] += b"\nimport os  # added after signing\n"
@@ -639,11 +662,11 @@ def test_python_changed_after_signing_is_caught_by_verify_signatures(
     publish(hub_env, instance, "kernel", BUILD, edit=tamper)
     root = signed_project('"kernels-community/kernel" = 1')
     assert cli("lock", "--project", str(root)).exit_code == 0
-    refused = cli("sync", "--project", str(root), "--variant", SO_VARIANT)
+    refused = cli("sync", "--project", str(root), "--variant", CPU_VARIANT)
     assert refused.exit_code == 4 and "layers.py: content changed" in refused.stderr
     assert cli("lock", "--project", str(root), "--hash-type", "git_lfs_concat").exit_code == 0
-    assert cli("sync", "--project", str(root), "--variant", SO_VARIANT).exit_code == 0
-    run = cli("verify", "--project", str(root), "--variant", SO_VARIANT, "--signatures")
+    assert cli("sync", "--project", str(root), "--variant", CPU_VARIANT).exit_code == 0
+    run = cli("verify", "--project", str(root), "--variant", CPU_VARIANT, "--signatures")
     assert run.exit_code == 4
     assert "File hash mismatch for layers.py" in run.stdout
 
@@ -696,7 +719,6 @@ def test_an_unreadable_trusted_root_is_a_config_error(
 
 # --- a signature is bound to what it signs: a signed build replayed elsewhere is refused ---
 
-CPU = "torch213-cxx11-cpu-x86_64-linux"
 CUDA = "torch213-cxx11-cu126-x86_64-linux"
 
 
@@ -721,7 +743,11 @@ def _replay(case: str, hub: LocalHub, instance: SigstoreInstance) -> tuple[str, 
         return "1", "torch-cpu"
     if case == "another-variant":
         files = {p: d for p, d in genuine.items() if not p.startswith(f"build/{CUDA}/")}
-        files |= {p.replace(CPU, CUDA): d for p, d in genuine.items() if p.startswith(f"build/{CPU}/")}
+        files |= {
+            p.replace(CPU_VARIANT, CUDA): d
+            for p, d in genuine.items()
+            if p.startswith(f"build/{CPU_VARIANT}/")
+        }
         repo.commit(files, branch="v1")
         return "1", CUDA
     repo.commit(genuine, branch="v1")
@@ -822,7 +848,7 @@ def test_require_signature_is_enforced_at_sync_not_taken_from_the_lock(
         assert run.exit_code == 4, run.stdout
         error = run.json()["error"]
         assert error["code"] == "signature-invalid" and "torch-cpu" in error["message"]
-    signed = cli("sync", "--locked", "--project", str(root), "--variant", CPU)
+    signed = cli("sync", "--locked", "--project", str(root), "--variant", CPU_VARIANT)
     assert signed.exit_code == 0, signed.stderr
 
 

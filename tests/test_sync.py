@@ -15,10 +15,10 @@ from kernel_lock import env
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import hub_cache_dir, record_path, variant_dir
 from kernel_lock.testing import Fault
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 RELU = '"kernels-community/relu" = 1'
 ACTIVATION = '"kernels-community/activation" = 1'
-CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
 CUDA_TARGET = "torch213-cxx11-cu128-x86_64-linux"
 
 

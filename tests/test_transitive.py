@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,11 @@ import pytest
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import MissingPythonDependency, VerificationError
-from kernel_lock.load import _registry as registry
 from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing import LocalHub
 
 VARIANT = "torch-cpu"
+KERNEL_MODULES = ("_transitive_",)
 
 
 def kernel(
@@ -25,7 +24,7 @@ def kernel(
     """A tiny pure-Python kernel whose import fetches its dependencies through get_kernel_dep."""
     module = name.split("/")[1].replace("-", "_")
     metadata = {
-        "id": f"_{module}_v{version}_test",
+        "id": f"_transitive_{module}_v{version}",
         "name": module,
         "version": version,
         "license": "Apache-2.0",
@@ -58,15 +57,11 @@ def publish(hub: LocalHub, name: str, **kw) -> str:
 
 
 @pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
+def no_import_order() -> None:
+    """Each test records the order its kernels are imported in afresh (see `kernel()`)."""
     import builtins
 
-    registry.loaded.clear()
     builtins.__dict__.pop("kernel_lock_import_order", None)
-    yield
-    registry.loaded.clear()
-    for name in [n for n in sys.modules if n.endswith("_test")]:
-        del sys.modules[name]
 
 
 @pytest.fixture
@@ -123,7 +118,7 @@ def test_tampering_in_a_transitive_kernel_is_refused(org, make_project, cli) -> 
         VerificationError, match=r"chain-org/c variant torch-cpu .*__init__\.py: content changed"
     ):
         get_kernel("chain-org/a", lockfile=root / "kernels.lock")
-    assert not [n for n in sys.modules if n.endswith("_test")]
+    assert not [n for n in sys.modules if n.startswith(KERNEL_MODULES)]
     assert cli("verify", "--project", str(root)).exit_code == 4
 
 

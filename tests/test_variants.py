@@ -39,6 +39,7 @@ from kernel_lock.core.variants import (
     select_variant,
 )
 from kernel_lock.errors import NoVariantFits, VariantError
+from kernel_lock.testing.fixtures import CPU_VARIANT
 
 pytestmark = pytest.mark.kernels
 _WHY = "test_variants.py compares with the kernels library (marker `kernels`)"
@@ -823,7 +824,7 @@ def test_versions_gives_each_rejection_s_reason_as_data(hub_env, cli) -> None:
 
 
 def test_python_options_and_target_are_one_or_the_other(cli) -> None:
-    run = cli("env", "--target", "torch213-cxx11-cpu-x86_64-linux", "--python", "3.12")
+    run = cli("env", "--target", CPU_VARIANT, "--python", "3.12")
     assert run.exit_code != 0 and "Give either --target SPEC or --torch/--cuda/--python" in run.stderr
     run = cli("env", "--torch", "2.13", "--cpu", "--python", "3.12", "--free-threaded")
     assert run.exit_code != 0 and "free-threaded CPython starts at 3.13" in run.stderr

@@ -11,11 +11,9 @@ import importlib
 import json
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import forget_kernels
 
 from kernel_lock.cache.verify import check_variant
 from kernel_lock.core.lockfile import LockedKernel, read_lock
@@ -25,19 +23,14 @@ from kernel_lock.load import _registry as registry
 from kernel_lock.load._fast import quick_get_kernel
 from kernel_lock.load._verified_import import locked_files
 from kernel_lock.load.locked import LockedLayerRepository, get_kernel
-from kernel_lock.testing.fixtures import zip_archive
+from kernel_lock.testing.fixtures import CPU_VARIANT, zip_archive
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="the fixture kernel computes with torch (marker `torch`)")
 
 REPO = "kernels-community/zipped"
 VARIANT = "torch-cpu"
-TARGET = "torch213-cxx11-cpu-x86_64-linux"
-
-
-@pytest.fixture(autouse=True)
-def fresh_imports() -> Iterator[None]:
-    yield from forget_kernels("_zipped_")
+KERNEL_MODULES = ("_zipped_",)
 
 
 @pytest.fixture
@@ -77,7 +70,7 @@ def test_our_loaders_import_it_from_the_archive(synced, how: str) -> None:
     if how == "quick":
         kernel = quick_get_kernel(lockfile, REPO)
     elif how == "full":
-        kernel = get_kernel(REPO, lockfile=lockfile, target=TARGET)
+        kernel = get_kernel(REPO, lockfile=lockfile, target=CPU_VARIANT)
     else:
         layer = LockedLayerRepository(REPO, layer_name="ReLU", lockfile=lockfile).load()
         kernel = sys.modules[layer.__module__.split(".")[0]]
@@ -106,7 +99,7 @@ def test_a_tampered_archive_is_refused(synced, cli, monkeypatch, mode: str) -> N
     assert quick_get_kernel(lockfile, REPO) is None
     for call in (
         lambda: get_kernel(REPO, lockfile=lockfile),
-        lambda: get_kernel(REPO, lockfile=lockfile, target=TARGET),
+        lambda: get_kernel(REPO, lockfile=lockfile, target=CPU_VARIANT),
     ):
         with pytest.raises(VerificationError, match=archive.name):
             call()
@@ -146,7 +139,6 @@ def test_under_enforcement_kernels_loads_it_from_the_verified_archive(synced) ->
         kernel = kernels.get_kernel(REPO, version=1)
     finally:
         enforcement.disable()
-        kernels_module("importer")._loaded_kernels.clear()
     assert kernel.__file__ == str(_zip(entry) / "__init__.py")
     out = torch.empty(2)
     kernel.relu(out, torch.tensor([-1.0, 2.0]))

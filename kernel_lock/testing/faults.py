@@ -23,7 +23,8 @@ class Fault:
     """A fault injected into requests whose (decoded) path matches the regex `match`.
 
     `count` matching requests are affected (None: every one). `truncate` and `corrupt` only apply to GET
-    requests, since only those carry a body.
+    requests, since only those carry a body. A `stall` holds the request `seconds` before it is answered, or
+    until `LocalHub.release` (or `stop`).
     """
 
     kind: FaultKind

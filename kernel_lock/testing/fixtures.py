@@ -19,6 +19,7 @@ from kernel_lock.testing.server import HubRepo, LocalHub
 
 __all__ = [
     "ACTIVATION_VARIANTS",
+    "CPU_VARIANT",
     "RELU_V1_FIRST_VARIANTS",
     "RELU_V1_VARIANTS",
     "RELU_V2_VARIANTS",
@@ -33,6 +34,9 @@ __all__ = [
     "variant_files",
 ]
 
+CPU_VARIANT = "torch213-cxx11-cpu-x86_64-linux"
+"""The build, in these repos, for the torch the tests install (2.13, CPU, x86_64 Linux); the target tests select for."""
+
 RELU_V1_FIRST_VARIANTS: tuple[str, ...] = (
     "torch-universal",
     "torch212-cxx11-cpu-x86_64-linux",
@@ -43,7 +47,7 @@ RELU_V1_FIRST_VARIANTS: tuple[str, ...] = (
 RELU_V1_VARIANTS: tuple[str, ...] = (
     *RELU_V1_FIRST_VARIANTS,
     "torch-cpu",
-    "torch213-cxx11-cpu-x86_64-linux",
+    CPU_VARIANT,
     "torch213-cxx11-cpu-aarch64-linux",
     "torch213-cxx11-cu126-x86_64-linux",
     "torch213-cxx11-cu130-x86_64-linux",
@@ -56,7 +60,7 @@ RELU_V1_VARIANTS: tuple[str, ...] = (
 )
 RELU_V2_VARIANTS: tuple[str, ...] = (
     "torch-cpu",
-    "torch213-cxx11-cpu-x86_64-linux",
+    CPU_VARIANT,
     "torch213-cxx11-cu126-x86_64-linux",
     "torch213-cxx11-cu130-x86_64-linux",
     "torch-stable-abi210-cu128-x86_64-linux",
@@ -66,7 +70,7 @@ RELU_V2_VARIANTS: tuple[str, ...] = (
 ACTIVATION_VARIANTS: tuple[str, ...] = (
     "torch-cpu",
     "torch212-cxx11-cu126-x86_64-linux",
-    "torch213-cxx11-cpu-x86_64-linux",
+    CPU_VARIANT,
     "torch213-cxx11-cu126-x86_64-linux",
     "torch213-cxx11-cu130-aarch64-linux",
     "torch213-cxx11-cu130-x86_64-linux",

@@ -161,11 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers_in = {key.lower(): value for key, value in self.headers.items()}
 
         if hub.latency > 0:
-            time.sleep(hub.latency)
+            hub._hold(hub.latency)
         faults = hub._take_faults(method, path)
         for fault in faults:
             if fault.kind == "stall":
-                time.sleep(fault.seconds)
+                hub._hold(fault.seconds)
         kinds = {fault.kind: fault for fault in faults}
 
         def record(status: int, sent: int) -> RequestRecord:

@@ -55,6 +55,9 @@ class LocalHub(Routes):
         self._answers: list[Answer] = []
         self._log_records: list[RequestRecord] = []
         self._connections: set[socket.socket] = set()
+        self._held = threading.Condition()
+        self._holding = 0
+        self._release = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -125,6 +128,7 @@ class LocalHub(Routes):
             connections = list(self._connections)
         if server is None:
             return
+        self.release()
         server.shutdown()
         server.server_close()
         for connection in connections:
@@ -185,6 +189,32 @@ class LocalHub(Routes):
             for index, record in enumerate(self._log_records):
                 if record is old:
                     self._log_records[index] = new
+
+    def wait_held(self, count: int, timeout: float = 60.0) -> None:
+        """Block until `count` requests are held at once by latency or a stall: proof without a clock that
+        they overlap (TimeoutError after `timeout` seconds, so a server that queues them fails instead of hanging)."""
+        with self._held:
+            if not self._held.wait_for(lambda: self._holding >= count, timeout):
+                raise TimeoutError(f"{self._holding} request(s) held at once, not {count}, after {timeout} s")
+
+    def release(self) -> None:
+        """End every latency wait and stall in progress now (`stop` does too); later requests are held as before."""
+        with self._held:
+            self._release.set()
+            self._release = threading.Event()
+
+    def _hold(self, seconds: float) -> None:
+        """Hold a request for `seconds` (latency or a stall), or until `release`."""
+        with self._held:
+            release = self._release
+            self._holding += 1
+            self._held.notify_all()
+        try:
+            release.wait(seconds)
+        finally:
+            with self._held:
+                self._holding -= 1
+                self._held.notify_all()
 
     def _track(self, connection: socket.socket, *, add: bool) -> None:
         with self._lock:
