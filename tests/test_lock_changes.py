@@ -6,7 +6,7 @@ from conftest import LOCK_HASH
 from conftest import lock_entry as entry
 from conftest import lock_of as lock
 
-from kernel_lock.lock.project import Change, lock_changes
+from kernel_lock.lock.changes import Change, lock_changes
 
 RELU = "kernels-community/relu"
 ACT = "kernels-community/activation"
