@@ -12,7 +12,6 @@ name only once they match. Nothing outside the variant's own folder is removed a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import stat
 import threading
@@ -302,7 +301,7 @@ def _link_and_record(
     for item in plan.fetch:
         got = downloads[(entry.repo_id, item.hash)].result()
         if isinstance(got, FileProblem):
-            problems.append(dataclasses.replace(got, path=item.path))
+            problems.append(got._replace(path=item.path))
             continue
         sha256[item.path] = got.hexdigests()["sha256"]
         linked.append(item)

@@ -32,14 +32,11 @@ def take(repo_id: str, commit: str, variant: str, cache: Path | None = None) -> 
     root = cache or hub_cache_dir()
     vdir = variant_dir(repo_id, commit, variant, root)
     blobs = repo_dir(repo_id, root) / "blobs"
-    unsafe = None
-    for folder in (vdir, record_path(repo_id, commit, variant, root).parent, blobs):
-        unsafe = first_unsafe_folder(root, folder)
-        if unsafe is not None:
-            break
-    vdir_safe = unsafe is None or first_unsafe_folder(root, vdir) is None
+    rdir = record_path(repo_id, commit, variant, root).parent
+    vdir_unsafe = first_unsafe_folder(root, vdir)
+    unsafe = vdir_unsafe or first_unsafe_folder(root, rdir) or first_unsafe_folder(root, blobs)
     try:
-        present = vdir_safe and stat.S_ISDIR(os.lstat(vdir).st_mode)
+        present = vdir_unsafe is None and stat.S_ISDIR(os.lstat(vdir).st_mode)
     except OSError:
         present = False
     files: dict[str, FileSeen] = {}

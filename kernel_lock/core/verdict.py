@@ -5,14 +5,14 @@ record's manifest and fingerprints and says which files are fine as they are, wh
 is wrong. Verification at load (fast or full), the quick load path and sync's plan all act on this verdict,
 so a rule of the threat model is written once. Fast and full mode differ only in `hash_all`.
 
-Light dataclasses only: the quick load path imports this module (no pydantic, no huggingface_hub).
+Light types only, and no dataclasses: the quick load path imports this module, and a fresh process would pay
+about half a millisecond to build each dataclass (no pydantic, no huggingface_hub either).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from kernel_lock.core.hashing import implied_folders
 
@@ -22,8 +22,7 @@ Stamp = tuple[int, int, int, int, int, "str | None"]
 SeenKind = Literal["file", "not-regular", "outside-blobs", "unreadable"]
 
 
-@dataclass(frozen=True)
-class FileProblem:
+class FileProblem(NamedTuple):
     """One file that is wrong, and how."""
 
     path: str
@@ -38,7 +37,6 @@ class FileProblem:
         return text
 
 
-@dataclass(frozen=True, slots=True)
 class FileSeen:
     """One entry of a variant folder that is not a folder, as the snapshot found it (links followed into blobs).
 
@@ -46,10 +44,15 @@ class FileSeen:
     leads, why a file cannot be read); `shared`: someone other than this user and root may write it.
     """
 
-    kind: SeenKind
-    stamp: Stamp | None = None
-    shared: bool = False
-    detail: str = ""
+    __slots__ = ("detail", "kind", "shared", "stamp")
+
+    def __init__(
+        self, kind: SeenKind, stamp: Stamp | None = None, shared: bool = False, detail: str = ""
+    ) -> None:
+        self.kind = kind
+        self.stamp = stamp
+        self.shared = shared
+        self.detail = detail
 
     def problem(self, path: str, expected: str | None) -> FileProblem:
         """What is wrong with this entry (one without a `stamp`) as the manifest file `path`."""
@@ -60,34 +63,48 @@ class FileSeen:
         return FileProblem(path, "not a regular file")
 
 
-@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What a variant folder holds, gathered without judging it (`kernel_lock.core.snapshot.take`).
 
     `unsafe`: the first folder on the way to the variant, its record or the repo's blobs that is a symlink
     or a file (then nothing below it was read); `present`: the variant folder exists; `record_trusted`: no one
-    but this user and root can change the record nor the folders above it (`cache_layout.record_trusted`).
+    but this user and root can change the record nor the folders above it (`cache_layout.record_trusted`);
+    `files` and `folders` below it by relative path, and `linked_folders`, symlinks to folders (not entered).
     """
 
-    folder: str
-    unsafe: str | None
-    present: bool
-    record_trusted: bool
-    files: Mapping[str, FileSeen]
-    folders: frozenset[str]
-    linked_folders: frozenset[str]
+    __slots__ = ("files", "folder", "folders", "linked_folders", "present", "record_trusted", "unsafe")
+
+    def __init__(
+        self,
+        folder: str,
+        *,
+        unsafe: str | None = None,
+        present: bool = True,
+        record_trusted: bool = True,
+        files: Mapping[str, FileSeen],
+        folders: frozenset[str] = frozenset(),
+        linked_folders: frozenset[str] = frozenset(),
+    ) -> None:
+        self.folder = folder
+        self.unsafe = unsafe
+        self.present = present
+        self.record_trusted = record_trusted
+        self.files = files
+        self.folders = folders
+        self.linked_folders = linked_folders
 
 
-@dataclass(frozen=True, slots=True)
 class Wanted:
     """A file the record's manifest lists: its path in the variant, size and listed hash (its blob name)."""
 
-    path: str
-    size: int
-    hash: str
+    __slots__ = ("hash", "path", "size")
+
+    def __init__(self, path: str, size: int, hash: str) -> None:
+        self.path = path
+        self.size = size
+        self.hash = hash
 
 
-@dataclass(frozen=True)
 class Verdict:
     """What a folder is, measured against a manifest.
 
@@ -96,12 +113,23 @@ class Verdict:
     entries that must go (shallowest first), and `replace`, the manifest files missing or wrong as they are.
     """
 
-    status: Literal["ok", "missing", "corrupt"]
-    problems: tuple[FileProblem, ...]
-    vouched: Mapping[str, Stamp]
-    to_hash: Mapping[str, Stamp]
-    clear: tuple[str, ...]
-    replace: tuple[str, ...]
+    __slots__ = ("clear", "problems", "replace", "status", "to_hash", "vouched")
+
+    def __init__(
+        self,
+        status: Literal["ok", "missing", "corrupt"],
+        problems: tuple[FileProblem, ...],
+        vouched: Mapping[str, Stamp],
+        to_hash: Mapping[str, Stamp],
+        clear: tuple[str, ...],
+        replace: tuple[str, ...],
+    ) -> None:
+        self.status = status
+        self.problems = problems
+        self.vouched = vouched
+        self.to_hash = to_hash
+        self.clear = clear
+        self.replace = replace
 
     @property
     def ok_without_hashing(self) -> bool:
