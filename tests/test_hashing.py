@@ -11,7 +11,7 @@ import pytest
 from kernel_lock.cache.verify import PARALLEL_HASH_MIN_BYTES, FileHashes, hash_files
 from kernel_lock.core.hashing import git_blob_sha1, hash_file
 from kernel_lock.core.records import ManifestEntry
-from kernel_lock.core.snapshot import look_at
+from kernel_lock.core.verdict import look_at
 
 MIB = 1 << 20
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from kernel_lock.cache.verify import fingerprint
-from kernel_lock.core import snapshot
 from kernel_lock.core.hashing import variant_hash
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import (
@@ -31,6 +30,7 @@ from kernel_lock.core.records import (
     variant_dir,
     write_record,
 )
+from kernel_lock.core.verdict import take_snapshot
 from kernel_lock.testing import LocalHub, git_blob_id, variant_files
 
 REPO = "kernels-community/crafted"
@@ -86,7 +86,7 @@ def plant(commit: str, files: dict[str, bytes], target: str) -> str:
     ]
     forged = manifest_hash(manifest, "sha256")
     assert forged is not None
-    seen = snapshot.take(REPO, commit, VARIANT).files
+    seen = take_snapshot(REPO, commit, VARIANT).files
     stamps = {e.path: seen[e.path].stamp for e in manifest}
     verified = {p: fingerprint(s) for p, s in stamps.items() if s is not None}
     assert verified.keys() == stamps.keys()

@@ -1,4 +1,4 @@
-"""The one verification rule: `core.verdict.judge` (pure) over `core.snapshot.take` (the walker), and sync's
+"""The one verification rule: `core.verdict.judge` (pure) over `core.verdict.take_snapshot` (the walker), and sync's
 plan built from it. No Hub: real files in a cache under tmp_path, laid out as sync lays them out."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pytest
 
 from kernel_lock.cache._variant_sync import plan_variant
 from kernel_lock.cache.verify import check_variant, fingerprint, record_for
-from kernel_lock.core import snapshot
 from kernel_lock.core.hashing import git_blob_sha1
 from kernel_lock.core.lockfile import LockedKernel, read_lock
 from kernel_lock.core.records import (
@@ -26,7 +25,7 @@ from kernel_lock.core.records import (
     variant_dir,
     write_record,
 )
-from kernel_lock.core.verdict import FileSeen, Snapshot, Stamp, Wanted, judge
+from kernel_lock.core.verdict import FileSeen, Snapshot, Stamp, Wanted, judge, take_snapshot
 
 REPO = "unit-org/k"
 COMMIT = "c0ffee" + "0" * 34
@@ -185,7 +184,7 @@ class Cache:
         return blob_path(REPO, "", self.root)
 
     def take(self) -> Snapshot:
-        return snapshot.take(REPO, COMMIT, VARIANT, self.root)
+        return take_snapshot(REPO, COMMIT, VARIANT, self.root)
 
 
 def manifest() -> list[ManifestEntry]:

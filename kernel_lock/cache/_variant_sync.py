@@ -34,7 +34,6 @@ from kernel_lock.cache.verify import (
     verify_mode,
     wanted,
 )
-from kernel_lock.core import snapshot
 from kernel_lock.core.cache_layout import remove_in_cache
 from kernel_lock.core.hashing import is_ignored
 from kernel_lock.core.lockfile import LockedKernel
@@ -51,7 +50,7 @@ from kernel_lock.core.records import (
     variant_dir,
     write_record,
 )
-from kernel_lock.core.verdict import FileProblem, judge
+from kernel_lock.core.verdict import FileProblem, judge, look_at, take_snapshot
 from kernel_lock.errors import CacheError, HubError
 from kernel_lock.hub.fetch import Digests, Source, digests_of, fetch_blob, store_blob
 
@@ -187,7 +186,7 @@ def plan_variant(
     verdict = judge(
         wanted(manifest),
         stamps(record.verified) if record is not None and matches else {},
-        snapshot.take(entry.repo_id, entry.commit, variant, cache),
+        take_snapshot(entry.repo_id, entry.commit, variant, cache),
         hash_all=verify_mode() == "full",
     )
     # the lock's hash authenticates the record, so its SHA-256 of each file it vouches for
@@ -312,7 +311,7 @@ def _link_and_record(
         path = vdir / item.path
         real_folder(vdir, path.parent)
         _symlink(os.path.relpath(blobs / item.hash, path.parent), path)
-        seen = snapshot.look_at(vdir, item.path, blobs)
+        seen = look_at(vdir, item.path, blobs)
         if seen.stamp is not None:
             fingerprints[item.path] = fingerprint(seen.stamp)
         else:

@@ -25,7 +25,7 @@ Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
   `git_lfs_concat`, this is what checks the Python files by SHA-256).
 
 Which files need a hash, and what is wrong before any hash, is `kernel_lock.core.verdict`'s one rule over
-a snapshot of the folder (`kernel_lock.core.snapshot`); this module hashes what the verdict leaves to hash.
+a snapshot of the folder (`take_snapshot`, there too); this module hashes what the verdict leaves to hash.
 Files are hashed in parallel and read once.
 """
 
@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Literal
 
 from kernel_lock import env
-from kernel_lock.core import snapshot
 from kernel_lock.core.hashing import hash_file
 from kernel_lock.core.lockfile import LockedKernel
 from kernel_lock.core.records import (
@@ -52,7 +51,7 @@ from kernel_lock.core.records import (
     variant_dir,
     write_record,
 )
-from kernel_lock.core.verdict import FileProblem, Stamp, Verdict, Wanted, judge
+from kernel_lock.core.verdict import FileProblem, Stamp, Verdict, Wanted, judge, take_snapshot
 from kernel_lock.errors import NotSyncedError, VerificationError
 from kernel_lock.lock.digest import MalformedDigest, hash_path, in_digest, parse_digest
 
@@ -141,7 +140,7 @@ def check_variant(
     verdict = judge(
         wanted(record.manifest),
         stamps(record.verified),
-        snapshot.take(entry.repo_id, entry.commit, variant, cache),
+        take_snapshot(entry.repo_id, entry.commit, variant, cache),
         hash_all=chosen == "full",
     )
     content, fingerprints = hash_and_check(vdir, record.manifest, verdict)

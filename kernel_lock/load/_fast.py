@@ -5,7 +5,7 @@
 record with `json`, checks both by the models' rules, and accepts the variant only where the full check
 (`kernel_lock.cache.verify`) would accept it without hashing: the record's manifest reproduces the lock's
 variant hash, and the one verification verdict (`kernel_lock.core.verdict.judge`, over the folder's
-`kernel_lock.core.snapshot`, as the full check judges it) leaves no file to hash and finds nothing wrong.
+`take_snapshot`, as the full check judges it) leaves no file to hash and finds nothing wrong.
 Anything else (an unusual field, a file to hash, a dependency, a missing record) returns None, and the full
 path decides and gives the proper error. So this module may only say yes where the full path says yes,
 faster.
@@ -20,11 +20,10 @@ from typing import Any
 
 from kernel_lock import env
 from kernel_lock.core import lockfile_reader as lockread
-from kernel_lock.core import snapshot
 from kernel_lock.core.cache_layout import record_path, variant_dir
 from kernel_lock.core.fsutil import read_regular_file
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, variant_hash
-from kernel_lock.core.verdict import Stamp, Wanted, judge
+from kernel_lock.core.verdict import Stamp, Wanted, judge, take_snapshot
 
 # The models' patterns, checked with set and string operations: compiling a regex costs about 0.1 ms of
 # every fresh process, and this module would compile six.
@@ -274,7 +273,7 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> dict[str, 
             return None
         known[rel] = tuple(fingerprint.values())  # JSON values: compared with what the folder holds
     files = [Wanted(rel, m["size"], m["hash"]) for rel, m in by_path.items()]
-    verdict = judge(files, known, snapshot.take(repo_id, commit, variant), hash_all=False)
+    verdict = judge(files, known, take_snapshot(repo_id, commit, variant), hash_all=False)
     return record if verdict.ok_without_hashing else None
 
 
