@@ -117,7 +117,7 @@ class Wanted:
         self.hash = hash
 
 
-class Verdict:
+class Verdict(NamedTuple):
     """What a folder is, measured against a manifest.
 
     `vouched`: files whose recorded fingerprint spares them a hash; `to_hash`: files that are hashed before
@@ -125,23 +125,12 @@ class Verdict:
     entries that must go (shallowest first), and `replace`, the manifest files missing or wrong as they are.
     """
 
-    __slots__ = ("clear", "problems", "replace", "status", "to_hash", "vouched")
-
-    def __init__(
-        self,
-        status: Literal["ok", "missing", "corrupt"],
-        problems: tuple[FileProblem, ...],
-        vouched: Mapping[str, Stamp],
-        to_hash: Mapping[str, Stamp],
-        clear: tuple[str, ...],
-        replace: tuple[str, ...],
-    ) -> None:
-        self.status = status
-        self.problems = problems
-        self.vouched = vouched
-        self.to_hash = to_hash
-        self.clear = clear
-        self.replace = replace
+    status: Literal["ok", "missing", "corrupt"]
+    problems: tuple[FileProblem, ...]
+    vouched: Mapping[str, Stamp]
+    to_hash: Mapping[str, Stamp]
+    clear: tuple[str, ...]
+    replace: tuple[str, ...]
 
     @property
     def ok_without_hashing(self) -> bool:
