@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache.verify import PARALLEL_HASH_MIN_BYTES, FileHashes, hash_files, inspect_file
+from kernel_lock.cache.verify import PARALLEL_HASH_MIN_BYTES, FileHashes, hash_files
 from kernel_lock.core.hashing import git_blob_sha1, hash_file
-from kernel_lock.core.records import Fingerprint, ManifestEntry
+from kernel_lock.core.records import ManifestEntry
+from kernel_lock.core.verdict import look_at
 
 MIB = 1 << 20
 
@@ -45,8 +46,8 @@ def test_hash_files_gives_each_file_its_own_hashes_in_order(tmp_path: Path, size
         entry = ManifestEntry(
             path=f"f{i}", size=size, kind=kind, hash=git_blob_sha1(data) if kind == "git" else sha256
         )
-        fingerprint = inspect_file(tmp_path, entry, str(tmp_path))
-        assert isinstance(fingerprint, Fingerprint) and fingerprint.size == size
+        fingerprint = look_at(tmp_path, entry.path, tmp_path).stamp
+        assert fingerprint is not None and fingerprint[2] == size
         jobs.append((entry, tmp_path / entry.path, fingerprint))
         expected.append((entry, fingerprint, FileHashes(sha256, entry.hash)))
     assert hash_files(jobs) == expected
@@ -55,8 +56,8 @@ def test_hash_files_gives_each_file_its_own_hashes_in_order(tmp_path: Path, size
 def test_hash_files_reports_a_file_that_cannot_be_read(tmp_path: Path) -> None:
     data = write(tmp_path, "big", 2 * MIB)
     entry = ManifestEntry(path="big", size=len(data), kind="lfs", hash=hashlib.sha256(data).hexdigest())
-    fingerprint = inspect_file(tmp_path, entry, str(tmp_path))
-    assert isinstance(fingerprint, Fingerprint)
+    fingerprint = look_at(tmp_path, entry.path, tmp_path).stamp
+    assert fingerprint is not None
     gone = ManifestEntry(path="gone", size=len(data), kind="lfs", hash=entry.hash)
     [first, second] = hash_files(
         [(entry, tmp_path / "big", fingerprint), (gone, tmp_path / "gone", fingerprint)]

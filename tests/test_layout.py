@@ -34,8 +34,6 @@ RUN_AS_SCRIPT = {"kernel_lock.enforcement.site.sitecustomize"}
 """Put on `PYTHONPATH` and run as the top-level `sitecustomize`: an entry point like `kernel_lock.autoenforce`."""
 MAX_TOP_LEVEL_MODULES = 15
 MAX_LINES = 500
-BEING_SPLIT = {"kernel_lock.cache.sync": "the verdict helper of issue 23 splits it (plan from one verdict)"}
-"""Modules over `MAX_LINES` that another change of issue 23 splits; an entry fails once its module is small."""
 
 
 @dataclass(frozen=True)
@@ -197,10 +195,8 @@ def size_problems(package: Path) -> list[str]:
     problems = []
     for name, path in modules(package).items():
         lines = len(path.read_text(encoding="utf-8").splitlines())
-        if lines > MAX_LINES and name not in BEING_SPLIT:
+        if lines > MAX_LINES:
             problems.append(f"{name} has {lines} lines (at most {MAX_LINES})")
-        elif lines <= MAX_LINES and name in BEING_SPLIT:
-            problems.append(f"{name} has {lines} lines now: drop it from BEING_SPLIT")
     top = sorted(p.name for p in package.glob("*.py"))
     if len(top) > MAX_TOP_LEVEL_MODULES:
         problems.append(f"{len(top)} modules at the top (at most {MAX_TOP_LEVEL_MODULES}): {', '.join(top)}")

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache.verify import inspect_file
+from kernel_lock.cache.verify import fingerprint
 from kernel_lock.core.hashing import variant_hash
 from kernel_lock.core.lockfile import read_lock
 from kernel_lock.core.records import (
     RECORD_DIR,
-    Fingerprint,
     blob_path,
     manifest_hash,
     read_record,
@@ -31,6 +30,7 @@ from kernel_lock.core.records import (
     variant_dir,
     write_record,
 )
+from kernel_lock.core.verdict import take_snapshot
 from kernel_lock.testing import LocalHub, git_blob_id, variant_files
 
 REPO = "kernels-community/crafted"
@@ -86,9 +86,10 @@ def plant(commit: str, files: dict[str, bytes], target: str) -> str:
     ]
     forged = manifest_hash(manifest, "sha256")
     assert forged is not None
-    blobs_real = os.path.realpath(blob_path(REPO, oid).parent)
-    verified = {e.path: inspect_file(vdir, e, blobs_real) for e in manifest}
-    assert all(isinstance(f, Fingerprint) for f in verified.values())
+    seen = take_snapshot(REPO, commit, VARIANT).files
+    stamps = {e.path: seen[e.path].stamp for e in manifest}
+    verified = {p: fingerprint(s) for p, s in stamps.items() if s is not None}
+    assert verified.keys() == stamps.keys()
     write_record(
         record_path(REPO, commit, VARIANT),
         record.model_copy(update={"manifest": manifest, "variant_hash": forged, "verified": verified}),

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from kernel_lock.cache.verify import check_variant, walk
+from kernel_lock.cache.verify import check_variant
 from kernel_lock.core.lockfile import Lock, LockedKernel, Provenance, read_lock, write_lock
 from kernel_lock.core.records import record_path, repo_dir, variant_dir
 from kernel_lock.core.signers import Signer
 from kernel_lock.core.tomlread import loads as toml_loads
 from kernel_lock.errors import NotSyncedError, VerificationError
-from kernel_lock.load._fast import _files_under, _verified_without_hashing, plain_lock, quick_get_kernel
+from kernel_lock.load._fast import _verified_without_hashing, plain_lock, quick_get_kernel
 from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing.fixtures import CPU_VARIANT
 
@@ -458,40 +458,3 @@ def test_strings_a_publisher_chooses_read_the_same_both_ways(tmp_path: Path, tex
     write_lock(path, Lock(kernel=[entry]))
     assert read_lock(path) == Lock(kernel=[entry])
     assert plain_lock(path) == toml_loads(path.read_text(encoding="utf-8"))["kernel"]
-
-
-def test_the_quick_walk_lists_what_the_full_walk_lists(tmp_path: Path) -> None:
-    """Both walks of a variant folder, on every kind of entry a cache can hold: where the quick one answers,
-    it lists exactly the full one's files and folders, and the full one found nothing wrong."""
-    vdir = tmp_path / "variant"
-    (vdir / "sub" / "deeper").mkdir(parents=True)
-    (vdir / "empty").mkdir()
-    (vdir / "__pycache__").mkdir()
-    (vdir / "sub" / "__pycache__" / "inner").mkdir(parents=True)
-    (vdir / "d.pyc").mkdir()
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    for rel in [
-        "__init__.py",
-        ".hidden",
-        "sub/deeper/x.so",
-        "x.pyc",
-        "__pycache__/__init__.cpython-311.pyc",
-        "__pycache__/evil.py",
-        "sub/__pycache__/inner/y.py",
-        "d.pyc/z.py",
-        os.fsdecode(b"\xff.py"),
-        "outside.py",
-    ]:
-        (vdir / rel if rel != "outside.py" else outside / rel).write_text("#\n")
-    (vdir / "file-link.py").symlink_to(outside / "outside.py")
-    (vdir / "broken-link.py").symlink_to(outside / "missing.py")
-    (vdir / "sub" / "__pycache__" / "link").symlink_to(outside, target_is_directory=True)
-    (vdir / "sub" / "deeper" / "__pycache__").symlink_to(outside, target_is_directory=True)
-    os.mkfifo(vdir / "fifo.py")
-    files, folders, problems = walk(vdir)
-    assert problems == [] and _files_under(vdir) == (files, folders)
-    assert {"__init__.py", "sub/deeper/x.so", "d.pyc/z.py", "fifo.py", "broken-link.py"} <= files
-    assert folders == {"sub", "sub/deeper", "empty", "d.pyc"}
-    (vdir / "sub" / "dir-link").symlink_to(outside, target_is_directory=True)
-    assert walk(vdir)[2] != [] and _files_under(vdir) is None

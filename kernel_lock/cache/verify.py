@@ -15,7 +15,7 @@ Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
   filesystem that fakes ctime. A write through a shared writable mapping opened
   before the last hash (a page already dirty is written without updating mtime
   or ctime) is why a fingerprint vouches only for a file no one but this user
-  and root can write (`vouches`): other files are hashed on every check. The
+  and root can write (`core.verdict.vouches`): other files are hashed on every check. The
   fingerprints themselves count only where no one else can change the record,
   nor the folders from the cache root down to it, the variant and the blobs
   (`record_trusted`): in a cache a group can write, every file is hashed.
@@ -24,6 +24,8 @@ Step (3) has two modes, chosen by `KERNEL_LOCK_VERIFY`:
   publisher digest, the files are also checked against it (for a lock of hash type
   `git_lfs_concat`, this is what checks the Python files by SHA-256).
 
+Which files need a hash, and what is wrong before any hash, is `kernel_lock.core.verdict`'s one rule over
+a snapshot of the folder (`take_snapshot`, there too); this module hashes what the verdict leaves to hash.
 Files are hashed in parallel and read once.
 """
 
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,23 +40,18 @@ from pathlib import Path
 from typing import Literal
 
 from kernel_lock import env
-from kernel_lock.core.cache_layout import writable_by_others
-from kernel_lock.core.hashing import hash_file, implied_folders, is_ignored
+from kernel_lock.core.hashing import hash_file
 from kernel_lock.core.lockfile import LockedKernel
 from kernel_lock.core.records import (
     Fingerprint,
     ManifestEntry,
     VariantRecord,
-    first_unsafe_folder,
-    hub_cache_dir,
     read_record,
     record_path,
-    record_trusted,
-    repo_dir,
     variant_dir,
     write_record,
 )
-from kernel_lock.core.verdict import FileProblem
+from kernel_lock.core.verdict import FileProblem, Stamp, Verdict, Wanted, judge, take_snapshot
 from kernel_lock.errors import NotSyncedError, VerificationError
 from kernel_lock.lock.digest import MalformedDigest, hash_path, in_digest, parse_digest
 
@@ -141,32 +137,19 @@ def check_variant(
             )
         )
         return check
-    root = cache or hub_cache_dir()
-    for folder in (vdir, rpath.parent, repo_dir(entry.repo_id, cache) / "blobs"):
-        unsafe = first_unsafe_folder(root, folder)
-        if unsafe is not None:
-            check.status = "corrupt"
-            check.problems.append(
-                FileProblem(str(unsafe), "a symlink or a file where the cache needs a real folder")
-            )
-            return check
-    if not vdir.is_dir():
-        check.status = "missing"
-        check.problems.append(FileProblem("", f"no folder {vdir}"))
-        return check
-    problems, fingerprints, hashed = verify_files(
-        vdir,
-        record.manifest,
-        repo_dir(entry.repo_id, cache) / "blobs",
-        known=record.verified
-        if chosen == "fast" and record_trusted(entry.repo_id, entry.commit, variant, cache)
-        else {},
+    verdict = judge(
+        wanted(record.manifest),
+        stamps(record.verified),
+        take_snapshot(entry.repo_id, entry.commit, variant, cache),
+        hash_all=chosen == "full",
     )
-    check.hashed = hashed
+    content, fingerprints = hash_and_check(vdir, record.manifest, verdict)
+    check.hashed = len(verdict.to_hash)
+    problems = [*verdict.problems, *content]
     if chosen == "full" and not problems:
         problems = publisher_digest_problems(vdir, record.manifest)
     if problems:
-        check.status = "corrupt"
+        check.status = "missing" if verdict.status == "missing" else "corrupt"
         check.problems.extend(problems)
         return check
     if fingerprints != record.verified:
@@ -178,57 +161,36 @@ def check_variant(
     return check
 
 
-def verify_files(
-    vdir: Path, manifest: Iterable[ManifestEntry], blobs: Path, *, known: dict[str, Fingerprint]
-) -> tuple[list[FileProblem], dict[str, Fingerprint], int]:
-    """Check a folder against a manifest: (problems, fingerprints of good files, number of files hashed)."""
+def wanted(manifest: Iterable[ManifestEntry]) -> list[Wanted]:
+    """A manifest as the verdict reads it."""
+    return [Wanted(e.path, e.size, e.hash) for e in manifest]
+
+
+def stamps(verified: dict[str, Fingerprint]) -> dict[str, Stamp]:
+    """A record's fingerprints as the verdict compares them."""
+    return {p: (f.dev, f.ino, f.size, f.mtime_ns, f.ctime_ns, f.link) for p, f in verified.items()}
+
+
+def fingerprint(stamp: Stamp) -> Fingerprint:
+    """A fingerprint the verdict saw, as a record stores it."""
+    dev, ino, size, mtime_ns, ctime_ns, link = stamp
+    return Fingerprint(dev=dev, ino=ino, size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns, link=link)
+
+
+def hash_and_check(
+    vdir: Path, manifest: Iterable[ManifestEntry], verdict: Verdict
+) -> tuple[list[FileProblem], dict[str, Fingerprint]]:
+    """Hash the files a verdict leaves to hash: (content problems, fingerprints of every good file)."""
     by_path = {e.path: e for e in manifest}
-    present, folders, problems = walk(vdir)
-    for rel in sorted(present - by_path.keys()):
-        problems.append(FileProblem(rel, "extra file, not in the locked variant"))
-    for rel in sorted(folders - implied_folders(by_path)):
-        problems.append(FileProblem(rel, "extra folder, not in the locked variant"))
-    for rel in sorted(by_path.keys() - present):
-        problems.append(FileProblem(rel, "missing", by_path[rel].hash))
-    fingerprints: dict[str, Fingerprint] = {}
-    to_hash: list[tuple[ManifestEntry, Path, Fingerprint]] = []
-    blobs_real = os.path.realpath(blobs)
-    for rel in sorted(present & by_path.keys()):
-        entry = by_path[rel]
-        found = inspect_file(vdir, entry, blobs_real)
-        if isinstance(found, FileProblem):
-            problems.append(found)
-        elif vouches(known.get(rel), found, vdir / rel) and found.size == entry.size:
-            fingerprints[rel] = found
-        else:
-            to_hash.append((entry, vdir / rel, found))
-    for entry, fp, actual in hash_files(to_hash):
+    fingerprints = {p: fingerprint(s) for p, s in verdict.vouched.items()}
+    problems = []
+    for entry, stamp, actual in hash_files([(by_path[p], vdir / p, s) for p, s in verdict.to_hash.items()]):
         problem = content_problem(entry, actual)
         if problem is not None:
             problems.append(problem)
         else:
-            fingerprints[entry.path] = fp
-    return problems, fingerprints, len(to_hash)
-
-
-def vouches(known: Fingerprint | None, found: Fingerprint, path: Path) -> bool:
-    """Whether a recorded fingerprint spares the file at `path` a hash: it is the one found, and no one but
-    this user and root can write the file (`writable_by_others`)."""
-    if known != found:
-        return False
-    try:
-        return not writable_by_others(os.stat(path))
-    except OSError:
-        return False
-
-
-def verify_file(vdir: Path, entry: ManifestEntry, blobs: Path) -> FileProblem | Fingerprint:
-    """Hash one file against its manifest entry: its fingerprint if it matches, else the problem."""
-    found = inspect_file(vdir, entry, os.path.realpath(blobs))
-    if isinstance(found, FileProblem):
-        return found
-    [(_, fp, actual)] = hash_files([(entry, vdir / entry.path, found)])
-    return content_problem(entry, actual) or fp
+            fingerprints[entry.path] = fingerprint(stamp)
+    return problems, fingerprints
 
 
 @dataclass(frozen=True)
@@ -250,58 +212,9 @@ def content_problem(entry: ManifestEntry, actual: FileHashes | OSError) -> FileP
     return None
 
 
-def inspect_file(vdir: Path, entry: ManifestEntry, blobs_real: str) -> FileProblem | Fingerprint:
-    """Check what kind of file a manifest entry is on disk (without hashing) and take its fingerprint."""
-    path = vdir / entry.path
-    link = None
-    try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            link = os.readlink(path)
-            real = os.path.realpath(path)
-            if os.path.dirname(real) != blobs_real:
-                return FileProblem(entry.path, f"symlink leads outside the cache's blobs folder, to {real}")
-        st = os.stat(path)
-    except OSError as exc:
-        return FileProblem(entry.path, f"cannot be read ({exc.strerror})", entry.hash)
-    if not stat.S_ISREG(st.st_mode):
-        return FileProblem(entry.path, "not a regular file")
-    return Fingerprint(
-        dev=st.st_dev,
-        ino=st.st_ino,
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        ctime_ns=st.st_ctime_ns,
-        link=link,
-    )
-
-
-def walk(vdir: Path) -> tuple[set[str], set[str], list[FileProblem]]:
-    """Relative paths of every non-directory and of every folder under `vdir` (bytecode caches skipped);
-    symlinked dirs are problems."""
-    found: set[str] = set()
-    folders: set[str] = set()
-    problems: list[FileProblem] = []
-    for root, dirs, files in os.walk(vdir):
-        rel_root = os.path.relpath(root, vdir)
-        for d in list(dirs):
-            rel = d if rel_root == "." else f"{rel_root}/{d}"
-            if d == "__pycache__":
-                dirs.remove(d)
-            elif os.path.islink(os.path.join(root, d)):
-                problems.append(FileProblem(rel, "symlink to a directory"))
-                dirs.remove(d)
-            else:
-                folders.add(rel.replace(os.sep, "/"))
-        for name in files:
-            rel = name if rel_root == "." else f"{rel_root}/{name}"
-            if not is_ignored(rel):
-                found.add(rel.replace(os.sep, "/"))
-    return found, folders, problems
-
-
 def hash_files(
-    jobs: list[tuple[ManifestEntry, Path, Fingerprint]],
-) -> list[tuple[ManifestEntry, Fingerprint, FileHashes | OSError]]:
+    jobs: list[tuple[ManifestEntry, Path, Stamp]],
+) -> list[tuple[ManifestEntry, Stamp, FileHashes | OSError]]:
     """Hash files, each read once; a file that cannot be read gives its error.
 
     Threads (hashlib releases the GIL) can save at most the time of hashing every file but the largest,
@@ -311,16 +224,16 @@ def hash_files(
     """
 
     def hash_job(
-        job: tuple[ManifestEntry, Path, Fingerprint],
-    ) -> tuple[ManifestEntry, Fingerprint, FileHashes | OSError]:
-        entry, path, fp = job
+        job: tuple[ManifestEntry, Path, Stamp],
+    ) -> tuple[ManifestEntry, Stamp, FileHashes | OSError]:
+        entry, path, stamp = job
         try:
             sha256, blob = hash_file(path, git_blob=entry.kind == "git")
         except OSError as exc:
-            return entry, fp, exc
-        return entry, fp, FileHashes(sha256, blob or sha256)
+            return entry, stamp, exc
+        return entry, stamp, FileHashes(sha256, blob or sha256)
 
-    sizes = sorted(fp.size for _, _, fp in jobs)
+    sizes = sorted(stamp[2] for _, _, stamp in jobs)
     if sum(sizes[:-1]) < PARALLEL_HASH_MIN_BYTES:
         return [hash_job(j) for j in jobs]
     with ThreadPoolExecutor(max_workers=min(HASH_WORKERS, len(jobs))) as pool:

@@ -79,18 +79,19 @@ def first_unsafe_folder(base: Path, path: Path) -> Path | None:
     return None
 
 
-def remove_in_cache(base: Path, path: Path) -> bool:
+def remove_in_cache(base: Path, path: Path, *, only_a_folder: bool = False) -> bool:
     """Remove `path` under `base` (a folder with all in it, or a file or link itself), never through a link.
 
     Each folder on the way from `base` is opened without following links, so a `snapshots/`, `.kernel-lock/`
     or commit folder that someone replaced by a symlink leads nowhere: False, and nothing is touched. A folder
-    goes by `shutil.rmtree`, which removes links inside it, never what they lead to. True once `path` is gone.
+    goes by `shutil.rmtree`, which removes links inside it, never what they lead to. True once `path` is gone
+    (or, with `only_a_folder`, is no folder: a file there, a blob say, is left as it is).
     """
     parts = path.relative_to(base).parts
     if os.name != "posix":
         if first_unsafe_folder(base, path.parent) is not None:
             return False
-        _remove_entry(str(path), None)
+        _remove_entry(str(path), None, only_a_folder=only_a_folder)
         return True
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -105,20 +106,24 @@ def remove_in_cache(base: Path, path: Path) -> bool:
                 raise
             os.close(fd)
             fd = child
-        _remove_entry(parts[-1], fd, path)
+        _remove_entry(parts[-1], fd, path, only_a_folder=only_a_folder)
         return True
     finally:
         os.close(fd)
 
 
-def _remove_entry(name: str, dir_fd: int | None, path: Path | None = None) -> None:
-    """Remove the entry `name` of the folder `dir_fd` (a link or file itself; a folder with all in it)."""
+def _remove_entry(
+    name: str, dir_fd: int | None, path: Path | None = None, *, only_a_folder: bool = False
+) -> None:
+    """Remove the entry `name` of the folder `dir_fd` (a link or file itself, unless `only_a_folder`; a folder
+    with all in it)."""
     try:
         mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISDIR(mode):
-        os.unlink(name, dir_fd=dir_fd)
+        if not only_a_folder:
+            os.unlink(name, dir_fd=dir_fd)
     elif sys.version_info >= (3, 11) and dir_fd is not None:
         shutil.rmtree(name, dir_fd=dir_fd)
     else:  # Python 3.10 has no rmtree(dir_fd=): the folders above were checked a moment ago

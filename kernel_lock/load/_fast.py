@@ -4,35 +4,26 @@
 `kernel_lock.core.lockfile_reader`, which leaves TOML that kernel-lock does not write to `tomllib`) and the sync
 record with `json`, checks both by the models' rules, and accepts the variant only where the full check
 (`kernel_lock.cache.verify`) would accept it without hashing: the record's manifest reproduces the lock's
-variant hash, the folder holds exactly the manifest's files and the folders they need (bytecode caches
-aside), each a regular file or the symlink sync writes into the repo's own `blobs/`, and each file's
-fingerprint equals the one recorded at its last successful hash and no one but this user and root can
-write it, nor the record and the folders from the cache root down to it, the variant and the blobs
-(`record_trusted`). Anything else (an unusual field, a file to hash, a dependency, a missing record) returns None,
-and the full path decides and gives the proper error. So this module may only say yes where the full
-path says yes, faster.
+variant hash, and the one verification verdict (`kernel_lock.core.verdict.judge`, over the folder's
+`take_snapshot`, as the full check judges it) leaves no file to hash and finds nothing wrong.
+Anything else (an unusual field, a file to hash, a dependency, a missing record) returns None, and the full
+path decides and gives the proper error. So this module may only say yes where the full path says yes,
+faster.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from kernel_lock import env
 from kernel_lock.core import lockfile_reader as lockread
-from kernel_lock.core.cache_layout import (
-    record_path,
-    record_trusted,
-    repo_dir,
-    variant_dir,
-    writable_by_others,
-)
+from kernel_lock.core.cache_layout import record_path, variant_dir
 from kernel_lock.core.fsutil import read_regular_file
-from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, implied_folders, is_ignored, variant_hash
+from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, variant_hash
+from kernel_lock.core.verdict import Stamp, Wanted, judge, take_snapshot
 
 # The models' patterns, checked with set and string operations: compiling a regex costs about 0.1 ms of
 # every fresh process, and this module would compile six.
@@ -237,8 +228,6 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> dict[str, 
     paths (the model validates every one it holds).
     """
     repo_id, commit = entry["repo-id"], entry["commit"]
-    if not record_trusted(repo_id, commit, variant):
-        return None  # someone else could have written the record, or a folder is replaced: hash, or name it
     rpath = record_path(repo_id, commit, variant)
     try:
         record = json.loads(read_regular_file(rpath).decode("utf-8"))
@@ -278,79 +267,14 @@ def _verified_without_hashing(entry: dict[str, Any], variant: str) -> dict[str, 
         return None
     if record.get("hash_type") != hash_type or record.get("variant_hash") != expected or actual != expected:
         return None
-    repo = repo_dir(repo_id)
-    vdir = variant_dir(repo_id, commit, variant)
-    present = _files_under(vdir)
-    if present is None or present != (set(by_path), implied_folders(by_path)):
-        return None  # a file or folder missing or planted
-    climb = "../" * len(vdir.relative_to(repo).parts)  # from the variant folder up to the repo folder
-    for rel, m in by_path.items():
-        known = verified[rel]
-        if not isinstance(known, dict) or tuple(known) != _FINGERPRINT_KEYS:
+    known: dict[str, Stamp] = {}
+    for rel, fingerprint in verified.items():
+        if not isinstance(fingerprint, dict) or tuple(fingerprint) != _FINGERPRINT_KEYS:
             return None
-        link = climb + "../" * rel.count("/") + "blobs/" + m["hash"]
-        now = _fingerprint(str(vdir), rel, link)
-        if now is None or now != known or now["size"] != m["size"]:
-            return None
-    return record
-
-
-def _files_under(vdir: Path) -> tuple[set[str], set[str]] | None:
-    """Relative paths of the files and of the folders under `vdir` (bytecode caches skipped); None for a
-    symlinked subfolder or an unreadable folder (`vdir` itself is checked before)."""
-    found: set[str] = set()
-    folders: set[str] = set()
-    pending = [("", str(vdir))]
-    try:
-        while pending:
-            prefix, folder = pending.pop()
-            with os.scandir(folder) as entries:
-                for item in entries:
-                    rel = prefix + item.name
-                    if not item.is_dir():
-                        if not is_ignored(rel):
-                            found.add(rel)
-                    elif item.name != "__pycache__":
-                        if item.is_symlink():
-                            return None
-                        folders.add(rel)
-                        pending.append((rel + "/", item.path))
-    except OSError:
-        return None
-    return found, folders
-
-
-def _fingerprint(vdir: str, rel: str, blob_link: str) -> dict[str, Any] | None:
-    """A file's fingerprint as the record stores it; None unless a regular file or the link sync writes to it,
-    and one that only this user and root can write (`writable_by_others`).
-
-    A link is accepted only as `blob_link`, up to the repo folder and into `blobs/<its listed hash>`, and only
-    where that blob is no link itself: the folders it climbs were just checked to be real folders, so it
-    leads where its text says, and the fingerprint's (device, inode) ties the file opened to the one that
-    last hashed correctly. Any other link goes to the full check, which resolves it: one through a folder
-    that can later become a symlink out of the cache would otherwise keep its text and lead elsewhere.
-    """
-    path = os.path.join(vdir, rel)
-    link = None
-    try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            link = os.readlink(path)
-            blob = os.path.join(os.path.dirname(path), blob_link)
-            if link != blob_link or stat.S_ISLNK(os.lstat(blob).st_mode):
-                return None
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode) or writable_by_others(st):
-        return None
-    return {
-        "dev": st.st_dev,
-        "ino": st.st_ino,
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "ctime_ns": st.st_ctime_ns,
-        "link": link,
-    }
+        known[rel] = tuple(fingerprint.values())  # JSON values: compared with what the folder holds
+    files = [Wanted(rel, m["size"], m["hash"]) for rel, m in by_path.items()]
+    verdict = judge(files, known, take_snapshot(repo_id, commit, variant), hash_all=False)
+    return record if verdict.ok_without_hashing else None
 
 
 def _import_once(entry: dict[str, Any], variant: str, record: dict[str, Any]) -> ModuleType | None:

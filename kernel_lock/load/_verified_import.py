@@ -11,8 +11,8 @@ once, its bytes hashed against the lock, and its modules are served from that ar
 
 An extension module (`.so`) must be handed to the dynamic loader by path: it is loaded only where its
 fingerprint (device, inode, size, mtime, ctime) is still the one that verified and no one but this user
-and root can write it, and hashed against the lock otherwise. Only this user or root can then swap it
-between that check and `dlopen`.
+and root can write it (the one rule, `kernel_lock.core.verdict.vouches`), and hashed against the lock
+otherwise. Only this user or root can then swap it between that check and `dlopen`.
 
 No pydantic here: the quick load path uses it.
 """
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kernel_lock.core.fsutil import read_regular_file, writable_by_others
 from kernel_lock.core.hashing import git_blob_sha1
+from kernel_lock.core.verdict import vouches
 from kernel_lock.errors import VerificationError
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class _Package:
         now = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if not stat.S_ISREG(st.st_mode):
             raise self.refused(rel, "not a regular file")
-        if now != locked.fingerprint or writable_by_others(st):
+        if not vouches(locked.fingerprint, now, shared=writable_by_others(st)):
             self.source(rel)
         return path
 
