@@ -10,24 +10,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, ClassVar
 
 GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
-_Text = Annotated[str, Field(min_length=1)]
 
 
-class Signer(BaseModel):
+def _text(description: str) -> dict[str, Any]:
+    """A non-empty string field's `metadata`: what pydantic reads at the edge (schemas, `--json` reports)."""
+    return {"description": description, "min_length": 1}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signer:
     """A signing identity, as Fulcio writes it into the certificate (issuer, build signer URI, source repo)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
-    issuer: _Text = Field(description="OIDC issuer, e.g. https://token.actions.githubusercontent.com")
-    workflow: _Text = Field(
-        description="Workflow that signed (build signer URI), e.g. https://github.com/ORG/REPO/.github/workflows/build.yaml@refs/heads/main"
+    issuer: str = field(metadata=_text("OIDC issuer, e.g. https://token.actions.githubusercontent.com"))
+    workflow: str = field(
+        metadata=_text(
+            "Workflow that signed (build signer URI), e.g. https://github.com/ORG/REPO/.github/workflows/build.yaml@refs/heads/main"
+        )
     )
-    repository: _Text = Field(description="Source repository URI, e.g. https://github.com/ORG/REPO")
+    repository: str = field(metadata=_text("Source repository URI, e.g. https://github.com/ORG/REPO"))
 
     def describe(self) -> str:
         """The identity in one line: the workflow, and the issuer when it is not GitHub Actions."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from kernel_lock.core.fsutil import atomic_write
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.core.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
-from kernel_lock.core.requirement import COMMIT_RE, Dependency, is_repo_id
+from kernel_lock.core.requirement import Dependency, is_hex, is_repo_id
 from kernel_lock.core.signers import policy_problems
 from kernel_lock.errors import (
     CommitNotOnRef,
@@ -97,7 +98,7 @@ def _label(entry: LockedKernel) -> str:
 
 def _entry_changed(old: LockedKernel, new: LockedKernel) -> bool:
     """Whether an entry changed beyond its `required-by` (which follows the other kernels, not this one)."""
-    return old.model_copy(update={"required_by": []}) != new.model_copy(update={"required_by": []})
+    return dataclasses.replace(old, required_by=[]) != dataclasses.replace(new, required_by=[])
 
 
 def _same_requirement_change(old: LockedKernel, new: LockedKernel) -> str | None:
@@ -293,7 +294,7 @@ def check_commits_on_refs(entries: Iterable[LockedKernel], hub: Hub) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     entries = list(entries)
-    todo = sorted({(e.repo_id, required_ref(e)) for e in entries if not COMMIT_RE.fullmatch(required_ref(e))})
+    todo = sorted({(e.repo_id, required_ref(e)) for e in entries if not is_hex(required_ref(e), 40)})
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="kernel-lock-history") as pool:
         histories = dict(zip(todo, pool.map(lambda key: hub.history(*key), todo), strict=True))
     for entry in entries:
