@@ -1,11 +1,14 @@
-"""A kernel requirement as a project and its lock state it: a repo id and a major version or a revision."""
+"""A kernel requirement as a project and its lock state it: a repo id and a major version or a revision; the
+signer identities a requirement and a lock name; the string rules of repo ids and commits.
+
+The verified load imports this (through the lock model): nothing here may be heavy, and the signature
+policy, which the load does not need, is in `kernel_lock.core.signers`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeGuard
-
-from kernel_lock.core.signers import Signer
 
 _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9])?"  # ASCII: a Unicode \w costs 0.1 s to compile
 REPO_ID_PATTERN = rf"^{_REPO_PART}/{_REPO_PART}$"
@@ -41,6 +44,37 @@ def repo_id_metadata(**metadata: Any) -> dict[str, Any]:
         "json_schema_extra": {"not": {"pattern": "--|[.][.]"}},
         **metadata,
     }
+
+
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def _text(description: str) -> dict[str, Any]:
+    """A non-empty string field's `metadata`: what pydantic reads at the edge (schemas, `--json` reports)."""
+    return {"description": description, "min_length": 1}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signer:
+    """A signing identity, as Fulcio writes it into the certificate (issuer, build signer URI, source repo)."""
+
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
+
+    issuer: str = field(metadata=_text("OIDC issuer, e.g. https://token.actions.githubusercontent.com"))
+    workflow: str = field(
+        metadata=_text(
+            "Workflow that signed (build signer URI), e.g. https://github.com/ORG/REPO/.github/workflows/build.yaml@refs/heads/main"
+        )
+    )
+    repository: str = field(metadata=_text("Source repository URI, e.g. https://github.com/ORG/REPO"))
+
+    def describe(self) -> str:
+        """The identity in one line: the workflow, and the issuer when it is not GitHub Actions."""
+        return (
+            self.workflow
+            if self.issuer == GITHUB_ACTIONS_ISSUER
+            else f"{self.workflow} (issuer {self.issuer})"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
