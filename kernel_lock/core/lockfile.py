@@ -1,7 +1,11 @@
 """`kernels.lock`: the pinned commit and per-variant hashes of every kernel, as TOML.
 
-The file is deterministic (sorted, no timestamps) so that re-locking an
-unchanged project leaves it byte-identical, and it is written atomically.
+One model, as `packaging.pylock` writes one: frozen dataclasses whose `from_dict` checks every key and
+value and names the key path of the first problem (`InvalidLockData`). One reader, `parse_lock` (the fast
+reader for the text as kernel-lock writes it, `tomllib` for anything else, both feeding `Lock.from_dict`),
+and one writer, `Lock.to_toml`. The file is deterministic (sorted, no timestamps) so that re-locking an
+unchanged project leaves it byte-identical, and it is written atomically. No pydantic: the verified load
+reads the lock; the fields' metadata is what pydantic reads at the edge (schemas, `--json` reports).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from kernel_lock.core import lockfile_reader
+from kernel_lock.core._record import Record
 from kernel_lock.core.fsutil import atomic_write
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, HashType
 from kernel_lock.core.requirement import (
@@ -34,7 +39,6 @@ VARIANT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
 VARIANT_HASH_PATTERN = r"^sha256-[0-9a-f]{64}$"
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _VARIANT_CHARS = _ALNUM | frozenset("._+-")
-TRUSTS: tuple[Trust, ...] = ("trusted-publisher", "trust-remote-code")
 # What pydantic reads at the edge (`kernel_lock.cli.schemas`, `--json` reports): the lock's tables take no
 # other key. The model's own validator is `from_dict`.
 _CLOSED: dict[str, str] = {"extra": "forbid"}
@@ -58,6 +62,7 @@ def is_variant_hash(value: object) -> bool:
 
 
 Trust = Literal["trusted-publisher", "trust-remote-code"]
+TRUSTS: tuple[Trust, ...] = ("trusted-publisher", "trust-remote-code")
 
 
 class InvalidLockData(ValueError):
@@ -74,8 +79,8 @@ def _doc(description: str, **metadata: Any) -> dict[str, Any]:
     return {"description": description, **metadata}
 
 
-@dataclass(frozen=True, kw_only=True)
-class RequiredBy:
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class RequiredBy(Record):
     """A locked kernel (by key) whose listed variants declare this one in `kernel-depends`."""
 
     __pydantic_config__: ClassVar[dict[str, str]] = _CLOSED
@@ -102,8 +107,8 @@ def kernel_key(repo_id: str, dep: Dependency) -> str:
     return f"{repo_id}@v{dep.version}" if dep.version is not None else f"{repo_id}@rev:{dep.revision}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Provenance:
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class Provenance(Record):
     """How some variants of a locked kernel were built, from their `metadata.json` (`provenance`)."""
 
     __pydantic_config__: ClassVar[dict[str, str]] = _CLOSED
@@ -147,13 +152,19 @@ class Provenance:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class LockedKernel:
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class LockedKernel(Record):
     """One locked kernel: the requirement, what it resolved through, the commit and variant hashes."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = {
         **_CLOSED,
-        "json_schema_extra": {"oneOf": [{"required": ["version"]}, {"required": ["revision"]}]},
+        # exactly one of version and revision (a `--json` document writes the other as null)
+        "json_schema_extra": {
+            "oneOf": [
+                {"required": ["version"], "properties": {"version": {"type": "integer"}}},
+                {"required": ["revision"], "properties": {"revision": {"type": "string"}}},
+            ]
+        },
     }
 
     repo_id: str = field(metadata=repo_id_metadata(alias="repo-id"))
@@ -319,8 +330,8 @@ _OPTIONAL = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class Lock:
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class Lock(Record):
     """The whole `kernels.lock`."""
 
     __pydantic_config__: ClassVar[dict[str, str]] = _CLOSED

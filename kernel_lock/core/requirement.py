@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeGuard
 
+from kernel_lock.core._record import Record
+
 _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9])?"  # ASCII: a Unicode \w costs 0.1 s to compile
 REPO_ID_PATTERN = rf"^{_REPO_PART}/{_REPO_PART}$"
 COMMIT_PATTERN = r"^[0-9a-f]{40}$"
@@ -41,7 +43,7 @@ def repo_id_metadata(**metadata: Any) -> dict[str, Any]:
     return {
         "pattern": REPO_ID_PATTERN,
         "description": "Hub repo id, `org/name`",
-        "json_schema_extra": {"not": {"pattern": "--|[.][.]"}},
+        "json_schema_extra": {"not": {"type": "string", "pattern": "--|[.][.]"}},
         **metadata,
     }
 
@@ -54,8 +56,8 @@ def _text(description: str) -> dict[str, Any]:
     return {"description": description, "min_length": 1}
 
 
-@dataclass(frozen=True, kw_only=True)
-class Signer:
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class Signer(Record):
     """A signing identity, as Fulcio writes it into the certificate (issuer, build signer URI, source repo)."""
 
     __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
@@ -77,8 +79,8 @@ class Signer:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class Dependency:
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class Dependency(Record):
     """One kernel requirement: a major version (branch `vN`) or an explicit revision."""
 
     # Built from [tool.kernels] by `kernel_lock.project.config` (which explains each mistake), from a lock
