@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -79,7 +79,6 @@ def _doc(description: str, **metadata: Any) -> dict[str, Any]:
     return {"description": description, **metadata}
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RequiredBy(Record):
     """A locked kernel (by key) whose listed variants declare this one in `kernel-depends`."""
 
@@ -107,7 +106,6 @@ def kernel_key(repo_id: str, dep: Dependency) -> str:
     return f"{repo_id}@v{dep.version}" if dep.version is not None else f"{repo_id}@rev:{dep.revision}"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Provenance(Record):
     """How some variants of a locked kernel were built, from their `metadata.json` (`provenance`)."""
 
@@ -152,7 +150,6 @@ class Provenance(Record):
         )
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class LockedKernel(Record):
     """One locked kernel: the requirement, what it resolved through, the commit and variant hashes."""
 
@@ -330,7 +327,6 @@ _OPTIONAL = (
 )
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Lock(Record):
     """The whole `kernels.lock`."""
 

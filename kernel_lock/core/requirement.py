@@ -7,7 +7,7 @@ policy, which the load does not need, is in `kernel_lock.core.signers`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar, TypeGuard
 
 from kernel_lock.core._record import Record
@@ -56,7 +56,6 @@ def _text(description: str) -> dict[str, Any]:
     return {"description": description, "min_length": 1}
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Signer(Record):
     """A signing identity, as Fulcio writes it into the certificate (issuer, build signer URI, source repo)."""
 
@@ -79,7 +78,6 @@ class Signer(Record):
         )
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Dependency(Record):
     """One kernel requirement: a major version (branch `vN`) or an explicit revision."""
 
