@@ -16,8 +16,10 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from kernel_lock.core import _tables as tables
 from kernel_lock.core import lockfile_reader
 from kernel_lock.core._record import Record
+from kernel_lock.core._tables import InvalidLockData as InvalidLockData
 from kernel_lock.core.fsutil import atomic_write
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, HashType
 from kernel_lock.core.requirement import (
@@ -65,15 +67,6 @@ Trust = Literal["trusted-publisher", "trust-remote-code"]
 TRUSTS: tuple[Trust, ...] = ("trusted-publisher", "trust-remote-code")
 
 
-class InvalidLockData(ValueError):
-    """Lock data that breaks the model's rules: `path` is the key path (`kernel.0.variants`), `reason` why."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path or 'top level'}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
 def _doc(description: str, **metadata: Any) -> dict[str, Any]:
     """A field's description, and anything else pydantic reads at the edge, as its `metadata`."""
     return {"description": description, **metadata}
@@ -90,10 +83,10 @@ class RequiredBy(Record):
     @classmethod
     def from_dict(cls, data: object, path: str) -> RequiredBy:
         """Validate one `[[kernel.required-by]]` table."""
-        d = _table(data, path, required=("kernel", "variants"))
+        d = tables.table(data, path, required=("kernel", "variants"))
         return cls(
-            kernel=_string(d["kernel"], _at(path, "kernel")),
-            variants=_strings(d["variants"], path, "variants"),
+            kernel=tables.string(d["kernel"], tables.at(path, "kernel")),
+            variants=tables.strings(d["variants"], path, "variants"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,23 +116,23 @@ class Provenance(Record):
     @classmethod
     def from_dict(cls, data: object, path: str) -> Provenance:
         """Validate one `[[kernel.provenance]]` table."""
-        d = _table(
+        d = tables.table(
             data,
             path,
             required=("builder", "dirty", "variants"),
             optional=("builder-commit", "source-commit"),
         )
         return cls(
-            builder=_string(d["builder"], _at(path, "builder")),
-            builder_commit=_optional_string(d, "builder-commit", path),
-            source_commit=_optional_string(d, "source-commit", path),
-            dirty=_bool(d["dirty"], _at(path, "dirty")),
-            variants=_strings(d["variants"], path, "variants"),
+            builder=tables.string(d["builder"], tables.at(path, "builder")),
+            builder_commit=tables.optional_string(d, "builder-commit", path),
+            source_commit=tables.optional_string(d, "source-commit", path),
+            dirty=tables.boolean(d["dirty"], tables.at(path, "dirty")),
+            variants=tables.strings(d["variants"], path, "variants"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """As the lock writes it: no null, variants sorted."""
-        return _without_none(
+        return tables.without_none(
             {
                 "builder": self.builder,
                 "builder-commit": self.builder_commit,
@@ -213,10 +206,10 @@ class LockedKernel(Record):
     @classmethod
     def from_dict(cls, data: object, path: str = "") -> LockedKernel:
         """Validate one `[[kernel]]` table: every key, every value; `InvalidLockData` names the first problem."""
-        d = _table(data, path, required=_REQUIRED, optional=_OPTIONAL)
+        d = tables.table(data, path, required=_REQUIRED, optional=_OPTIONAL)
 
         def at(key: str) -> str:
-            return _at(path, key)
+            return tables.at(path, key)
 
         version, revision = d.get("version"), d.get("revision")
         problem = requirement_problem(version, revision)
@@ -234,18 +227,18 @@ class LockedKernel(Record):
         trust = d.get("trust")
         if trust is not None and trust not in TRUSTS:
             raise InvalidLockData(at("trust"), f"must be one of {', '.join(map(repr, TRUSTS))}")
-        variants = _table(d["variants"], at("variants"), values=True)
+        variants = tables.table(d["variants"], at("variants"), values=True)
         for name, value in variants.items():
             if not is_variant_name(name):
                 raise InvalidLockData(
-                    _at(at("variants"), name),
+                    tables.at(at("variants"), name),
                     "not a variant name (letters, digits, '.', '_', '+', '-'; no '..')",
                 )
             if not is_variant_hash(value):
                 raise InvalidLockData(
-                    _at(at("variants"), name), "not a variant hash 'sha256-' + 64 hex digits"
+                    tables.at(at("variants"), name), "not a variant hash 'sha256-' + 64 hex digits"
                 )
-        signed_by = _table(d.get("signed-by", {}), at("signed-by"), values=True)
+        signed_by = tables.table(d.get("signed-by", {}), at("signed-by"), values=True)
         unknown = sorted(set(signed_by) - set(variants))
         if unknown:
             raise InvalidLockData(
@@ -256,19 +249,21 @@ class LockedKernel(Record):
             version=version,
             revision=revision,
             redirected_from=d.get("redirected-from"),
-            ref=_string(d["ref"], at("ref")),
+            ref=tables.string(d["ref"], at("ref")),
             commit=d["commit"],
             hash_type=hash_type,
             trust=trust,
-            direct=_bool(d.get("direct", True), at("direct")),
+            direct=tables.boolean(d.get("direct", True), at("direct")),
             variants=dict(variants),
             provenance=[
-                Provenance.from_dict(p, _at(at("provenance"), i)) for i, p in _items(d, "provenance", path)
+                Provenance.from_dict(p, tables.at(at("provenance"), i))
+                for i, p in tables.items(d, "provenance", path)
             ],
             required_by=[
-                RequiredBy.from_dict(r, _at(at("required-by"), i)) for i, r in _items(d, "required-by", path)
+                RequiredBy.from_dict(r, tables.at(at("required-by"), i))
+                for i, r in tables.items(d, "required-by", path)
             ],
-            signed_by={v: _signer(s, _at(at("signed-by"), v)) for v, s in signed_by.items()},
+            signed_by={v: tables.signer(s, tables.at(at("signed-by"), v)) for v, s in signed_by.items()},
         )
 
     def validated(self) -> LockedKernel:
@@ -340,10 +335,14 @@ class Lock(Record):
     @classmethod
     def from_dict(cls, data: object) -> Lock:
         """Validate a whole lock's data (as TOML reads it): `InvalidLockData` names the first problem."""
-        d = _table(data, "", optional=("version", "kernel"))
+        d = tables.table(data, "", optional=("version", "kernel"))
         if d.get("version", LOCK_VERSION) != LOCK_VERSION or type(d.get("version", LOCK_VERSION)) is not int:
             raise InvalidLockData("version", f"must be {LOCK_VERSION}")
-        lock = cls(kernel=[LockedKernel.from_dict(k, _at("kernel", i)) for i, k in _items(d, "kernel", "")])
+        lock = cls(
+            kernel=[
+                LockedKernel.from_dict(k, tables.at("kernel", i)) for i, k in tables.items(d, "kernel", "")
+            ]
+        )
         keys = [k.key for k in lock.kernel]
         direct = [k.requested_repo for k in lock.kernel if k.direct]
         dupes = sorted({r for r in keys if keys.count(r) > 1} | {r for r in direct if direct.count(r) > 1})
@@ -385,74 +384,6 @@ class Lock(Record):
         import tomli_w
 
         return HEADER + tomli_w.dumps(self.to_dict())
-
-
-def _at(path: str, key: str | int) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-def _table(
-    data: object,
-    path: str,
-    *,
-    required: tuple[str, ...] = (),
-    optional: tuple[str, ...] = (),
-    values: bool = False,
-) -> dict[str, Any]:
-    """`data` as a table with exactly the keys allowed (any keys where `values`: a map of names to values)."""
-    if not isinstance(data, dict):
-        raise InvalidLockData(path, "must be a table")
-    if not values:
-        for key in data:
-            if key not in required and key not in optional:
-                raise InvalidLockData(_at(path, key), "unknown key")
-        for key in required:
-            if key not in data:
-                raise InvalidLockData(_at(path, key), "missing")
-    return data
-
-
-def _items(data: dict[str, Any], key: str, path: str) -> list[tuple[int, Any]]:
-    """The numbered items of an optional array of tables."""
-    value = data.get(key, [])
-    if not isinstance(value, list):
-        raise InvalidLockData(_at(path, key), "must be an array")
-    return list(enumerate(value))
-
-
-def _string(value: object, path: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidLockData(path, "must be a string")
-    return value
-
-
-def _optional_string(data: dict[str, Any], key: str, path: str) -> str | None:
-    return _string(data[key], _at(path, key)) if key in data else None
-
-
-def _strings(value: object, path: str, key: str) -> list[str]:
-    if not isinstance(value, list):
-        raise InvalidLockData(_at(path, key), "must be an array of strings")
-    return [_string(v, _at(_at(path, key), i)) for i, v in enumerate(value)]
-
-
-def _bool(value: object, path: str) -> bool:
-    if type(value) is not bool:
-        raise InvalidLockData(path, "must be true or false")
-    return value
-
-
-def _signer(data: object, path: str) -> Signer:
-    """A `signed-by` identity: issuer, workflow and repository, each a non-empty string."""
-    d = _table(data, path, required=("issuer", "workflow", "repository"))
-    for key in ("issuer", "workflow", "repository"):
-        if not _string(d[key], _at(path, key)):
-            raise InvalidLockData(_at(path, key), "must not be empty")
-    return Signer(issuer=d["issuer"], workflow=d["workflow"], repository=d["repository"])
-
-
-def _without_none(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if v is not None}
 
 
 def kernels_json_format(data: object) -> Literal["kernels", "kernels-legacy"] | None:
