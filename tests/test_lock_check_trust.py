@@ -9,6 +9,7 @@ and a `trust-remote-code` opt-in does not follow a redirect.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -58,16 +59,15 @@ def test_a_lock_edited_to_swap_the_publisher_fails_the_check(hub_env, tmp_path, 
     assert cli("lock", "--project", str(root)).exit_code == 0
     assert cli("lock", "--check", "--project", str(root)).exit_code == 0
     [honest] = read_lock(root / "kernels.lock").kernel
-    edited = honest.model_copy(
-        update={
-            "repo_id": swap.repo_id,
-            "commit": swap.commit,
-            "variants": swap.variants,
-            "redirected_from": RELU,
-            "trust": trust,
-        }
+    edited = dataclasses.replace(
+        honest,
+        repo_id=swap.repo_id,
+        commit=swap.commit,
+        variants=swap.variants,
+        redirected_from=RELU,
+        trust=trust,
     )
-    text = read_lock(root / "kernels.lock").model_copy(update={"kernel": [edited]}).to_toml()
+    text = dataclasses.replace(read_lock(root / "kernels.lock"), kernel=[edited]).to_toml()
     (root / "kernels.lock").write_text(text)
 
     for command in (("lock", "--check"), ("sync", "--locked")):

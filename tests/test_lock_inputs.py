@@ -8,6 +8,7 @@ and sync and the load must then replace and refuse the planted files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -79,7 +80,7 @@ def plant(commit: str, files: dict[str, bytes], target: str) -> str:
     record = read_record(record_path(REPO, commit, VARIANT))
     assert record is not None
     manifest = [
-        e.model_copy(update={"sha256": sums["sha256"], "size": len(evil), "hash": git_blob_id(evil)})
+        dataclasses.replace(e, sha256=sums["sha256"], size=len(evil), hash=git_blob_id(evil))
         if e.path == target
         else e
         for e in record.manifest
@@ -92,7 +93,7 @@ def plant(commit: str, files: dict[str, bytes], target: str) -> str:
     assert verified.keys() == stamps.keys()
     write_record(
         record_path(REPO, commit, VARIANT),
-        record.model_copy(update={"manifest": manifest, "variant_hash": forged, "verified": verified}),
+        dataclasses.replace(record, manifest=manifest, variant_hash=forged, verified=verified),
     )
     return forged
 

@@ -11,9 +11,7 @@ HASH = "sha256-" + "0" * 64
 
 
 def entry(repo: str, commit: str = "a" * 40, **kw: object) -> LockedKernel:
-    return LockedKernel.model_validate(
-        {"repo-id": repo, "version": 1, "ref": "v1", "commit": commit, "variants": {"torch-cpu": HASH}, **kw}
-    )
+    return LockedKernel(repo_id=repo, version=1, ref="v1", commit=commit, variants={"torch-cpu": HASH}, **kw)  # type: ignore[arg-type]
 
 
 def test_pins_by_requirement_win_over_pins_by_repo() -> None:

@@ -1,9 +1,9 @@
 """How the quick load path reads a lock: it must agree with the full path wherever it answers.
 
-`lockread.read` reads what `Lock.to_toml` writes: wherever it returns a value, `tomllib.loads` returns the
-same value; everywhere else it returns None and the caller asks tomllib. `quickload.plain_lock` accepts a
-lock only where `read_lock` (pydantic) accepts it. Checked on every shape of entry the writer makes, on
-hand-made edge cases, and on random (seeded) mutations of a rich lock.
+`lockfile_reader.read` reads what `Lock.to_toml` writes: wherever it returns a value, `tomllib.loads` returns
+the same value; everywhere else it returns None and `parse_lock` asks tomllib. Both feed the one validator,
+`Lock.from_dict`. Checked on every shape of entry the writer makes, on hand-made edge cases, and on random
+(seeded) mutations of a rich lock.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ import sys
 
 import pytest
 
-from kernel_lock.core.lockfile import Lock, LockedKernel, Provenance, RequiredBy, read_lock
+from kernel_lock.core.lockfile import InvalidLockData, Lock, LockedKernel, Provenance, RequiredBy
 from kernel_lock.core.lockfile_reader import read
 from kernel_lock.core.signers import Signer
-from kernel_lock.errors import KernelLockError
-from kernel_lock.load._fast import plain_lock
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -210,8 +208,9 @@ def test_an_integer_too_long_for_int_is_left_to_tomllib() -> None:
 VALUES = ['"bogus"', '""', "1", "0", "-1", "1.0", "true", "[]", "{}", '"org/k"', '"sha256-00"', '"org/k@v1"']
 
 
-def test_a_lock_the_quick_path_accepts_is_one_read_lock_accepts(tmp_path) -> None:
-    """Every value of a rich lock replaced in turn, its lines dropped or repeated: quick yes means full yes."""
+def test_both_readers_feed_the_validator_the_same_lock(tmp_path) -> None:
+    """Every value of a rich lock replaced in turn, its lines dropped or repeated: where the fast reader reads
+    the text, the one validator gives the same lock, or the same error, as it does on tomllib's reading."""
     lines = RICH.to_toml().split("\n")
     texts = []
     for i, line in enumerate(lines):
@@ -222,17 +221,18 @@ def test_a_lock_the_quick_path_accepts_is_one_read_lock_accepts(tmp_path) -> Non
         texts.append("\n".join([*lines[: i + 1], *lines[i:]]))
     start = lines.index("[[kernel]]")
     texts.append("\n".join([*lines, *lines[start:]]))  # every entry locked twice
-    lockfile = tmp_path / "kernels.lock"
-    accepted = 0
+    read_here = accepted = 0
     for text in texts:
-        lockfile.write_text(text)
-        if plain_lock(lockfile) is None:
+        data = read(text)
+        if data is None:
             continue
-        accepted += 1
-        try:
-            read_lock(lockfile)
-        except KernelLockError as exc:
-            raise AssertionError(
-                f"the quick path accepts a lock read_lock refuses ({exc}):\n{text}"
-            ) from None
-    assert accepted > 50
+        read_here += 1
+        outcomes = []
+        for parsed in (data, tomllib.loads(text)):
+            try:
+                outcomes.append(Lock.from_dict(parsed))
+            except InvalidLockData as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1], text
+        accepted += isinstance(outcomes[0], Lock)
+    assert read_here > 300 and accepted > 50

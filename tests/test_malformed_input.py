@@ -189,7 +189,7 @@ def valid_lock() -> Lock:
 
 
 VALID_LOCK_TEXT = valid_lock().to_toml()
-VALID_LOCK_DATA = json.loads(json.dumps(valid_lock().model_dump(by_alias=True, exclude_none=True)))
+VALID_LOCK_DATA = json.loads(json.dumps(valid_lock().to_dict()))
 VALID_PYPROJECT = (
     '[project]\nname = "p"\nversion = "0.1.0"\n\n[tool.kernels.dependencies]\n'
     '"kernels-community/activation" = 1\n"kernels-community/old-relu" = { version = 2 }\n'

@@ -45,7 +45,7 @@ def publish(hub: LocalHub, files: dict[str, bytes]) -> str:
 def with_digest(files: dict[str, bytes], digest_files: dict[str, bytes], **extra: object) -> dict[str, bytes]:
     """`files` whose metadata.json carries the digest of `digest_files` (and `extra` top-level keys)."""
     metadata = json.loads(files["metadata.json"])
-    metadata["digest"] = publisher_digest(digest_files).model_dump()
+    metadata["digest"] = publisher_digest(digest_files).to_dict()
     metadata.update(extra)
     return {**files, "metadata.json": json.dumps(metadata).encode()}
 
@@ -273,7 +273,7 @@ def test_sha512_digest_checks_the_fetched_files_at_lock(hub_env, make_project, c
     """A SHA-512 digest gives no SHA-256: git files are fetched, and checked against it, at lock."""
     files = variant_files(CPU_VARIANT, name="crafted")
     sha512 = publisher_digest({p: d for p, d in files.items() if p != "metadata.json"}, "sha512")
-    metadata = {**json.loads(files["metadata.json"]), "digest": sha512.model_dump()}
+    metadata = {**json.loads(files["metadata.json"]), "digest": sha512.to_dict()}
     publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))
@@ -287,7 +287,7 @@ def test_sha512_digest_checks_the_fetched_files_at_lock(hub_env, make_project, c
 def test_sha512_digest_that_a_served_file_does_not_match_is_refused(hub_env, make_project, cli) -> None:
     files = variant_files(CPU_VARIANT, name="crafted")
     sha512 = publisher_digest({**files, "layers.py": b"other bytes\n"}, "sha512")
-    metadata = {**json.loads(files["metadata.json"]), "digest": sha512.model_dump()}
+    metadata = {**json.loads(files["metadata.json"]), "digest": sha512.to_dict()}
     publish(hub_env, {**files, "metadata.json": json.dumps(metadata).encode()})
     root = make_project(f'"{REPO}" = 1')
     run = cli("lock", "--project", str(root))

@@ -9,6 +9,7 @@ bundle in `tests/data/sigstore/` checks the same policy code against Sigstore's 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -133,9 +134,9 @@ def test_production_bundle_refuses_a_changed_byte() -> None:
 @pytest.mark.parametrize(
     "other",
     [
-        RFC8785.model_copy(update={"workflow": RFC8785.workflow.replace("release.yml", "ci.yml")}),
-        RFC8785.model_copy(update={"repository": "https://github.com/trailofbits/other"}),
-        RFC8785.model_copy(update={"issuer": "https://gitlab.com"}),
+        dataclasses.replace(RFC8785, workflow=RFC8785.workflow.replace("release.yml", "ci.yml")),
+        dataclasses.replace(RFC8785, repository="https://github.com/trailofbits/other"),
+        dataclasses.replace(RFC8785, issuer="https://gitlab.com"),
     ],
     ids=["other-workflow", "other-repository", "other-issuer"],
 )
@@ -315,7 +316,7 @@ def test_signed_by_a_trusted_workflow_locks_and_records_the_signer(
 
     status = cli("status", "--project", str(root), "--target", CPU_VARIANT, "--json")
     [row] = status.json()["kernels"]
-    assert row["signer"] == BUILD.model_dump() and row["signed-variants"] == len(VARIANTS)
+    assert row["signer"] == dataclasses.asdict(BUILD) and row["signed-variants"] == len(VARIANTS)
     text = cli("status", "--project", str(root), "--target", CPU_VARIANT)
     assert f"signed by {BUILD.workflow}" in text.stdout
 
@@ -363,7 +364,7 @@ def test_a_bad_signature_is_a_lock_error_naming_the_variant(
     def edit(files: dict[str, bytes]) -> None:
         if case == "wrong-issuer":
             files[victim + ".sigstore"] = instance.sign(
-                files[victim], BUILD.model_copy(update={"issuer": "https://gitlab.com"})
+                files[victim], dataclasses.replace(BUILD, issuer="https://gitlab.com")
             ).encode()
         elif case == "other-bytes":
             files[victim + ".sigstore"] = instance.sign(files[victim] + b" ", BUILD).encode()
@@ -801,7 +802,7 @@ def test_a_signed_build_replayed_is_refused_again_by_lock_check_and_verify(
     lock = lock_dependencies(project.dependencies, hub=Hub(), request=LockRequest(signing=project.signing()))
     # The same commit, relabelled as v2: the lock an attacker hands over.
     [entry] = lock.kernel
-    forged = lock.model_copy(update={"kernel": [entry.model_copy(update={"version": 2, "ref": "v2"})]})
+    forged = dataclasses.replace(lock, kernel=[dataclasses.replace(entry, version=2, ref="v2")])
     (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text().replace("= 1", "= 2"))
     write_lock(root / "kernels.lock", forged)
     check = cli("lock", "--check", "--project", str(root))
@@ -832,8 +833,8 @@ def test_require_signature_is_enforced_at_sync_not_taken_from_the_lock(
     assert cli("lock", "--project", str(root)).exit_code == 0
     lock = read_lock(root / "kernels.lock")
     [entry] = lock.kernel
-    forged = entry.model_copy(update={"signed_by": dict.fromkeys(VARIANTS, BUILD)})
-    write_lock(root / "kernels.lock", lock.model_copy(update={"kernel": [forged]}))
+    forged = dataclasses.replace(entry, signed_by=dict.fromkeys(VARIANTS, BUILD))
+    write_lock(root / "kernels.lock", dataclasses.replace(lock, kernel=[forged]))
     text = (
         (root / "pyproject.toml")
         .read_text()
@@ -874,8 +875,8 @@ def test_lock_check_takes_no_signature_material_from_the_cache_on_trust(
     lock = read_lock(root / "kernels.lock")
     [entry] = lock.kernel
     assert "torch-cpu" not in entry.signed_by
-    forged = entry.model_copy(update={"signed_by": dict.fromkeys(VARIANTS, BUILD)})
-    write_lock(root / "kernels.lock", lock.model_copy(update={"kernel": [forged]}))
+    forged = dataclasses.replace(entry, signed_by=dict.fromkeys(VARIANTS, BUILD))
+    write_lock(root / "kernels.lock", dataclasses.replace(lock, kernel=[forged]))
     records = repo_dir("kernels-community/kernel") / RECORD_DIR / entry.commit
     for name in ("metadata.json", "metadata.json.sigstore"):
         kept = json.loads((records / name).read_text())

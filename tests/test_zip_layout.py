@@ -117,7 +117,7 @@ def test_an_archive_swapped_between_the_check_and_the_import_is_refused(synced) 
     files = locked_files(
         ((e.path, e.kind, e.hash, e.sha256) for e in check.record.manifest),
         entry.hash_type,
-        {p: fp.model_dump() for p, fp in check.record.verified.items()},
+        {p: fp.as_dict() for p, fp in check.record.verified.items()},
     )
     with pytest.raises(VerificationError, match=rf"{archive.name}: content changed"):
         registry.import_variant(check.path, where=f"{REPO} variant {VARIANT}", files=files)

@@ -12,6 +12,7 @@ name only once they match. Nothing outside the variant's own folder is removed a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import stat
 import threading
@@ -143,7 +144,7 @@ def _with_publisher_digest(
             f"which is not what was locked. The Hub or mirror serves something else; nothing was downloaded."
         )
     known = {**{p: digest.hex(p) for p in digest.files}, METADATA: hashlib.sha256(data).hexdigest()}
-    return [e if e.sha256 else e.model_copy(update={"sha256": known.get(e.path)}) for e in manifest]
+    return [e if e.sha256 else dataclasses.replace(e, sha256=known.get(e.path)) for e in manifest]
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,7 @@ def _link_and_record(
             fingerprints[item.path] = fingerprint(seen.stamp)
         else:
             problems.append(seen.problem(item.path, item.hash))
-    manifest = [e if e.sha256 else e.model_copy(update={"sha256": sha256.get(e.path)}) for e in plan.manifest]
+    manifest = [e if e.sha256 else dataclasses.replace(e, sha256=sha256.get(e.path)) for e in plan.manifest]
     if not problems:
         problems = _check_variant_hash(entry, variant, manifest, cache)
     record = record_for(entry, variant, manifest)

@@ -103,20 +103,21 @@ def _plainly_current(lockfile: Path, pyproject: Path) -> bool:
     """Whether the lock plainly matches pyproject.toml, judged without pydantic (`run` starts every command).
 
     Only for the plain case: [tool.kernels] holds nothing but dependencies, each a version or a revision,
-    and the lock, as kernel-lock writes it, has exactly those as its direct entries, none trusted by opt-in,
-    redirected to another organization or signed (the signer policy needs the models). Anything else goes to
-    the full check (`lock_differences`), which also words the refusal.
+    and the lock has exactly those as its direct entries, none trusted by opt-in, redirected to another
+    organization or signed (the signer policy comes from the project's settings). Anything else goes to the
+    full check (`lock_differences`), which also words the refusal.
     """
     from kernel_lock.core import tomlread
-    from kernel_lock.load._fast import plain_lock
+    from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.errors import KernelLockError
 
     try:
         table = tomlread.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("kernels", {})
-    except (OSError, UnicodeDecodeError, tomlread.TOMLDecodeError):
+        lock = read_lock(lockfile)
+    except (OSError, UnicodeDecodeError, tomlread.TOMLDecodeError, KernelLockError):
         return False
     dependencies = table.get("dependencies") if isinstance(table, dict) else None
-    kernels = plain_lock(lockfile)
-    if set(table) != {"dependencies"} or not isinstance(dependencies, dict) or kernels is None:
+    if set(table) != {"dependencies"} or not isinstance(dependencies, dict):
         return False
     declared = {}
     for repo, spec in dependencies.items():
@@ -127,16 +128,17 @@ def _plainly_current(lockfile: Path, pyproject: Path) -> bool:
         else:
             return False
     direct = {}
-    for k in kernels:
-        requested = str(k.get("redirected-from", k["repo-id"]))
+    for k in lock.kernel:
         if (
-            k.get("trust") == "trust-remote-code"
-            or k.get("signed-by")
-            or requested.split("/")[0] != k["repo-id"].split("/")[0]
+            k.trust == "trust-remote-code"
+            or k.signed_by
+            or k.requested_repo.split("/")[0] != k.repo_id.split("/")[0]
         ):
             return False
-        if k.get("direct", True):
-            direct[requested] = ("version", k["version"]) if "version" in k else ("revision", k["revision"])
+        if k.direct:
+            direct[k.requested_repo] = (
+                ("version", k.version) if k.version is not None else ("revision", k.revision)
+            )
     return declared == direct
 
 

@@ -1,6 +1,7 @@
-"""JSON Schemas of what kernel-lock reads and writes, generated from their pydantic models.
+"""JSON Schemas of what kernel-lock reads and writes, generated from their models by pydantic.
 
-`schemas/` holds the files (`[tool.kernels]`, `kernels.lock`); `schemas/output/` the
+`schemas/` holds the files (`[tool.kernels]`, `kernels.lock`: the lock model is plain dataclasses, whose
+field metadata carries the keys, descriptions and patterns pydantic writes); `schemas/output/` the
 `--json` document of each command (`kernel_lock.cli.reports`). `python -m kernel_lock.cli.schemas`
 rewrites them; a test fails when they are stale.
 """
@@ -10,14 +11,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 from kernel_lock.cli.reports import REPORTS
 from kernel_lock.core.lockfile import Lock
 from kernel_lock.project.config import KernelsConfig
 
-SCHEMAS: dict[str, tuple[type[BaseModel], str, str]] = {
+SCHEMAS: dict[str, tuple[type[Any], str, str]] = {
     "tool-kernels.schema.json": (KernelsConfig, "The [tool.kernels] table of pyproject.toml", "validation"),
     "kernels-lock.schema.json": (Lock, "kernels.lock, written by kernel-lock", "validation"),
     **{
@@ -37,7 +39,7 @@ def render() -> dict[str, str]:
     """Relative file name -> schema text, deterministic."""
     out = {}
     for name, (model, title, mode) in SCHEMAS.items():
-        schema = model.model_json_schema(by_alias=True, mode=mode)  # type: ignore[arg-type]
+        schema = TypeAdapter(model).json_schema(by_alias=True, mode=mode)  # type: ignore[arg-type]
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, **schema}
         out[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -267,8 +268,8 @@ def sync_added(out: Output, lock: Lock, repos: list[str]) -> list[VariantReport]
     from kernel_lock.cli.reports import VariantReport
 
     choice = announce_target(out, None)
-    wanted = lock.model_copy(
-        update={"kernel": [k for k in lock.kernel if not k.direct or k.requested_repo in repos]}
+    wanted = dataclasses.replace(
+        lock, kernel=[k for k in lock.kernel if not k.direct or k.requested_repo in repos]
     )
     try:
         pairs = selected_variants(wanted, target=choice.target)

@@ -17,12 +17,13 @@ every load go through it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any, Literal
 
 from kernel_lock.core.cache_layout import RECORD_DIR as RECORD_DIR
 from kernel_lock.core.cache_layout import blob_path as blob_path
@@ -34,7 +35,8 @@ from kernel_lock.core.cache_layout import repo_dir as repo_dir
 from kernel_lock.core.cache_layout import variant_dir as variant_dir
 from kernel_lock.core.cache_layout import writable_in_cache as writable_in_cache
 from kernel_lock.core.fsutil import atomic_write, read_regular_file
-from kernel_lock.core.hashing import HashType, variant_hash
+from kernel_lock.core.hashing import HASH_TYPES, HashType, variant_hash
+from kernel_lock.core.requirement import is_hex
 
 NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows file systems alike
 PATH_MAX = 1024  # bytes in a path inside a variant; the cache adds its own prefix (PATH_MAX is 4096 on Linux)
@@ -86,7 +88,8 @@ def make_real_folder(base: Path, path: Path) -> Path:
     return path
 
 
-class ManifestEntry(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ManifestEntry:
     """One file of a variant: path relative to the variant dir, size, kind, listed hash, SHA-256.
 
     `hash` is what the Hub lists (git blob id, or LFS SHA-256) and the blob's name
@@ -95,36 +98,55 @@ class ManifestEntry(BaseModel):
     record is complete only when every entry has one.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     path: str
-    size: int = Field(ge=0)
+    size: int
     kind: Literal["git", "lfs"]
-    hash: str = Field(pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$", description="git blob sha1, or LFS sha256")
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the content")
+    hash: str  # git blob sha1 (40 hex), or LFS sha256 (64 hex)
+    sha256: str | None = None  # SHA-256 of the content (64 hex)
+
+    @classmethod
+    def from_dict(cls, data: object) -> ManifestEntry:
+        """Validate one manifest entry of a record; `_Invalid` otherwise."""
+        d = _fields(data, required=("path", "size", "kind", "hash"), optional=("sha256",))
+        size, kind, sha256 = _whole(d["size"]), d["kind"], d.get("sha256")
+        if size < 0 or kind not in ("git", "lfs") or not (is_hex(d["hash"], 40) or is_hex(d["hash"], 64)):
+            raise _Invalid
+        if sha256 is not None and not is_hex(sha256, 64):
+            raise _Invalid
+        return cls(path=_text(d["path"]), size=size, kind=kind, hash=d["hash"], sha256=sha256)
 
     def file_hash(self, hash_type: HashType) -> str | None:
         """This file's hash in a variant hash of `hash_type` (None where not known yet)."""
         return self.hash if hash_type == "git_lfs_concat" else self.sha256
 
 
-class Fingerprint(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Fingerprint:
     """What an ordinary change to a file cannot preserve: its inode, size, mtime and ctime."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     dev: int
     ino: int
     size: int
     mtime_ns: int
     ctime_ns: int
-    link: str | None = Field(None, description="The symlink target in the snapshot, if the file is a link")
+    link: str | None = None  # the symlink target in the snapshot, if the file is a link
+
+    @classmethod
+    def from_dict(cls, data: object) -> Fingerprint:
+        """Validate one fingerprint of a record; `_Invalid` otherwise."""
+        numbers = ("dev", "ino", "size", "mtime_ns", "ctime_ns")
+        d = _fields(data, required=numbers, optional=("link",))
+        link = d.get("link")
+        return cls(**{k: _whole(d[k]) for k in numbers}, link=None if link is None else _text(link))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fingerprint as the record stores it."""
+        return dataclasses.asdict(self)
 
 
-class VariantRecord(BaseModel):
+@dataclass(kw_only=True)
+class VariantRecord:
     """A synced variant: its manifest and, once verified, each file's fingerprint."""
-
-    model_config = ConfigDict(extra="forbid")
 
     repo_id: str
     commit: str
@@ -132,7 +154,29 @@ class VariantRecord(BaseModel):
     hash_type: HashType
     variant_hash: str
     manifest: list[ManifestEntry]
-    verified: dict[str, Fingerprint] = Field(default_factory=dict)
+    verified: dict[str, Fingerprint] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: object) -> VariantRecord:
+        """Validate a record as `json` reads it; `_Invalid` otherwise."""
+        names = ("repo_id", "commit", "variant", "hash_type", "variant_hash", "manifest")
+        d = _fields(data, required=names, optional=("verified",))
+        manifest, verified = d["manifest"], d.get("verified", {})
+        if (
+            d["hash_type"] not in HASH_TYPES
+            or not isinstance(manifest, list)
+            or not isinstance(verified, dict)
+        ):
+            raise _Invalid
+        return cls(
+            repo_id=_text(d["repo_id"]),
+            commit=_text(d["commit"]),
+            variant=_text(d["variant"]),
+            hash_type=d["hash_type"],
+            variant_hash=_text(d["variant_hash"]),
+            manifest=[ManifestEntry.from_dict(e) for e in manifest],
+            verified={_text(p): Fingerprint.from_dict(f) for p, f in verified.items()},
+        )
 
     def manifest_matches(self, expected_hash: str, hash_type: HashType) -> bool:
         """Whether the manifest is complete and reproduces the lock's variant hash (which authenticates it)."""
@@ -142,6 +186,37 @@ class VariantRecord(BaseModel):
             and all(e.sha256 is not None for e in self.manifest)
             and manifest_hash(self.manifest, hash_type) == expected_hash
         )
+
+
+class _Invalid(Exception):
+    """A record that is not one sync writes (it then counts as not synced: no reason is needed)."""
+
+
+def _fields(data: object, *, required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, Any]:
+    """`data` as an object with all `required` keys and no key beyond `optional`."""
+    if not isinstance(data, dict) or not set(required) <= data.keys() <= {*required, *optional}:
+        raise _Invalid
+    return data
+
+
+def _text(value: object) -> str:
+    """A string that is valid Unicode (JSON's escapes can spell a lone surrogate)."""
+    if not isinstance(value, str):
+        raise _Invalid
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Invalid from None
+    return value
+
+
+def _whole(value: object) -> int:
+    """A whole number (`1.0` too, as JSON writers may spell one), never a bool."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise _Invalid
 
 
 def manifest_hash(manifest: list[ManifestEntry], hash_type: HashType) -> str | None:
@@ -155,12 +230,13 @@ def manifest_hash(manifest: list[ManifestEntry], hash_type: HashType) -> str | N
 def read_record(path: Path) -> VariantRecord | None:
     """The record at `path`, or None if it is missing or unreadable (then the variant counts as not synced)."""
     try:
-        return VariantRecord.model_validate_json(read_regular_file(path))
-    except (OSError, ValidationError, ValueError):
+        return VariantRecord.from_dict(json.loads(read_regular_file(path).decode("utf-8")))
+    except (OSError, ValueError, RecursionError, _Invalid):
         return None
 
 
 def write_record(path: Path, record: VariantRecord) -> None:
     """Write a record atomically, as blobs are written: writable by this user alone (`record_trusted`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, record.model_dump_json(indent=1).encode(), mode=0o644)
+    text = json.dumps(dataclasses.asdict(record), indent=1, ensure_ascii=False)
+    atomic_write(path, text.encode(), mode=0o644)

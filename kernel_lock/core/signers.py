@@ -2,7 +2,9 @@
 
 A signer is the identity a Sigstore certificate vouches for: the OIDC issuer, the workflow that signed
 (Fulcio's build signer URI) and the source repository it ran for. A variant's `metadata.json.sigstore`
-is accepted only from a signer its kernel's policy allows. Nothing here imports sigstore.
+is accepted only from a signer its kernel's policy allows. `Signer` itself is defined with the
+requirement (`kernel_lock.core.requirement`), which the lock model and the verified load import without
+this policy. Nothing here imports sigstore.
 """
 
 from __future__ import annotations
@@ -10,32 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from kernel_lock.core.requirement import GITHUB_ACTIONS_ISSUER, Signer
 
-GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
-_Text = Annotated[str, Field(min_length=1)]
-
-
-class Signer(BaseModel):
-    """A signing identity, as Fulcio writes it into the certificate (issuer, build signer URI, source repo)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    issuer: _Text = Field(description="OIDC issuer, e.g. https://token.actions.githubusercontent.com")
-    workflow: _Text = Field(
-        description="Workflow that signed (build signer URI), e.g. https://github.com/ORG/REPO/.github/workflows/build.yaml@refs/heads/main"
-    )
-    repository: _Text = Field(description="Source repository URI, e.g. https://github.com/ORG/REPO")
-
-    def describe(self) -> str:
-        """The identity in one line: the workflow, and the issuer when it is not GitHub Actions."""
-        return (
-            self.workflow
-            if self.issuer == GITHUB_ACTIONS_ISSUER
-            else f"{self.workflow} (issuer {self.issuer})"
-        )
+__all__ = [
+    "DEFAULT_SIGNERS",
+    "GITHUB_ACTIONS_ISSUER",
+    "SignaturePolicy",
+    "Signer",
+    "Signing",
+    "policy",
+    "policy_problems",
+]
 
 
 def _github(repository: str, workflow: str) -> Signer:

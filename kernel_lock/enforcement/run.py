@@ -77,12 +77,9 @@ def sync_once(lockfile: Path) -> int:
 
 def exec_enforced(cmd: Sequence[str], lockfile: Path, *, strict: bool = True) -> None:
     """Replace this process with `cmd`, enforcement on in it and every Python process under it (`strict`: refuse)."""
-    from kernel_lock.load._fast import plain_lock
+    from kernel_lock.core.lockfile import read_lock
 
-    if plain_lock(lockfile) is None:  # a lock kernel-lock wrote is checked without importing pydantic
-        from kernel_lock.core.lockfile import read_lock
-
-        read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
+    read_lock(lockfile)  # a missing or malformed lock fails here, not in the middle of the program
     child = command_env(os.environ, lockfile=lockfile, strict=strict)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -257,7 +257,7 @@ def _verify_and_import(
     files = locked_files(
         ((e.path, e.kind, e.hash, e.sha256) for e in check.record.manifest),
         entry.hash_type,
-        {p: fp.model_dump() for p, fp in check.record.verified.items()},
+        {p: fp.as_dict() for p, fp in check.record.verified.items()},
     )
     with _kernel_deps(deps):
         return registry.import_variant(check.path, where=f"{entry.repo_id} variant {variant}", files=files)

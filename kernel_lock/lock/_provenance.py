@@ -7,6 +7,7 @@ lock keeps one `Provenance` per distinct build, naming the variants built that w
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -78,4 +79,4 @@ def group(per_variant: Mapping[str, Provenance | None]) -> list[Provenance]:
             key = (provenance.builder, provenance.builder_commit, provenance.source_commit, provenance.dirty)
             builds.setdefault(key, provenance)
             variants[key].append(name)
-    return [builds[key].model_copy(update={"variants": names}) for key, names in variants.items()]
+    return [dataclasses.replace(builds[key], variants=names) for key, names in variants.items()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -38,7 +39,7 @@ def _label(entry: LockedKernel) -> str:
 
 def entry_changed(old: LockedKernel, new: LockedKernel) -> bool:
     """Whether an entry changed beyond its `required-by` (which follows the other kernels, not this one)."""
-    return old.model_copy(update={"required_by": []}) != new.model_copy(update={"required_by": []})
+    return dataclasses.replace(old, required_by=[]) != dataclasses.replace(new, required_by=[])
 
 
 def _same_requirement_change(old: LockedKernel, new: LockedKernel) -> str | None:

@@ -6,7 +6,7 @@ into each variant's `metadata.json`: every file of the variant except `metadata.
 relative to the variant folder, `/`-separated. `PublisherDigest.check` compares a set of files with it
 and returns the differences as the `kernels` library's own `DigestViolation` kinds (missing file,
 unknown file, hash mismatch, algorithm mismatch), in the same order and wording. Nothing here touches
-the network; this module imports only pydantic.
+the network, and nothing here imports pydantic (the verified full load reads it).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import binascii
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from typing import Any, ClassVar, Literal, cast
 
 from kernel_lock.core.hashing import is_ignored
 
@@ -43,14 +41,6 @@ def b64_to_hex(value: str) -> str:
 def hex_to_b64(value: str) -> str:
     """A digest in its `metadata.json` form (standard base64, padded) from hex."""
     return base64.b64encode(bytes.fromhex(value)).decode("ascii")
-
-
-def _safe_paths(files: dict[str, str]) -> dict[str, str]:
-    for path in files:
-        parts = path.split("/")
-        if "\\" in path or "\0" in path or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"unsafe path {path!r} (absolute, '..', backslash or empty part)")
-    return files
 
 
 @dataclass(frozen=True)
@@ -104,27 +94,51 @@ class AlgorithmMismatch:
 DigestViolation = MissingFile | UnknownFile | HashMismatch | AlgorithmMismatch
 
 
-class PublisherDigest(BaseModel):
+@dataclass(frozen=True)
+class PublisherDigest:
     """The `digest` of a variant's `metadata.json`: algorithm and base64 hash per file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     algorithm: Algorithm
-    files: Annotated[dict[str, str], AfterValidator(_safe_paths)]
+    files: dict[str, str]
 
-    @model_validator(mode="after")
-    def _hash_sizes(self) -> PublisherDigest:
-        size = DIGEST_SIZES[self.algorithm]
-        for path, value in self.files.items():
-            try:
-                raw = base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError(f"the hash of {path!r} is not base64: {value!r}") from None
-            if len(raw) != size:
-                raise ValueError(
-                    f"the hash of {path!r} has {len(raw)} bytes, not the {size} of {self.algorithm}"
-                )
-        return self
+    @classmethod
+    def from_dict(cls, raw: object) -> PublisherDigest:
+        """Validate a `digest` as `metadata.json` holds it; `MalformedDigest` names the first problem."""
+        if not isinstance(raw, dict) or set(raw) != {"algorithm", "files"}:
+            keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+            raise MalformedDigest(f"its digest is malformed (not an object of algorithm and files: {keys})")
+        algorithm, files = raw["algorithm"], raw["files"]
+        if algorithm not in DIGEST_SIZES:
+            raise MalformedDigest(
+                f"its digest is malformed (algorithm: {algorithm!r} is not sha256 or sha512)"
+            )
+        if not isinstance(files, dict):
+            raise MalformedDigest("its digest is malformed (files: not an object)")
+        size = DIGEST_SIZES[algorithm]
+        for path, value in files.items():
+            parts = path.split("/")
+            if "\\" in path or "\0" in path or any(p in ("", ".", "..") for p in parts):
+                problem = f"unsafe path {path!r} (absolute, '..', backslash or empty part)"
+            elif not isinstance(value, str):
+                problem = f"the hash of {path!r} is not a string"
+            else:
+                try:
+                    raw_hash = base64.b64decode(value, validate=True)
+                except (binascii.Error, ValueError):
+                    problem = f"the hash of {path!r} is not base64: {value!r}"
+                else:
+                    problem = (
+                        f"the hash of {path!r} has {len(raw_hash)} bytes, not the {size} of {algorithm}"
+                        if len(raw_hash) != size
+                        else ""
+                    )
+            if problem:
+                raise MalformedDigest(f"its digest is malformed (files: {problem})")
+        return cls(algorithm=cast("Algorithm", algorithm), files=dict(files))
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `metadata.json` holds it."""
+        return asdict(self)
 
     def hex(self, path: str) -> str:
         """The digest of one listed file, in hex."""
@@ -182,14 +196,7 @@ def parse_digest(metadata: bytes | Mapping[str, Any]) -> PublisherDigest | None:
     raw = data.get("digest")
     if raw is None:
         return None
-    try:
-        return PublisherDigest.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(map(str, first["loc"]))
-        raise MalformedDigest(
-            f"its digest is malformed ({where + ': ' if where else ''}{first['msg']})"
-        ) from None
+    return PublisherDigest.from_dict(raw)
 
 
 def hash_bytes(data: bytes, algorithm: Algorithm = "sha256") -> str:

@@ -12,6 +12,7 @@ and a legacy file's hashes must be reproduced exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -25,17 +26,17 @@ from kernel_lock.core.fsutil import atomic_write
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, LEGACY_HASH_TYPE
 from kernel_lock.core.lockfile import (
     BACKUP_SUFFIX,
+    VARIANT_HASH_PATTERN,
     Lock,
     LockedKernel,
     RequiredBy,
-    VariantHash,
     kernel_key,
     kernels_json_format,
     write_lock,
 )
-from kernel_lock.core.requirement import COMMIT_RE, Dependency, RepoId
+from kernel_lock.core.requirement import COMMIT_PATTERN, Dependency
 from kernel_lock.errors import LockfileError
-from kernel_lock.project.config import read_project
+from kernel_lock.project.config import RepoId, read_project
 from kernel_lock.project.paths import LOCKFILE, PYPROJECT, find_project_root
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ _JSON_TYPES = {
     "bool": "boolean",
     "NoneType": "null",
 }
-Commit = Annotated[str, Field(pattern=COMMIT_RE.pattern)]
+Commit = Annotated[str, Field(pattern=COMMIT_PATTERN)]
+VariantHash = Annotated[str, Field(pattern=VARIANT_HASH_PATTERN)]
 
 
 class KernelsDependency(BaseModel):
@@ -364,13 +366,10 @@ def _transitive_lock(entries: dict[str, LockedKernel], edges: dict[str, dict[str
     """A lock of `entries`, none direct, with the `required-by` edges collected over all passes."""
     return Lock(
         kernel=[
-            entry.model_copy(
-                update={
-                    "direct": False,
-                    "required_by": [
-                        RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(edges[key].items())
-                    ],
-                }
+            dataclasses.replace(
+                entry,
+                direct=False,
+                required_by=[RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(edges[key].items())],
             )
             for key, entry in sorted(entries.items())
         ]

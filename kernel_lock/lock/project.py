@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from kernel_lock.core.fsutil import atomic_write
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HashType
 from kernel_lock.core.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists, write_lock
-from kernel_lock.core.requirement import COMMIT_RE
+from kernel_lock.core.requirement import is_hex
 from kernel_lock.core.signers import policy_problems
 from kernel_lock.errors import (
     CommitNotOnRef,
@@ -205,7 +205,7 @@ def check_commits_on_refs(entries: Iterable[LockedKernel], hub: Hub) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     entries = list(entries)
-    todo = sorted({(e.repo_id, required_ref(e)) for e in entries if not COMMIT_RE.fullmatch(required_ref(e))})
+    todo = sorted({(e.repo_id, required_ref(e)) for e in entries if not is_hex(required_ref(e), 40)})
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="kernel-lock-history") as pool:
         histories = dict(zip(todo, pool.map(lambda key: hub.history(*key), todo), strict=True))
     for entry in entries:

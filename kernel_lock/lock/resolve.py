@@ -9,6 +9,7 @@ resolved concurrently, level by level of the dependency graph.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 from collections import defaultdict
@@ -17,11 +18,9 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HashType
-from kernel_lock.core.lockfile import Lock, LockedKernel, RequiredBy, Trust, kernel_key
-from kernel_lock.core.requirement import COMMIT_RE, Dependency, is_repo_id
+from kernel_lock.core.lockfile import InvalidLockData, Lock, LockedKernel, RequiredBy, Trust, kernel_key
+from kernel_lock.core.requirement import Dependency, is_hex, is_repo_id, stated_requirement
 from kernel_lock.core.signers import Signing, policy_problems
 from kernel_lock.errors import (
     HubError,
@@ -212,13 +211,12 @@ def lock_dependencies(
             warnings.warn(notice, KernelLockNotice, stacklevel=2)
     required_by = graph.required_by()
     entries = [
-        node.entry.model_copy(
-            update={
-                "direct": key in direct,
-                "required_by": [
-                    RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(required_by[key].items())
-                ],
-            }
+        dataclasses.replace(
+            node.entry,
+            direct=key in direct,
+            required_by=[
+                RequiredBy(kernel=k, variants=sorted(v)) for k, v in sorted(required_by[key].items())
+            ],
         )
         for key, node in graph.nodes.items()
         if key in direct or required_by[key]
@@ -339,12 +337,11 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
             trust=trust,
             variants={name: v.hash for name, v in variants.items()},
             provenance=_provenance.group({name: v.provenance for name, v in variants.items()}),
-        )
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
+        ).validated()
+    except InvalidLockData as exc:
         raise HubError(
             f"The Hub's answers for {repo_id} at {commit[:12]} do not make a valid lock entry "
-            f"({'.'.join(map(str, first['loc']))}: {first['msg']}). Refusing to lock it; tell its publisher."
+            f"({exc}). Refusing to lock it; tell its publisher."
         ) from None
     signed_by = check_signatures(
         entry,
@@ -357,7 +354,7 @@ def _resolve_node(repo_id: str, dep: Dependency, parent: str | None, context: _C
         context.request.signing.policy(repo_id),
         lambda: context.verifiers.get(context.request.signing.trusted_root),
     )
-    entry = entry.model_copy(update={"signed_by": signed_by})
+    entry = dataclasses.replace(entry, signed_by=signed_by)
     _warn_dirty(entry)
     needs = {}
     for name, variant in variants.items():
@@ -427,12 +424,10 @@ def _kernel_depends(
     requirements: dict[str, Dependency] = {}
     for item in raw:
         repo = item.get("repo-id") if isinstance(item, dict) else None
-        fields = {k: item[k] for k in ("version", "revision") if isinstance(item, dict) and k in item}
-        try:
-            dep = Dependency.model_validate(fields)
-        except ValidationError:
-            dep = None
-        if not is_repo_id(repo) or dep is None or (dep.version is None) == (dep.revision is None):
+        dep = (
+            stated_requirement(item.get("version"), item.get("revision")) if isinstance(item, dict) else None
+        )
+        if not is_repo_id(repo) or dep is None:
             raise HubError(
                 f"{where} has a malformed kernel-depends entry {item!r}; it needs 'repo-id' and a version."
             )
@@ -459,7 +454,7 @@ def _pick_commit(repo_id: str, dep: Dependency, refs: Refs) -> tuple[str, str]:
         return revision, branches[revision]
     if revision in tags:
         return revision, tags[revision]
-    if COMMIT_RE.fullmatch(revision):
+    if is_hex(revision, 40):
         return revision, revision
     raise ResolutionError(
         f"{repo_id} has no branch or tag {revision!r}. Branches: {', '.join(sorted(branches)) or 'none'}; "

@@ -12,13 +12,24 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kernel_lock.core import tomlread
-from kernel_lock.core.requirement import Dependency, RepoId, is_repo_id
+from kernel_lock.core.requirement import REPO_ID_PATTERN, Dependency, is_repo_id
 from kernel_lock.core.signers import Signer, Signing, policy
 from kernel_lock.errors import ConfigError, KernelLockWarning, RangeSpecifierError
 from kernel_lock.project.paths import LOCKFILE, PYPROJECT, find_project_root
+
+
+def _repo_id(value: str) -> str:
+    if not is_repo_id(value):
+        raise ValueError("not a repo id 'org/name' (no '--' or '..')")
+    return value
+
+
+RepoId = Annotated[
+    str, Field(pattern=REPO_ID_PATTERN, description="Hub repo id, `org/name`"), AfterValidator(_repo_id)
+]
 
 
 class KernelsConfig(BaseModel):
@@ -187,7 +198,7 @@ def parse_signers(value: Any, *, where: str) -> tuple[Signer, ...]:
                 f"Invalid signer {item!r} in {where}: a signer has exactly the keys issuer, workflow and "
                 f"repository, each a non-empty string, e.g. {example}."
             )
-        signers.append(Signer.model_validate(item))
+        signers.append(Signer(**item))
     return tuple(signers)
 
 
@@ -335,4 +346,10 @@ def parse_dependency(repo_id: Any, value: Any, *, where: str) -> Dependency:
             KernelLockWarning,
             stacklevel=2,
         )
-    return Dependency.model_validate({**value, "signers": signers})
+    return Dependency(
+        version=version,
+        revision=revision,
+        trust_remote_code=trust,
+        signers=signers,
+        require_signature=required,
+    )

@@ -317,7 +317,7 @@ def variant_files(
         del files[f"{python_name}/__init__.py"]
         files = {f"{build_id}.zip": zip_archive(files)}
     if digest:
-        metadata["digest"] = publisher_digest(files).model_dump()
+        metadata["digest"] = publisher_digest(files).to_dict()
         metadata["provenance"] = provenance_of(name, version, dirty=dirty)
     return {"metadata.json": (json.dumps(metadata, indent=2) + "\n").encode(), **files}
 
