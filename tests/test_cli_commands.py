@@ -8,8 +8,8 @@ from pathlib import Path
 
 from kernel_lock import __version__
 from kernel_lock.cli import doc as clidoc
+from kernel_lock.core.cache_layout import hub_cache_dir
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import hub_cache_dir
 from kernel_lock.testing.fixtures import CPU_VARIANT
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -148,8 +148,8 @@ def test_kernelize_a_tiny_llama_with_locked_layers_on_cpu(synced, tf_hub, tmp_pa
 
 
 def test_a_tampered_file_is_refused_before_any_kernel_code_runs(synced, tmp_path) -> None:
+    from kernel_lock.core.cache_layout import variant_dir
     from kernel_lock.core.lockfile import read_lock
-    from kernel_lock.core.records import variant_dir
 
     entry = read_lock(synced / "kernels.lock").find("kernels-community/activation")
     layers = variant_dir(entry.repo_id, entry.commit, "torch-cpu") / "layers.py"
@@ -166,8 +166,8 @@ def test_a_tampered_file_is_refused_before_any_kernel_code_runs(synced, tmp_path
 
 
 def test_a_planted_bytecode_cache_is_never_run(synced, tmp_path) -> None:
+    from kernel_lock.core.cache_layout import variant_dir
     from kernel_lock.core.lockfile import read_lock
-    from kernel_lock.core.records import variant_dir
 
     entry = read_lock(synced / "kernels.lock").find("kernels-community/rotary")
     vdir = variant_dir(entry.repo_id, entry.commit, "torch-cpu")
@@ -217,7 +217,7 @@ def test_not_strict_warns_and_lets_kernels_load_it(tf_hub, make_project, cli, mo
 
 def test_local_kernel_overrides_are_refused(synced, monkeypatch, tmp_path) -> None:
     kernel_lock.enforce(synced / "kernels.lock")
-    from kernel_lock.core.records import repo_dir
+    from kernel_lock.core.cache_layout import repo_dir
 
     snapshot = next((repo_dir("kernels-community/activation") / "snapshots").iterdir())
     with pytest.raises(NotLockedError, match="local path"):

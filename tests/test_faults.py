@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.cache_layout import hub_cache_dir
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import hub_cache_dir
 from kernel_lock.hub.client import MAX_ATTEMPTS
 from kernel_lock.testing import Fault, LocalHub
 from kernel_lock.testing.fixtures import CPU_VARIANT
@@ -341,7 +341,7 @@ def test_cache_of_a_failed_sync_is_only_files_that_verify(hub_env, locked, cli) 
     run = cli("sync", "--project", str(locked), "--all-variants")
     assert run.exit_code == 4
     lock = read_lock(locked / "kernels.lock")
-    from kernel_lock.core.records import variant_dir
+    from kernel_lock.core.cache_layout import variant_dir
 
     bad = 0
     for entry in lock.kernel:

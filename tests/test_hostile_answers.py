@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.cache_layout import hub_cache_dir, record_path, repo_dir, variant_dir
 from kernel_lock.core.lockfile import Lock, LockedKernel, read_lock
-from kernel_lock.core.records import hub_cache_dir, record_path, repo_dir, variant_dir
 from kernel_lock.testing import Answer, LocalHub, git_blob_id, lfs_pointer
 from kernel_lock.testing.fixtures import CPU_VARIANT
 

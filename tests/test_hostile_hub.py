@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.cache_layout import hub_cache_dir, variant_dir
 from kernel_lock.core.hashing import variant_hash
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import hub_cache_dir, variant_dir
 from kernel_lock.errors import HubError
 from kernel_lock.hub.client import MAX_ENTRIES, MAX_PAGES, TreeEntry
 from kernel_lock.lock.hashes import list_variants

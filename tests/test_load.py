@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lock.core.cache_layout import variant_dir
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import LockfileError, NotSyncedError, VerificationError
 from kernel_lock.load.locked import LockedLayerRepository, get_kernel
 from kernel_lock.testing.fixtures import CPU_VARIANT

@@ -19,18 +19,10 @@ from pathlib import Path
 import pytest
 
 from kernel_lock.cache.verify import fingerprint
+from kernel_lock.core.cache_layout import RECORD_DIR, blob_path, record_path, repo_dir, variant_dir
 from kernel_lock.core.hashing import variant_hash
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import (
-    RECORD_DIR,
-    blob_path,
-    manifest_hash,
-    read_record,
-    record_path,
-    repo_dir,
-    variant_dir,
-    write_record,
-)
+from kernel_lock.core.records import manifest_hash, read_record, write_record
 from kernel_lock.core.verdict import take_snapshot
 from kernel_lock.testing import LocalHub, git_blob_id, variant_files
 

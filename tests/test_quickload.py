@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.cache_layout import record_path, variant_dir
 from kernel_lock.core.lockfile import LockedKernel, read_lock
-from kernel_lock.core.records import record_path, variant_dir
 from kernel_lock.testing.fixtures import CPU_VARIANT as CPU
 
 pytestmark = pytest.mark.torch
@@ -104,7 +104,7 @@ def test_a_folder_replaced_by_a_symlink_goes_to_the_full_check_and_is_refused(
 ) -> None:
     import shutil
 
-    from kernel_lock.core.records import repo_dir
+    from kernel_lock.core.cache_layout import repo_dir
 
     entry = _entry(synced)
     vdir = variant_dir(entry.repo_id, entry.commit, CPU)

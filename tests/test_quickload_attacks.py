@@ -24,8 +24,8 @@ import pytest
 
 from kernel_lock.cache.verify import check_variant
 from kernel_lock.core import lockfile_reader
+from kernel_lock.core.cache_layout import record_path, repo_dir, variant_dir
 from kernel_lock.core.lockfile import Lock, LockedKernel, Provenance, read_lock, write_lock
-from kernel_lock.core.records import record_path, repo_dir, variant_dir
 from kernel_lock.core.signers import Signer
 from kernel_lock.core.tomlread import loads as toml_loads
 from kernel_lock.errors import NotSyncedError, VerificationError

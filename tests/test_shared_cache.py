@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 from conftest import forget_kernels
 
+from kernel_lock.core.cache_layout import record_path, repo_dir, variant_dir
 from kernel_lock.core.fsutil import first_shared
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import record_path, repo_dir, variant_dir
 from kernel_lock.errors import VerificationError
 from kernel_lock.load._fast import quick_get_kernel
 from kernel_lock.load.locked import get_kernel

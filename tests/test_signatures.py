@@ -825,8 +825,8 @@ def test_require_signature_is_enforced_at_sync_not_taken_from_the_lock(
     signature cannot be re-checked offline there); sync verifies it from the files it fetched."""
     import shutil
 
+    from kernel_lock.core.cache_layout import repo_dir
     from kernel_lock.core.lockfile import write_lock
-    from kernel_lock.core.records import repo_dir
 
     publish(hub_env, instance, "kernel", BUILD, skip=("torch-cpu",))
     root = signed_project('"kernels-community/kernel" = 1')
@@ -863,8 +863,8 @@ def test_lock_check_takes_no_signature_material_from_the_cache_on_trust(
 ) -> None:
     """An unsigned variant, a forged signed-by, and another commit's genuinely signed metadata.json and bundle
     planted as lock's kept copies: `lock --check` must not count that as the locked variant's signature."""
+    from kernel_lock.core.cache_layout import RECORD_DIR, repo_dir
     from kernel_lock.core.lockfile import write_lock
-    from kernel_lock.core.records import RECORD_DIR, repo_dir
 
     old = publish(hub_env, instance, "kernel", BUILD)
     files = instance.sign_variants(repo_files(VARIANTS, name="kernel", seed="b"), BUILD, skip=("torch-cpu",))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kernel_lock import env
+from kernel_lock.core.cache_layout import hub_cache_dir, record_path, variant_dir
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import hub_cache_dir, record_path, variant_dir
 from kernel_lock.testing import Fault
 from kernel_lock.testing.fixtures import CPU_VARIANT
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lock.core.cache_layout import variant_dir
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import MissingPythonDependency, VerificationError
 from kernel_lock.load.locked import get_kernel
 from kernel_lock.testing import LocalHub

@@ -14,17 +14,10 @@ import pytest
 
 from kernel_lock.cache._variant_sync import plan_variant
 from kernel_lock.cache.verify import check_variant, fingerprint, record_for
+from kernel_lock.core.cache_layout import blob_path, record_path, variant_dir
 from kernel_lock.core.hashing import git_blob_sha1
 from kernel_lock.core.lockfile import LockedKernel, read_lock
-from kernel_lock.core.records import (
-    ManifestEntry,
-    blob_path,
-    manifest_hash,
-    read_record,
-    record_path,
-    variant_dir,
-    write_record,
-)
+from kernel_lock.core.records import ManifestEntry, manifest_hash, read_record, write_record
 from kernel_lock.core.verdict import FileSeen, Snapshot, Stamp, Wanted, judge, take_snapshot
 
 REPO = "unit-org/k"

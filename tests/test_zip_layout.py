@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from kernel_lock.cache.verify import check_variant
+from kernel_lock.core.cache_layout import variant_dir
 from kernel_lock.core.lockfile import LockedKernel, read_lock
-from kernel_lock.core.records import variant_dir
 from kernel_lock.errors import VerificationError
 from kernel_lock.load import _registry as registry
 from kernel_lock.load._fast import quick_get_kernel

@@ -251,8 +251,8 @@ def main() -> int:
         # huggingface_hub 2.x serves an offline snapshot only when the whole repo is in the cache: fetch it.
         from huggingface_hub import HfApi
 
+        from kernel_lock.core.cache_layout import repo_dir
         from kernel_lock.core.lockfile import read_lock
-        from kernel_lock.core.records import repo_dir
 
         api = HfApi(endpoint=hub.url)
         for entry in read_lock(project / "kernels.lock").kernel:

@@ -35,20 +35,22 @@ from kernel_lock.cache.verify import (
     verify_mode,
     wanted,
 )
-from kernel_lock.core.cache_layout import remove_in_cache
+from kernel_lock.core.cache_layout import (
+    blob_path,
+    first_unsafe_folder,
+    record_path,
+    remove_in_cache,
+    variant_dir,
+)
 from kernel_lock.core.hashing import is_ignored
 from kernel_lock.core.lockfile import LockedKernel
 from kernel_lock.core.records import (
     Fingerprint,
     ManifestEntry,
-    blob_path,
-    first_unsafe_folder,
     make_real_folder,
     manifest_hash,
     read_record,
-    record_path,
     unwritable_paths,
-    variant_dir,
     write_record,
 )
 from kernel_lock.core.verdict import FileProblem, judge, look_at, take_snapshot

@@ -40,17 +40,10 @@ from pathlib import Path
 from typing import Literal
 
 from kernel_lock import env
+from kernel_lock.core.cache_layout import record_path, variant_dir
 from kernel_lock.core.hashing import hash_file
 from kernel_lock.core.lockfile import LockedKernel
-from kernel_lock.core.records import (
-    Fingerprint,
-    ManifestEntry,
-    VariantRecord,
-    read_record,
-    record_path,
-    variant_dir,
-    write_record,
-)
+from kernel_lock.core.records import Fingerprint, ManifestEntry, VariantRecord, read_record, write_record
 from kernel_lock.core.verdict import FileProblem, Stamp, Verdict, Wanted, judge, take_snapshot
 from kernel_lock.errors import NotSyncedError, VerificationError
 from kernel_lock.lock.digest import MalformedDigest, hash_path, in_digest, parse_digest

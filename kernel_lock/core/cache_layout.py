@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kernel_lock import env
-from kernel_lock.core.fsutil import first_shared, writable_by_others
+from kernel_lock.core.fsutil import first_shared
 
 __all__ = [
     "RECORD_DIR",
     "blob_path",
     "cache_file_lock",
-    "first_shared",
     "first_unsafe_folder",
     "hub_cache_dir",
     "record_path",
@@ -29,7 +28,6 @@ __all__ = [
     "remove_in_cache",
     "repo_dir",
     "variant_dir",
-    "writable_by_others",
     "writable_in_cache",
 ]
 

@@ -25,15 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kernel_lock.core.cache_layout import RECORD_DIR as RECORD_DIR
-from kernel_lock.core.cache_layout import blob_path as blob_path
-from kernel_lock.core.cache_layout import first_unsafe_folder as first_unsafe_folder
-from kernel_lock.core.cache_layout import hub_cache_dir as hub_cache_dir
-from kernel_lock.core.cache_layout import record_path as record_path
-from kernel_lock.core.cache_layout import record_trusted as record_trusted
-from kernel_lock.core.cache_layout import repo_dir as repo_dir
-from kernel_lock.core.cache_layout import variant_dir as variant_dir
-from kernel_lock.core.cache_layout import writable_in_cache as writable_in_cache
 from kernel_lock.core.fsutil import atomic_write, read_regular_file
 from kernel_lock.core.hashing import HASH_TYPES, HashType, variant_hash
 from kernel_lock.core.requirement import is_hex

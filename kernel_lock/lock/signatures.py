@@ -377,8 +377,8 @@ def synced_material(
     entry: LockedKernel, variant: str, cache: Path | None = None
 ) -> tuple[bytes | None, bytes | None]:
     """A synced variant's `metadata.json` and `metadata.json.sigstore` (None where absent or not a file)."""
+    from kernel_lock.core.cache_layout import variant_dir
     from kernel_lock.core.fsutil import read_regular_file
-    from kernel_lock.core.records import variant_dir
 
     folder = variant_dir(entry.repo_id, entry.commit, variant, cache)
     found: list[bytes | None] = []
@@ -411,7 +411,7 @@ def check_synced_signature(
 ) -> Signer | None:
     """A synced variant's signature verified again (as `recheck_signature`), then every file of it hashed
     against the signed digest: its signer, or None where it is unsigned."""
-    from kernel_lock.core.records import variant_dir
+    from kernel_lock.core.cache_layout import variant_dir
     from kernel_lock.lock.digest import MalformedDigest, digest_folder, parse_digest
 
     metadata, bundle = synced_material(entry, variant, cache)
