@@ -4,6 +4,7 @@ Python versions and free-threading; targets parse, detect and fail with useful m
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import json
 import random
@@ -206,10 +207,12 @@ def _targets(backend: str, version: tuple[int, int] | None, macos: tuple[int, in
                 for abi in abis if torch else [None]:
                     targets.append(Target(torch, abi, backend, version, arch, os, macos))
     cycled = [
-        t._replace(python=PYTHONS[i % len(PYTHONS)][0], free_threaded=PYTHONS[i % len(PYTHONS)][1])
+        dataclasses.replace(
+            t, python=PYTHONS[i % len(PYTHONS)][0], free_threaded=PYTHONS[i % len(PYTHONS)][1]
+        )
         for i, t in enumerate(targets)
     ]
-    every = [t._replace(python=p, free_threaded=ft) for t in targets[::11] for p, ft in PYTHONS]
+    every = [dataclasses.replace(t, python=p, free_threaded=ft) for t in targets[::11] for p, ft in PYTHONS]
     return cycled + every
 
 
@@ -392,7 +395,8 @@ def test_the_new_grammar_parses_into_its_parts() -> None:
     assert (v.python, v.abi, v.arch, v.os, v.legacy) == ((3, 9), "abi3", "x86_64", "linux", False)
     stable = parse_variant("torch-stable-abi-2.11-cpu-cpython-3.9-abi3-x86_64-linux")
     assert (stable.framework, stable.version, stable.backend) == ("torch-stable-abi", (2, 11), "cpu")
-    assert parse_variant("tvm-ffi-0.1-xpu-2025.3-cpython-3.15-abi3t-x86_64-linux")[1:6] == (
+    tvm = parse_variant("tvm-ffi-0.1-xpu-2025.3-cpython-3.15-abi3t-x86_64-linux")
+    assert (tvm.framework, tvm.version, tvm.cxx11_abi, tvm.backend, tvm.backend_version) == (
         "tvm-ffi",
         (0, 1),
         None,
@@ -420,14 +424,17 @@ def test_a_rejection_says_why_the_python_does_not_fit() -> None:
     assert why == "python-too-old" and reason == "built for Python >= 3.12, the target has Python 3.10"
     why, reason = _why(cuda.format("3.15-abi3t"), py310)
     assert why == "python-too-old" and "abi3t" in str(reason) and "3.15" in str(reason)
-    threaded = py310._replace(python=(3, 13), free_threaded=True)
+    threaded = dataclasses.replace(py310, python=(3, 13), free_threaded=True)
     for name in (cuda.format("3.9-abi3"), "torch210-cxx11-cu128-x86_64-linux"):
         why, reason = _why(name, threaded)
         assert why == "abi3-on-free-threaded" and "free-threaded Python cannot load" in str(reason)
         assert "abi3t" in str(reason)
     assert _why(cuda.format("3.15-abi3t"), threaded)[0] == "python-too-old"
-    assert _why(cuda.format("3.15-abi3t"), threaded._replace(python=(3, 15))) == (None, None)
-    assert _why(cuda.format("3.15-abi3t"), py310._replace(python=(3, 15))) == (None, None)  # a GIL 3.15 too
+    assert _why(cuda.format("3.15-abi3t"), dataclasses.replace(threaded, python=(3, 15))) == (None, None)
+    assert _why(cuda.format("3.15-abi3t"), dataclasses.replace(py310, python=(3, 15))) == (
+        None,
+        None,
+    )  # a GIL 3.15 too
     assert _why("torch-cuda", threaded) == (None, None)  # noarch has no compiled parts
     before = rank_variants(["torch210-cxx11-cu128-x86_64-linux"], threaded, rules=(0, 17))
     assert [(d.why, d.reason) for d in before] == [("free-threaded", FREE_THREADED)]
@@ -514,7 +521,7 @@ def test_parse_target_fields() -> None:
         == "torch 2.10 (cxx11), CUDA 12.8, x86_64-linux"
     )
     new = parse_target("torch-2.10-cuda-12.8-cpython-3.12-abi3-x86_64-linux")
-    assert new == cuda._replace(python=(3, 12), free_threaded=False)
+    assert new == dataclasses.replace(cuda, python=(3, 12), free_threaded=False)
     assert new.describe() == "torch 2.10 (cxx11), CUDA 12.8, x86_64-linux, Python 3.12"
     threaded = parse_target("torch-2.13-cxx11-cpu-cpython-3.14-abi3t-x86_64-linux")
     assert (threaded.python, threaded.free_threaded) == ((3, 14), True)
@@ -724,13 +731,14 @@ def test_detection_from_torch_s_files_agrees_with_the_imported_torch() -> None:
     import torch  # noqa: F401 - imported, so detect_target asks torch
 
     child = (
-        "import sys; from kernel_lock.core.detect import detect_target; print(repr(tuple(detect_target())))"
+        "import dataclasses, sys; from kernel_lock.core.detect import detect_target; "
+        "print(repr(dataclasses.astuple(detect_target())))"
     )
     child += "; assert 'torch' not in sys.modules"
     proc = subprocess.run(
         [sys.executable, "-c", child], capture_output=True, text=True, timeout=60, check=True
     )
-    assert ast.literal_eval(proc.stdout.strip()) == tuple(detect_target())
+    assert ast.literal_eval(proc.stdout.strip()) == dataclasses.astuple(detect_target())
 
 
 PY_VARIANTS = (

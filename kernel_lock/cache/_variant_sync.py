@@ -303,7 +303,7 @@ def _link_and_record(
     for item in plan.fetch:
         got = downloads[(entry.repo_id, item.hash)].result()
         if isinstance(got, FileProblem):
-            problems.append(got._replace(path=item.path))
+            problems.append(dataclasses.replace(got, path=item.path))
             continue
         sha256[item.path] = got.hexdigests()["sha256"]
         linked.append(item)

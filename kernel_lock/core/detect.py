@@ -5,15 +5,18 @@
 import, like `kernel_lock.core.target`: the verified quick load imports it in every fresh process.
 """
 
+from __future__ import annotations
+
 import functools
 import importlib.util
 import platform
 import re
 import sys
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from kernel_lock import env
+from kernel_lock.core._record import Record
 from kernel_lock.core.target import Target, is_free_threaded_build, parse_target, this_machine
 
 
@@ -94,7 +97,7 @@ _SOURCE_WORDS = {
 }
 
 
-class TargetChoice(NamedTuple):
+class TargetChoice(Record, kw_only=False):
     """A target and where it came from, for commands to say what they selected for."""
 
     target: Target

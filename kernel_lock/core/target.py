@@ -4,21 +4,21 @@ A target is either declared (`parse_target`, `target_from_options`) or detected 
 running interpreter (`kernel_lock.core.detect`) without importing torch, which would cost ~1.4 s.
 
 The verified quick load imports this module in every fresh process, so its import stays cheap: its
-records are `NamedTuple`s (a frozen dataclass costs 0.5 ms to create, five of them were most of a
-load's overhead), their annotations are evaluated at import rather than left as strings (each string
-costs `NamedTuple` a compile), and no regex is compiled at import.
+values are `Record`s (`kernel_lock.core._record`), and no regex is compiled at import.
 """
+
+from __future__ import annotations
 
 import functools
 import platform
 import re
 import sys
-from typing import NamedTuple
 
+from kernel_lock.core._record import Record
 from kernel_lock.errors import VariantError
 
 
-class Backend(NamedTuple):
+class Backend(Record, kw_only=False):
     """A compute backend, as variant names, targets and the command line spell it."""
 
     name: str  # as in `Target.backend`, and the name of its CLI option (`--cuda`)
@@ -117,7 +117,7 @@ def backend_label(backend: str, version: tuple[int, int] | None) -> str:
     return label if version is None else f"{label} {dotted(version)}"
 
 
-class Target(NamedTuple):
+class Target(Record, kw_only=False):
     """An environment to select build variants for (the running one, or one declared for a deployment).
 
     `python` and `free_threaded` are the target's CPython (`(3, 12)`, and whether it is a free-threaded

@@ -6,9 +6,12 @@ the legacy grammar (`torch210-cxx11-cu128-x86_64-linux`); 0.19 also reads its ne
 read follows a kernels release family (`Rules`). Cheap to import: every verified load needs it.
 """
 
-import functools
-from typing import Literal, NamedTuple
+from __future__ import annotations
 
+import functools
+from typing import Literal
+
+from kernel_lock.core._record import Record
 from kernel_lock.core.target import (
     backend_label,
     dotted,
@@ -31,7 +34,7 @@ LEGACY_PYTHON = (3, 9)
 ABI3T_MIN_PYTHON = (3, 15)
 
 
-class Variant(NamedTuple):
+class Variant(Record, kw_only=False):
     """A parsed build variant name.
 
     For noarch variants (`torch-cpu`, `mlx-metal`, `sdk-cuda`) `backend` is the text after the framework.

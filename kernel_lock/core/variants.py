@@ -8,14 +8,18 @@ kernel-lock only supports torch kernels. Cheap to import, like `kernel_lock.core
 every verified load needs it.
 """
 
+from __future__ import annotations
+
+import dataclasses
 import functools
 import importlib.util
 import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
+from kernel_lock.core._record import Record
 from kernel_lock.core.target import (
     BACKENDS,
     METAL_MIN_MACOS,
@@ -53,7 +57,7 @@ NOT_A_VARIANT = "not a build variant name"
 FREE_THREADED = "arch kernel not supported on free-threaded Python <3.15"
 
 
-class Decision(NamedTuple):
+class Decision(Record, kw_only=False):
     """Whether a variant fits a target, and if not, why (`why` as data, `reason` for people)."""
 
     variant: str
@@ -307,7 +311,9 @@ def nearest_targets(
             v.os or "",
             macos=METAL_MIN_MACOS if v.backend == "metal" else None,
         )
-        other_torch = target._replace(torch=v.version, cxx11_abi=target.cxx11_abi if abi is None else abi)
+        other_torch = dataclasses.replace(
+            target, torch=v.version, cxx11_abi=target.cxx11_abi if abi is None else abi
+        )
         fits = next((t for t in (other_torch, own) if t != target and _rejection(v, t, rules) is None), None)
         spec = fits.spec() if fits else None
         if fits is None or spec is None:

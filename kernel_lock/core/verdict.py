@@ -15,8 +15,9 @@ import os
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
+from kernel_lock.core._record import Record
 from kernel_lock.core.cache_layout import (
     first_unsafe_folder,
     hub_cache_dir,
@@ -34,7 +35,7 @@ Stamp = tuple[int, int, int, int, int, "str | None"]
 SeenKind = Literal["file", "not-regular", "outside-blobs", "unreadable"]
 
 
-class FileProblem(NamedTuple):
+class FileProblem(Record, kw_only=False):
     """One file that is wrong, and how."""
 
     path: str
@@ -117,7 +118,7 @@ class Wanted:
         self.hash = hash
 
 
-class Verdict(NamedTuple):
+class Verdict(Record, kw_only=False):
     """What a folder is, measured against a manifest.
 
     `vouched`: files whose recorded fingerprint spares them a hash; `to_hash`: files that are hashed before

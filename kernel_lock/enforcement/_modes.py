@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -134,7 +135,7 @@ class Enforcer:
 
         target = default_target()
         if backend is not None and backend != target.backend:
-            target = target._replace(backend=backend, backend_version=None)
+            target = dataclasses.replace(target, backend=backend, backend_version=None)
         variant = select_variant(entry.variants, target, repo_id=entry.repo_id)
         check = check_variant(entry, variant)
         if check.status == "missing":
