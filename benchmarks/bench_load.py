@@ -89,7 +89,7 @@ class Bench:
 
     def __init__(self, work: Path, so_size: int, pycache: Path | None) -> None:
         from kernel_lock.core.cache_layout import variant_dir
-        from kernel_lock.core.detect import detect_target
+        from kernel_lock.core.target import detect_target
         from kernel_lock.testing import LocalHub, repo_files
 
         self.work = work

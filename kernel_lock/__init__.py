@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the real signatures for mypy and editors; at run time each is imported when first used
     from kernel_lock.cache.sync import sync_project
     from kernel_lock.cache.verify import check_variant
-    from kernel_lock.core.detect import detect_target
     from kernel_lock.core.lockfile import read_lock
-    from kernel_lock.core.target import parse_target
+    from kernel_lock.core.target import detect_target, parse_target
     from kernel_lock.enforcement import enforce, enforced
     from kernel_lock.errors import KernelLockError
     from kernel_lock.load.locked import LockedLayerRepository, get_kernel, get_kernel_dep
@@ -28,7 +27,7 @@ _EXPORTS = {
     "get_kernel_dep": "kernel_lock.load.locked",
     "sync_project": "kernel_lock.cache.sync",
     "check_variant": "kernel_lock.cache.verify",
-    "detect_target": "kernel_lock.core.detect",
+    "detect_target": "kernel_lock.core.target",
     "parse_target": "kernel_lock.core.target",
     "lock_project": "kernel_lock.lock.project",
     "check_lock": "kernel_lock.lock.project",

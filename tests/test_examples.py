@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.core.detect import default_target
+from kernel_lock.core.target import default_target
 
 ROOT = Path(__file__).resolve().parent.parent
 

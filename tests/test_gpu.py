@@ -12,8 +12,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.torch]
 def test_a_locked_kernel_runs_on_the_gpu(hub_env, make_project, cli, monkeypatch) -> None:
     import torch
 
-    from kernel_lock.core.detect import detect_target
     from kernel_lock.core.lockfile import read_lock
+    from kernel_lock.core.target import detect_target
     from kernel_lock.core.variants import select_variant
     from kernel_lock.load.locked import get_kernel
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kernel_lock.cache.verify import PARALLEL_HASH_MIN_BYTES, FileHashes, hash_files
+from kernel_lock.core.cache_layout import ManifestEntry
 from kernel_lock.core.hashing import git_blob_sha1, hash_file
-from kernel_lock.core.records import ManifestEntry
 from kernel_lock.core.verdict import look_at
 
 MIB = 1 << 20

@@ -158,7 +158,7 @@ def test_a_kernel_without_python_depends_costs_no_metadata_lookup() -> None:
     """`importlib.metadata` (about 25 ms in a fresh process) is imported only to look up a kernel's needs."""
     script = (
         "import sys\n"
-        "from kernel_lock.cache.pydeps import missing\n"
+        "from kernel_lock.core.pydeps import missing\n"
         "for name in [m for m in sys.modules if m == 'importlib.metadata' or m.startswith('importlib.metadata.')]:\n"
         "    del sys.modules[name]\n"
         "assert missing([]) == []\n"

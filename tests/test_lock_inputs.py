@@ -18,11 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lock.cache.verify import fingerprint
-from kernel_lock.core.cache_layout import RECORD_DIR, blob_path, record_path, repo_dir, variant_dir
+from kernel_lock.core.cache_layout import (
+    RECORD_DIR,
+    Fingerprint,
+    blob_path,
+    manifest_hash,
+    read_record,
+    record_path,
+    repo_dir,
+    variant_dir,
+    write_record,
+)
 from kernel_lock.core.hashing import variant_hash
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import manifest_hash, read_record, write_record
 from kernel_lock.core.verdict import take_snapshot
 from kernel_lock.testing import LocalHub, git_blob_id, variant_files
 
@@ -81,7 +89,7 @@ def plant(commit: str, files: dict[str, bytes], target: str) -> str:
     assert forged is not None
     seen = take_snapshot(REPO, commit, VARIANT).files
     stamps = {e.path: seen[e.path].stamp for e in manifest}
-    verified = {p: fingerprint(s) for p, s in stamps.items() if s is not None}
+    verified = {p: Fingerprint.of(s) for p, s in stamps.items() if s is not None}
     assert verified.keys() == stamps.keys()
     write_record(
         record_path(REPO, commit, VARIANT),

@@ -30,8 +30,7 @@ from hypothesis import strategies as st
 from kernel_lock.core.lockfile import Lock, LockedKernel, parse_lock
 from kernel_lock.core.requirement import is_repo_id
 from kernel_lock.core.target import Target, parse_target
-from kernel_lock.core.variant_names import parse_variant
-from kernel_lock.core.variants import NOT_A_VARIANT, rank_variants, select_variant
+from kernel_lock.core.variants import NOT_A_VARIANT, parse_variant, rank_variants, select_variant
 from kernel_lock.errors import KernelLockError, LockfileError, VariantError
 from kernel_lock.project.config import ConfigError, load_project, parse_dependency, parse_kernels_table
 from kernel_lock.testing.fixtures import CPU_VARIANT

@@ -208,7 +208,6 @@ def test_the_models_string_checks_agree_with_the_schemas_patterns(text) -> None:
     states the same rules as patterns."""
     from kernel_lock.core.lockfile import VARIANT_NAME_PATTERN, is_variant_name
     from kernel_lock.core.requirement import COMMIT_PATTERN, REPO_ID_PATTERN, is_hex, is_repo_id
-    from kernel_lock.load import _fast as quickload
 
     no_dots = "--" not in text and ".." not in text
     assert is_repo_id(text) == (re.fullmatch(REPO_ID_PATTERN, text) is not None and no_dots)
@@ -216,7 +215,7 @@ def test_the_models_string_checks_agree_with_the_schemas_patterns(text) -> None:
         re.fullmatch(VARIANT_NAME_PATTERN, text) is not None and ".." not in text
     )
     assert is_hex(text, 40) == (re.fullmatch(COMMIT_PATTERN, text) is not None)
-    assert quickload._is_hex(text, 40, 64) == (re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", text) is not None)
+    assert is_hex(text, 64) == (re.fullmatch(r"[0-9a-f]{64}", text) is not None)
 
 
 # A cache other users can write. A write through a shared memory mapping whose page is already dirty

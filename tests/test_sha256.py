@@ -9,9 +9,8 @@ from collections import Counter
 
 import pytest
 
-from kernel_lock.core.cache_layout import hub_cache_dir, record_path
+from kernel_lock.core.cache_layout import hub_cache_dir, read_record, record_path
 from kernel_lock.core.lockfile import read_lock
-from kernel_lock.core.records import read_record
 from kernel_lock.lock.digest import publisher_digest
 from kernel_lock.testing import LocalHub, git_blob_id, variant_files
 from kernel_lock.testing.fixtures import BUILDER_VERSION, CPU_VARIANT, RELU_V1_FIRST_VARIANTS

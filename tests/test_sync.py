@@ -55,7 +55,7 @@ def test_sync_for_the_default_target(locked, cli) -> None:
 
 @pytest.mark.torch  # without torch, detection would depend on this machine's CUDA libraries
 def test_sync_for_the_detected_environment(locked, cli, monkeypatch) -> None:
-    from kernel_lock.core.detect import detect_target
+    from kernel_lock.core.target import detect_target
     from kernel_lock.core.variants import select_variant
 
     monkeypatch.delenv(env.TARGET)

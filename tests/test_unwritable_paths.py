@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernel_lock.core.records import NAME_MAX, PATH_MAX, unwritable_paths
+from kernel_lock.core.cache_layout import NAME_MAX, PATH_MAX, unwritable_paths
 
 
 def test_an_ordinary_variant_listing_is_writable() -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import importlib
 import json
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,23 +21,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from kernel_lock.core import detect as detect_module
-from kernel_lock.core.detect import detect_target
+from kernel_lock.core import target as target_module
 from kernel_lock.core.target import (
+    Rules,
     Target,
     backend_variant_str,
+    detect_target,
+    installed_rules,
     is_free_threaded_build,
     parse_target,
-    target_from_options,
+    rules_for,
 )
-from kernel_lock.core.variant_names import Rules, describe_variant, parse_variant
+from kernel_lock.core.target_options import target_from_options
 from kernel_lock.core.variants import (
     FREE_THREADED,
     NOT_A_VARIANT,
     Decision,
-    installed_rules,
+    describe_variant,
+    parse_variant,
     rank_variants,
-    rules_for,
     select_variant,
 )
 from kernel_lock.errors import NoVariantFits, VariantError
@@ -339,7 +342,7 @@ def test_the_installed_release_s_rules_are_found_without_importing_it() -> None:
     """Selection follows the installed kernels; finding which costs no import (the quick load needs it)."""
     code = (
         "import json, sys\n"
-        "from kernel_lock.core.variants import installed_rules\n"
+        "from kernel_lock.core.target import installed_rules\n"
         "print(json.dumps({'rules': installed_rules(), 'kernels_imported': 'kernels' in sys.modules}))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
@@ -659,7 +662,7 @@ def test_detect_target_matches_torch() -> None:
 def test_detect_target_does_not_import_torch() -> None:
     code = (
         "import json, sys\n"
-        "from kernel_lock.core.detect import detect_target; t = detect_target()\n"
+        "from kernel_lock.core.target import detect_target; t = detect_target()\n"
         "print(json.dumps({'torch_imported': 'torch' in sys.modules, 'kernels_imported': 'kernels' in sys.modules,"
         " 'spec': t.spec()}))"
     )
@@ -705,8 +708,8 @@ def test_detect_target_reads_version_py(
     (tmp_path / "version.py").write_text(f"__version__ = '2.6.0+x'\n{version_py}")
     (tmp_path / "share/cmake/Torch").mkdir(parents=True)
     (tmp_path / "share/cmake/Torch/TorchConfig.cmake").write_text(cmake)
-    monkeypatch.setattr(detect_module, "torch_dir", lambda: tmp_path)
-    monkeypatch.setattr(detect_module, "this_machine", lambda: ("x86_64", "linux"))
+    monkeypatch.setattr(target_module, "torch_dir", lambda: tmp_path)
+    monkeypatch.setattr(target_module, "this_machine", lambda: ("x86_64", "linux"))
     python = (sys.version_info[0], sys.version_info[1])
     expected = Target(
         (2, 6), abi, backend, backend_version, "x86_64", "linux", None, is_free_threaded_build(), python
@@ -715,7 +718,7 @@ def test_detect_target_reads_version_py(
 
 
 def test_detect_target_without_torch(monkeypatch: pytest.MonkeyPatch, fresh_detection: None) -> None:
-    monkeypatch.setattr(detect_module, "torch_dir", lambda: None)
+    monkeypatch.setattr(target_module, "torch_dir", lambda: None)
     cuda = kernels_backends._get_cuda()
     target = detect_target()
     assert (target.torch, target.cxx11_abi) == (None, None)
@@ -731,7 +734,7 @@ def test_detection_from_torch_s_files_agrees_with_the_imported_torch() -> None:
     import torch  # noqa: F401 - imported, so detect_target asks torch
 
     child = (
-        "import dataclasses, sys; from kernel_lock.core.detect import detect_target; "
+        "import dataclasses, sys; from kernel_lock.core.target import detect_target; "
         "print(repr(dataclasses.astuple(detect_target())))"
     )
     child += "; assert 'torch' not in sys.modules"
@@ -837,3 +840,10 @@ def test_python_options_and_target_are_one_or_the_other(cli) -> None:
     run = cli("env", "--torch", "2.13", "--cpu", "--python", "3.12", "--free-threaded")
     assert run.exit_code != 0 and "free-threaded CPython starts at 3.13" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@given(st.text(alphabet="0123456789.-+ax\u0663", max_size=12))
+def test_a_version_s_major_and_minor_are_read_as_a_regex_reads_them(text: str) -> None:
+    """Detection reads `torch.version` strings without compiling a regex; it reads what `(\\d+)(\\.(\\d+))?` does."""
+    m = re.match(r"(\d+)(?:\.(\d+))?", text)
+    assert target_module._major_minor(text) == ((int(m.group(1)), int(m.group(2) or 0)) if m else None)

@@ -13,11 +13,19 @@ from typing import Any
 import pytest
 
 from kernel_lock.cache._variant_sync import plan_variant
-from kernel_lock.cache.verify import check_variant, fingerprint, record_for
-from kernel_lock.core.cache_layout import blob_path, record_path, variant_dir
+from kernel_lock.cache.verify import check_variant, record_for
+from kernel_lock.core.cache_layout import (
+    Fingerprint,
+    ManifestEntry,
+    blob_path,
+    manifest_hash,
+    read_record,
+    record_path,
+    variant_dir,
+    write_record,
+)
 from kernel_lock.core.hashing import git_blob_sha1
 from kernel_lock.core.lockfile import LockedKernel, read_lock
-from kernel_lock.core.records import ManifestEntry, manifest_hash, read_record, write_record
 from kernel_lock.core.verdict import FileSeen, Snapshot, Stamp, Wanted, judge, take_snapshot
 
 REPO = "unit-org/k"
@@ -213,9 +221,9 @@ def cache(tmp_path: Path) -> Cache:
         link = world.vdir / item.path
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(world.blobs / item.hash, link.parent))
-    record = record_for(world.entry, VARIANT, items)
     seen = world.take().files
-    record.verified = {p: fingerprint(s.stamp) for p, s in seen.items() if s.stamp is not None}
+    verified = {p: Fingerprint.of(s.stamp) for p, s in seen.items() if s.stamp is not None}
+    record = record_for(world.entry, VARIANT, items, verified)
     write_record(record_path(REPO, COMMIT, VARIANT, root), record)
     return world
 

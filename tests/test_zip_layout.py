@@ -114,11 +114,7 @@ def test_an_archive_swapped_between_the_check_and_the_import_is_refused(synced) 
     archive = _zip(entry)
     archive.unlink()
     archive.write_bytes(zip_archive({"__init__.py": b"raise SystemExit('planted code ran')\n"}))
-    files = locked_files(
-        ((e.path, e.kind, e.hash, e.sha256) for e in check.record.manifest),
-        entry.hash_type,
-        {p: fp.as_dict() for p, fp in check.record.verified.items()},
-    )
+    files = locked_files(check.record)
     with pytest.raises(VerificationError, match=rf"{archive.name}: content changed"):
         registry.import_variant(check.path, where=f"{REPO} variant {VARIANT}", files=files)
 

@@ -12,10 +12,13 @@ from pathlib import Path
 
 t0 = time.perf_counter()
 from kernel_lock.cache.verify import check_variant  # noqa: E402
-from kernel_lock.core.cache_layout import record_path, variant_dir  # noqa: E402
+from kernel_lock.core.cache_layout import (  # noqa: E402
+    read_record,
+    record_path,
+    variant_dir,
+)
 from kernel_lock.core.hashing import hash_file  # noqa: E402
 from kernel_lock.core.lockfile import read_lock  # noqa: E402
-from kernel_lock.core.records import read_record  # noqa: E402
 
 t1 = time.perf_counter()
 repo, lockfile, variant = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -130,7 +130,7 @@ def main() -> int:
     import huggingface_hub
     import torch
 
-    from kernel_lock.core.detect import detect_target
+    from kernel_lock.core.target import detect_target
     from kernel_lock.testing import LocalHub
 
     summary: dict = {

@@ -171,7 +171,7 @@ def main() -> int:
     import torch
     import transformers
 
-    from kernel_lock.core.detect import detect_target
+    from kernel_lock.core.target import detect_target
     from kernel_lock.testing import LocalHub
 
     cuda = args.device == "cuda"

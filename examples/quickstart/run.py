@@ -40,7 +40,7 @@ def cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Compl
 
 def publish(hub: LocalHub) -> None:
     """Publish the example kernel: a pure-Python CPU variant and one built for this machine's torch."""
-    from kernel_lock.core.detect import detect_target
+    from kernel_lock.core.target import detect_target
 
     variants = ["torch-cpu"]
     spec = detect_target().spec()

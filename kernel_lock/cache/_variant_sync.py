@@ -27,33 +27,28 @@ from kernel_lock.cache.verify import (
     VariantCheck,
     check_variant,
     content_problem,
-    fingerprint,
     hash_files,
     publisher_digest_problems,
     record_for,
-    stamps,
     verify_mode,
-    wanted,
 )
 from kernel_lock.core.cache_layout import (
-    blob_path,
-    first_unsafe_folder,
-    record_path,
-    remove_in_cache,
-    variant_dir,
-)
-from kernel_lock.core.hashing import is_ignored
-from kernel_lock.core.lockfile import LockedKernel
-from kernel_lock.core.records import (
     Fingerprint,
     ManifestEntry,
+    blob_path,
+    first_unsafe_folder,
     make_real_folder,
     manifest_hash,
     read_record,
+    record_path,
+    remove_in_cache,
     unwritable_paths,
+    variant_dir,
     write_record,
 )
-from kernel_lock.core.verdict import FileProblem, judge, look_at, take_snapshot
+from kernel_lock.core.hashing import is_ignored
+from kernel_lock.core.lockfile import LockedKernel
+from kernel_lock.core.verdict import FileProblem, judge, look_at, take_snapshot, wanted
 from kernel_lock.errors import CacheError, HubError
 from kernel_lock.hub.fetch import Digests, Source, digests_of, fetch_blob, store_blob
 
@@ -188,14 +183,14 @@ def plan_variant(
     matches = record is not None and record.manifest_matches(entry.variants[variant], entry.hash_type)
     verdict = judge(
         wanted(manifest),
-        stamps(record.verified) if record is not None and matches else {},
+        record.stamps() if record is not None and matches else {},
         take_snapshot(entry.repo_id, entry.commit, variant, cache),
         hash_all=verify_mode() == "full",
     )
     # the lock's hash authenticates the record, so its SHA-256 of each file it vouches for
     recorded = {e.path: e.sha256 for e in record.manifest} if record is not None and matches else {}
     sha256 = {p: h for p in verdict.vouched if (h := recorded.get(p)) is not None}
-    keep = {p: fingerprint(s) for p, s in verdict.vouched.items() if p in sha256}
+    keep = {p: Fingerprint.of(s) for p, s in verdict.vouched.items() if p in sha256}
     clear = set(verdict.clear)
     need = list(verdict.replace)
     by_path = {e.path: e for e in manifest}
@@ -204,7 +199,7 @@ def plan_variant(
     jobs += [(by_path[p], vdir / p, s) for p, s in verdict.vouched.items() if p not in sha256]
     for item, stamp, actual in hash_files(jobs):
         if content_problem(item, actual) is None and isinstance(actual, FileHashes):
-            keep[item.path] = fingerprint(stamp)
+            keep[item.path] = Fingerprint.of(stamp)
             sha256[item.path] = actual.sha256
         else:
             clear.add(item.path)
@@ -316,15 +311,13 @@ def _link_and_record(
         _symlink(os.path.relpath(blobs / item.hash, path.parent), path)
         seen = look_at(vdir, item.path, blobs)
         if seen.stamp is not None:
-            fingerprints[item.path] = fingerprint(seen.stamp)
+            fingerprints[item.path] = Fingerprint.of(seen.stamp)
         else:
             problems.append(seen.problem(item.path, item.hash))
     manifest = [e if e.sha256 else dataclasses.replace(e, sha256=sha256.get(e.path)) for e in plan.manifest]
     if not problems:
         problems = _check_variant_hash(entry, variant, manifest, cache)
-    record = record_for(entry, variant, manifest)
-    if not problems:
-        record.verified = fingerprints
+    record = record_for(entry, variant, manifest, None if problems else fingerprints)
     rpath = record_path(entry.repo_id, entry.commit, variant, cache)
     make_real_folder(cache, rpath.parent)
     write_record(rpath, record)

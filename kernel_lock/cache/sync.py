@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from kernel_lock.cache._variant_sync import carry_out, hub_manifest, plan_variant
 from kernel_lock.cache.verify import VariantCheck, check_variant
-from kernel_lock.core.cache_layout import cache_file_lock, hub_cache_dir, record_path
+from kernel_lock.core.cache_layout import cache_file_lock, hub_cache_dir, make_real_folder, record_path
 from kernel_lock.core.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists
-from kernel_lock.core.records import make_real_folder
 from kernel_lock.errors import ConfigError, SyncFailed, VariantError
 from kernel_lock.project.config import load_project
 from kernel_lock.project.paths import project_lockfile
@@ -88,7 +87,7 @@ def selected_variants(
     environment: list[Target] = []
 
     def for_target(entry: LockedKernel) -> str:
-        from kernel_lock.core.detect import default_target
+        from kernel_lock.core.target import default_target
         from kernel_lock.core.variants import select_variant
 
         if not environment:
@@ -181,7 +180,7 @@ def _warn_missing_python_depends(result: SyncResult) -> None:
     """Sync may run where the kernels will not (a build stage), so missing packages are a warning here."""
     import warnings
 
-    from kernel_lock.cache.pydeps import missing, python_depends
+    from kernel_lock.core.pydeps import missing, python_depends
     from kernel_lock.errors import KernelLockWarning
 
     for check in result.checks:

@@ -32,6 +32,7 @@ Files are hashed in parallel and read once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,11 +41,18 @@ from pathlib import Path
 from typing import Literal
 
 from kernel_lock import env
-from kernel_lock.core.cache_layout import record_path, variant_dir
+from kernel_lock.core.cache_layout import (
+    Fingerprint,
+    ManifestEntry,
+    VariantRecord,
+    read_record,
+    record_path,
+    variant_dir,
+    write_record,
+)
 from kernel_lock.core.hashing import hash_file
 from kernel_lock.core.lockfile import LockedKernel
-from kernel_lock.core.records import Fingerprint, ManifestEntry, VariantRecord, read_record, write_record
-from kernel_lock.core.verdict import FileProblem, Stamp, Verdict, Wanted, judge, take_snapshot
+from kernel_lock.core.verdict import FileProblem, Stamp, Verdict, judge, take_snapshot, wanted
 from kernel_lock.errors import NotSyncedError, VerificationError
 from kernel_lock.lock.digest import MalformedDigest, hash_path, in_digest, parse_digest
 
@@ -132,7 +140,7 @@ def check_variant(
         return check
     verdict = judge(
         wanted(record.manifest),
-        stamps(record.verified),
+        record.stamps(),
         take_snapshot(entry.repo_id, entry.commit, variant, cache),
         hash_all=chosen == "full",
     )
@@ -146,7 +154,7 @@ def check_variant(
         check.problems.extend(problems)
         return check
     if fingerprints != record.verified:
-        record.verified = fingerprints
+        record = dataclasses.replace(record, verified=fingerprints)
         # A read-only cache (e.g. a production image) still verifies, by hashing.
         with contextlib.suppress(OSError):
             write_record(rpath, record)
@@ -154,35 +162,19 @@ def check_variant(
     return check
 
 
-def wanted(manifest: Iterable[ManifestEntry]) -> list[Wanted]:
-    """A manifest as the verdict reads it."""
-    return [Wanted(e.path, e.size, e.hash) for e in manifest]
-
-
-def stamps(verified: dict[str, Fingerprint]) -> dict[str, Stamp]:
-    """A record's fingerprints as the verdict compares them."""
-    return {p: (f.dev, f.ino, f.size, f.mtime_ns, f.ctime_ns, f.link) for p, f in verified.items()}
-
-
-def fingerprint(stamp: Stamp) -> Fingerprint:
-    """A fingerprint the verdict saw, as a record stores it."""
-    dev, ino, size, mtime_ns, ctime_ns, link = stamp
-    return Fingerprint(dev=dev, ino=ino, size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns, link=link)
-
-
 def hash_and_check(
     vdir: Path, manifest: Iterable[ManifestEntry], verdict: Verdict
 ) -> tuple[list[FileProblem], dict[str, Fingerprint]]:
     """Hash the files a verdict leaves to hash: (content problems, fingerprints of every good file)."""
     by_path = {e.path: e for e in manifest}
-    fingerprints = {p: fingerprint(s) for p, s in verdict.vouched.items()}
+    fingerprints = {p: Fingerprint.of(s) for p, s in verdict.vouched.items()}
     problems = []
     for entry, stamp, actual in hash_files([(by_path[p], vdir / p, s) for p, s in verdict.to_hash.items()]):
         problem = content_problem(entry, actual)
         if problem is not None:
             problems.append(problem)
         else:
-            fingerprints[entry.path] = fingerprint(stamp)
+            fingerprints[entry.path] = Fingerprint.of(stamp)
     return problems, fingerprints
 
 
@@ -257,8 +249,13 @@ def publisher_digest_problems(vdir: Path, manifest: list[ManifestEntry]) -> list
     ]
 
 
-def record_for(entry: LockedKernel, variant: str, manifest: list[ManifestEntry]) -> VariantRecord:
-    """A fresh record (nothing verified yet) for a variant about to be synced."""
+def record_for(
+    entry: LockedKernel,
+    variant: str,
+    manifest: list[ManifestEntry],
+    verified: dict[str, Fingerprint] | None = None,
+) -> VariantRecord:
+    """A record for a variant being synced: nothing verified yet, or the fingerprints of its verified files."""
     return VariantRecord(
         repo_id=entry.repo_id,
         commit=entry.commit,
@@ -266,4 +263,5 @@ def record_for(entry: LockedKernel, variant: str, manifest: list[ManifestEntry])
         hash_type=entry.hash_type,
         variant_hash=entry.variants[variant],
         manifest=sorted(manifest, key=lambda e: e.path),
+        verified=verified or {},
     )

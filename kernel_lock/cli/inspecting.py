@@ -14,7 +14,7 @@ from kernel_lock.cli.command import command
 from kernel_lock.cli.exitcodes import EXIT_CHECK_FAILED, EXIT_OK
 from kernel_lock.cli.options import announce_target, project_option, target_options
 from kernel_lock.cli.output import Output, decision_lines, decision_status, table
-from kernel_lock.core.detect import TargetChoice
+from kernel_lock.core.target import TargetChoice
 
 
 @click.command()
@@ -238,7 +238,7 @@ def env_(*, out: Output, target: TargetChoice | None) -> int:
     import platform
 
     from kernel_lock.cli.reports import EnvReport, TargetReport
-    from kernel_lock.core.detect import choose_target, torch_dir
+    from kernel_lock.core.target import choose_target, torch_dir
 
     choice = choose_target(target)
     torch_path = torch_dir()

@@ -12,8 +12,7 @@ import click
 from kernel_lock import env as environ
 from kernel_lock import errors
 from kernel_lock.cli.output import Output
-from kernel_lock.core.detect import TargetChoice
-from kernel_lock.core.target import BACKENDS
+from kernel_lock.core.target import BACKENDS, TargetChoice
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -138,7 +137,7 @@ def declared_target(
 
         return TargetChoice(parse_target(spec), "--target")
     if declared:
-        from kernel_lock.core.target import target_from_options
+        from kernel_lock.core.target_options import target_from_options
 
         target = target_from_options(
             torch=torch, arch=arch, os=os_name, python=python, free_threaded=free_threaded, **backends
@@ -149,7 +148,7 @@ def declared_target(
 
 def announce_target(out: Output, declared: TargetChoice | None) -> TargetChoice:
     """Choose the target, say which (once per command), and warn where detection found no torch."""
-    from kernel_lock.core.detect import choose_target
+    from kernel_lock.core.target import choose_target
 
     choice = choose_target(declared)
     out.note(f"Target: {choice.describe()}")

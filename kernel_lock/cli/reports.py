@@ -19,7 +19,7 @@ from kernel_lock.core.variants import Rejection
 
 if TYPE_CHECKING:
     from kernel_lock.cache.verify import VariantCheck
-    from kernel_lock.core.detect import TargetChoice
+    from kernel_lock.core.target import TargetChoice
     from kernel_lock.lock.changes import LockResult
 
 

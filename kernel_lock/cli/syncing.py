@@ -16,7 +16,7 @@ from kernel_lock.cli.exitcodes import EXIT_OK, EXIT_VERIFICATION
 from kernel_lock.cli.options import announce_target, flag, project_option, target_options, variant_options
 from kernel_lock.cli.output import Output, decision_lines, human_bytes, print_changes
 from kernel_lock.cli.progress import SyncBar, working
-from kernel_lock.core.detect import TargetChoice
+from kernel_lock.core.target import TargetChoice
 
 if TYPE_CHECKING:
     from kernel_lock.cli.reports import VariantReport

@@ -58,6 +58,17 @@ def _private_group(gid: int) -> bool:
     return _PRIVATE_GROUPS[key]
 
 
+def parts_below(base: str | os.PathLike[str], path: str | os.PathLike[str]) -> list[str]:
+    """The names from `base` (exclusive) down to `path`, as `Path.relative_to(base).parts` gives them, read
+    from the text (`pathlib` costs every load on the quick path); ValueError where `path` is not below."""
+    top, below = os.fspath(base).rstrip(os.sep), os.fspath(path)
+    if below == top:
+        return []
+    if not below.startswith(top + os.sep):
+        raise ValueError(f"{below!r} is not in {top!r}")
+    return [part for part in below[len(top) + 1 :].split(os.sep) if part and part != "."]
+
+
 def first_shared(base: str | os.PathLike[str], path: str | os.PathLike[str]) -> str | None:
     """The first of the paths from `base` down to `path` (both included) that someone other than this user and
     root could change; None where no one else can.
@@ -73,7 +84,7 @@ def first_shared(base: str | os.PathLike[str], path: str | os.PathLike[str]) -> 
     current = os.fspath(base)
     try:
         st = os.stat(current)
-        for part in Path(path).relative_to(base).parts:
+        for part in parts_below(base, path):
             opened = _lets_others_rename(st)
             current = os.path.join(current, part)
             st = os.lstat(current)

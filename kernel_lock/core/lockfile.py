@@ -16,12 +16,11 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from kernel_lock.core import _tables as tables
-from kernel_lock.core import lockfile_reader
+from kernel_lock.core import lockfile_reader as reader
 from kernel_lock.core._record import Record
-from kernel_lock.core._tables import InvalidLockData as InvalidLockData
 from kernel_lock.core.fsutil import atomic_write
 from kernel_lock.core.hashing import DEFAULT_HASH_TYPE, HASH_TYPES, HashType
+from kernel_lock.core.lockfile_reader import InvalidLockData as InvalidLockData
 from kernel_lock.core.requirement import (
     COMMIT_PATTERN,
     Dependency,
@@ -83,10 +82,10 @@ class RequiredBy(Record):
     @classmethod
     def from_dict(cls, data: object, path: str) -> RequiredBy:
         """Validate one `[[kernel.required-by]]` table."""
-        d = tables.table(data, path, required=("kernel", "variants"))
+        d = reader.table(data, path, required=("kernel", "variants"))
         return cls(
-            kernel=tables.string(d["kernel"], tables.at(path, "kernel")),
-            variants=tables.strings(d["variants"], path, "variants"),
+            kernel=reader.string(d["kernel"], reader.at(path, "kernel")),
+            variants=reader.strings(d["variants"], path, "variants"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,23 +115,23 @@ class Provenance(Record):
     @classmethod
     def from_dict(cls, data: object, path: str) -> Provenance:
         """Validate one `[[kernel.provenance]]` table."""
-        d = tables.table(
+        d = reader.table(
             data,
             path,
             required=("builder", "dirty", "variants"),
             optional=("builder-commit", "source-commit"),
         )
         return cls(
-            builder=tables.string(d["builder"], tables.at(path, "builder")),
-            builder_commit=tables.optional_string(d, "builder-commit", path),
-            source_commit=tables.optional_string(d, "source-commit", path),
-            dirty=tables.boolean(d["dirty"], tables.at(path, "dirty")),
-            variants=tables.strings(d["variants"], path, "variants"),
+            builder=reader.string(d["builder"], reader.at(path, "builder")),
+            builder_commit=reader.optional_string(d, "builder-commit", path),
+            source_commit=reader.optional_string(d, "source-commit", path),
+            dirty=reader.boolean(d["dirty"], reader.at(path, "dirty")),
+            variants=reader.strings(d["variants"], path, "variants"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """As the lock writes it: no null, variants sorted."""
-        return tables.without_none(
+        return reader.without_none(
             {
                 "builder": self.builder,
                 "builder-commit": self.builder_commit,
@@ -206,10 +205,10 @@ class LockedKernel(Record):
     @classmethod
     def from_dict(cls, data: object, path: str = "") -> LockedKernel:
         """Validate one `[[kernel]]` table: every key, every value; `InvalidLockData` names the first problem."""
-        d = tables.table(data, path, required=_REQUIRED, optional=_OPTIONAL)
+        d = reader.table(data, path, required=_REQUIRED, optional=_OPTIONAL)
 
         def at(key: str) -> str:
-            return tables.at(path, key)
+            return reader.at(path, key)
 
         version, revision = d.get("version"), d.get("revision")
         problem = requirement_problem(version, revision)
@@ -227,18 +226,18 @@ class LockedKernel(Record):
         trust = d.get("trust")
         if trust is not None and trust not in TRUSTS:
             raise InvalidLockData(at("trust"), f"must be one of {', '.join(map(repr, TRUSTS))}")
-        variants = tables.table(d["variants"], at("variants"), values=True)
+        variants = reader.table(d["variants"], at("variants"), values=True)
         for name, value in variants.items():
             if not is_variant_name(name):
                 raise InvalidLockData(
-                    tables.at(at("variants"), name),
+                    reader.at(at("variants"), name),
                     "not a variant name (letters, digits, '.', '_', '+', '-'; no '..')",
                 )
             if not is_variant_hash(value):
                 raise InvalidLockData(
-                    tables.at(at("variants"), name), "not a variant hash 'sha256-' + 64 hex digits"
+                    reader.at(at("variants"), name), "not a variant hash 'sha256-' + 64 hex digits"
                 )
-        signed_by = tables.table(d.get("signed-by", {}), at("signed-by"), values=True)
+        signed_by = reader.table(d.get("signed-by", {}), at("signed-by"), values=True)
         unknown = sorted(set(signed_by) - set(variants))
         if unknown:
             raise InvalidLockData(
@@ -249,21 +248,21 @@ class LockedKernel(Record):
             version=version,
             revision=revision,
             redirected_from=d.get("redirected-from"),
-            ref=tables.string(d["ref"], at("ref")),
+            ref=reader.string(d["ref"], at("ref")),
             commit=d["commit"],
             hash_type=hash_type,
             trust=trust,
-            direct=tables.boolean(d.get("direct", True), at("direct")),
+            direct=reader.boolean(d.get("direct", True), at("direct")),
             variants=dict(variants),
             provenance=[
-                Provenance.from_dict(p, tables.at(at("provenance"), i))
-                for i, p in tables.items(d, "provenance", path)
+                Provenance.from_dict(p, reader.at(at("provenance"), i))
+                for i, p in reader.items(d, "provenance", path)
             ],
             required_by=[
-                RequiredBy.from_dict(r, tables.at(at("required-by"), i))
-                for i, r in tables.items(d, "required-by", path)
+                RequiredBy.from_dict(r, reader.at(at("required-by"), i))
+                for i, r in reader.items(d, "required-by", path)
             ],
-            signed_by={v: tables.signer(s, tables.at(at("signed-by"), v)) for v, s in signed_by.items()},
+            signed_by={v: reader.signer(s, reader.at(at("signed-by"), v)) for v, s in signed_by.items()},
         )
 
     def validated(self) -> LockedKernel:
@@ -335,12 +334,12 @@ class Lock(Record):
     @classmethod
     def from_dict(cls, data: object) -> Lock:
         """Validate a whole lock's data (as TOML reads it): `InvalidLockData` names the first problem."""
-        d = tables.table(data, "", optional=("version", "kernel"))
+        d = reader.table(data, "", optional=("version", "kernel"))
         if d.get("version", LOCK_VERSION) != LOCK_VERSION or type(d.get("version", LOCK_VERSION)) is not int:
             raise InvalidLockData("version", f"must be {LOCK_VERSION}")
         lock = cls(
             kernel=[
-                LockedKernel.from_dict(k, tables.at("kernel", i)) for i, k in tables.items(d, "kernel", "")
+                LockedKernel.from_dict(k, reader.at("kernel", i)) for i, k in reader.items(d, "kernel", "")
             ]
         )
         keys = [k.key for k in lock.kernel]
@@ -426,7 +425,7 @@ def parse_lock(text: str, *, where: str) -> Lock:
     fresh process 1.5 ms), anything else by `tomllib`; both feed the one validator, `Lock.from_dict`.
     """
     _refuse_kernels_json(text, where)
-    data = lockfile_reader.read(text)
+    data = reader.read(text)
     if data is None:  # a lock edited by hand, say: TOML beyond what kernel-lock writes
         from kernel_lock.core import tomlread
 

@@ -1,21 +1,27 @@
-"""`kernels.lock` as `Lock.to_toml` writes it, read without importing `tomllib`.
+"""Reading `kernels.lock`: its text as tables, and each value of those tables checked for the model.
 
-Importing `tomllib` costs a fresh process about 1.5 ms (it compiles its regexes at import): more than
-everything else the verified quick load does before the kernel's own import. The lock as kernel-lock
-writes it uses a small part of TOML: full-line comments, `[[kernel]]` and `[kernel.a.b]` /
-`[[kernel.a]]` headers, and `key = value` lines, of bare keys or of quoted keys without escapes (a
-variant name of the `kernels` 0.19 grammar holds dots: `"torch-2.10-cxx11-cuda-12.8-…"`), whose value is a string without escapes,
-a non-negative integer, a boolean, or an array of such strings (`[]`, or one item a line). `read` reads
-exactly that part and returns None for anything else (an escape, an inline table, a
-comment after a value, a key defined twice, ...), for which the caller uses `tomllib`. Where it returns
-a value, `tomllib` returns the same one: `tests/test_lockread.py` checks this on the locks the writer
-makes and on mutations of them.
+`read` reads the text as `Lock.to_toml` writes it without importing `tomllib`, which costs a fresh process
+about 1.5 ms (it compiles its regexes at import): more than everything else the verified quick load does
+before the kernel's own import. The lock as kernel-lock writes it uses a small part of TOML: full-line
+comments, `[[kernel]]` and `[kernel.a.b]` / `[[kernel.a]]` headers, and `key = value` lines, of bare keys
+or of quoted keys without escapes (a variant name of the `kernels` 0.19 grammar holds dots:
+`"torch-2.10-cxx11-cuda-12.8-…"`), whose value is a string without escapes, a non-negative integer, a
+boolean, or an array of such strings (`[]`, or one item a line). `read` reads exactly that part and
+returns None for anything else (an escape, an inline table, a comment after a value, a key defined twice,
+...), for which the caller uses `tomllib`. Where it returns a value, `tomllib` returns the same one:
+`tests/test_lockread.py` checks this on the locks the writer makes and on mutations of them.
+
+The value readers (`table`, `string`, `strings`, ...) check one value each and, where it is wrong, raise
+`InvalidLockData` naming its key path (`kernel.0.variants`), so the model's `from_dict` methods read as a
+list of rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+from kernel_lock.core.requirement import Signer
 
 _BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 # Characters TOML allows nowhere in a file (tab aside); a carriage return is left to tomllib too.
@@ -176,3 +182,89 @@ def _array(rows: Iterator[str]) -> list[Any]:
             raise _Unread
         items.append(item)
     raise _Unread
+
+
+# -- the values of the tables -------------------------------------------------------------------------
+
+
+class InvalidLockData(ValueError):
+    """Lock data that breaks the model's rules: `path` is the key path (`kernel.0.variants`), `reason` why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path or 'top level'}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def at(path: str, key: str | int) -> str:
+    """The key path of `key` in the table at `path`."""
+    return f"{path}.{key}" if path else str(key)
+
+
+def table(
+    data: object,
+    path: str,
+    *,
+    required: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
+    values: bool = False,
+) -> dict[str, Any]:
+    """`data` as a table with exactly the keys allowed (any keys where `values`: a map of names to values)."""
+    if not isinstance(data, dict):
+        raise InvalidLockData(path, "must be a table")
+    if not values:
+        for key in data:
+            if key not in required and key not in optional:
+                raise InvalidLockData(at(path, key), "unknown key")
+        for key in required:
+            if key not in data:
+                raise InvalidLockData(at(path, key), "missing")
+    return data
+
+
+def items(data: dict[str, Any], key: str, path: str) -> list[tuple[int, Any]]:
+    """The numbered items of an optional array of tables."""
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise InvalidLockData(at(path, key), "must be an array")
+    return list(enumerate(value))
+
+
+def string(value: object, path: str) -> str:
+    """A string."""
+    if not isinstance(value, str):
+        raise InvalidLockData(path, "must be a string")
+    return value
+
+
+def optional_string(data: dict[str, Any], key: str, path: str) -> str | None:
+    """The string at `key` of a table, None where the key is absent."""
+    return string(data[key], at(path, key)) if key in data else None
+
+
+def strings(value: object, path: str, key: str) -> list[str]:
+    """An array of strings, at `key` of the table at `path`."""
+    if not isinstance(value, list):
+        raise InvalidLockData(at(path, key), "must be an array of strings")
+    return [string(v, at(at(path, key), i)) for i, v in enumerate(value)]
+
+
+def boolean(value: object, path: str) -> bool:
+    """true or false (TOML keeps them apart from numbers and strings)."""
+    if type(value) is not bool:
+        raise InvalidLockData(path, "must be true or false")
+    return value
+
+
+def signer(data: object, path: str) -> Signer:
+    """A `signed-by` identity: issuer, workflow and repository, each a non-empty string."""
+    d = table(data, path, required=("issuer", "workflow", "repository"))
+    for key in ("issuer", "workflow", "repository"):
+        if not string(d[key], at(path, key)):
+            raise InvalidLockData(at(path, key), "must not be empty")
+    return Signer(issuer=d["issuer"], workflow=d["workflow"], repository=d["repository"])
+
+
+def without_none(data: dict[str, Any]) -> dict[str, Any]:
+    """A table as the writer writes it: absent values left out."""
+    return {k: v for k, v in data.items() if v is not None}

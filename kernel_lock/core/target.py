@@ -1,7 +1,9 @@
-"""The environment a build variant is selected for: torch version and C++ ABI, backend, CPU, OS, Python.
+"""The environment a build variant is selected for, and this machine's, detected as kernels would see it.
 
-A target is either declared (`parse_target`, `target_from_options`) or detected from the
-running interpreter (`kernel_lock.core.detect`) without importing torch, which would cost ~1.4 s.
+A `Target` is torch version and C++ ABI, backend, CPU, OS and Python. `detect_target` finds this machine's
+without importing torch (which would cost ~1.4 s): it asks torch where this process imported it already,
+else reads torch's `version.py` and CMake config. `choose_target` picks between a declared target (`parse_target`, or
+`kernel_lock.core.target_options` for the CLI's options), `KERNEL_LOCK_TARGET` and the detected one.
 
 The verified quick load imports this module in every fresh process, so its import stays cheap: its
 values are `Record`s (`kernel_lock.core._record`), and no regex is compiled at import.
@@ -10,10 +12,16 @@ values are `Record`s (`kernel_lock.core._record`), and no regex is compiled at i
 from __future__ import annotations
 
 import functools
+import importlib.util
+import itertools
+import os
 import platform
 import re
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
+from kernel_lock import env
 from kernel_lock.core._record import Record
 from kernel_lock.errors import VariantError
 
@@ -45,21 +53,14 @@ BACKENDS = {
     )
 }
 _BY_PREFIX = {b.prefix: b for b in BACKENDS.values() if b.prefix}
-_TARGET = r"torch(\d)(\d+)(?:-(cxx11|cxx98))?-([^-]+)-([^-]+)-([^-]+)"
-_ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
-_OSES = ("linux", "darwin", "windows")
 # Metal builds need macOS 26 (kernels' `_METAL_MIN_MACOS_VERSION`); assumed for declared darwin targets.
 METAL_MIN_MACOS = (26, 0)
 # Free-threaded CPython exists from 3.13 (PEP 703).
 FREE_THREADED_MIN_PYTHON = (3, 13)
-_TARGET_FORMAT = (
-    "A target is written like a build variant name, torch<MAJOR><MINOR>[-cxx11|-cxx98]-<backend>-<arch>-<os>, "
-    "e.g. torch210-cxx11-cu128-x86_64-linux, torch213-cxx11-cpu-aarch64-linux or torch210-metal-aarch64-darwin; "
-    f"<backend> is {', '.join(n for n, b in BACKENDS.items() if not b.prefix)}, or "
-    f"{', '.join(_BY_PREFIX)} followed by <MAJOR><MINOR>. Or in the grammar of kernels 0.19, which also "
-    "names the Python: torch-<X.Y>[-cxx11|-cxx98]-<backend>[-<X.Y>][-cpython-<X.Y>-abi3|abi3t]-<arch>-<os>, "
-    "e.g. torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux (abi3t: a free-threaded Python)."
-)
+# A kernels release family, (major, minor): the rules selection follows.
+Rules = tuple[int, int]
+NEWEST_RULES: Rules = (0, 19)
+OLDEST_RULES: Rules = (0, 17)
 
 
 def parse_backend(text: str) -> tuple[str, tuple[int, int] | None]:
@@ -175,6 +176,19 @@ class Target(Record, kw_only=False):
         return f"torch-{self.torch[0]}.{self.torch[1]}{abi}-{backend}-{python}-{system}"
 
 
+_TARGET = r"torch(\d)(\d+)(?:-(cxx11|cxx98))?-([^-]+)-([^-]+)-([^-]+)"
+ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
+OSES = ("linux", "darwin", "windows")
+_TARGET_FORMAT = (
+    "A target is written like a build variant name, torch<MAJOR><MINOR>[-cxx11|-cxx98]-<backend>-<arch>-<os>, "
+    "e.g. torch210-cxx11-cu128-x86_64-linux, torch213-cxx11-cpu-aarch64-linux or torch210-metal-aarch64-darwin; "
+    f"<backend> is {', '.join(n for n, b in BACKENDS.items() if not b.prefix)}, or "
+    f"{', '.join(_BY_PREFIX)} followed by <MAJOR><MINOR>. Or in the grammar of kernels 0.19, which also "
+    "names the Python: torch-<X.Y>[-cxx11|-cxx98]-<backend>[-<X.Y>][-cpython-<X.Y>-abi3|abi3t]-<arch>-<os>, "
+    "e.g. torch-2.10-cxx11-cuda-12.8-cpython-3.12-abi3-x86_64-linux (abi3t: a free-threaded Python)."
+)
+
+
 def _invalid_target(spec: str, why: str) -> VariantError:
     return VariantError(f"Invalid target {spec!r}: {why}. {_TARGET_FORMAT}")
 
@@ -241,9 +255,9 @@ def parse_target(spec: str) -> Target:
     except ValueError:
         unknown = backend_text or "-".join(backend_parts)
         raise _invalid_target(spec, f"unknown backend {unknown!r}") from None
-    arch = _ARCH_ALIASES.get(arch.lower(), arch)
-    if os not in _OSES:
-        raise _invalid_target(spec, f"unknown OS {os!r}, expected one of {', '.join(_OSES)}")
+    arch = ARCH_ALIASES.get(arch.lower(), arch)
+    if os not in OSES:
+        raise _invalid_target(spec, f"unknown OS {os!r}, expected one of {', '.join(OSES)}")
     if abi is not None and os != "linux":
         raise VariantError(
             f"Invalid target {spec!r}: the C++ ABI tag -{abi} only applies to Linux; drop it from the target."
@@ -259,88 +273,6 @@ def parse_target(spec: str) -> Target:
         macos=METAL_MIN_MACOS if os == "darwin" else None,
         free_threaded=free_threaded,
         python=python,
-    )
-
-
-def _parse_version_option(value: str, option: str, example: str) -> tuple[int, int]:
-    """Parse `MAJOR.MINOR` (more parts allowed: `2.11.0a0+git1234`) from a CLI option, else VariantError."""
-    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.\w+)*(?:\+[\w.]+)?", value.strip())
-    if not m:
-        raise VariantError(
-            f"Invalid version {value!r} for {option}: write it as MAJOR.MINOR, e.g. `{option} {example}`."
-        )
-    return int(m.group(1)), int(m.group(2))
-
-
-def target_from_options(
-    *,
-    torch: str | None = None,
-    arch: str | None = None,
-    os: str | None = None,
-    cxx11_abi: bool | None = None,
-    python: str | None = None,
-    free_threaded: bool | None = None,
-    **backends: str | bool | None,
-) -> Target:
-    """Build a target from CLI options (`--torch 2.10 --cuda 12.8 ...`); arch/os default to this machine.
-
-    `python` (`3.12`) and `free_threaded` declare the target's Python; where only one is given, the
-    version defaults to this interpreter's and free-threading to off. Neither: the Python that selects.
-
-    `backends` holds one value per backend of `BACKENDS`: a version text for a versioned one
-    (`cuda="12.8"`), True for an unversioned one (`cpu=True`); exactly one must be given.
-    """
-    unknown = sorted(set(backends) - set(BACKENDS))
-    if unknown:
-        raise TypeError(f"unknown backend option(s): {', '.join(unknown)}")
-    chosen = [(name, value) for name, value in backends.items() if value]
-    if len(chosen) != 1:
-        given = ", ".join(f"--{name}" for name, _ in chosen) or "none"
-        unversioned = ", ".join(f"--{b.name}" for b in BACKENDS.values() if not b.prefix)
-        versioned = ", ".join(f"--{b.name} {b.example}" for b in BACKENDS.values() if b.prefix)
-        raise VariantError(
-            f"A target needs exactly one backend option, got {given}: pass one of {unversioned}, or a "
-            f"version with {versioned} (e.g. `--torch 2.10 --cuda 12.8`)."
-        )
-    backend, value = chosen[0]
-    example = BACKENDS[backend].example
-    if isinstance(value, str) and example is None:
-        raise TypeError(f"--{backend} takes no version")
-    backend_version = (
-        _parse_version_option(value, f"--{backend}", example)
-        if isinstance(value, str) and example is not None
-        else None
-    )
-    metal = backend == "metal"
-    here = this_machine()
-    os = (os or ("darwin" if metal else here[1])).lower()
-    if os not in _OSES:
-        raise VariantError(f"Invalid --os {os!r}: expected one of {', '.join(_OSES)}.")
-    arch = arch or ("aarch64" if metal and here[1] != "darwin" else here[0])
-    arch = _ARCH_ALIASES.get(arch.lower(), arch)
-    if os != "linux" and cxx11_abi is not None:
-        raise VariantError(
-            f"The C++ ABI option only applies to Linux targets, not {os}: drop it or pass --os linux."
-        )
-    python_version = None
-    if python is not None or free_threaded:
-        python_version = (
-            _parse_version_option(python, "--python", "3.12")
-            if python is not None
-            else (sys.version_info[0], sys.version_info[1])
-        )
-        free_threaded = bool(free_threaded)
-        check_python(python_version, free_threaded, "Invalid --python/--free-threaded")
-    return Target(
-        torch=_parse_version_option(torch, "--torch", "2.10") if torch is not None else None,
-        cxx11_abi=(True if cxx11_abi is None else cxx11_abi) if os == "linux" else None,
-        backend=backend,
-        backend_version=backend_version,
-        arch=arch,
-        os=os,
-        macos=METAL_MIN_MACOS if os == "darwin" else None,
-        free_threaded=free_threaded if python_version is not None else None,
-        python=python_version,
     )
 
 
@@ -364,3 +296,200 @@ def is_free_threaded_build() -> bool:
     import sysconfig
 
     return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def _macos_version() -> tuple[int, int] | None:
+    """(major, minor) of the running macOS, None if unknown."""
+    release = platform.mac_ver()[0]
+    return _major_minor(release) if release else None
+
+
+def _major_minor(text: str) -> tuple[int, int] | None:
+    """(major, minor) from the start of a version string like `12.8` or `6.3.42131-fa1d`, as the regex
+    `(\\d+)(\\.(\\d+))?` reads it (a regex would cost every fresh load its compilation)."""
+    major = "".join(itertools.takewhile(str.isdecimal, text))
+    rest = text[len(major) :]
+    minor = "".join(itertools.takewhile(str.isdecimal, rest[1:])) if rest[:1] == "." else ""
+    return (int(major), int(minor or 0)) if major else None
+
+
+def torch_dir() -> Path | None:
+    """Directory of the installed torch package, found without importing it."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+_VERSION_NAMES = ("__version__", "cuda", "hip", "xpu")  # what detection reads of torch/version.py
+
+
+def _version_py_values(source: str) -> dict[str, str]:
+    """The string assignments `name = '...'` (annotated or not) of torch/version.py, the first for each name.
+
+    One pass with one pattern: a name assigned None (`hip = None` on a CUDA build) is absent.
+    """
+    values: dict[str, str] = {}
+    for m in re.finditer(r"^(\w+)\s*(?::[^=\n]*)?=\s*(['\"])(.*?)\2", source, re.MULTILINE):
+        values.setdefault(m.group(1), m.group(3))
+    return values
+
+
+def _cxx11_abi(torch_dir: Path) -> bool:
+    """The C++ ABI of a Linux torch, from the `_GLIBCXX_USE_CXX11_ABI` flag its CMake config records.
+
+    Torch >= 2.7 dropped the old ABI and with it the flag (torch 2.13 records none), so no flag means cxx11.
+    """
+    for config in ("Torch/TorchConfig.cmake", "Caffe2/Caffe2Config.cmake"):
+        try:
+            text = (torch_dir / "share" / "cmake" / config).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        m = re.search(r"_GLIBCXX_USE_CXX11_ABI=([01])", text)
+        if m:
+            return m.group(1) == "1"
+    return True
+
+
+def _libcudart_version() -> tuple[int, int] | None:
+    """CUDA runtime version from libcudart, as kernels' `_get_cuda()` does when torch is absent."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("cudart")
+    if name is None:
+        return None
+    try:
+        libcudart = ctypes.CDLL(name)
+    except OSError:
+        return None
+    version = ctypes.c_int(0)
+    if libcudart.cudaRuntimeGetVersion(ctypes.byref(version)) != 0:
+        return None
+    return version.value // 1000, (version.value % 1000) // 10
+
+
+if TYPE_CHECKING:  # only annotations name it: a `Literal` costs every fresh load 0.04 ms to make
+    TargetSource = Literal["--target", "options", "KERNEL_LOCK_TARGET", "detected"]
+_SOURCE_WORDS = {
+    "--target": "from --target",
+    "options": "from --torch/--cuda/... options",
+    "KERNEL_LOCK_TARGET": "from KERNEL_LOCK_TARGET",
+    "detected": "detected",
+}
+
+
+class TargetChoice(Record, kw_only=False):
+    """A target and where it came from, for commands to say what they selected for."""
+
+    target: Target
+    source: TargetSource
+
+    def describe(self) -> str:
+        """E.g. `torch 2.13 (cxx11), CPU, x86_64-linux (detected)`."""
+        return f"{self.target.describe()} ({_SOURCE_WORDS[self.source]})"
+
+
+def choose_target(declared: TargetChoice | None = None) -> TargetChoice:
+    """`declared` if given, else `KERNEL_LOCK_TARGET` if set, else this machine's environment."""
+    if declared is not None:
+        return declared
+    spec = env.declared_target()
+    if spec:
+        return TargetChoice(parse_target(spec), "KERNEL_LOCK_TARGET")
+    return TargetChoice(detect_target(), "detected")
+
+
+def default_target() -> Target:
+    """The environment to select for when none is given: `KERNEL_LOCK_TARGET` if set, else this machine's."""
+    return choose_target().target
+
+
+def _torch_facts(linux: bool) -> tuple[dict[str, str], bool | None] | None:
+    """The strings of `torch.version` and, on Linux, torch's C++ ABI; None without torch.
+
+    Asked of torch where this process imported it already (as kernels asks; free), else read from its
+    `version.py` and CMake config (torch is never imported for this).
+    """
+    torch = sys.modules.get("torch")
+    version = getattr(torch, "version", None)
+    abi = getattr(torch, "compiled_with_cxx11_abi", None)
+    if version is not None and abi is not None:  # not while torch itself is still being imported
+        values = {name: v for name in _VERSION_NAMES if isinstance(v := getattr(version, name, None), str)}
+        return values, (bool(abi()) if linux else None)
+    torch_path = torch_dir()
+    if torch_path is None:
+        return None
+    try:
+        source = (torch_path / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return _version_py_values(source), (_cxx11_abi(torch_path) if linux else None)
+
+
+@functools.cache
+def detect_target() -> Target:
+    """The running environment, as kernels would see it, computed without importing torch (cached)."""
+    arch, os = this_machine()
+    macos = _macos_version() if os == "darwin" else None
+    free_threaded = is_free_threaded_build()
+    python = (sys.version_info[0], sys.version_info[1])
+    facts = _torch_facts(linux=os == "linux")
+    backend: tuple[str, tuple[int, int] | None]
+    if facts is None:
+        runtime = _libcudart_version()
+        backend = ("cpu", None) if runtime is None else ("cuda", runtime)
+        return Target(None, None, backend[0], backend[1], arch, os, macos, free_threaded, python)
+    values, cxx11_abi = facts
+    cuda, hip, xpu = values.get("cuda"), values.get("hip"), values.get("xpu")
+    if cuda is not None:
+        backend = ("cuda", _major_minor(cuda))
+    elif hip is not None:
+        backend = ("rocm", _major_minor(hip))
+    elif os == "darwin":
+        backend = ("metal", None)
+    elif xpu is not None:
+        backend = ("xpu", _major_minor(f"{xpu[0:4]}.{xpu[5:6]}"))
+    else:
+        backend = ("cpu", None)
+    torch_version = _major_minor(values.get("__version__", ""))
+    return Target(torch_version, cxx11_abi, backend[0], backend[1], arch, os, macos, free_threaded, python)
+
+
+def rules_for(version: str) -> Rules:
+    """The rules family of a kernels version (`0.19.1`): 0.17 up to 0.17.x, 0.18, 0.19 from 0.19 on."""
+    major, _, rest = version.partition(".")
+    minor = rest.partition(".")[0]
+    if not (major.isdecimal() and minor.isdecimal()):
+        return NEWEST_RULES
+    found = (int(major), int(minor))
+    return max(OLDEST_RULES, min(found, NEWEST_RULES))
+
+
+@functools.cache
+def installed_rules() -> Rules:
+    """The rules of the installed kernels release, found without importing it (cached); the newest if none.
+
+    Read from its `kernels-X.Y.Z.dist-info` folder (a directory listing, far cheaper than
+    `importlib.metadata`), or from `kernels.__version__` where it is imported already.
+    """
+    kernels = sys.modules.get("kernels")
+    version = getattr(kernels, "__version__", None)
+    if isinstance(version, str):
+        return rules_for(version)
+    try:
+        spec = importlib.util.find_spec("kernels")
+    except (ImportError, ValueError):
+        return NEWEST_RULES
+    if spec is None or not spec.submodule_search_locations:
+        return NEWEST_RULES
+    package = Path(next(iter(spec.submodule_search_locations)))
+    try:
+        names = os.listdir(package.parent)
+    except OSError:
+        names = []
+    for name in names:
+        if name.startswith("kernels-") and name.endswith(".dist-info"):
+            return rules_for(name.removeprefix("kernels-").removesuffix(".dist-info"))
+    # An install without its dist-info next to it (a source checkout): 0.19 keeps its modules apart.
+    return NEWEST_RULES if (package / "_internals").is_dir() else (0, 18)

@@ -130,7 +130,7 @@ class Enforcer:
     def verified_variant(self, entry: LockedKernel, backend: str | None) -> Path:
         """Verify the variant our selection picks for this machine (or `backend`); its folder."""
         from kernel_lock.cache.verify import check_variant
-        from kernel_lock.core.detect import default_target
+        from kernel_lock.core.target import default_target
         from kernel_lock.core.variants import select_variant
 
         target = default_target()

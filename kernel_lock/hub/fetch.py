@@ -29,7 +29,7 @@ from kernel_lock.core.verdict import FileProblem
 from kernel_lock.errors import HubError, ResolutionError
 
 if TYPE_CHECKING:
-    from kernel_lock.core.records import ManifestEntry
+    from kernel_lock.core.cache_layout import ManifestEntry
     from kernel_lock.hub.client import Hub
 
 CHUNK = 1 << 20

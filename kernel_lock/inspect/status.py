@@ -67,9 +67,9 @@ def project_status(
     hub: Hub | None = None,
 ) -> ProjectStatus:
     """The status of the lock and every locked kernel; `outdated` asks the Hub for newer versions and commits."""
-    from kernel_lock.cache.pydeps import missing, python_depends
     from kernel_lock.cache.verify import check_variant
-    from kernel_lock.core.detect import default_target
+    from kernel_lock.core.pydeps import missing, python_depends
+    from kernel_lock.core.target import default_target
     from kernel_lock.core.variants import select_variant
     from kernel_lock.lock.project import lock_differences
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
-from kernel_lock.errors import VerificationError
+from kernel_lock.errors import MissingPythonDependency, VerificationError
 
 if TYPE_CHECKING:
     from kernel_lock.load._verified_import import LockedFile
@@ -43,7 +43,8 @@ def import_variant(vdir: Path, *, where: str, files: Mapping[str, LockedFile]) -
     of the package, now or when it is imported later, is read and checked against it (`verifiedimport`). A
     zip-layout variant (`build-layout: "zip"`, one `<id>.zip`) is imported from its verified archive.
 
-    The name must be free: a module already in `sys.modules` under it is another kernel's or another
+    A variant whose `python-depends` are not all installed is refused (`MissingPythonDependency`). The name
+    must be free: a module already in `sys.modules` under it is another kernel's or another
     package's (the loader's registry returns this variant's own module before it gets here), and handing
     it back would run code that was never verified for this variant.
     """
@@ -52,12 +53,13 @@ def import_variant(vdir: Path, *, where: str, files: Mapping[str, LockedFile]) -
 
     try:
         metadata = jsonread.loads(verified_bytes(str(vdir), "metadata.json", files, where))
-        name = metadata["id"]
-        layout = metadata.get("build-layout", "files")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise VerificationError(
-            f"{where} has no usable metadata.json with an 'id'; it cannot be imported."
-        ) from None
+    except ValueError:
+        metadata = None
+    if isinstance(metadata, dict) and metadata.get("python-depends"):  # most kernels need none
+        _refuse_missing_python_depends(metadata, where)
+    if not isinstance(metadata, dict) or "id" not in metadata:
+        raise VerificationError(f"{where} has no usable metadata.json with an 'id'; it cannot be imported.")
+    name, layout = metadata["id"], metadata.get("build-layout", "files")
     if not isinstance(name, str) or not name.isidentifier():
         raise VerificationError(
             f"{where} declares module id {name!r} in metadata.json, which is not a module name."
@@ -78,6 +80,18 @@ def import_variant(vdir: Path, *, where: str, files: Mapping[str, LockedFile]) -
     if archive is not None and archive not in files:
         raise VerificationError(f"{where} has build-layout 'zip' but no {archive}; it cannot be imported.")
     return import_package(name, str(vdir), files, where=where, archive=archive)
+
+
+def _refuse_missing_python_depends(metadata: dict[str, object], where: str) -> None:
+    """`MissingPythonDependency` where a package the variant's `python-depends` names is not installed."""
+    from kernel_lock.core.pydeps import missing, python_depends_of
+
+    absent = missing(python_depends_of(metadata))
+    if absent:
+        raise MissingPythonDependency(
+            f"{where} needs Python packages that are not installed: {', '.join(absent)}. "
+            f"Install them (e.g. `pip install {' '.join(absent)}`) and load again."
+        )
 
 
 def _holder(module: ModuleType) -> str:

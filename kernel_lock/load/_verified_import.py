@@ -26,7 +26,7 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,8 +38,9 @@ from kernel_lock.errors import VerificationError
 if TYPE_CHECKING:
     from importlib.abc import Loader
 
+    from kernel_lock.core.cache_layout import VariantRecord
+
 Fingerprint = tuple[int, int, int, int, int]  # dev, ino, size, mtime_ns, ctime_ns
-FINGERPRINT_FIELDS = ("dev", "ino", "size", "mtime_ns", "ctime_ns")
 
 
 class LockedFile:
@@ -64,24 +65,16 @@ class LockedFile:
         return None if actual == self.digest else f"content changed (expected {self.digest}, actual {actual})"
 
 
-def locked_files(
-    manifest: Iterable[tuple[str, str, str, str | None]],
-    hash_type: str,
-    fingerprints: Mapping[str, Mapping[str, Any] | None],
-) -> dict[str, LockedFile]:
-    """Each file of a manifest (path, kind, listed hash, SHA-256) by the hash the lock's variant hash covers."""
+def locked_files(record: VariantRecord) -> dict[str, LockedFile]:
+    """Each file of a verified record's manifest, by the hash the lock's variant hash covers."""
     files = {}
-    for path, kind, listed, sha256 in manifest:
-        git_blob = hash_type == "git_lfs_concat"
-        digest = listed if git_blob else sha256
+    git_blob = record.hash_type == "git_lfs_concat"
+    for e in record.manifest:
+        digest = e.hash if git_blob else e.sha256
         if digest is None:
             continue  # never verified: such a record does not load
-        fp = fingerprints.get(path)
-        files[path] = LockedFile(
-            git_blob and kind == "git",
-            digest,
-            tuple(fp[k] for k in FINGERPRINT_FIELDS) if fp else None,
-        )
+        fp = record.verified.get(e.path)
+        files[e.path] = LockedFile(git_blob and e.kind == "git", digest, fp.stamp[:5] if fp else None)
     return files
 
 

@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from kernel_lock import env
-from kernel_lock.errors import LockfileError, MissingPythonDependency, NotSyncedError
+from kernel_lock.errors import LockfileError, NotSyncedError
 from kernel_lock.load import _registry as registry
 
 if TYPE_CHECKING:
@@ -141,8 +141,7 @@ def load_locked(
     revision: str | None = None,
 ) -> ModuleType:
     """`get_kernel` for a lock already in hand."""
-    from kernel_lock.core.detect import default_target
-    from kernel_lock.core.target import parse_target
+    from kernel_lock.core.target import default_target, parse_target
 
     entry = lock.find(repo_id)
     if entry is None:
@@ -215,7 +214,7 @@ def _synced_elsewhere(entry: LockedKernel, variant: str, target: Target) -> str:
     The usual cause is a sync for another target (a Docker build stage without torch, say).
     """
     from kernel_lock.cache.verify import check_variant
-    from kernel_lock.core.variant_names import describe_variant
+    from kernel_lock.core.variants import describe_variant
 
     others = [
         v for v in sorted(entry.variants) if v != variant and check_variant(entry, v).status != "missing"
@@ -229,7 +228,6 @@ def _synced_elsewhere(entry: LockedKernel, variant: str, target: Target) -> str:
 def _verify_and_import(
     entry: LockedKernel, variant: str, *, download: bool, deps: dict[str, ModuleType], target: Target
 ) -> ModuleType:
-    from kernel_lock.cache.pydeps import missing, python_depends
     from kernel_lock.cache.verify import check_variant
     from kernel_lock.load._verified_import import locked_files
 
@@ -247,18 +245,8 @@ def _verify_and_import(
         )
     if not check.ok:
         raise check.error()
-    absent = missing(python_depends(check.path))
-    if absent:
-        raise MissingPythonDependency(
-            f"{entry.repo_id} variant {variant} needs Python packages that are not installed: {', '.join(absent)}. "
-            f"Install them (e.g. `pip install {' '.join(absent)}`) and load again."
-        )
     assert check.record is not None  # a check that passed read it
-    files = locked_files(
-        ((e.path, e.kind, e.hash, e.sha256) for e in check.record.manifest),
-        entry.hash_type,
-        {p: fp.as_dict() for p, fp in check.record.verified.items()},
-    )
+    files = locked_files(check.record)
     with _kernel_deps(deps):
         return registry.import_variant(check.path, where=f"{entry.repo_id} variant {variant}", files=files)
 

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kernel_lock.core.cache_layout import RECORD_DIR, blob_path, repo_dir, writable_in_cache
+from kernel_lock.core.cache_layout import RECORD_DIR, blob_path, repo_dir, unwritable_paths, writable_in_cache
 from kernel_lock.core.fsutil import atomic_write, read_regular_file
 from kernel_lock.core.hashing import HashType, git_blob_sha1, is_ignored, variant_hash
 from kernel_lock.core.lockfile import Provenance, is_variant_name
-from kernel_lock.core.records import unwritable_paths
 from kernel_lock.errors import DigestError, HubError, ResolutionError
 from kernel_lock.lock._provenance import parse_provenance
 from kernel_lock.lock.digest import HashMismatch, MalformedDigest, PublisherDigest, in_digest, parse_digest

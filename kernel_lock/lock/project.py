@@ -139,9 +139,8 @@ def recheck_signatures(project: Project, lock: Lock) -> SignatureRecheck:
 def locked_material(entry: LockedKernel, variant: str) -> tuple[bytes | None, bytes | None] | None:
     """A locked variant's `metadata.json` and bundle (None where the variant has none), from the cache, but
     only bytes that per-file hashes reproducing the lock's variant hash name; None where none vouch."""
-    from kernel_lock.core.cache_layout import record_path
+    from kernel_lock.core.cache_layout import read_record, record_path
     from kernel_lock.core.hashing import git_blob_sha1
-    from kernel_lock.core.records import read_record
     from kernel_lock.lock.hashes import BUNDLE, METADATA, MetadataCache, kept_file_hashes
     from kernel_lock.lock.signatures import synced_material
 

@@ -218,7 +218,7 @@ def _kernel_name(text: str) -> str:
 def _variant_backend(variant: str) -> str | None:
     """The backend a variant name is built for (`cuda`, `cpu`, ...); None for `torch-universal` (any)."""
     from kernel_lock.core.target import BACKENDS
-    from kernel_lock.core.variant_names import parse_variant
+    from kernel_lock.core.variants import parse_variant
 
     parsed = parse_variant(variant)
     if parsed.framework != "noarch":

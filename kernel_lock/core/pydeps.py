@@ -20,9 +20,13 @@ DISTRIBUTIONS = {"tvm-ffi": "apache-tvm-ffi", "onednn": "onednn-devel"}
 def python_depends(variant_dir: Path) -> list[str]:
     """The `python-depends` list of a synced (verified) variant's `metadata.json`."""
     try:
-        metadata = jsonread.loads((variant_dir / "metadata.json").read_bytes())
+        return python_depends_of(jsonread.loads((variant_dir / "metadata.json").read_bytes()))
     except (OSError, jsonread.MalformedJSON):
         return []
+
+
+def python_depends_of(metadata: object) -> list[str]:
+    """The `python-depends` list of a variant's `metadata.json`, as `json` reads it."""
     value = metadata.get("python-depends") if isinstance(metadata, dict) else None
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
