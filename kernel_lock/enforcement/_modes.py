@@ -68,8 +68,8 @@ def refuse_overrides(variables: tuple[str, ...]) -> None:
 def _declared_beside(lockfile: Path | None, request: Request) -> bool:
     """Whether the pyproject.toml beside the lock requires what `request` asks for (then the lock is stale)."""
     from kernel_lock.errors import KernelLockError
+    from kernel_lock.load.find import find_lockfile
     from kernel_lock.project.config import load_project
-    from kernel_lock.project.paths import find_lockfile
 
     try:
         path = find_lockfile(lockfile)

@@ -34,7 +34,8 @@ SYNC_LOCK = ".kernel-lock-run-sync.lock"
 def lockfile_for(project: Path | None) -> Path:
     """The lock a run enforces (`find_lockfile`: `--project`'s, `KERNEL_LOCK_FILE`, the one found here), else the
     project's own, still to be written; absolute, for the command's environment."""
-    from kernel_lock.project.paths import find_lockfile, project_lockfile
+    from kernel_lock.load.find import find_lockfile
+    from kernel_lock.project.paths import project_lockfile
 
     return (find_lockfile(project=project) or project_lockfile(None)).absolute()
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from kernel_lock import env
 from kernel_lock.errors import LockfileError, NotSyncedError
 from kernel_lock.load import _registry as registry
+from kernel_lock.load.find import find_lockfile
 
 if TYPE_CHECKING:
     import importlib.metadata
@@ -45,10 +46,10 @@ def find_lock(lockfile: str | os.PathLike[str] | None = None, *, caller: ModuleT
     5. the same from the working directory.
 
     A lock found in 4 or 5 is used only where no one but this user and root can change it: a planted one
-    (in a shared folder, say) is refused, never silently passed over (`kernel_lock.project.paths.find_lockfile`).
+    (in a shared folder, say) is refused, never silently passed over (`kernel_lock.load.find.find_lockfile`).
     """
     from kernel_lock.core.lockfile import parse_lock, read_lock
-    from kernel_lock.project.paths import LOCKFILE, find_lockfile
+    from kernel_lock.project.paths import LOCKFILE
 
     named = find_lockfile(lockfile, starts=())
     if named is not None:
@@ -118,8 +119,6 @@ def get_kernel(
     touches the network. `version=` / `revision=`, as `kernels.get_kernel` takes
     them, must be what the lock holds for `repo_id` (a `LockfileError` if not).
     """
-    from kernel_lock.project.paths import find_lockfile
-
     known = find_lockfile(lockfile, starts=())
     if known and target is None and version is None and revision is None:
         from kernel_lock.load._fast import quick_get_kernel
