@@ -494,7 +494,7 @@ def test_sync_takes_a_variant_lock_through_nothing_planted(hub_env, world, cli, 
 
 
 def test_a_lock_file_replaced_by_a_folder_is_our_error(hub_env, tmp_path) -> None:
-    from kernel_lock.core.cache_layout import cache_file_lock
+    from kernel_lock.cache.writes import cache_file_lock
     from kernel_lock.errors import CacheError
 
     (tmp_path / "x.lock").mkdir()

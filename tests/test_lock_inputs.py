@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lock.cache.writes import write_record
 from kernel_lock.core.cache_layout import (
     RECORD_DIR,
     Fingerprint,
@@ -27,7 +28,6 @@ from kernel_lock.core.cache_layout import (
     record_path,
     repo_dir,
     variant_dir,
-    write_record,
 )
 from kernel_lock.core.hashing import variant_hash
 from kernel_lock.core.lockfile import read_lock

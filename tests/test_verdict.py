@@ -14,6 +14,7 @@ import pytest
 
 from kernel_lock.cache._variant_sync import plan_variant
 from kernel_lock.cache.verify import check_variant, record_for
+from kernel_lock.cache.writes import write_record
 from kernel_lock.core.cache_layout import (
     Fingerprint,
     ManifestEntry,
@@ -22,7 +23,6 @@ from kernel_lock.core.cache_layout import (
     read_record,
     record_path,
     variant_dir,
-    write_record,
 )
 from kernel_lock.core.hashing import git_blob_sha1
 from kernel_lock.core.lockfile import LockedKernel, read_lock

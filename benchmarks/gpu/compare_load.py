@@ -7,7 +7,7 @@ A before/after of a change to the load path, on the machine the targets are set 
 loader). A tree is a folder holding a `kernel_lock` package, e.g. from
 `git archive d5159bd kernel_lock | tar -x -C trees/before`; byte-compile it first, as `pip install` does.
 
-    python3 benchmarks/gpu/compare_load.py [--repeats 11] [--json out.json] TREE [TREE ...]
+    python3 benchmarks/gpu/compare_load.py [--repeats 11] [--full-repeats N] [--json out.json] TREE [TREE ...]
 
 Also prints, per tree, the self time of each module the load call imports (`-X importtime`, median of 5).
 """
@@ -63,10 +63,13 @@ def synced_kernel(work: Path) -> tuple[Path, Path, dict[str, str]]:
     return project / "kernels.lock", vdir, offline
 
 
-def load(tree: str | None, vdir: Path, lockfile: Path, env: dict[str, str]) -> dict[str, float]:
-    """One fresh process: the tree's verified load (None: a bare import of the same files)."""
+def load(
+    tree: str | None, vdir: Path, lockfile: Path, env: dict[str, str], mode: str = "fast"
+) -> dict[str, float]:
+    """One fresh process: the tree's verified load in `mode` (tree None: a bare import of the same files)."""
     args = ["unverified", str(vdir)] if tree is None else ["verified", str(vdir), REPO, str(lockfile)]
     child_env = env if tree is None else dict(env, PYTHONPATH=f"{tree}{os.pathsep}{env['PYTHONPATH']}")
+    child_env = dict(child_env, KERNEL_LOCK_VERIFY=mode)
     proc = subprocess.run(
         [sys.executable, str(CHILD), *args],
         env=child_env,
@@ -106,6 +109,7 @@ def main() -> int:
     )
     parser.add_argument("trees", nargs="+", help="folders that hold a kernel_lock package")
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--full-repeats", type=int, default=0, help="also time full mode this many times")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     import torch
@@ -119,6 +123,10 @@ def main() -> int:
             result = load(tree, vdir, lockfile, env)
             calls[tree].append(result["load_s"] * 1000)
             with_import[tree].append((result["load_s"] + result["lib_import_s"]) * 1000)
+    full: dict[str, list[float]] = {tree: [] for tree in args.trees}
+    for _ in range(args.full_repeats):
+        for tree in args.trees:
+            full[tree].append(load(tree, vdir, lockfile, env, mode="full")["load_s"] * 1000)
     bare = statistics.median(calls[None])
     summary: dict[str, object] = {
         "machine": {
@@ -141,10 +149,13 @@ def main() -> int:
             "with_loader_import_ms": total,
             "all_load_calls_ms": calls[tree],
             "imports_self_us": modules,
+            "full_mode_load_call_ms": statistics.median(full[tree]) if full[tree] else None,
         }
         log(
             f"{tree}: load call {call:.2f} ms, over bare {call - bare:.2f} ms; with the loader's import {total:.2f} ms"
         )
+        if full[tree]:
+            log(f"  full mode (every file hashed): load call {statistics.median(full[tree]):.2f} ms")
         log(f"  modules the call imports, self µs: {sum(modules.values()):.0f} in {len(modules)}")
         for name, us in modules.items():
             log(f"    {us:6.0f}  {name}")

@@ -32,19 +32,17 @@ from kernel_lock.cache.verify import (
     record_for,
     verify_mode,
 )
+from kernel_lock.cache.writes import make_real_folder, remove_in_cache, write_record
 from kernel_lock.core.cache_layout import (
     Fingerprint,
     ManifestEntry,
     blob_path,
     first_unsafe_folder,
-    make_real_folder,
     manifest_hash,
     read_record,
     record_path,
-    remove_in_cache,
     unwritable_paths,
     variant_dir,
-    write_record,
 )
 from kernel_lock.core.hashing import is_ignored
 from kernel_lock.core.lockfile import LockedKernel

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernel_lock.core.cache_layout import RECORD_DIR, first_unsafe_folder, hub_cache_dir, remove_in_cache
+from kernel_lock.cache.writes import remove_in_cache
+from kernel_lock.core.cache_layout import RECORD_DIR, first_unsafe_folder, hub_cache_dir
 from kernel_lock.core.lockfile import Lock
 
 

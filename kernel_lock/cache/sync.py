@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from kernel_lock.cache._variant_sync import carry_out, hub_manifest, plan_variant
 from kernel_lock.cache.verify import VariantCheck, check_variant
-from kernel_lock.core.cache_layout import cache_file_lock, hub_cache_dir, make_real_folder, record_path
+from kernel_lock.cache.writes import cache_file_lock, make_real_folder
+from kernel_lock.core.cache_layout import hub_cache_dir, record_path
 from kernel_lock.core.lockfile import Lock, LockedKernel, read_lock, read_lock_if_exists
 from kernel_lock.errors import ConfigError, SyncFailed, VariantError
 from kernel_lock.project.config import load_project

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Literal
 
 from kernel_lock import env
+from kernel_lock.cache.writes import write_record
 from kernel_lock.core.cache_layout import (
     Fingerprint,
     ManifestEntry,
@@ -48,7 +49,6 @@ from kernel_lock.core.cache_layout import (
     read_record,
     record_path,
     variant_dir,
-    write_record,
 )
 from kernel_lock.core.hashing import hash_file
 from kernel_lock.core.lockfile import LockedKernel

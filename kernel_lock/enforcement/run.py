@@ -65,7 +65,8 @@ def command_env(
 def sync_once(lockfile: Path) -> int:
     """Sync this machine's locked variants, one process at a time; returns the number of files downloaded."""
     from kernel_lock.cache.sync import selected_variants, sync_variants
-    from kernel_lock.core.cache_layout import cache_file_lock, hub_cache_dir
+    from kernel_lock.cache.writes import cache_file_lock
+    from kernel_lock.core.cache_layout import hub_cache_dir
     from kernel_lock.core.lockfile import read_lock
 
     cache = hub_cache_dir()
