@@ -9,7 +9,8 @@ loader). A tree is a folder holding a `kernel_lock` package, e.g. from
 
     python3 benchmarks/gpu/compare_load.py [--repeats 11] [--full-repeats N] [--json out.json] TREE [TREE ...]
 
-Also prints, per tree, the self time of each module the load call imports (`-X importtime`, median of 5).
+Also prints, per tree, the self time of each module the load call imports (`-X importtime`, median of
+`--import-runs`).
 """
 
 from __future__ import annotations
@@ -83,11 +84,11 @@ def load(
     return result
 
 
-def import_self_times(tree: str, lockfile: Path, env: dict[str, str]) -> dict[str, float]:
-    """Median self time (µs) of each module the load call imports, over 5 fresh processes."""
+def import_self_times(tree: str, lockfile: Path, env: dict[str, str], runs: int) -> dict[str, float]:
+    """Median self time (µs) of each module the load call imports, over `runs` fresh processes."""
     child_env = dict(env, PYTHONPATH=f"{tree}{os.pathsep}{env['PYTHONPATH']}")
     times: dict[str, list[int]] = {}
-    for _ in range(5):
+    for _ in range(runs):
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", IMPORTTIME, REPO, str(lockfile)],
             env=child_env,
@@ -110,6 +111,9 @@ def main() -> int:
     parser.add_argument("trees", nargs="+", help="folders that hold a kernel_lock package")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--full-repeats", type=int, default=0, help="also time full mode this many times")
+    parser.add_argument(
+        "--import-runs", type=int, default=5, help="fresh processes for the import times (0: none)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     import torch
@@ -142,7 +146,7 @@ def main() -> int:
     log(f"bare import of the same files: median {bare:.2f} ms")
     for tree in args.trees:
         call, total = statistics.median(calls[tree]), statistics.median(with_import[tree])
-        modules = import_self_times(tree, lockfile, env)
+        modules = import_self_times(tree, lockfile, env, args.import_runs)
         summary["trees"][tree] = {  # type: ignore[index]
             "load_call_ms": call,
             "over_bare_ms": call - bare,
