@@ -127,6 +127,7 @@ def main() -> int:
             result = load(tree, vdir, lockfile, env)
             calls[tree].append(result["load_s"] * 1000)
             with_import[tree].append((result["load_s"] + result["lib_import_s"]) * 1000)
+        log(f"round {i + 1}: " + ", ".join(f"{tree or 'bare'} {calls[tree][-1]:.2f} ms" for tree in names))
     full: dict[str, list[float]] = {tree: [] for tree in args.trees}
     for _ in range(args.full_repeats):
         for tree in args.trees:
